@@ -1,0 +1,40 @@
+"""kfuse: fuse several Keras networks into one Keras model.
+
+Public names: `Branch`, `stack`, `early_fusion`, `FusedModel`, and the modules `layers`
+and `heads`. TensorFlow-only modules (`kfuse.distribute`, `kfuse.export`, `kfuse.data`)
+are imported on first use, so `import kfuse` works on any Keras backend.
+"""
+
+import importlib
+
+from kfuse import heads, layers
+from kfuse.branches import Branch
+from kfuse.graph import early_fusion, stack
+from kfuse.model import FusedModel
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "distribute": "kfuse.distribute",
+    "export": "kfuse.export",
+    "data": "kfuse.data",
+    "training": "kfuse.training",
+    "evaluation": "kfuse.evaluation",
+    "tuning": "kfuse.tuning",
+}
+_LAZY_NAMES = {
+    "Stacker": ("kfuse.training", "Stacker"),
+    "compare": ("kfuse.evaluation", "compare"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return importlib.import_module(_LAZY[name])
+    if name in _LAZY_NAMES:
+        module, attr = _LAZY_NAMES[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'kfuse' has no attribute {name!r}")
+
+
+__all__ = ["Branch", "FusedModel", "early_fusion", "heads", "layers", "stack", "__version__"]

@@ -1,0 +1,246 @@
+"""`Branch`: one base network as a named, optionally frozen, part of a fused graph."""
+
+import difflib
+import os
+import zipfile
+
+import keras
+
+from kfuse.branch_outputs import OUTPUT_KINDS, convert_output
+
+
+def _normalise_inputs(inputs, branch_name):
+    """`inputs=` as (list of names, dict of name -> declared shape or None)."""
+    if inputs is None:
+        return None, {}
+    if isinstance(inputs, str):
+        return [inputs], {inputs: None}
+    if isinstance(inputs, dict):
+        shapes = {}
+        for key, shape in inputs.items():
+            if not isinstance(key, str):
+                raise TypeError(f"Branch '{branch_name}': input names must be str; received {key!r}")
+            shapes[key] = None if shape is None else tuple(shape)
+        return list(inputs), shapes
+    if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(i, str) for i in inputs):
+        if len(set(inputs)) != len(inputs):
+            raise ValueError(f"Branch '{branch_name}': input names repeat in {list(inputs)}")
+        return list(inputs), {i: None for i in inputs}
+    raise TypeError(
+        f"Branch '{branch_name}': `inputs` must be a name, a list of names or a dict of "
+        f"name -> shape; received {inputs!r}"
+    )
+
+
+def _load_keras_file(path, branch_name):
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ValueError(f"Branch '{branch_name}': no such file {path!r}")
+    if not path.endswith(".keras") or not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"Branch '{branch_name}': {path!r} is not a Keras v3 '.keras' file (a zip archive "
+            "written by model.save('name.keras'))"
+        )
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:
+        raise ValueError(f"Branch '{branch_name}': could not load {path!r}: {error}") from error
+
+
+class Branch:
+    """One base network of a fused model.
+
+    A branch is a specification: `kfuse.stack` builds it into the graph as a sub-model
+    named `name`, so every layer and weight of the branch lives under that name
+    (`model.get_layer("cnn")`, weights `cnn/...`). Bases given as models or files are
+    cloned with their weights, so the user's own model is never changed and two copies
+    of one backbone never share or clash.
+
+    Args:
+        base: a `keras.Model`; a path to a `.keras` file (loaded with `safe_mode=True`);
+            or a callable that builds a fresh network on the branch's input tensor (a dict
+            of tensors when the branch reads several inputs) and returns its output.
+        name: unique branch name.
+        inputs: the named model input(s) the branch reads: a name, a list of names
+            (matched in order to the base's inputs) or a dict of name -> shape without
+            the batch axis. Default: the base model's own input names.
+        trainable: False freezes the branch; BatchNormalization then runs in inference mode.
+        tap: name of a layer inside the base whose output is used instead of the final
+            output (intermediate / hybrid fusion).
+        output: what the branch hands to fusion: "raw" (the base's outputs as they are),
+            "probabilities" or "logits". See `kfuse.branch_outputs` for how each is
+            obtained from a base's final activation, or refused.
+        fit: optional dict of per-branch training settings (optimizer, epochs, batch_size,
+            callbacks...) used by `kfuse.Stacker` when it trains this base.
+
+    Example:
+
+    ```python
+    import keras
+    import kfuse
+
+    cnn = keras.Sequential([keras.Input((40,)), keras.layers.Dense(10, activation="softmax")])
+    b1 = kfuse.Branch(cnn, name="cnn", inputs="signal", trainable=False, output="logits")
+    b2 = kfuse.Branch(lambda x: keras.layers.Dense(32, activation="relu")(x), name="mlp",
+                      inputs="signal")
+    model = kfuse.stack([b1, b2], fusion="concat", head=10)
+    ```
+    """
+
+    def __init__(self, base, name, inputs=None, trainable=True, tap=None, output="raw", fit=None):
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"Branch `name` must be a non-empty str without '/'; received {name!r}")
+        self.name = name
+        if output not in OUTPUT_KINDS:
+            raise ValueError(f"Branch '{name}': `output` must be one of {OUTPUT_KINDS}; received {output!r}")
+        self.output = output
+        self.trainable = bool(trainable)
+        self.tap = tap
+        self.fit_settings = dict(fit or {})
+        self.source = None
+        if isinstance(base, (str, os.PathLike)):
+            self.source = os.fspath(base)
+            base = _load_keras_file(base, name)
+        if isinstance(base, keras.Model):
+            self.base = base
+            self.is_fresh = False
+        elif callable(base):
+            self.base = base
+            self.is_fresh = True
+            if tap is not None:
+                raise ValueError(f"Branch '{name}': tap= needs a base model; a callable branch has no layers yet")
+            if output != "raw":
+                raise ValueError(
+                    f"Branch '{name}': output={output!r} needs a base model whose final "
+                    "activation kfuse can read; a callable branch hands over what it returns "
+                    "(output='raw'). Put the activation you want in the callable."
+                )
+        else:
+            raise TypeError(
+                f"Branch '{name}': `base` must be a keras.Model, a path to a .keras file or a "
+                f"callable; received {type(base).__name__}"
+            )
+        names, declared = _normalise_inputs(inputs, name)
+        base_specs = self._base_input_specs()
+        if names is None:
+            if base_specs is None:
+                raise ValueError(f"Branch '{name}': a callable branch needs `inputs=`")
+            names = [n for n, _, _ in base_specs]
+        if base_specs is not None and len(base_specs) != len(names):
+            raise ValueError(
+                f"Branch '{name}': the base takes {len(base_specs)} input(s) "
+                f"{[(n, s) for n, s, _ in base_specs]} but inputs={names} names {len(names)}"
+            )
+        self.input_names = names
+        self.input_shapes = {}
+        self.input_dtypes = {}
+        for i, key in enumerate(names):
+            base_shape = base_specs[i][1] if base_specs else None
+            shape = declared.get(key)
+            if shape is not None and base_shape is not None and not _shapes_agree(shape, base_shape):
+                raise ValueError(
+                    f"Branch '{name}': input '{key}' is declared with shape {shape} but the "
+                    f"base expects {base_shape}"
+                )
+            self.input_shapes[key] = shape if shape is not None else base_shape
+            self.input_dtypes[key] = base_specs[i][2] if base_specs else None
+        if tap is not None:
+            self._check_tap(tap)
+
+    # -- inspection -------------------------------------------------------------------
+    def _base_input_specs(self):
+        """[(name, shape without batch, dtype)] of a base model, or None for a callable."""
+        if self.is_fresh:
+            return None
+        try:
+            tensors = self.base.inputs
+        except (AttributeError, ValueError):
+            tensors = None
+        if not tensors:
+            raise ValueError(
+                f"Branch '{self.name}': the base model has no defined inputs (an unbuilt "
+                "Sequential or subclassed model). Start it with keras.Input(shape) or call it "
+                "once on data before wrapping it."
+            )
+        return [(t.name, tuple(t.shape[1:]), t.dtype) for t in tensors]
+
+    def _check_tap(self, tap):
+        names = [layer.name for layer in self.base.layers]
+        if tap not in names:
+            close = difflib.get_close_matches(tap, names, n=5, cutoff=0.4)
+            raise ValueError(
+                f"Branch '{self.name}': tap={tap!r} names no layer of the base. "
+                f"Closest: {close or 'none'}; all layers: {names}"
+            )
+
+    @property
+    def output_kind(self):
+        """What this branch hands to fusion: 'raw', 'probabilities', 'logits' or 'features'."""
+        return "features" if self.tap is not None else self.output
+
+    # -- building ---------------------------------------------------------------------
+    def build_model(self, input_shapes):
+        """A fresh sub-model named after the branch; `input_shapes` maps name -> shape."""
+        with keras.name_scope(self.name):
+            if self.is_fresh:
+                model = self._build_fresh(input_shapes)
+            else:
+                model = self._build_from_base()
+        model.trainable = self.trainable
+        return model
+
+    def _build_fresh(self, input_shapes):
+        tensors = {
+            key: keras.Input(shape=input_shapes[key], name=key, dtype=self.input_dtypes.get(key))
+            for key in self.input_names
+        }
+        arg = tensors[self.input_names[0]] if len(tensors) == 1 else dict(tensors)
+        out = self.base(arg)
+        if not isinstance(out, keras.KerasTensor):
+            raise TypeError(
+                f"Branch '{self.name}': the callable must return one Keras tensor; "
+                f"received {type(out).__name__}"
+            )
+        return keras.Model(tensors, out, name=self.name)
+
+    def _build_from_base(self):
+        try:
+            clone = keras.models.clone_model(self.base)
+        except Exception as error:
+            raise TypeError(
+                f"Branch '{self.name}': could not clone the base model ({error}). Subclassed "
+                "models need get_config/from_config; functional and Sequential models clone."
+            ) from error
+        if not clone.built or not getattr(clone, "outputs", None):
+            raise TypeError(
+                f"Branch '{self.name}': the cloned base has no symbolic outputs (a subclassed "
+                "model). Wrap it: keras.Model(inp, base(inp)) with inp = keras.Input(...)."
+            )
+        clone.set_weights(self.base.get_weights())
+        out, _ = convert_output(clone, self.output, self.name, tap=self.tap)
+        return keras.Model(clone.inputs, out, name=self.name)
+
+    def __call__(self, tensors, input_shapes=None):
+        """Build the sub-model and call it on `tensors` (dict of input name -> tensor)."""
+        shapes = input_shapes or {k: tuple(v.shape[1:]) for k, v in tensors.items()}
+        model = self.build_model(shapes)
+        args = [tensors[key] for key in self.input_names]
+        structure = getattr(model, "_inputs_struct", None)
+        if isinstance(structure, dict):
+            args = dict(zip(structure.keys(), args))
+        elif len(args) == 1:
+            args = args[0]
+        return model(args), model
+
+    def __repr__(self):
+        kind = "fresh" if self.is_fresh else (self.source or type(self.base).__name__)
+        return (
+            f"Branch(name={self.name!r}, base={kind}, inputs={self.input_names}, "
+            f"trainable={self.trainable}, tap={self.tap!r}, output={self.output!r})"
+        )
+
+
+def _shapes_agree(a, b):
+    if len(a) != len(b):
+        return False
+    return all(x is None or y is None or x == y for x, y in zip(a, b))
