@@ -1,0 +1,34 @@
+# `make demo` and `make test` set everything up on a fresh machine, then run.
+# Set-up is idempotent: .venv is created once and re-installed only when the
+# packaging files change.
+PYTHON ?= python3
+VENV ?= .venv
+TF_EXTRA ?= cpu
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.kfuse-installed
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup demo test test-layers-jax bench lint render-check clean
+
+$(STAMP): pyproject.toml setup.cfg
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[$(TF_EXTRA),jax,dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(VENV)/bin/kfuse demo
+
+test: setup
+	KFUSE_QUICK=1 $(PY) -m pytest -q tests --nbmake notebooks
+	KERAS_BACKEND=jax $(PY) -m pytest -q tests/layers
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+lint: setup
+	$(VENV)/bin/ruff check kfuse tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,33 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KFUSE_QUICK", "1")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(0)
+    yield
+    keras.backend.clear_session()
+
+
+@pytest.fixture(scope="session")
+def mnist1d():
+    from kfuse.data import load_mnist1d
+
+    return load_mnist1d()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def requires_tensorflow():
+    return pytest.mark.skipif(
+        keras.backend.backend() != "tensorflow", reason="TensorFlow-only feature"
+    )
