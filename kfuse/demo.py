@@ -26,12 +26,13 @@ CLASSES = 10
 
 
 def build_cnn(name="cnn"):
-    """3 x Conv1D(32, kernel 5, stride 2), flattened, softmax out (the paper's CNN)."""
+    """3 x Conv1D(32, kernel 5, stride 2), global pooling, Dense(64), softmax out."""
     inp = keras.Input((SIGNAL,), name="signal")
     x = layers.Reshape((SIGNAL, 1))(inp)
     for i in range(3):
         x = layers.Conv1D(32, 5, strides=2, padding="same", activation="relu", name=f"conv{i}")(x)
-    x = layers.Flatten(name="features")(x)
+    x = layers.GlobalAveragePooling1D(name="pool")(x)
+    x = layers.Dense(64, activation="relu", name="features")(x)
     out = layers.Dense(CLASSES, activation="softmax", name="probabilities")(x)
     return keras.Model(inp, out, name=name)
 
