@@ -1,8 +1,16 @@
 """Fusion operators by name, so `stack(fusion="concat")` and configs can name them."""
 
+from kfuse.layers.attention import AttentionFusion
 from kfuse.layers.average import Average
 from kfuse.layers.base import FusionLayer
+from kfuse.layers.bilinear import BilinearFusion
 from kfuse.layers.concat import Concat
+from kfuse.layers.cross_attention import CrossAttentionFusion
+from kfuse.layers.film import FiLM
+from kfuse.layers.gated import GatedFusion
+from kfuse.layers.low_rank import LowRankFusion
+from kfuse.layers.robust import Median, OutlierGatedAverage, TrimmedMean
+from kfuse.layers.tensor_fusion import TensorFusion
 from kfuse.layers.vote import Vote
 from kfuse.layers.weighted import WeightedAverage
 
@@ -12,6 +20,16 @@ _FUSIONS = {
     "weighted_average": lambda: WeightedAverage(),
     "soft_vote": lambda: Vote("soft"),
     "hard_vote": lambda: Vote("hard"),
+    "gated": lambda: GatedFusion(units=64),
+    "attention": lambda: AttentionFusion(units=64),
+    "cross_attention": lambda: CrossAttentionFusion(units=64),
+    "low_rank": lambda: LowRankFusion(units=64, rank=4),
+    "tensor": lambda: TensorFusion(),
+    "bilinear": lambda: BilinearFusion(units=64, factor=4),
+    "film": lambda: FiLM(conditioning=0),  # the first branch conditions the others
+    "trimmed_mean": lambda: TrimmedMean(trim=1),
+    "median": lambda: Median(),
+    "outlier_gated": lambda: OutlierGatedAverage(),
 }
 
 
