@@ -11,6 +11,7 @@ import sys
 #: sub-command -> (module, one-line help)
 COMMANDS = {
     "demo": ("kfuse.demo_cli", "MNIST-1D: train three bases, fuse them, compare, export"),
+    "report": ("kfuse.report_cli", "compare a saved model with its members; write one HTML report"),
 }
 
 

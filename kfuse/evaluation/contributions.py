@@ -1,0 +1,153 @@
+"""What each branch of a kfuse model brings: learned fusion weights and ablation.
+
+- Weights: when the fusion layer has `branch_weights()` (e.g. `WeightedAverage`) its
+  normalised weights are read; a layer whose `branch_weights(inputs)` takes the branch
+  outputs (data-dependent gates) is given them and the per-row values are averaged.
+- Leave-one-branch-out ablation: the branch outputs are computed once, then the rest of
+  the graph (fusion, meta-learner, head) is re-run with one branch masked. A fusion layer
+  that supports a presence mask (Average, WeightedAverage, ...) is told the branch is
+  absent; otherwise the branch's output is replaced by zeros. The table reports the
+  score without each branch and the drop from the full model's score.
+"""
+
+import inspect
+
+import numpy as np
+
+from kfuse.evaluation.predictions import fused_model, to_probabilities
+
+
+class Contributions:
+    """Per-branch weights and ablation scores of one kfuse model.
+
+    Attributes:
+        model_name: name of the model in the comparison.
+        weights: dict branch -> weight (None when the fusion layer learns none).
+        ablation: pandas DataFrame indexed by branch: `metric without branch`, `drop`.
+        metric: the metric the ablation uses; `full_score`: the unmasked model's score.
+        method: "presence mask" or "zeroed output".
+    """
+
+    def __init__(self, model_name, weights, ablation, metric, full_score, method):
+        self.model_name = model_name
+        self.weights = weights
+        self.ablation = ablation
+        self.metric = metric
+        self.full_score = full_score
+        self.method = method
+
+    def table(self):
+        """One DataFrame: weight (if any), score without the branch, and the drop."""
+        table = self.ablation.copy()
+        if self.weights:
+            table.insert(0, "fusion weight", [self.weights.get(b, np.nan) for b in table.index])
+        return table
+
+
+def branch_weights(fusion, outputs):
+    """Dict branch -> mean weight, or None when the fusion layer exposes none."""
+    method = getattr(fusion, "branch_weights", None)
+    if method is None:
+        return None
+    params = [
+        p
+        for p in inspect.signature(method).parameters.values()
+        if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    values = method(outputs) if params else method()
+    if isinstance(values, dict):
+        return {k: float(np.mean(v)) for k, v in values.items()}
+    values = np.asarray(values, dtype=float)
+    values = values.mean(axis=0) if values.ndim > 1 else values
+    names = fusion.branch_names or [f"branch_{i}" for i in range(len(values))]
+    return dict(zip(names, values.tolist()))
+
+
+def run_rest(model, x, branch_values, presence=None, batch_size=512):
+    """The model's output from precomputed branch outputs (fusion onwards), batched.
+
+    Args:
+        model: a kfuse FusedModel.
+        x: its inputs (dict; used only by layers after fusion, e.g. passthrough).
+        branch_values: dict branch name -> array, replacing each branch's output.
+        presence: optional (M,) 0/1 vector handed to the fusion layer as its mask.
+    """
+    import keras
+
+    by_id = {id(model.get_layer(name)): name for name in model.branch_names}
+    fusion = model.fusion_layer
+    inputs = model._as_inputs(x)
+    n = len(next(iter(branch_values.values())))
+    outputs = []
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        batch = {k: keras.ops.convert_to_tensor(v[start:stop]) for k, v in inputs.items()}
+        values = {k: keras.ops.convert_to_tensor(v[start:stop]) for k, v in branch_values.items()}
+        mask = None
+        if presence is not None:
+            mask = keras.ops.convert_to_tensor(np.tile(np.asarray(presence, "float32"), (stop - start, 1)))
+
+        def operation_fn(op, values=values, mask=mask):
+            if id(op) in by_id:
+                value = values[by_id[id(op)]]
+                return lambda *args, **kwargs: value
+            if mask is not None and op is fusion:
+                return lambda *args, **kwargs: op(*args, **{**kwargs, "presence": mask})
+            return op
+
+        out = model._run_through_graph(batch, operation_fn=operation_fn)
+        out = out[0] if isinstance(out, (list, tuple)) else out
+        outputs.append(keras.ops.convert_to_numpy(out))
+    return np.concatenate(outputs)
+
+
+def _score(task, y, raw, head):
+    from sklearn.metrics import accuracy_score, mean_absolute_error
+
+    if task == "classification":
+        if head is not None and head.activation == "softmax":
+            raw = raw - raw.max(axis=1, keepdims=True)
+            raw = np.exp(raw) / np.exp(raw).sum(axis=1, keepdims=True)
+        elif head is not None and head.activation == "sigmoid":
+            raw = 1.0 / (1.0 + np.exp(-raw))
+        proba, _ = to_probabilities("ablation", raw)
+        return float(accuracy_score(y, proba.argmax(axis=1)))
+    if y.ndim == 1 and raw.ndim == 2:
+        raw = raw[:, 0]
+    return float(mean_absolute_error(y, raw))
+
+
+def contributions(name, obj, x, y, task, batch_size=512):
+    """A `Contributions` for a kfuse model (FusedModel or fitted Stacker), else None."""
+    import pandas as pd
+
+    model = fused_model(obj)
+    if model is None or x is None or not model.branch_names:
+        return None
+    branches = model.branch_names
+    values = model.branch_outputs(x, batch_size=batch_size)
+    fusion = model.fusion_layer
+    weights = branch_weights(fusion, [values[b] for b in branches]) if fusion is not None else None
+    head = model.head
+    metric = "accuracy" if task == "classification" else "mae"
+    full = _score(task, y, run_rest(model, x, values, batch_size=batch_size), head)
+    masked = getattr(fusion, "supports_presence", False)
+    rows = {}
+    for i, branch in enumerate(branches):
+        if len(branches) == 1:
+            replaced = {branch: np.zeros_like(values[branch])}
+            raw = run_rest(model, x, replaced, batch_size=batch_size)
+        elif masked:
+            presence = np.ones(len(branches), "float32")
+            presence[i] = 0.0
+            raw = run_rest(model, x, values, presence=presence, batch_size=batch_size)
+        else:
+            replaced = {**values, branch: np.zeros_like(values[branch])}
+            raw = run_rest(model, x, replaced, batch_size=batch_size)
+        score = _score(task, y, raw, head)
+        drop = full - score if metric == "accuracy" else score - full
+        rows[branch] = {f"{metric} without branch": score, f"{metric} drop": drop}
+    ablation = pd.DataFrame.from_dict(rows, orient="index")
+    ablation.index.name = "branch"
+    method = "presence mask" if masked and len(branches) > 1 else "zeroed output"
+    return Contributions(name, weights, ablation, metric, full, method)

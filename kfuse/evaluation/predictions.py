@@ -1,0 +1,312 @@
+"""Turn models, Stackers and raw arrays into aligned predictions for one data set.
+
+`collect(models, x, y, task)` returns the task ("classification" or "regression"), the
+labels as an array, and one `Prediction` per model: class probabilities `(n, k)` for
+classification, values `(n,)` or `(n, t)` for regression. Every conversion it makes
+(softmax of logits, sigmoid of a single logit, one-hot of hard labels) is recorded as a
+note, so the report can say what it did.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TASKS = ("auto", "classification", "regression")
+
+
+@dataclass
+class Prediction:
+    """One model's predictions on the evaluation data.
+
+    Attributes:
+        name: the model's name in the comparison.
+        values: probabilities `(n, k)` (classification) or values (regression).
+        source: how they were obtained ("array", "predict", "predict_proba").
+        notes: conversions applied, in words.
+        model: the object handed to `compare` (None for a raw array).
+    """
+
+    name: str
+    values: np.ndarray
+    source: str
+    notes: list = field(default_factory=list)
+    model: object = None
+
+    @property
+    def labels(self):
+        """Predicted class per row (classification only)."""
+        return np.argmax(self.values, axis=1)
+
+
+# -- data -----------------------------------------------------------------------------
+def materialize(x, y):
+    """Arrays from `x` (array, dict of arrays, or a `tf.data.Dataset` of (x, y) batches)."""
+    if _is_dataset(x):
+        xs, ys = [], []
+        for element in x.as_numpy_iterator():
+            if isinstance(element, tuple) and len(element) >= 2:
+                xs.append(element[0])
+                ys.append(element[1])
+            else:
+                xs.append(element)
+        if not xs:
+            raise ValueError("compare(): the tf.data.Dataset `x` yielded no batches (empty data)")
+        x = _concat(xs)
+        if y is None:
+            if not ys:
+                raise ValueError(
+                    "compare(): the tf.data.Dataset yields inputs only; pass the labels as `y` "
+                    "or make it yield (inputs, labels) pairs"
+                )
+            y = np.concatenate([np.asarray(v) for v in ys])
+    if y is None:
+        raise ValueError("compare(): labels `y` are required (or a tf.data.Dataset of (x, y))")
+    y = np.asarray(y)
+    n = num_rows(x) if x is not None else len(y)
+    if len(y) == 0 or n == 0:
+        raise ValueError(f"compare(): empty data ({n} input rows, {len(y)} labels); nothing to score")
+    if n != len(y):
+        raise ValueError(f"compare(): the inputs have {n} rows but `y` has {len(y)} labels")
+    return x, y
+
+
+def _is_dataset(x):
+    return type(x).__module__.startswith("tensorflow") and hasattr(x, "as_numpy_iterator")
+
+
+def _concat(parts):
+    if isinstance(parts[0], dict):
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return np.concatenate(parts)
+
+
+def num_rows(x):
+    """Rows of an array or of a dict of arrays (which must agree)."""
+    if isinstance(x, dict):
+        if not x:
+            raise ValueError("compare(): `x` is an empty dict (empty data)")
+        counts = {k: len(v) for k, v in x.items()}
+        if len(set(counts.values())) > 1:
+            raise ValueError(f"compare(): the inputs in `x` have different row counts: {counts}")
+        return next(iter(counts.values()))
+    if isinstance(x, (list, tuple)):
+        return len(x[0]) if x else 0
+    return len(x)
+
+
+# -- running models -------------------------------------------------------------------
+def is_array(obj):
+    return hasattr(obj, "shape") and hasattr(obj, "dtype") and not hasattr(obj, "predict")
+
+
+def fused_model(obj):
+    """The kfuse FusedModel behind `obj` (itself, or a fitted Stacker's `model_`), or None."""
+    from kfuse.model import FusedModel
+
+    if isinstance(obj, FusedModel):
+        return obj
+    inner = getattr(obj, "model_", None)
+    return inner if isinstance(inner, FusedModel) else None
+
+
+def head_task(obj):
+    """'classification', 'regression', or None when `obj` carries no kfuse head."""
+    from kfuse import heads
+
+    model = fused_model(obj)
+    head = model.head if model is not None else None
+    if head is None:
+        return None
+    if isinstance(head, heads.MultiLabel):
+        raise ValueError(
+            f"compare(): model '{model.name}' has a multi-label head; compare() scores "
+            "single-label classification and regression only"
+        )
+    return "regression" if isinstance(head, heads.Regression) else "classification"
+
+
+def _model_inputs(model, x):
+    """Select the inputs a plain Keras model reads from a dict `x`."""
+    import keras
+
+    from kfuse.model import FusedModel
+
+    if not isinstance(x, dict) or not isinstance(model, keras.Model) or isinstance(model, FusedModel):
+        return x
+    names = [t.name for t in model.inputs]
+    if all(n in x for n in names):
+        return x[names[0]] if len(names) == 1 else {n: x[n] for n in names}
+    if len(names) == 1 and len(x) == 1:
+        return next(iter(x.values()))
+    raise ValueError(
+        f"compare(): model '{model.name}' reads inputs {names}; the data has keys {sorted(x)}"
+    )
+
+
+def run_model(name, model, x, task, batch_size):
+    """Raw outputs and their source for one model (array, Keras model, Stacker, ...)."""
+    if is_array(model) or isinstance(model, (list, tuple)):
+        return np.asarray(model), "array"
+    if not hasattr(model, "predict"):
+        raise TypeError(
+            f"compare(): model '{name}' is a {type(model).__name__}; pass a Keras model, a "
+            "kfuse Stacker (anything with predict / predict_proba) or a prediction array"
+        )
+    if x is None:
+        raise ValueError(f"compare(): model '{name}' needs inputs `x` to predict from")
+    inputs = _model_inputs(model, x)
+    if task != "regression" and hasattr(model, "predict_proba"):
+        try:
+            return np.asarray(_call(model.predict_proba, inputs, batch_size)), "predict_proba"
+        except ValueError:
+            if task == "classification":
+                raise
+    out = _call(model.predict, inputs, batch_size)
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)):
+        if len(out) != 1:
+            raise ValueError(f"compare(): model '{name}' has {len(out)} outputs; compare() needs one")
+        out = out[0]
+    return np.asarray(out), "predict"
+
+
+def _call(method, inputs, batch_size):
+    try:
+        return method(inputs, batch_size=batch_size, verbose=0)
+    except TypeError:
+        return method(inputs)
+
+
+# -- task and conversion --------------------------------------------------------------
+def _integral(a):
+    return a.size == 0 or (np.issubdtype(a.dtype, np.number) and np.all(np.mod(a, 1) == 0))
+
+
+def infer_task(outputs, y, head_tasks):
+    """'classification' or 'regression' from kfuse heads, the labels and the outputs."""
+    known = {t for t in head_tasks.values() if t}
+    if len(known) > 1:
+        raise ValueError(f"compare(): the models mix classification and regression heads: {head_tasks}")
+    if known:
+        return known.pop()
+    if not _integral(y) or (y.ndim == 2 and y.shape[1] > 1 and not _is_one_hot(y)):
+        return "regression"
+    widths = {name: (o.shape[1] if o.ndim == 2 else 1) for name, o in outputs.items()}
+    if all(w >= 2 for w in widths.values()) and (y.ndim == 1 or _is_one_hot(y)):
+        return "classification"
+    flat = [o for o in outputs.values() if o.ndim == 1 or o.shape[1] == 1]
+    binary_y = np.isin(y, (0, 1)).all()
+    if len(flat) == len(outputs) and binary_y and all(((o >= 0) & (o <= 1)).all() for o in flat):
+        return "classification"
+    return "regression"
+
+
+def _is_one_hot(y):
+    return y.ndim == 2 and y.shape[1] >= 2 and np.isin(y, (0, 1)).all() and np.all(y.sum(1) == 1)
+
+
+def softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def to_probabilities(name, raw):
+    """(probabilities (n, k), notes) from probabilities, logits, one logit, or hard labels."""
+    raw = np.asarray(raw, dtype="float64") if raw.dtype.kind != "f" else raw.astype("float64")
+    notes = []
+    if raw.ndim == 2 and raw.shape[1] == 1:
+        raw = raw[:, 0]
+    if raw.ndim == 1:
+        if _integral(raw) and raw.size and raw.max() >= 2:
+            k = int(raw.max()) + 1
+            notes.append(f"'{name}' gave hard labels: one-hot used as probabilities")
+            return np.eye(k)[raw.astype(int)], notes
+        p = raw
+        if raw.size and (raw.min() < 0 or raw.max() > 1):
+            p = 1.0 / (1.0 + np.exp(-raw))
+            notes.append(f"'{name}' outputs one logit per row: sigmoid applied")
+        return np.stack([1.0 - p, p], axis=1), notes
+    if raw.ndim != 2:
+        raise ValueError(f"compare(): model '{name}' outputs shape {raw.shape}; expected (n, classes)")
+    sums = raw.sum(axis=1)
+    if raw.min() < -1e-6 or raw.max() > 1 + 1e-6 or not np.allclose(sums, 1.0, atol=1e-3):
+        reason = "negative values" if raw.min() < -1e-6 else "rows not summing to 1"
+        notes.append(f"'{name}' outputs logits ({reason}): softmax applied")
+        return softmax(raw), notes
+    return raw / sums[:, None], notes
+
+
+def class_labels(y, k):
+    """Integer labels `(n,)` from sparse or one-hot `y`, checked against `k` classes."""
+    if _is_one_hot(y):
+        if y.shape[1] != k:
+            raise ValueError(f"compare(): one-hot labels have {y.shape[1]} columns but the models output {k} classes")
+        return y.argmax(axis=1)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or not _integral(y):
+        raise ValueError(
+            f"compare(): classification needs integer class labels of shape (n,); received "
+            f"shape {y.shape}, dtype {y.dtype}"
+        )
+    y = y.astype(int)
+    bad = np.setdiff1d(np.unique(y), np.arange(k))
+    if bad.size:
+        raise ValueError(
+            f"compare(): the labels hold classes {bad[:10].tolist()} that the models never "
+            f"output (they output {k} classes, 0 to {k - 1})"
+        )
+    return y
+
+
+def collect(models, x, y, task="auto", batch_size=256):
+    """(task, labels, {name: Prediction}) for a dict of models; see the module docstring."""
+    if task not in TASKS:
+        raise ValueError(f"compare(): `task` must be one of {TASKS}; received {task!r}")
+    if not isinstance(models, dict) or not models:
+        raise ValueError(f"compare(): `models` must be a non-empty dict of name -> model; received {models!r}")
+    x, y = materialize(x, y)
+    heads = {name: head_task(m) for name, m in models.items()}
+    raw, sources = {}, {}
+    for name, model in models.items():
+        guess = heads[name] or (task if task != "auto" else None)
+        raw[name], sources[name] = run_model(name, model, x, guess, batch_size)
+        if len(raw[name]) != len(y):
+            raise ValueError(
+                f"compare(): model '{name}' gives {len(raw[name])} predictions but `y` has "
+                f"{len(y)} labels; they must match row for row"
+            )
+    inferred = infer_task(raw, y, heads)
+    if task == "auto":
+        task = inferred
+    elif task == "regression":
+        _check_regression(raw, y, heads)
+    elif task == "classification" and not _integral(y):
+        raise ValueError("compare(): task='classification' but the labels are not integer classes")
+    if task == "regression":
+        preds = {n: Prediction(n, r.astype("float64"), sources[n], [], models[n]) for n, r in raw.items()}
+        return task, y.astype("float64"), preds
+    preds = {}
+    for name, r in raw.items():
+        p, notes = to_probabilities(name, r)
+        preds[name] = Prediction(name, p, sources[name], notes, models[name])
+    widths = {n: p.values.shape[1] for n, p in preds.items()}
+    if len(set(widths.values())) > 1:
+        raise ValueError(f"compare(): the models disagree on the number of classes: {widths}")
+    k = next(iter(widths.values()))
+    return task, class_labels(y, k), preds
+
+
+def _check_regression(raw, y, heads):
+    classifiers = [n for n, t in heads.items() if t == "classification"]
+    target_width = 1 if y.ndim == 1 else y.shape[1]
+    for name, r in raw.items():
+        width = 1 if r.ndim == 1 else r.shape[1]
+        if name in classifiers or width != target_width:
+            raise ValueError(
+                f"compare(): regression metrics asked of a classifier: model '{name}' outputs "
+                f"{width} column(s) per row (class scores) for targets of width {target_width}. "
+                "Use task='classification' (or 'auto')."
+            )

@@ -1,0 +1,293 @@
+"""`compare()` and the `Report` it returns."""
+
+import os
+
+from kfuse.evaluation import html as render
+from kfuse.evaluation import plots
+from kfuse.evaluation.contributions import contributions as branch_contributions
+from kfuse.evaluation.diversity import diversity as member_diversity
+from kfuse.evaluation.metrics import LOWER_IS_BETTER, resolve_metrics, score_table
+from kfuse.evaluation.predictions import collect, fused_model
+from kfuse.evaluation.significance import significance as significance_table
+
+
+def compare(
+    models,
+    x=None,
+    y=None,
+    task="auto",
+    reference=None,
+    metrics=None,
+    batch_size=256,
+    n_boot=1000,
+    seed=0,
+    alpha=0.05,
+    contributions=True,
+):
+    """Compare models on one data set: scores, diversity, significance, contributions.
+
+    Args:
+        models: dict of name -> Keras model, kfuse `Stacker` (anything with `predict` /
+            `predict_proba`) or a prediction array (probabilities, logits, one logit or
+            sigmoid per row, hard labels; or values for regression).
+        x: inputs (array, dict of arrays, or a `tf.data.Dataset` of (inputs, labels));
+            may be None when every model is a prediction array.
+        y: labels (class ids or one-hot) or regression targets.
+        task: "auto", "classification" or "regression".
+        reference: the model tested against the others (default: the kfuse model, or
+            the last entry when there is none). The others are the members.
+        metrics: metric names to compute (default: all for the task).
+        n_boot, seed, alpha: bootstrap resamples, its seed, and the test level.
+        contributions: compute branch weights and ablation for kfuse models.
+
+    Returns:
+        a `Report`.
+
+    Example:
+
+    ```python
+    import numpy as np, kfuse
+
+    y = np.array([0, 1, 1, 0, 1, 0])
+    a = np.array([[.9, .1], [.2, .8], [.6, .4], [.7, .3], [.3, .7], [.8, .2]])
+    b = np.array([[.6, .4], [.4, .6], [.3, .7], [.4, .6], [.2, .8], [.9, .1]])
+    report = kfuse.compare({"a": a, "b": b, "mean": (a + b) / 2}, y=y)
+    print(report.to_markdown())
+    ```
+    """
+    task, labels, predictions = collect(models, x, y, task=task, batch_size=batch_size)
+    names = resolve_metrics(task, metrics)
+    reference = _reference(models, reference)
+    members = [n for n in models if n != reference]
+    table, notes = score_table(task, labels, predictions, names)
+    notes = sorted(notes) + [note for p in predictions.values() for note in p.notes]
+    diversity = member_diversity(task, labels, predictions, members)
+    significance = (
+        significance_table(task, labels, predictions, reference, members, n_boot=n_boot, seed=seed, alpha=alpha)
+        if members
+        else None
+    )
+    found = {}
+    if contributions:
+        for name, model in models.items():
+            c = branch_contributions(name, model, x, labels, task, batch_size=batch_size)
+            if c is not None:
+                found[name] = c
+    return Report(task, labels, predictions, table, diversity, significance, found, reference, members, notes, alpha)
+
+
+def _reference(models, reference):
+    if reference is not None:
+        if reference not in models:
+            raise ValueError(f"compare(): reference {reference!r} is not one of the models {list(models)}")
+        return reference
+    kfuse_models = [n for n, m in models.items() if fused_model(m) is not None]
+    return kfuse_models[-1] if kfuse_models else list(models)[-1]
+
+
+class Report:
+    """The result of `kfuse.compare`: tables, figures, markdown and one HTML file.
+
+    Attributes:
+        task: "classification" or "regression".
+        table: pandas DataFrame, one row per model, one column per metric.
+        reference, members: the model tested against the others, and the others.
+        diversity: a `kfuse.evaluation.diversity.Diversity` (`.pairs`, `.oracle_accuracy`,
+            `.applicable`, `.reason`).
+        significance: pandas DataFrame (reference vs each member) or None.
+        contributions: dict model name -> `Contributions` for kfuse models.
+        notes: what was converted or could not be computed, in words.
+        predictions: dict name -> `Prediction` (probabilities or values).
+
+    Example:
+
+    ```python
+    import numpy as np, kfuse
+
+    y = np.array([0, 1, 2, 1])
+    logits = np.array([[3., 0, 0], [0, 2., 0], [0, 0, 1.], [1., 0, 0]])
+    report = kfuse.compare({"net": logits}, y=y)
+    report.table.loc["net", "accuracy"]   # 0.75
+    report.diversity.reason              # 'not applicable: ...'
+    fig = report.plot_confusion()
+    report.to_html("report.html")
+    ```
+    """
+
+    def __init__(self, task, y, predictions, table, diversity, significance, contributions,
+                 reference, members, notes, alpha=0.05):
+        self.task = task
+        self.y = y
+        self.predictions = predictions
+        self.table = table
+        self.diversity = diversity
+        self.significance = significance
+        self.contributions = contributions
+        self.reference = reference
+        self.members = members
+        self.notes = notes
+        self.alpha = alpha
+
+    # -- words ----------------------------------------------------------------------------
+    @property
+    def primary_metric(self):
+        preferred = "accuracy" if self.task == "classification" else "mae"
+        return preferred if preferred in self.table else self.table.columns[0]
+
+    def headline(self):
+        """Sentences answering: is the reference better, is it significant, what do branches bring."""
+        metric = self.primary_metric
+        lower = metric in LOWER_IS_BETTER
+        scores = self.table[metric]
+        lines = []
+        ref_score = scores[self.reference]
+        if self.members:
+            best = scores[self.members].idxmin() if lower else scores[self.members].idxmax()
+            gain = (scores[best] - ref_score) if lower else (ref_score - scores[best])
+            verdict = "better than" if gain > 0 else ("as good as" if gain == 0 else "worse than")
+            lines.append(
+                f"'{self.reference}' scores {metric} {ref_score:.4f}: {verdict} the best member "
+                f"'{best}' ({scores[best]:.4f}, difference {gain:+.4f})."
+            )
+            if self.significance is not None and best in self.significance.index:
+                row = self.significance.loc[best]
+                low, high = row["ci95 low"], row["ci95 high"]
+                word = "significant" if row["significant"] else "not significant"
+                lines.append(
+                    f"Against '{best}': {row['test']} p = {row['p_value']:.3g} ({word} at "
+                    f"{self.alpha}); bootstrap 95% CI of the difference [{low:+.4f}, {high:+.4f}]."
+                )
+        else:
+            lines.append(f"'{self.reference}' scores {metric} {ref_score:.4f} (no other model to compare).")
+        for name, c in self.contributions.items():
+            col = c.ablation[f"{c.metric} drop"]
+            lines.append(
+                f"'{name}': removing branch '{col.idxmax()}' costs the most "
+                f"({c.metric} drop {col.max():+.4f}); removing '{col.idxmin()}' the least ({col.min():+.4f})."
+            )
+        return lines
+
+    def __repr__(self):
+        return f"Report(task={self.task!r}, models={list(self.predictions)}, reference={self.reference!r})"
+
+    # -- figures ----------------------------------------------------------------------------
+    def _need(self, task, what):
+        if self.task != task:
+            raise ValueError(f"{what} need a {task} task; this report is {self.task}")
+
+    def plot_roc(self):
+        self._need("classification", "ROC curves")
+        return plots.roc_curves(self.y, self.predictions)
+
+    def plot_confusion(self):
+        self._need("classification", "Confusion matrices")
+        return plots.confusion_matrices(self.y, self.predictions)
+
+    def plot_reliability(self):
+        self._need("classification", "Reliability diagrams")
+        return plots.reliability_diagrams(self.y, self.predictions)
+
+    def plot_diversity(self):
+        if not self.diversity.applicable:
+            raise ValueError(f"Diversity heat map: {self.diversity.reason}")
+        return plots.diversity_heatmap(self.diversity)
+
+    def plot_contributions(self, name=None):
+        if not self.contributions:
+            raise ValueError("Branch contributions need a kfuse model (FusedModel or Stacker) in the comparison")
+        name = name or next(iter(self.contributions))
+        if name not in self.contributions:
+            raise ValueError(f"No contributions for {name!r}; available: {list(self.contributions)}")
+        return plots.contribution_bars(self.contributions[name])
+
+    def plot_predicted_vs_true(self):
+        self._need("regression", "Predicted-vs-true plots")
+        return plots.predicted_vs_true(self.y, self.predictions)
+
+    def plot_residuals(self):
+        self._need("regression", "Residual plots")
+        return plots.residuals(self.y, self.predictions)
+
+    def figures(self):
+        """Dict name -> (Figure, caption) of every figure that applies to this report."""
+        out = {}
+        if self.task == "classification":
+            out["roc"] = (self.plot_roc(), "ROC curves of every model")
+            out["confusion"] = (self.plot_confusion(), "Confusion matrices")
+            out["reliability"] = (self.plot_reliability(), "Reliability diagrams (calibration)")
+        else:
+            out["predicted_vs_true"] = (self.plot_predicted_vs_true(), "Predicted vs true values")
+            out["residuals"] = (self.plot_residuals(), "Residuals")
+        if self.diversity.applicable:
+            out["diversity"] = (self.plot_diversity(), "Pairwise diversity between members")
+        for name in self.contributions:
+            out[f"contributions_{name}"] = (self.plot_contributions(name), f"Branch contributions of '{name}'")
+        return out
+
+    # -- text outputs ---------------------------------------------------------------------
+    def _diversity_text(self):
+        if not self.diversity.applicable:
+            return None
+        return self.diversity.summary()
+
+    def to_markdown(self):
+        """The report as Markdown text (tables only)."""
+        parts = [f"# kfuse comparison ({self.task})", "", *[f"- {line}" for line in self.headline()], ""]
+        parts += ["## Scores", "", render.markdown_table(self.table), ""]
+        parts += ["## Diversity between members", ""]
+        if self.diversity.applicable:
+            parts += [render.markdown_table(self.diversity.pairs), ""]
+            parts += [f"- {k}: {render.format_value(v)}" for k, v in self.diversity.summary().items()] + [""]
+        else:
+            parts += [f"Diversity: {self.diversity.reason}.", ""]
+        parts += [f"## Significance ('{self.reference}' vs each member)", ""]
+        if self.significance is not None:
+            parts += [render.markdown_table(self.significance), ""]
+        else:
+            parts += ["Significance: not applicable: no other model to test against.", ""]
+        for name, c in self.contributions.items():
+            parts += [f"## Branch contributions: {name}", "",
+                      f"Full {c.metric}: {c.full_score:.4f}; ablation by {c.method}.", "",
+                      render.markdown_table(c.table()), ""]
+        if self.notes:
+            parts += ["## Notes", "", *[f"- {n}" for n in self.notes], ""]
+        return "\n".join(parts)
+
+    def to_html(self, path, title=None):
+        """Write ONE self-contained HTML file (figures embedded as base64 PNG); returns path."""
+        title = title or f"kfuse comparison: {', '.join(self.predictions)}"
+        best = {c: ("min" if c in LOWER_IS_BETTER else "max") for c in self.table.columns}
+        sections = [("Summary", render.bullet_list(self.headline())),
+                    ("Scores", render.html_table(self.table, best=best))]
+        if self.diversity.applicable:
+            summary = self.diversity.summary()
+            text = "; ".join(f"{k} {render.format_value(v)}" for k, v in summary.items())
+            sections.append(("Diversity between members",
+                             render.html_table(self.diversity.pairs) + render.paragraph(text)))
+        else:
+            sections.append(("Diversity between members", render.paragraph(f"Diversity: {self.diversity.reason}.", "na")))
+        if self.significance is not None:
+            sections.append((f"Significance: '{self.reference}' vs each member",
+                             render.html_table(self.significance)))
+        else:
+            sections.append(("Significance", render.paragraph("Not applicable: no other model to test against.", "na")))
+        for name, c in self.contributions.items():
+            sections.append((f"Branch contributions: {name}",
+                             render.paragraph(f"Full {c.metric} {c.full_score:.4f}; ablation by {c.method}.")
+                             + render.html_table(c.table())))
+        figures = "".join(render.figure_html(key, fig, caption) for key, (fig, caption) in self.figures().items())
+        sections.append(("Figures", figures))
+        if self.notes:
+            sections.append(("Notes", render.bullet_list(self.notes)))
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(render.page(title, sections))
+        return path
+
+
+def write_demo_report(models, x_test, y_test, path, **kwargs):
+    """`compare(models, x_test, y_test, **kwargs).to_html(path)`; returns the Report."""
+    report = compare(models, x_test, y_test, **kwargs)
+    report.to_html(path)
+    return report
