@@ -146,9 +146,22 @@ def run_demo(out_dir="saved_models", quick=False, seed=0, holdout=0.2, verbose=1
         result["export"] = export_saved_model(fused, os.path.join(out_dir, "mnist1d_stack"))
         result["keras_file"] = fused_path
         say(f"      {result['export']}  (and {fused_path})")
+        result["report"] = write_report(paths, fused, x_test, y_test, out_dir)
+        say(f"      comparison report: {result['report']}")
     result["seconds"] = time.time() - t0
     say(f"done in {result['seconds']:.0f}s")
     return result
+
+
+def write_report(paths, fused, x_test, y_test, out_dir):
+    """The comparison report (metrics, diversity, significance) beside the export."""
+    from kfuse.evaluation import compare
+
+    members = {name: keras.saving.load_model(path, compile=False) for name, path in paths.items()}
+    members["kfuse stack"] = fused
+    path = os.path.join(out_dir, "mnist1d_stack_report.html")
+    compare(members, x_test, y_test).to_html(path)
+    return path
 
 
 def format_table(rows):
