@@ -26,13 +26,14 @@ CLASSES = 10
 
 
 def build_cnn(name="cnn"):
-    """3 x Conv1D(32, kernel 5, stride 2), global pooling, Dense(64), softmax out."""
+    """3 x (Conv1D(64, 3) + MaxPool(2)), flattened features, dropout, softmax out."""
     inp = keras.Input((SIGNAL,), name="signal")
     x = layers.Reshape((SIGNAL, 1))(inp)
     for i in range(3):
-        x = layers.Conv1D(32, 5, strides=2, padding="same", activation="relu", name=f"conv{i}")(x)
-    x = layers.GlobalAveragePooling1D(name="pool")(x)
-    x = layers.Dense(64, activation="relu", name="features")(x)
+        x = layers.Conv1D(64, 3, padding="same", activation="relu", name=f"conv{i}")(x)
+        x = layers.MaxPooling1D(2, name=f"pool{i}")(x)
+    x = layers.Flatten(name="features")(x)
+    x = layers.Dropout(0.3, name="dropout")(x)
     out = layers.Dense(CLASSES, activation="softmax", name="probabilities")(x)
     return keras.Model(inp, out, name=name)
 
@@ -56,7 +57,7 @@ def build_mlp(name="mlp"):
 
 
 BASES = {"cnn": build_cnn, "gru": build_gru, "mlp": build_mlp}
-EPOCHS = {"cnn": 60, "gru": 60, "mlp": 60}
+EPOCHS = {"cnn": 40, "gru": 60, "mlp": 60}
 QUICK_EPOCHS = {"cnn": 8, "gru": 4, "mlp": 8}
 
 
