@@ -252,8 +252,9 @@ def distributed_stack(
     Args:
         branches, **stack_kwargs: as for `kfuse.stack` (`head` is needed to compile).
         strategy: a name (see the module table) or a `tf.distribute.Strategy`.
-        jit_compile: passed to `model.compile` (True forces XLA, also on CPU and under a
-            strategy, where Keras's "auto" turns it off).
+        jit_compile: passed to `model.compile`: True forces XLA (also on CPU, where
+            Keras's "auto" turns it off). Refused with several replicas: Keras 3 compiles
+            the whole cross-replica step, which XLA cannot place on several devices.
         precision: None (the current policy), "float32", "mixed_float16" or
             "mixed_bfloat16". The head's output stays float32; with "mixed_float16"
             Keras wraps the optimizer in a LossScaleOptimizer.
@@ -279,6 +280,14 @@ def distributed_stack(
         raise ValueError("distributed_stack compiles the model; call kfuse.stack(..., compile=False) instead")
     stack_kwargs.pop("compile", None)
     resolved = get_strategy(strategy)
+    if jit_compile is True and resolved.num_replicas_in_sync > 1 and not _is_tpu(resolved):
+        raise ValueError(
+            f"jit_compile=True under {type(resolved).__name__} with "
+            f"{resolved.num_replicas_in_sync} replicas: Keras 3 XLA-compiles the whole "
+            "cross-replica step, and one XLA computation cannot reach variables on several "
+            "devices (TensorFlow's XLA known issue 'tf.Variable on a different device'). Use "
+            "jit_compile=False (or 'auto') with several replicas, or one device for XLA."
+        )
     with precision_policy(precision), resolved.scope():
         model = stack(branches, strategy=resolved, compile=False, **stack_kwargs)
         head = model.head
@@ -292,6 +301,12 @@ def distributed_stack(
             steps_per_execution=steps_per_execution,
         )
     return model
+
+
+def _is_tpu(strategy):
+    import tensorflow as tf
+
+    return isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
 
 
 def local_dataset(x, y=None, batch_size=32, shuffle=False, seed=0):

@@ -1,0 +1,95 @@
+"""Run by tests/test_distribute.py in its own process: the CPU is split into 2 logical
+devices before TensorFlow starts, which the main pytest process can no longer do.
+
+Trains the same stack on the same data and seed on one device and under
+MirroredStrategy over the 2 logical CPUs (also with XLA), and prints one JSON line.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+import kfuse  # noqa: E402
+from kfuse import distribute  # noqa: E402
+
+DEVICES = distribute.configure_logical_cpus(2)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 8)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int64") + (x[:, 2] > 0.5)
+    return x, y
+
+
+def make_base():
+    keras.utils.set_random_seed(1)
+    return keras.Sequential(
+        [keras.Input((8,), name="x"), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)],
+        name="base",
+    )
+
+
+BASE = make_base()  # built OUTSIDE every strategy scope
+
+
+def branches():
+    return [
+        kfuse.Branch(BASE, name="base", inputs="x"),
+        kfuse.Branch(lambda t: keras.layers.Dense(8, activation="relu")(t), name="fresh", inputs="x"),
+    ]
+
+
+def train(strategy, jit_compile=False):
+    keras.utils.set_random_seed(0)
+    model = distribute.distributed_stack(
+        branches(), strategy=strategy, head=3, meta=(8,), optimizer=keras.optimizers.SGD(0.1),
+        jit_compile=jit_compile,
+    )
+    x, y = data()
+    history = model.fit(x, y, batch_size=32, epochs=3, shuffle=False, verbose=0)
+    weights = [keras.ops.convert_to_numpy(w) for w in model.weights]
+    replicas = model.distribute_strategy.num_replicas_in_sync
+    mirrored = all(isinstance(getattr(w, "value", w), tf.distribute.DistributedValues) for w in model.weights)
+    prediction = model.predict(x[:16], verbose=0)
+    return weights, history.history["loss"], replicas, mirrored, prediction
+
+
+def max_diff(a, b):
+    return float(max(np.abs(p - q).max() for p, q in zip(a, b, strict=True)))
+
+
+def main():
+    single = train("default")
+    mirrored = train("mirrored")
+    xla = train("default", jit_compile=True)
+    try:
+        train("mirrored", jit_compile=True)
+        xla_error = None
+    except ValueError as error:
+        xla_error = str(error)
+    report = {
+        "devices": DEVICES,
+        "replicas": [single[2], mirrored[2], xla[2]],
+        "variables_mirrored": [single[3], mirrored[3], xla[3]],
+        "loss_single": single[1],
+        "loss_mirrored": mirrored[1],
+        "loss_xla": xla[1],
+        "weights_diff_mirrored": max_diff(single[0], mirrored[0]),
+        "weights_diff_xla": max_diff(single[0], xla[0]),
+        "prediction_diff_mirrored": float(np.abs(single[4] - mirrored[4]).max()),
+        "xla_mirrored_error": xla_error,
+        "base_untouched": bool(np.allclose(BASE.get_weights()[0], make_base().get_weights()[0])),
+    }
+    print("RESULT " + json.dumps(report), flush=True)
+
+
+if __name__ == "__main__":
+    main()
