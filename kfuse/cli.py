@@ -12,6 +12,7 @@ import sys
 COMMANDS = {
     "demo": ("kfuse.demo_cli", "MNIST-1D: train three bases, fuse them, compare, export"),
     "report": ("kfuse.report_cli", "compare a saved model with its members; write one HTML report"),
+    "tune": ("kfuse.tune_cli", "KerasTuner search over fusion designs of saved bases; export the best"),
 }
 
 
