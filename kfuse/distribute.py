@@ -187,7 +187,7 @@ def tpu_strategy(tpu=None):
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=name)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+    except (ValueError, RuntimeError, OSError, tf.errors.OpError) as error:
         raise RuntimeError(f"strategy='tpu': could not connect to TPU {name!r} ({error}). Looked for {looked}.") from error
     return tf.distribute.TPUStrategy(resolver)
 
