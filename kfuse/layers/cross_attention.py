@@ -83,7 +83,7 @@ class CrossAttentionFusion(MultiBranchFusion):
     def call(self, inputs, presence=None, mask=None, training=None):
         inputs = list(inputs)
         if presence is not None:
-            check_presence(self, presence, len(inputs), ops.shape(inputs[0])[0])
+            check_presence(self, presence, len(inputs), inputs[0].shape[0])
             presence = ops.cast(presence, inputs[0].dtype)
         masks = list(mask) if isinstance(mask, (list, tuple)) else [None] * len(inputs)
         if len(masks) != len(inputs):
@@ -116,7 +116,8 @@ class CrossAttentionFusion(MultiBranchFusion):
             z = self.norms[i](h + attended)
             weights = ops.expand_dims(valid[i], -1)
             pooled.append(ops.sum(z * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0))
-        return weighted_mean(pooled, [1.0] * len(pooled), presence)
+        ones = ops.ones_like(pooled[0][:, 0])
+        return weighted_mean(pooled, [ones] * len(pooled), presence)
 
     def compute_mask(self, inputs, mask=None):
         return None

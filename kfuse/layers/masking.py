@@ -10,14 +10,14 @@ NEG_INF = -1e9
 
 def check_presence(layer, presence, count, batch=None):
     """Raise ValueError unless `presence` has shape `(batch, count)`."""
-    shape = tuple(ops.shape(presence))
+    shape = tuple(presence.shape) if hasattr(presence, "shape") else (len(presence),)
     name = layer.__class__.__name__
     if len(shape) != 2 or (shape[1] is not None and int(shape[1]) != count):
         raise ValueError(
             f"{name}: the presence mask must have shape (batch, {count}), one column per "
             f"branch ({layer.branch_names or count} branches); received shape {shape}"
         )
-    if batch is not None and shape[0] is not None and int(shape[0]) != int(batch):
+    if isinstance(batch, int) and isinstance(shape[0], int) and shape[0] != batch:
         raise ValueError(
             f"{name}: the presence mask has {shape[0]} rows but the branches have "
             f"batch size {batch}"
@@ -48,8 +48,14 @@ class MultiBranchFusion(FusionLayer):
     def call(self, inputs, presence=None):
         inputs = list(inputs)
         if presence is not None:
-            check_presence(self, presence, len(inputs), ops.shape(inputs[0])[0])
+            check_presence(self, presence, len(inputs), inputs[0].shape[0])
         return super().call(inputs, presence)
+
+    def compute_output_spec(self, inputs, *args, presence=None, **kwargs):
+        # symbolic calls go through compute_output_shape, not call: check the mask here
+        if presence is not None:
+            check_presence(self, presence, len(inputs), inputs[0].shape[0])
+        return super().compute_output_spec(inputs, *args, presence=presence, **kwargs)
 
 
 def presence_column(presence, index, like):

@@ -20,7 +20,7 @@ class ModalityDropout(FusionLayer):
     Args:
         rate: float in [0, 1), the drop probability per branch and sample.
         fusion: the fusion applied afterwards: a name (see `kfuse.layers.fusion_names()`)
-            or a `FusionLayer` (default "concat").
+            or a `FusionLayer` (default "concat"); a layer that is already built is copied.
         seed: int or None, seed of the drop pattern.
         branch_names: optional branch names (set by `kfuse.stack`; passed to `fusion`).
 
@@ -43,8 +43,11 @@ class ModalityDropout(FusionLayer):
 
         if isinstance(fusion, dict):
             fusion = keras.saving.deserialize_keras_object(fusion)
+        fusion = get_fusion(fusion)
+        if fusion.built:  # already in a graph (or revived built): use a fresh copy
+            fusion = type(fusion).from_config(fusion.get_config())
         self.rate = float(rate)
-        self.fusion = get_fusion(fusion)
+        self.fusion = fusion
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -59,7 +62,7 @@ class ModalityDropout(FusionLayer):
         inputs = list(inputs)
         count = len(inputs)
         if presence is not None:
-            check_presence(self, presence, count, ops.shape(inputs[0])[0])
+            check_presence(self, presence, count, inputs[0].shape[0])
             presence = ops.cast(presence, inputs[0].dtype)
         if training and self.rate > 0:
             presence = self.drop_pattern(inputs, presence)
@@ -81,15 +84,22 @@ class ModalityDropout(FusionLayer):
         anything = ops.max(keep, axis=-1, keepdims=True)
         return ops.where(anything > 0, keep, fallback * ops.max(base, axis=-1, keepdims=True))
 
+    def compute_output_spec(self, inputs, *args, presence=None, **kwargs):
+        if presence is not None:
+            check_presence(self, presence, len(inputs), inputs[0].shape[0])
+        return super().compute_output_spec(inputs, *args, presence=presence, **kwargs)
+
     def compute_output_shape(self, input_shape):
         return self.fusion.compute_output_shape(input_shape)
 
     def get_config(self):
         config = super().get_config()
+        fusion = keras.saving.serialize_keras_object(self.fusion)
+        fusion.pop("build_config", None)  # the wrapper builds its fusion itself
         config.update(
             {
                 "rate": self.rate,
-                "fusion": keras.saving.serialize_keras_object(self.fusion),
+                "fusion": fusion,
                 "seed": self.seed,
             }
         )
