@@ -13,6 +13,8 @@ COMMANDS = {
     "demo": ("kfuse.demo_cli", "MNIST-1D: train three bases, fuse them, compare, export"),
     "report": ("kfuse.report_cli", "compare a saved model with its members; write one HTML report"),
     "tune": ("kfuse.tune_cli", "KerasTuner search over fusion designs of saved bases; export the best"),
+    "export": ("kfuse.export_cli", "export a .keras model as a SavedModel for TF Serving (saved_models/NAME/<version>)"),
+    "inspect": ("kfuse.export_cli", "list an export's versions, signatures, input and output names and shapes"),
 }
 
 

@@ -227,3 +227,31 @@ def test_fresh_tensorflow_process_and_saved_model_cli(exported, tmp_path):
                  "outputs['prediction'] tensor_info", "outputs['a'] tensor_info"):
         assert line in cli_text, cli_text[-3000:]
     assert "output_0" not in cli_text
+
+
+def test_cli_export_and_inspect(tmp_path, capsys):
+    from kfuse.cli import main
+
+    model = make_stack()
+    model_path = str(tmp_path / "stack.keras")
+    model.save(model_path)
+    base = str(tmp_path / "saved_models" / "stack")
+    assert main(["export", model_path, base, "--branch-outputs"]) == 0
+    out = capsys.readouterr().out
+    assert f"-> {os.path.join(base, '1')}" in out and "signature 'branch_outputs'" in out
+    assert kfuse.export.verify(model, base, data()) <= 1e-5
+    assert main(["export", model_path, base, "--version", "1"]) == 1
+    assert "exists; pass overwrite=True" in capsys.readouterr().err
+    assert main(["export", model_path, base, "--version", "1", "--overwrite"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", base]) == 0
+    text = capsys.readouterr().out
+    assert "version 1" in text and "signature 'serving_default'" in text
+    assert any(line.split()[:4] == ["input", "x", "float32", "(None,"] for line in text.splitlines())
+    assert any(line.split()[:2] == ["output", "probabilities"] for line in text.splitlines())
+    assert main(["inspect", base, "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["1"]["serving_default"]["inputs"]["z"]["shape"] == [None, 4]
+    assert main(["export", str(tmp_path / "missing.keras"), base]) == 1
+    assert "no such model file" in capsys.readouterr().err
+    assert main(["inspect", str(tmp_path)]) == 1
