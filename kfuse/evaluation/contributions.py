@@ -1,16 +1,15 @@
 """What each branch of a kfuse model brings: learned fusion weights and ablation.
 
 - Weights: when the fusion layer has `branch_weights()` (e.g. `WeightedAverage`) its
-  normalised weights are read; a layer whose `branch_weights(inputs)` takes the branch
-  outputs (data-dependent gates) is given them and the per-row values are averaged.
+  normalised weights are read; a layer with data-dependent gates (`GatedFusion`'s
+  `return_gates`, `AttentionFusion`'s `return_weights`) is run on the branch outputs and
+  its gates are averaged over the rows (and features).
 - Leave-one-branch-out ablation: the branch outputs are computed once, then the rest of
   the graph (fusion, meta-learner, head) is re-run with one branch masked. A fusion layer
   that supports a presence mask (Average, WeightedAverage, ...) is told the branch is
   absent; otherwise the branch's output is replaced by zeros. The table reports the
   score without each branch and the drop from the full model's score.
 """
-
-import inspect
 
 import numpy as np
 
@@ -23,44 +22,65 @@ class Contributions:
     Attributes:
         model_name: name of the model in the comparison.
         weights: dict branch -> weight (None when the fusion layer learns none).
+        weights_kind: "fusion weight" (learned constants) or "mean gate" (data-dependent).
         ablation: pandas DataFrame indexed by branch: `metric without branch`, `drop`.
         metric: the metric the ablation uses; `full_score`: the unmasked model's score.
         method: "presence mask" or "zeroed output".
     """
 
-    def __init__(self, model_name, weights, ablation, metric, full_score, method):
+    def __init__(self, model_name, weights, ablation, metric, full_score, method, weights_kind=None):
         self.model_name = model_name
         self.weights = weights
         self.ablation = ablation
         self.metric = metric
         self.full_score = full_score
         self.method = method
+        self.weights_kind = weights_kind or "fusion weight"
 
     def table(self):
         """One DataFrame: weight (if any), score without the branch, and the drop."""
         table = self.ablation.copy()
         if self.weights:
-            table.insert(0, "fusion weight", [self.weights.get(b, np.nan) for b in table.index])
+            table.insert(0, self.weights_kind, [self.weights.get(b, np.nan) for b in table.index])
         return table
 
 
-def branch_weights(fusion, outputs):
-    """Dict branch -> mean weight, or None when the fusion layer exposes none."""
+def branch_weights(fusion, outputs, batch_size=512):
+    """(dict branch -> mean weight, kind) or (None, None) when the fusion layer has none.
+
+    `kind` is "fusion weight" (learned constants, `branch_weights()`) or "mean gate"
+    (data-dependent gates or attention weights, averaged over the rows and features).
+    """
+    names = fusion.branch_names or [f"branch_{i}" for i in range(len(outputs))]
+    flag = next((f for f in ("return_gates", "return_weights") if hasattr(fusion, f)), None)
+    if flag is not None:
+        return dict(zip(names, _mean_gates(fusion, flag, outputs, batch_size).tolist(), strict=False)), "mean gate"
     method = getattr(fusion, "branch_weights", None)
     if method is None:
-        return None
-    params = [
-        p
-        for p in inspect.signature(method).parameters.values()
-        if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-    values = method(outputs) if params else method()
+        return None, None
+    values = method()
     if isinstance(values, dict):
-        return {k: float(np.mean(v)) for k, v in values.items()}
-    values = np.asarray(values, dtype=float)
-    values = values.mean(axis=0) if values.ndim > 1 else values
-    names = fusion.branch_names or [f"branch_{i}" for i in range(len(values))]
-    return dict(zip(names, values.tolist()))
+        return {k: float(np.mean(v)) for k, v in values.items()}, "fusion weight"
+    return dict(zip(names, np.asarray(values, dtype=float).tolist(), strict=False)), "fusion weight"
+
+
+def _mean_gates(fusion, flag, outputs, batch_size):
+    """Mean over rows (and features) of the gates a fusion layer computes on `outputs`."""
+    import keras
+
+    saved = getattr(fusion, flag)
+    setattr(fusion, flag, True)
+    try:
+        total, count = 0.0, 0
+        for start in range(0, len(outputs[0]), batch_size):
+            batch = [keras.ops.convert_to_tensor(o[start:start + batch_size]) for o in outputs]
+            gates = keras.ops.convert_to_numpy(fusion.fuse(batch, None)[1])
+            gates = gates.reshape(gates.shape[0], gates.shape[1], -1).mean(axis=2)
+            total = total + gates.sum(axis=0)
+            count += gates.shape[0]
+    finally:
+        setattr(fusion, flag, saved)
+    return total / count
 
 
 def run_rest(model, x, branch_values, presence=None, batch_size=512):
@@ -127,7 +147,9 @@ def contributions(name, obj, x, y, task, batch_size=512):
     branches = model.branch_names
     values = model.branch_outputs(x, batch_size=batch_size)
     fusion = model.fusion_layer
-    weights = branch_weights(fusion, [values[b] for b in branches]) if fusion is not None else None
+    weights, kind = (
+        branch_weights(fusion, [values[b] for b in branches], batch_size) if fusion is not None else (None, None)
+    )
     head = model.head
     metric = "accuracy" if task == "classification" else "mae"
     full = _score(task, y, run_rest(model, x, values, batch_size=batch_size), head)
@@ -150,4 +172,4 @@ def contributions(name, obj, x, y, task, batch_size=512):
     ablation = pd.DataFrame.from_dict(rows, orient="index")
     ablation.index.name = "branch"
     method = "presence mask" if masked and len(branches) > 1 else "zeroed output"
-    return Contributions(name, weights, ablation, metric, full, method)
+    return Contributions(name, weights, ablation, metric, full, method, kind)

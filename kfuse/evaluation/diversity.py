@@ -97,7 +97,6 @@ def diversity(task, y, predictions, members):
     """A `Diversity` over `members` (names in `predictions`)."""
     import pandas as pd
 
-    from kfuse.evaluation.metrics import errors
 
     if len(members) < 2:
         reason = (

@@ -78,7 +78,7 @@ def html_table(table, best=None):
     rows = []
     for key, row in table.iterrows():
         cells = [f"<th>{html.escape(_index_text(key))}</th>"]
-        for column, value in zip(table.columns, row.tolist()):
+        for column, value in zip(table.columns, row.tolist(), strict=False):
             cls = ' class="best"' if marks.get(column) == key else ""
             cells.append(f"<td{cls}>{html.escape(format_value(value))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")

@@ -45,7 +45,7 @@ def confusion_matrices(y, predictions):
     from sklearn.metrics import confusion_matrix
 
     fig, axes = _grid(len(predictions))
-    for ax, (name, p) in zip(axes, predictions.items()):
+    for ax, (name, p) in zip(axes, predictions.items(), strict=False):
         k = p.values.shape[1]
         cm = confusion_matrix(y, p.labels, labels=np.arange(k), normalize="true")
         ax.imshow(cm, cmap="Blues", vmin=0, vmax=1)
@@ -88,7 +88,7 @@ def diversity_heatmap(diversity):
         measures = ["disagreement", "q_statistic"]
     fig, axes = _grid(len(measures), size=3.8, max_cols=2)
     members = diversity.members
-    for ax, measure in zip(axes, measures):
+    for ax, measure in zip(axes, measures, strict=False):
         m = diversity.matrix(measure).to_numpy(dtype=float)
         vmin, vmax = (0, max(0.01, np.nanmax(m))) if measure == "disagreement" else (-1, 1)
         image = ax.imshow(m, cmap="viridis" if measure == "disagreement" else "coolwarm", vmin=vmin, vmax=vmax)
@@ -110,9 +110,9 @@ def diversity_heatmap(diversity):
 def contribution_bars(contributions):
     """Per-branch ablation drop (and learned fusion weight, when there is one)."""
     table = contributions.table()
-    panels = [c for c in ("fusion weight",) if c in table] + [f"{contributions.metric} drop"]
+    panels = [c for c in ("fusion weight", "mean gate") if c in table] + [f"{contributions.metric} drop"]
     fig, axes = _grid(len(panels), size=3.8, max_cols=2)
-    for ax, column in zip(axes, panels):
+    for ax, column in zip(axes, panels, strict=False):
         values = table[column].to_numpy(dtype=float)
         colors = ["tab:blue" if v >= 0 else "tab:red" for v in values]
         ax.bar(list(table.index), values, color=colors)
@@ -133,7 +133,7 @@ def predicted_vs_true(y, predictions):
     """Scatter of predicted against true values, one panel per model (regression)."""
     fig, axes = _grid(len(predictions))
     low, high = float(np.min(y)), float(np.max(y))
-    for ax, (name, p) in zip(axes, predictions.items()):
+    for ax, (name, p) in zip(axes, predictions.items(), strict=False):
         ax.scatter(np.ravel(y), np.ravel(_values(y, p)), s=6, alpha=0.5)
         ax.plot([low, high], [low, high], color="grey", linestyle=":")
         ax.set(title=name, xlabel="true", ylabel="predicted")
@@ -144,7 +144,7 @@ def predicted_vs_true(y, predictions):
 def residuals(y, predictions):
     """Residual (predicted - true) against prediction, one panel per model (regression)."""
     fig, axes = _grid(len(predictions))
-    for ax, (name, p) in zip(axes, predictions.items()):
+    for ax, (name, p) in zip(axes, predictions.items(), strict=False):
         v = np.ravel(_values(y, p))
         ax.scatter(v, v - np.ravel(y), s=6, alpha=0.5)
         ax.axhline(0, color="grey", linestyle=":")

@@ -172,10 +172,16 @@ def run_model(name, model, x, task, batch_size):
 
 
 def _call(method, inputs, batch_size):
+    """Call predict / predict_proba with the batch_size / verbose arguments it accepts."""
+    import inspect
+
     try:
-        return method(inputs, batch_size=batch_size, verbose=0)
-    except TypeError:
-        return method(inputs)
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        params = {}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    kwargs = {k: v for k, v in (("batch_size", batch_size), ("verbose", 0)) if takes_any or k in params}
+    return method(inputs, **kwargs)
 
 
 # -- task and conversion --------------------------------------------------------------
@@ -196,8 +202,12 @@ def infer_task(outputs, y, head_tasks):
     if all(w >= 2 for w in widths.values()) and (y.ndim == 1 or _is_one_hot(y)):
         return "classification"
     flat = [o for o in outputs.values() if o.ndim == 1 or o.shape[1] == 1]
-    binary_y = np.isin(y, (0, 1)).all()
-    if len(flat) == len(outputs) and binary_y and all(((o >= 0) & (o <= 1)).all() for o in flat):
+    if flat and len(flat) == len(outputs) and y.dtype.kind in "biu" and all(o.dtype.kind in "biu" for o in flat):
+        return "classification"  # integer predictions of integer labels: hard class labels
+    binary_y = np.isin(y, (0, 1)).all() and (y.ndim == 1 or y.shape[1] == 1)
+    in_unit = all(((o >= 0) & (o <= 1)).all() for o in flat)
+    if len(flat) == len(outputs) and binary_y and (y.dtype.kind in "biu" or in_unit):
+        # 0/1 integer labels: binary classification (one probability or logit per row)
         return "classification"
     return "regression"
 
@@ -212,15 +222,18 @@ def softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def to_probabilities(name, raw):
-    """(probabilities (n, k), notes) from probabilities, logits, one logit, or hard labels."""
+def to_probabilities(name, raw, num_classes=None):
+    """(probabilities (n, k), notes) from probabilities, logits, one logit, or hard labels.
+
+    Hard labels are one-hot encoded over `num_classes` (default: their largest value + 1).
+    """
     raw = np.asarray(raw, dtype="float64") if raw.dtype.kind != "f" else raw.astype("float64")
     notes = []
     if raw.ndim == 2 and raw.shape[1] == 1:
         raw = raw[:, 0]
     if raw.ndim == 1:
-        if _integral(raw) and raw.size and raw.max() >= 2:
-            k = int(raw.max()) + 1
+        if _integral(raw) and raw.size and raw.min() >= 0 and max(raw.max(), (num_classes or 0) - 1) >= 2:
+            k = max(int(raw.max()) + 1, num_classes or 0)
             notes.append(f"'{name}' gave hard labels: one-hot used as probabilities")
             return np.eye(k)[raw.astype(int)], notes
         p = raw
@@ -288,9 +301,16 @@ def collect(models, x, y, task="auto", batch_size=256):
     if task == "regression":
         preds = {n: Prediction(n, r.astype("float64"), sources[n], [], models[n]) for n, r in raw.items()}
         return task, y.astype("float64"), preds
+    wide = [r.shape[1] for r in raw.values() if r.ndim == 2 and r.shape[1] > 1]
+    if wide:
+        k_hint = max(wide)
+    else:
+        k_hint = int(max(r.max() for r in raw.values())) + 1
+        if y.ndim == 1 and _integral(y):
+            k_hint = max(k_hint, int(y.max()) + 1)
     preds = {}
     for name, r in raw.items():
-        p, notes = to_probabilities(name, r)
+        p, notes = to_probabilities(name, r, k_hint)
         preds[name] = Prediction(name, p, sources[name], notes, models[name])
     widths = {n: p.values.shape[1] for n, p in preds.items()}
     if len(set(widths.values())) > 1:
