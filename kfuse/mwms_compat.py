@@ -41,7 +41,7 @@ import warnings
 
 UPSTREAM_ISSUE = "https://github.com/keras-team/keras/issues/20585"
 #: Keras versions (inclusive) on which tests/test_multiworker.py proved the patch
-TESTED_KERAS = ((3, 0), (3, 15))
+TESTED_KERAS = ((3, 15), (3, 15))
 #: what the broken upstream code contains (checked in the installed source)
 _FINGERPRINTS = {
     "reduce_per_replica": 'strategy.reduce("MEAN", v, axis=0)',
