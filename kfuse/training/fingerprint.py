@@ -1,0 +1,77 @@
+"""The configuration fingerprint of a Stacker run: what the fold models depend on.
+
+Two runs with equal fingerprints train identical fold models, so a `work_dir` may be
+resumed; anything else is refused. The meta-learner, fusion and passthrough are not part
+of it, nor `refit` and `levels`: they act after the folds, on the checkpointed fold
+models and out-of-fold blocks, and may change between runs sharing a work_dir.
+"""
+
+import hashlib
+import inspect
+import json
+
+import keras
+import numpy as np
+
+from kfuse.training.checkpoint import data_digest
+
+
+def _jsonable(value):
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, keras.optimizers.Optimizer):
+        return {"optimizer": type(value).__name__, "config": _jsonable(value.get_config())}
+    if isinstance(value, keras.callbacks.Callback):
+        return type(value).__name__
+    if isinstance(value, np.generic):
+        return value.item()
+    return type(value).__name__
+
+
+def _hash(text):
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def base_identity(branch):
+    if branch.is_fresh:
+        try:
+            source = inspect.getsource(branch.base)
+        except (OSError, TypeError):
+            source = getattr(branch.base, "__qualname__", type(branch.base).__name__)
+        return "callable:" + _hash(source)
+    layers = []
+    for layer in branch.base.layers:  # structure without the auto-generated names
+        config = {k: v for k, v in layer.get_config().items() if k != "name"}
+        shapes = [list(w.shape) for w in layer.weights]
+        layers.append([type(layer).__name__, _jsonable(config), shapes])
+    return "model:" + _hash(json.dumps(layers, sort_keys=True))
+
+
+def fingerprint(branches, trained, methods, plan, seed, head, arrays, y):
+    splits = hashlib.sha1()
+    for _, test in plan.splits:
+        splits.update(np.asarray(test, "int64").tobytes())
+    return {
+        "format": "kfuse.Stacker/1",
+        "branches": [
+            {
+                "name": b.name,
+                "base": base_identity(b),
+                "inputs": list(b.input_names),
+                "trained": b.name in trained,
+                "stack_method": methods[b.name],
+                "tap": b.tap,
+                "fit": _jsonable(b.fit_settings),
+            }
+            for b in branches
+        ],
+        "cv": plan.description,
+        "splits": splits.hexdigest()[:16],
+        "seed": int(seed),
+        "head": _jsonable(head.get_config()),
+        "data": data_digest(arrays, y),
+    }

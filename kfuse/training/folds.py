@@ -1,0 +1,128 @@
+"""`cv=` resolved to row splits: k-fold, any scikit-learn splitter, holdout, or prefit."""
+
+import numbers
+import warnings
+
+import numpy as np
+
+PREFIT_WARNING = (
+    "Stacker(cv='prefit'): the bases are used as they are and the meta-learner trains on "
+    "their predictions for the rows passed to fit(). If the bases were trained on those "
+    "rows, the meta-learner learns from over-confident predictions (the stacking leak) and "
+    "the stack can score below its best base. Pass rows the bases never saw, or use cv=5."
+)
+
+
+class Plan:
+    """How the rows are split: `kind` is 'kfold', 'holdout' or 'prefit'.
+
+    `splits` is a list of (train rows, held-out rows); empty for 'prefit'.
+    """
+
+    def __init__(self, kind, splits, description):
+        self.kind = kind
+        self.splits = splits
+        self.description = description
+
+    @property
+    def n_splits(self):
+        return len(self.splits)
+
+    def held_out_rows(self, n):
+        """Rows predicted by at least one fold (all rows for a partition; holdout rows)."""
+        if self.kind == "prefit":
+            return np.arange(n)
+        seen = np.zeros(n, bool)
+        for _, test in self.splits:
+            seen[test] = True
+        return np.flatnonzero(seen)
+
+
+def describe_cv(cv):
+    """A stable text for `cv` (used in the work_dir fingerprint)."""
+    if isinstance(cv, (str, numbers.Number)):
+        return repr(cv)
+    return repr(cv)
+
+
+def _labels_for_stratification(y, head):
+    if head is None or head.activation is None:
+        return None
+    if head.activation == "softmax":
+        return y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y))
+    if y.ndim == 1 or y.shape[1] == 1:  # binary
+        return y.reshape(len(y))
+    return None  # multi-label: no stratification
+
+
+def _check_class_counts(labels, k):
+    classes, counts = np.unique(labels, return_counts=True)
+    smallest = int(counts.min())
+    if k > smallest:
+        worst = classes[counts.argmin()]
+        raise ValueError(
+            f"Stacker: cv={k} folds, but class {worst!r} has only {smallest} row(s); "
+            f"stratified folds need at least cv rows of every class. Use cv<={smallest} "
+            "or gather more rows of that class."
+        )
+
+
+def resolve_cv(cv, y, head, seed=0):
+    """Turn `cv` into a `Plan` for `len(y)` rows."""
+    from sklearn import model_selection
+
+    n = len(y)
+    labels = _labels_for_stratification(y, head)
+    if isinstance(cv, str):
+        if cv != "prefit":
+            raise ValueError(
+                f"Stacker: cv must be an int, a float, a splitter or 'prefit'; received {cv!r}"
+            )
+        warnings.warn(PREFIT_WARNING, UserWarning, stacklevel=3)
+        return Plan("prefit", [], "prefit")
+    if isinstance(cv, bool):
+        raise TypeError(
+            f"Stacker: cv must be an int, a float, a splitter or 'prefit'; received {cv!r}"
+        )
+    if isinstance(cv, numbers.Integral):
+        k = int(cv)
+        if k < 2:
+            raise ValueError(f"Stacker: cv={k} folds; out-of-fold stacking needs cv >= 2")
+        if k > n:
+            raise ValueError(f"Stacker: cv={k} folds but only {n} rows")
+        if labels is not None:
+            _check_class_counts(labels, k)
+            splitter = model_selection.StratifiedKFold(k, shuffle=True, random_state=seed)
+        else:
+            splitter = model_selection.KFold(k, shuffle=True, random_state=seed)
+        splits = list(splitter.split(np.zeros(n), labels if labels is not None else None))
+        return Plan("kfold", splits, f"{type(splitter).__name__}({k})")
+    if isinstance(cv, numbers.Real):
+        fraction = float(cv)
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(
+                f"Stacker: a float cv is the holdout fraction for blending and must lie in (0, 1); "
+                f"received {cv!r}"
+            )
+        stratify = labels
+        if labels is not None:
+            _check_class_counts(labels, 2)
+        fit_rows, held = model_selection.train_test_split(
+            np.arange(n), test_size=fraction, random_state=seed, stratify=stratify
+        )
+        return Plan("holdout", [(np.sort(fit_rows), np.sort(held))], f"holdout({fraction})")
+    if hasattr(cv, "split") and hasattr(cv, "get_n_splits"):
+        splits = [
+            (np.asarray(tr), np.asarray(te))
+            for tr, te in cv.split(np.zeros(n), labels if labels is not None else y)
+        ]
+        if not splits:
+            raise ValueError(f"Stacker: the splitter {cv!r} produced no splits")
+        for i, (tr, te) in enumerate(splits):
+            if len(tr) == 0 or len(te) == 0:
+                raise ValueError(f"Stacker: split {i} of {cv!r} has an empty train or test part")
+        return Plan("kfold", splits, repr(cv))
+    raise TypeError(
+        "Stacker: cv must be an int (folds), a float (holdout fraction), a scikit-learn "
+        f"splitter (with split/get_n_splits) or 'prefit'; received {type(cv).__name__}"
+    )

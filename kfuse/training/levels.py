@@ -1,0 +1,116 @@
+"""`levels=2`: level-2 learners trained out-of-fold on the level-1 out-of-fold outputs.
+
+As in AutoGluon's multi-layer stacking, each level-2 learner sees every level-1 base's
+out-of-fold outputs (and, with `passthrough=True`, the raw inputs); its own out-of-fold
+outputs train the final meta-learner and head. In the graph, the level-1 bases, the
+concatenation and the level-2 learners form one frozen branch named "level2".
+"""
+
+import keras
+import numpy as np
+
+from kfuse.branches import Branch
+from kfuse.training import base_training as bt
+from kfuse.training.folds import resolve_cv
+
+#: level-2 learners: name -> hidden widths (() is a regularised linear model)
+LEARNERS = {"l2_linear": (), "l2_mlp": (64,)}
+L2_PENALTY = 1e-4
+
+
+def _learner(name, widths, width, head):
+    inp = keras.Input((width,), name=f"{name}_in")
+    x = inp
+    for i, units in enumerate(widths):
+        x = keras.layers.Dense(units, activation="relu", name=f"{name}_dense{i}")(x)
+        x = keras.layers.Dropout(0.2, name=f"{name}_dropout{i}")(x)
+    out = keras.layers.Dense(
+        head.units,
+        activation=head.activation,
+        kernel_regularizer=keras.regularizers.L2(L2_PENALTY),
+        name=f"{name}_out",
+    )(x)
+    return keras.Model(inp, out, name=name)
+
+
+def _flat(a):
+    a = np.asarray(a, "float32")
+    return a.reshape(len(a), -1)
+
+
+class LevelTwo:
+    """Trains the level-2 learners of `stacker` on level-1 `features` (rows `rows`)."""
+
+    def __init__(self, stacker, features, y, rows, arrays):
+        self.stacker = stacker
+        head = stacker.head
+        names = [b.name for b in stacker.branches]
+        parts = [_flat(features[n]) for n in names]
+        if stacker.passthrough:
+            parts += [_flat(arrays[k]) for k in stacker.input_names]
+        matrix = np.concatenate(parts, axis=1)[rows]
+        labels = y[rows]
+        cv = stacker.cv if isinstance(stacker.cv, int) and not isinstance(stacker.cv, bool) else 5
+        plan = resolve_cv(cv, labels, head, stacker.seed + 1)
+        settings = dict(stacker.meta_fit)
+        optimizer = settings.pop("optimizer")
+        learning_rate = settings.pop("learning_rate")
+        blocks, self.learners, self.cv_scores = [], {}, {}
+        for j, (name, widths) in enumerate(LEARNERS.items()):
+            block = np.zeros((len(rows), head.units), "float32")
+            scores = []
+            for k, (tr, te) in enumerate(plan.splits):
+                model = self._fit(
+                    name, widths, matrix, labels, tr, optimizer, learning_rate, settings, k * 31 + j
+                )
+                block[te] = model.predict(matrix[te], batch_size=1024, verbose=0)
+                scores.append(bt.score(head, block[te], labels[te]))
+            self.cv_scores[name] = scores
+            self.learners[name] = self._fit(
+                name, widths, matrix, labels, None, optimizer, learning_rate, settings, 997 + j
+            )
+            blocks.append(block)
+        full = np.full((len(y), head.units * len(LEARNERS)), np.nan, "float32")
+        full[rows] = np.concatenate(blocks, axis=1)
+        self.oof = {"level2": full}
+        self.width = matrix.shape[1]
+
+    def _fit(self, name, widths, matrix, labels, rows, optimizer, learning_rate, settings, offset):
+        head = self.stacker.head
+        keras.utils.set_random_seed(self.stacker.seed * 7919 + offset)
+        model = _learner(name, widths, matrix.shape[1], head)
+        model.compile(
+            optimizer=bt.new_optimizer(optimizer, learning_rate),
+            loss=bt.default_loss(model, head, name),
+        )
+        x, t = (matrix, labels) if rows is None else (matrix[rows], labels[rows])
+        model.fit(x, t, verbose=0, **settings)
+        return model
+
+    def build(self, branches, shapes):
+        """The final FusedModel: inputs -> level-1 bases -> level-2 learners -> head."""
+        stacker = self.stacker
+        names = stacker.input_names
+        inputs = {k: keras.Input(shape=shapes[k], name=k) for k in names}
+        outs = []
+        for b in branches:
+            sub = b.build_model(shapes)
+            args = [inputs[k] for k in b.input_names]
+            structure = getattr(sub, "_inputs_struct", None)
+            if isinstance(structure, dict):
+                args = dict(zip(structure, args, strict=True))
+            elif len(args) == 1:
+                args = args[0]
+            out = sub(args)
+            outs.append(keras.layers.Flatten()(out) if len(out.shape) > 2 else out)
+        if stacker.passthrough:
+            outs += [
+                keras.layers.Flatten()(inputs[k]) if len(inputs[k].shape) > 2 else inputs[k]
+                for k in names
+            ]
+        level1 = keras.layers.Concatenate(name="level1")(outs) if len(outs) > 1 else outs[0]
+        level2 = [self.learners[n](level1) for n in LEARNERS]
+        out = keras.layers.Concatenate(name="level2_outputs")(level2)
+        base = keras.Model([inputs[k] for k in names], out, name="level2")
+        branch = Branch(base, name="level2", inputs=names, trainable=False, output="raw")
+        return stacker._stack([branch], shapes, fusion=None, passthrough=False)

@@ -1,0 +1,362 @@
+"""`Stacker`: leak-free stacking of Keras networks into one Keras graph."""
+
+import time
+
+import keras
+import numpy as np
+
+from kfuse.branches import Branch, _shapes_agree
+from kfuse.graph import _check_branches, _strategy_scope, stack
+from kfuse.layers import FusionLayer
+from kfuse.training import base_training as bt
+from kfuse.training.averaging import fold_average_model
+from kfuse.training.cache import cached_features, top_data, top_inputs
+from kfuse.training.checkpoint import WorkDir
+from kfuse.training.fingerprint import fingerprint
+from kfuse.training.folds import resolve_cv
+from kfuse.training.inputs import as_arrays
+from kfuse.training.levels import LevelTwo
+from kfuse.training.settings import (
+    check_meta_fit,
+    default_head,
+    resolve_method,
+)
+
+
+class Stacker:
+    """Out-of-fold stacking of Keras networks, returning ONE Keras graph.
+
+    For each fold, every trainable base is cloned with fresh weights and trained on the
+    other folds with its own settings (`Branch(..., fit={...})`); its predictions on the
+    held-out fold form the out-of-fold (OOF) meta-features, which train the fusion,
+    meta-learner and head. So the meta-learner never learns from predictions a base made
+    on its own training rows (the stacking leak). Frozen branches are not retrained:
+    their outputs are computed once (the cache) and the head trains on the cached arrays.
+
+    Args:
+        branches: list of `kfuse.Branch`.
+        meta, fusion, passthrough: as for `kfuse.stack`. With `meta=None` and an int
+            `head`, the head gets a small L2 penalty (a logistic regression on the
+            meta-features), which keeps the gain on few rows.
+        head: int (classes), or a `kfuse.heads.*` object (required).
+        cv: int (StratifiedKFold for classification, KFold otherwise), any scikit-learn
+            splitter, a float (holdout blending: that fraction trains the meta-learner)
+            or "prefit" (bases used as they are; warns about the leak).
+        stack_method: "auto", "predict_proba", "logits", "features" (the branch's `tap`
+            layer; a callable branch's own output) or "raw". "auto": the branch's own
+            `output`/`tap` if set, else probabilities for classification, raw for
+            regression.
+        refit: True retrains each base on all rows for the final graph; False keeps the
+            K fold models and averages them inside the graph.
+        cache: train the head on cached frozen-branch outputs (False: through the graph).
+        levels: 1, or 2 (level-2 learners trained out-of-fold on the level-1 OOF outputs).
+        seed: every fold and base is seeded from it; results are deterministic.
+        work_dir: folder for checkpoints; a second `fit` resumes after a crash.
+        strategy: a `tf.distribute` strategy or name, as for `kfuse.stack`.
+        verbose: 1 shows one progress bar over folds x branches; 0 is silent.
+        meta_fit: dict of settings for training the meta-learner and head (epochs,
+            batch_size, optimizer, learning_rate); defaults `META_FIT_DEFAULTS`.
+
+    Fitted attributes: `model_` (a `kfuse.FusedModel`), `oof_predictions_` (branch ->
+    array, NaN on rows no fold held out), `oof_rows_`, `cv_scores_` (branch -> score per
+    fold: accuracy, or mean squared error for regression), `cv_metric_`, `fit_time_`,
+    `base_models_` (refit=True: each base retrained on all rows), `fold_models_`
+    (refit=False: branch -> its K fold models), `features_` (the meta-features used).
+
+    Example:
+
+    ```python
+    import numpy as np, kfuse
+    from kfuse.demo import build_mlp
+
+    x = np.random.default_rng(0).normal(size=(60, 40)).astype("float32")
+    y = np.arange(60) % 3
+    branches = [kfuse.Branch(build_mlp(n), name=n, inputs="signal", fit={"epochs": 1})
+                for n in ("a", "b")]
+    stacker = kfuse.Stacker(branches, head=kfuse.heads.Classification(10), cv=2,
+                            verbose=0, meta_fit={"epochs": 2})
+    stacker.fit(x, y)
+    stacker.predict(x).shape  # (60, 10)
+    ```
+    """
+
+    def __init__(
+        self,
+        branches,
+        meta=None,
+        head=None,
+        fusion="concat",
+        cv=5,
+        stack_method="auto",
+        passthrough=False,
+        refit=True,
+        cache=True,
+        levels=1,
+        seed=0,
+        work_dir=None,
+        strategy=None,
+        verbose=1,
+        meta_fit=None,
+        name="kfuse_stacker",
+    ):
+        self.branches = _check_branches(branches)
+        if head is None:
+            raise ValueError(
+                "Stacker needs head= (an int number of classes or a kfuse.heads.* object)"
+            )
+        self.head = default_head(head, meta)
+        self.meta = meta
+        self.fusion = fusion
+        self.cv = cv
+        self.stack_method = stack_method
+        self.passthrough = bool(passthrough)
+        self.refit = bool(refit)
+        self.cache = bool(cache)
+        if levels not in (1, 2):
+            raise ValueError(f"Stacker: levels must be 1 or 2; received {levels!r}")
+        self.levels = levels
+        self.seed = int(seed)
+        self.work_dir = work_dir
+        self.strategy = strategy
+        self.verbose = verbose
+        self.meta_fit = check_meta_fit(meta_fit)
+        self.name = name
+        self.methods = {b.name: resolve_method(stack_method, b, self.head) for b in self.branches}
+        for b in self.branches:
+            bt.check_fit_settings(b)
+
+    # -- fitting ------------------------------------------------------------------------
+    @property
+    def input_names(self):
+        names = []
+        for b in self.branches:
+            names += [k for k in b.input_names if k not in names]
+        return names
+
+    def _input_shapes(self, arrays):
+        shapes = {k: tuple(v.shape[1:]) for k, v in arrays.items()}
+        for b in self.branches:
+            for k in b.input_names:
+                declared = b.input_shapes.get(k)
+                if declared is not None and not _shapes_agree(tuple(declared), shapes[k]):
+                    raise ValueError(
+                        f"Branch '{b.name}': input '{k}' expects shape {tuple(declared)} "
+                        f"(without the batch axis) but the data has {shapes[k]}"
+                    )
+        return shapes
+
+    def fit(self, x, y=None):
+        """Train bases out-of-fold, then the meta-learner and head; returns self."""
+        start = time.perf_counter()
+        arrays, y = as_arrays(x, y, self.input_names)
+        try:
+            self.head.check_labels(y)
+        except ValueError as error:
+            raise ValueError(f"Stacker: labels do not fit the head {self.head}: {error}") from None
+        shapes = self._input_shapes(arrays)
+        plan = resolve_cv(self.cv, y, self.head, self.seed)
+        if plan.kind == "prefit":
+            for b in self.branches:
+                if b.is_fresh:
+                    raise ValueError(
+                        f"Stacker(cv='prefit'): branch '{b.name}' is a callable, not a built "
+                        "and trained keras.Model; prefit uses the bases as they are. Train it "
+                        "first, or use cv=5."
+                    )
+        trained = [b for b in self.branches if b.trainable and plan.kind != "prefit"]
+        frozen = [self._frozen(b, shapes) for b in self.branches if b not in trained]
+        self._trained_names = {b.name for b in trained}
+        print_ = fingerprint(
+            self.branches,
+            {b.name for b in trained},
+            self.methods,
+            plan,
+            self.seed,
+            self.head,
+            arrays,
+            y,
+        )
+        store = WorkDir(self.work_dir, print_)
+        steps = len(trained) * (plan.n_splits + (1 if self.refit else 0))
+        self._bar = keras.utils.Progbar(
+            max(steps, 1), verbose=self.verbose, unit_name="fit", stateful_metrics=["fold"]
+        )
+        oof, fold_models, scores = self._run_folds(plan, trained, arrays, y, shapes, store)
+        finals = self._final_branches(trained, fold_models, arrays, y, shapes, store)
+        finals.update({b.name: b for b in frozen})
+        features = dict(oof)
+        if self.cache or self.levels == 2:
+            features.update(cached_features(frozen, self.methods, arrays, shapes))
+        self.oof_rows_ = plan.held_out_rows(len(y))
+        ordered = [finals[b.name] for b in self.branches]
+        if self.levels == 2:
+            self.level2_ = LevelTwo(self, features, y, self.oof_rows_, arrays)
+            self.model_ = self.level2_.build(ordered, shapes)
+            self._train_top(
+                ["level2"], self.level2_.oof, arrays, y, self.oof_rows_, passthrough=False
+            )
+        else:
+            self.model_ = self._stack(ordered, shapes)
+            names = [b.name for b in self.branches if b.name in features]
+            self._train_top(names, features, arrays, y, self.oof_rows_, self.passthrough)
+        self.oof_predictions_ = oof
+        self.fold_models_ = fold_models
+        self.features_ = features
+        optimizer = self.model_.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model_.trainable_variables)
+        self.cv_scores_ = scores
+        self.cv_metric_ = "mse" if self.head.activation is None else "accuracy"
+        self.fit_time_ = time.perf_counter() - start
+        return self
+
+    def _seed(self, fold, index):
+        return self.seed * 100_003 + fold * 101 + index
+
+    def _frozen(self, branch, shapes):
+        """A frozen branch over a built model (a frozen callable is built once, seeded)."""
+        if not branch.is_fresh:
+            return branch
+        keras.utils.set_random_seed(self._seed(999, self.branches.index(branch)))
+        built = branch.build_model(shapes)
+        return Branch(built, name=branch.name, inputs=branch.input_names, trainable=False)
+
+    def _run_folds(self, plan, trained, arrays, y, shapes, store):
+        n = len(y)
+        sums, counts, scores, fold_models = {}, {}, {b.name: [] for b in trained}, {}
+        for k, (train_rows, test_rows) in enumerate(plan.splits):
+            for i, b in enumerate(trained):
+                if store.has_fold(k, b.name):
+                    model, feats, fold_score = store.load_fold(k, b.name, need_model=not self.refit)
+                else:
+                    model = self._train_base(b, arrays, y, train_rows, shapes, self._seed(k, i))
+                    feats = bt.predict(
+                        bt.feature_model(b, model, self.methods[b.name], shapes),
+                        b.input_names,
+                        arrays,
+                        test_rows,
+                    )
+                    raw = bt.predict(model, b.input_names, arrays, test_rows)
+                    fold_score = bt.score(self.head, raw, y[test_rows])
+                    store.save_fold(k, b.name, model, feats, fold_score)
+                if b.name not in sums:
+                    sums[b.name] = np.zeros((n,) + feats.shape[1:], "float64")
+                    counts[b.name] = np.zeros(n, "int64")
+                sums[b.name][test_rows] += feats
+                counts[b.name][test_rows] += 1
+                scores[b.name].append(fold_score)
+                if not self.refit:
+                    fold_models.setdefault(b.name, []).append(model)
+                self._bar.add(1, values=[("fold", k + 1)])
+        oof = {}
+        for name, total in sums.items():
+            shape = (-1,) + (1,) * (total.ndim - 1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                oof[name] = (total / counts[name].reshape(shape)).astype("float32")
+        return oof, fold_models, scores
+
+    def _train_base(self, branch, arrays, y, rows, shapes, seed):
+        keras.utils.set_random_seed(seed)
+        scope, _ = _strategy_scope(self.strategy)
+        with scope:
+            model = bt.fresh_model(branch, shapes, self.head)
+            return bt.train(model, branch, self.head, arrays, y, rows, seed)
+
+    def _final_branches(self, trained, fold_models, arrays, y, shapes, store):
+        finals, self.base_models_ = {}, {}
+        for i, b in enumerate(trained):
+            method = self.methods[b.name]
+            if self.refit:
+                if store.has_refit(b.name):
+                    model = store.load_refit(b.name)
+                else:
+                    model = self._train_base(b, arrays, y, None, shapes, self._seed(10_000, i))
+                    store.save_refit(b.name, model)
+                self._bar.add(1, values=[("fold", 0)])
+                self.base_models_[b.name] = model
+                finals[b.name] = bt.as_branch(b, model, method)
+            else:
+                average = fold_average_model(b, fold_models[b.name], method, shapes)
+                finals[b.name] = Branch(
+                    average, name=b.name, inputs=b.input_names, trainable=False, output="raw"
+                )
+        return finals
+
+    def _fusion(self):
+        if isinstance(self.fusion, FusionLayer):
+            return type(self.fusion).from_config(self.fusion.get_config())
+        return self.fusion
+
+    def _stack(self, branches, shapes, fusion="from_self", passthrough=None):
+        model = stack(
+            branches,
+            fusion=self._fusion() if fusion == "from_self" else fusion,
+            meta=self.meta,
+            head=self.head,
+            passthrough=self.passthrough if passthrough is None else passthrough,
+            name=self.name,
+            input_shapes=shapes,
+            strategy=self.strategy,
+        )
+        model.kfuse_info["stacker"] = {
+            "cv": repr(self.cv),
+            "stack_method": self.methods,
+            "refit": self.refit,
+            "levels": self.levels,
+            "seed": self.seed,
+        }
+        return model
+
+    def _train_top(self, names, features, arrays, y, rows, passthrough):
+        """Train fusion + meta-learner + head of `model_` on the meta-features."""
+        frozen_inputs = []
+        if not self.cache and self.levels == 1:
+            through_graph = [n for n in names if n not in self._trained_names]
+            names = [n for n in names if n in self._trained_names]
+            for n in through_graph:
+                frozen_inputs += [k for k in self._branch(n).input_names if k not in frozen_inputs]
+        raw = list(frozen_inputs)
+        if passthrough:
+            raw += [k for k in self.input_names if k not in raw]
+        settings = dict(self.meta_fit)
+        scope, _ = _strategy_scope(self.strategy)
+        with scope:
+            top = keras.Model(top_inputs(self.model_, names, raw), self.model_.outputs[0])
+            optimizer = bt.new_optimizer(settings.pop("optimizer"), settings.pop("learning_rate"))
+            top.compile(optimizer=optimizer, loss=self.head.loss(), metrics=self.head.metrics())
+        keras.utils.set_random_seed(self.seed + 7)
+        data = top_data(features, names, arrays, raw, rows)
+        history = top.fit(data, y[rows], verbose=0, **settings)
+        self.meta_history_ = history.history
+        return top
+
+    def _branch(self, name):
+        return next(b for b in self.branches if b.name == name)
+
+    # -- using the fitted stack -----------------------------------------------------------
+    def _check_fitted(self):
+        if not hasattr(self, "model_"):
+            raise ValueError("This Stacker is not fitted yet; call fit(x, y) first")
+
+    def predict(self, x, batch_size=256):
+        """The fused model's outputs (logits for classification heads)."""
+        self._check_fitted()
+        arrays, _ = as_arrays(x, None, self.input_names, "Stacker.predict")
+        return self.model_.predict(arrays, batch_size=batch_size, verbose=0)
+
+    def predict_proba(self, x, batch_size=256):
+        self._check_fitted()
+        arrays, _ = as_arrays(x, None, self.input_names, "Stacker.predict_proba")
+        return self.model_.predict_proba(arrays, batch_size=batch_size, verbose=0)
+
+    def evaluate(self, x, y=None, batch_size=256):
+        """The head's loss and metrics on (x, y), as a dict."""
+        self._check_fitted()
+        arrays, y = as_arrays(x, y, self.input_names, "Stacker.evaluate")
+        return self.model_.evaluate(arrays, y, batch_size=batch_size, verbose=0, return_dict=True)
+
+    def __repr__(self):
+        return (
+            f"Stacker(branches={[b.name for b in self.branches]}, cv={self.cv!r}, "
+            f"stack_method={self.stack_method!r}, refit={self.refit}, levels={self.levels})"
+        )
