@@ -104,6 +104,7 @@ def stack(
     strategy=None,
     compile=True,
     optimizer="adam",
+    presence_input=False,
 ):
     """Fuse branches into ONE functional Keras model.
 
@@ -121,6 +122,9 @@ def stack(
         strategy: None, a `tf.distribute.Strategy` or a name for
             `kfuse.distribute.get_strategy`; every variable is created in its scope.
         compile: compile with `optimizer`, the head's loss and metrics (needs a head).
+        presence_input: add an input "presence", `(batch, number of branches)`, of 1
+            (branch present) and 0 (missing modality) handed to the fusion layer, which
+            must support masks. The model fills it with ones when the data lacks it.
 
     Returns:
         a `kfuse.FusedModel` (a functional `keras.Model`) whose inputs are a dict keyed by
@@ -158,7 +162,14 @@ def stack(
         for b in branches:
             out, _ = b({k: inputs[k] for k in b.input_names}, shapes)
             outputs.append(out)
-        fused = _fuse(fusion_layer, branches, outputs)
+        presence = None
+        if presence_input:
+            if "presence" in inputs:
+                raise ValueError("presence_input=True needs the input name 'presence' free")
+            presence = keras.Input(shape=(len(branches),), name="presence")
+            inputs["presence"] = presence
+            shapes["presence"] = (len(branches),)
+        fused = _fuse(fusion_layer, branches, outputs, presence)
         if passthrough:
             raw = [_flatten(inputs[k], f"passthrough_flatten_{k}") for k in inputs]
             fused = keras.layers.Concatenate(name="passthrough")([_flatten(fused, "meta_input"), *raw])
@@ -179,6 +190,7 @@ def stack(
             "fusion": fusion_layer.name if fusion_layer is not None else None,
             "head": head.get_config() if head is not None else None,
             "passthrough": bool(passthrough),
+            "presence_input": bool(presence_input),
         }
         model = FusedModel(inputs, out, name=name, kfuse_info=info)
         if compile and head is not None:
@@ -192,7 +204,7 @@ def kfuse_fusion_names():
     return fusion_names()
 
 
-def _fuse(fusion_layer, branches, outputs):
+def _fuse(fusion_layer, branches, outputs, presence=None):
     if fusion_layer is None:
         return outputs[0]
     if not isinstance(fusion_layer, FusionLayer):
@@ -205,6 +217,13 @@ def _fuse(fusion_layer, branches, outputs):
     if fusion_layer.branch_names is None:
         fusion_layer.branch_names = [b.name for b in branches]
     fusion_layer._check_shapes([tuple(o.shape) for o in outputs])
+    if presence is not None:
+        if not fusion_layer.supports_presence:
+            raise ValueError(
+                f"presence_input=True, but fusion layer '{fusion_layer.name}' "
+                f"({type(fusion_layer).__name__}) does not support a presence mask"
+            )
+        return fusion_layer(outputs, presence=presence)
     return fusion_layer(outputs)
 
 

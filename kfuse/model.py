@@ -80,6 +80,8 @@ class FusedModel(keras.Model):
     def _as_inputs(self, x):
         """Accept a bare array (or tensor) for a one-input model; check dict keys."""
         names = self.input_names
+        if self.kfuse_info.get("presence_input"):
+            x = self._with_presence(x, names)
         if isinstance(x, dict):
             missing = [n for n in names if n not in x]
             if missing:
@@ -91,6 +93,20 @@ class FusedModel(keras.Model):
         if len(names) == 1 and _is_array_like(x):
             return {names[0]: x}
         return x
+
+    def _with_presence(self, x, names):
+        """Fill the "presence" input with ones (every branch present) when it is not given."""
+        if not isinstance(x, dict):
+            data = [n for n in names if n != "presence"]
+            if len(data) != 1 or not _is_array_like(x):
+                return x
+            x = {data[0]: x}
+        if "presence" in x or not x:
+            return x
+        rows = tuple(getattr(next(iter(x.values())), "shape", np.shape(next(iter(x.values())))))[0]
+        if rows is None:
+            return x
+        return {**x, "presence": np.ones((rows, len(self.branch_names)), "float32")}
 
     def _check_labels(self, y):
         head = self.head
