@@ -35,6 +35,8 @@ class ModalityDropout(FusionLayer):
     ```
     """
 
+    supports_presence = True
+
     def __init__(self, rate=0.25, fusion="concat", seed=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
