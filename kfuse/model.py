@@ -76,6 +76,53 @@ class FusedModel(keras.Model):
                 return node.output_tensors[0]
         raise ValueError(f"Branch {name!r} is not connected to the inputs of model '{self.name}'")
 
+    # -- training the top on cached branch outputs -------------------------------------
+    def head_model(self):
+        """The part above the branches as a model sharing this model's layers.
+
+        Its inputs are the branch outputs (then the raw inputs, where passthrough or a
+        presence input feeds the top); training it trains this model's fusion,
+        meta-learner and head.
+        """
+        tensors = [self._branch_tensor(n) for n in self.branch_names]
+        info = self.kfuse_info
+        if info.get("passthrough") or info.get("presence_input"):
+            tensors += list(self.inputs)
+        return keras.Model(tensors, self.outputs, name=f"{self.name}_head")
+
+    def fit_head(self, x, y, epochs=1, batch_size=None, validation_data=None, cache_batch_size=1024, **kwargs):
+        """Train fusion + meta-learner + head on the frozen branches' cached outputs.
+
+        Every branch must be frozen: their outputs are computed once (one batched pass),
+        and the epochs then run only the small top of the graph, which is far faster than
+        `fit` through the frozen branches. Returns the Keras `History`.
+        """
+        trainable = [b["name"] for b in self.kfuse_info.get("branches", []) if self.get_layer(b["name"]).trainable]
+        if trainable:
+            raise ValueError(
+                f"fit_head trains on cached branch outputs, so every branch must be frozen; "
+                f"branches {trainable} are trainable. Use fit(), or Branch(..., trainable=False)."
+            )
+        if self.optimizer is None or not self.compiled:
+            raise ValueError(f"Model '{self.name}' is not compiled; compile it (or stack(compile=True)) first")
+        self._check_labels(y)
+        top = self.head_model()
+        top.compile(optimizer=self.optimizer, loss=self.loss, metrics=self.head.metrics() if self.head else None)
+
+        def features(data):
+            data = self._as_inputs(data)
+            outs = self.branch_outputs(data, batch_size=cache_batch_size)
+            arrays = [outs[n] for n in self.branch_names]
+            if len(top.inputs) > len(arrays):
+                arrays += [np.asarray(data[t.name]) for t in self.inputs]
+            return arrays
+
+        if validation_data is not None:
+            validation_data = (features(validation_data[0]),) + tuple(validation_data[1:])
+        return top.fit(
+            features(x), y, epochs=epochs, batch_size=batch_size, validation_data=validation_data, **kwargs
+        )
+
     # -- inputs and labels ------------------------------------------------------------
     def _as_inputs(self, x):
         """Accept a bare array (or tensor) for a one-input model; check dict keys."""

@@ -204,3 +204,27 @@ def test_fusion_none_with_several_branches_and_reused_fusion_layer():
     kfuse.stack(two(), fusion=layer)
     with pytest.raises(ValueError, match="already part of another model"):
         kfuse.stack(two(), fusion=layer)
+
+
+def test_fit_head_trains_the_top_on_cached_outputs_like_fit_does():
+    x, y = blobs(200)
+    base = classifier()
+    base.compile("adam", "sparse_categorical_crossentropy")
+    base.fit(x, y, epochs=3, verbose=0)
+
+    def fused():
+        keras.utils.set_random_seed(1)
+        return kfuse.stack(
+            [kfuse.Branch(base, name="b", inputs="signal", trainable=False, output="probabilities")],
+            fusion=None, meta=(8,), head=3, passthrough=True, optimizer=keras.optimizers.SGD(0.05),
+        )
+
+    through_graph, cached = fused(), fused()
+    through_graph.fit(x, y, epochs=3, batch_size=50, shuffle=False, verbose=0)
+    history = cached.fit_head(x, y, epochs=3, batch_size=50, shuffle=False, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    # same data, order and optimizer: the two routes give the same model
+    np.testing.assert_allclose(cached.predict(x, verbose=0), through_graph.predict(x, verbose=0), atol=1e-4)
+    unfrozen = kfuse.stack([kfuse.Branch(base, name="b", inputs="signal")], fusion=None, head=3)
+    with pytest.raises(ValueError, match=r"every branch must be frozen; branches \['b'\] are trainable"):
+        unfrozen.fit_head(x, y)
