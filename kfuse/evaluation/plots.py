@@ -118,9 +118,9 @@ def contribution_bars(contributions):
         ax.bar(list(table.index), values, color=colors)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_title(column if column != f"{contributions.metric} drop"
-                     else f"{contributions.metric} drop without the branch ({contributions.method})")
+                     else f"{contributions.metric} drop without the branch")
         ax.tick_params(axis="x", rotation=30)
-    fig.suptitle(f"Branch contributions: {contributions.model_name}")
+    fig.suptitle(f"Branch contributions: {contributions.model_name} (ablation by {contributions.method})")
     return fig
 
 

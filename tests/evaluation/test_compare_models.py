@@ -48,6 +48,7 @@ def trained():
     return x, y, a, b, fused
 
 
+@pytest.mark.slow
 def test_keras_models_and_fused_model(trained):
     x, y, a, b, fused = trained
     report = kfuse.compare({"a": a, "b": b, "fused": fused}, x, y)
@@ -71,6 +72,7 @@ def test_keras_models_and_fused_model(trained):
     assert c.ablation["accuracy without branch"].between(0, 1).all()
 
 
+@pytest.mark.slow
 def test_zeroed_ablation_matches_a_hand_built_probe(trained):
     """Concat has presence support; a branchless probe built by hand must agree with it."""
     x, y, a, b, _ = trained
@@ -88,11 +90,12 @@ def test_zeroed_ablation_matches_a_hand_built_probe(trained):
     assert c.weights is None
 
 
+@pytest.mark.slow
 def test_multi_input_dict(trained):
     x, y, *_ = trained
     left, right = x[:, :4], x[:, 4:]
-    base_left = _base(left, y, 5, name="left_net", input_name="left", epochs=10)
-    base_right = _base(right, y, 6, name="right_net", input_name="right", epochs=10)
+    base_left = _base(left, y, 5, name="left_net", input_name="left", epochs=8)
+    base_right = _base(right, y, 6, name="right_net", input_name="right", epochs=4)
     fused = kfuse.stack([kfuse.Branch(base_left, name="l", inputs="left", trainable=False),
                          kfuse.Branch(base_right, name="r", inputs="right", trainable=False)],
                         fusion="concat", head=3, optimizer=keras.optimizers.Adam(3e-2))
@@ -128,6 +131,7 @@ def test_sklearn_estimator_and_arrays_mix(trained):
     assert report.predictions["logreg"].source == "predict_proba"
 
 
+@pytest.mark.slow
 def test_regression_fused_model(rng):
     x = rng.normal(size=(200, 6)).astype("float32")
     y = x[:, 0] * 2 + x[:, 1]
@@ -146,6 +150,7 @@ def test_regression_fused_model(rng):
     assert set(report.figures()) == {"predicted_vs_true", "residuals", "contributions_fused"}
 
 
+@pytest.mark.slow
 def test_stacker_is_compared_and_decomposed():
     """A fitted kfuse Stacker: scored through predict_proba, decomposed through model_."""
     import warnings
