@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -43,11 +44,15 @@ def test_two_workers_train_to_identical_weights(tmp_path):
             (subprocess.Popen([sys.executable, WORKER, str(index), str(tmp_path)], env=env, cwd=ROOT,
                               stdout=log, stderr=subprocess.STDOUT), log)
         )
+    deadline = time.monotonic() + TIMEOUT_S
     try:
-        for process, _ in processes:
-            process.wait(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"multi-worker training did not finish in {TIMEOUT_S} s")
+        # one deadline for both; a worker that fails stops the other (it would wait forever)
+        while any(p.poll() is None for p, _ in processes):
+            if time.monotonic() > deadline:
+                pytest.fail(f"multi-worker training did not finish in {TIMEOUT_S} s")
+            if any(p.poll() not in (None, 0) for p, _ in processes):
+                break
+            time.sleep(0.2)
     finally:
         for process, log in processes:
             if process.poll() is None:
