@@ -59,7 +59,7 @@ def _check_class_counts(labels, k):
     classes, counts = np.unique(labels, return_counts=True)
     smallest = int(counts.min())
     if k > smallest:
-        worst = classes[counts.argmin()]
+        worst = classes[counts.argmin()].item()
         raise ValueError(
             f"Stacker: cv={k} folds, but class {worst!r} has only {smallest} row(s); "
             f"stratified folds need at least cv rows of every class. Use cv<={smallest} "

@@ -12,6 +12,7 @@ import numpy as np
 from kfuse.branches import Branch
 from kfuse.training import base_training as bt
 from kfuse.training.folds import resolve_cv
+from kfuse.training.settings import meta_batch_size
 
 #: level-2 learners: name -> hidden widths (() is a regularised linear model)
 LEARNERS = {"l2_linear": (), "l2_mlp": (64,)}
@@ -53,6 +54,7 @@ class LevelTwo:
         cv = stacker.cv if isinstance(stacker.cv, int) and not isinstance(stacker.cv, bool) else 5
         plan = resolve_cv(cv, labels, head, stacker.seed + 1)
         settings = dict(stacker.meta_fit)
+        settings["batch_size"] = meta_batch_size(settings["batch_size"], len(rows))
         optimizer = settings.pop("optimizer")
         learning_rate = settings.pop("learning_rate")
         blocks, self.learners, self.cv_scores = [], {}, {}

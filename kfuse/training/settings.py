@@ -7,7 +7,13 @@ import keras
 from kfuse.heads import Classification, get_head
 
 #: how the meta-learner and head train on the (cached) meta-features
-META_FIT_DEFAULTS = {"epochs": 100, "batch_size": 256, "optimizer": "adam", "learning_rate": 3e-3}
+#: ("auto" batch size: rows // 16, between 16 and 256, so few rows still get many steps)
+META_FIT_DEFAULTS = {
+    "epochs": 100,
+    "batch_size": "auto",
+    "optimizer": "adam",
+    "learning_rate": 1e-2,
+}
 #: L2 penalty of the default head when meta=None: a logistic regression on the features
 DEFAULT_L2 = 1e-4
 STACK_METHODS = ("auto", "predict_proba", "logits", "features", "raw")
@@ -61,3 +67,14 @@ def check_meta_fit(meta_fit):
             )
         settings[key] = value
     return settings
+
+
+def meta_batch_size(batch_size, rows):
+    """Resolve the meta-learner's batch size for `rows` training rows."""
+    if batch_size == "auto":
+        return int(min(256, max(16, rows // 16)))
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            f"Stacker: meta_fit batch_size must be a positive int or 'auto'; received {batch_size!r}"
+        )
+    return batch_size

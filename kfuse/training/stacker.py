@@ -19,6 +19,7 @@ from kfuse.training.levels import LevelTwo
 from kfuse.training.settings import (
     check_meta_fit,
     default_head,
+    meta_batch_size,
     resolve_method,
 )
 
@@ -124,6 +125,12 @@ class Stacker:
         self.methods = {b.name: resolve_method(stack_method, b, self.head) for b in self.branches}
         for b in self.branches:
             bt.check_fit_settings(b)
+            if not self.refit and b.trainable and self.methods[b.name] == "features":
+                raise ValueError(
+                    f"Branch '{b.name}': refit=False averages the fold models, but tapped "
+                    "features of different fold models do not share one space. Use "
+                    "refit=True, or stack_method='predict_proba' / 'logits'."
+                )
 
     # -- fitting ------------------------------------------------------------------------
     @property
@@ -319,6 +326,7 @@ class Stacker:
         if passthrough:
             raw += [k for k in self.input_names if k not in raw]
         settings = dict(self.meta_fit)
+        settings["batch_size"] = meta_batch_size(settings["batch_size"], len(rows))
         scope, _ = _strategy_scope(self.strategy)
         with scope:
             top = keras.Model(top_inputs(self.model_, names, raw), self.model_.outputs[0])
