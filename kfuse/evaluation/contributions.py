@@ -26,6 +26,21 @@ class Contributions:
         ablation: pandas DataFrame indexed by branch: `metric without branch`, `drop`.
         metric: the metric the ablation uses; `full_score`: the unmasked model's score.
         method: "presence mask" or "zeroed output".
+
+    Example:
+
+    ```python
+    import keras, numpy as np, kfuse
+
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype(int)
+    base = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    fused = kfuse.stack([kfuse.Branch(base, name="a", inputs="x"),
+                         kfuse.Branch(base, name="b", inputs="x")],
+                        fusion="weighted_average", head=2)
+    c = kfuse.compare({"fused": fused}, x, y).contributions["fused"]
+    c.table()  # fusion weight, accuracy without branch, accuracy drop
+    ```
     """
 
     def __init__(self, model_name, weights, ablation, metric, full_score, method, weights_kind=None):

@@ -59,6 +59,20 @@ class Diversity:
             not applicable).
         oracle_accuracy: share of rows any member classifies correctly (None if n/a).
         applicable: False with fewer than two members; `reason` says why.
+
+    Example:
+
+    ```python
+    import numpy as np, kfuse
+
+    y = np.array([0, 1, 1, 0])
+    eye = np.eye(2)
+    report = kfuse.compare({"a": eye[[0, 1, 0, 0]], "b": eye[[1, 1, 1, 0]],
+                            "fused": eye[y]}, y=y)
+    report.diversity.pairs                  # disagreement 0.5, double fault 0.0, ...
+    report.diversity.oracle_accuracy        # 1.0: one of a, b is right on every row
+    report.diversity.matrix("disagreement")
+    ```
     """
 
     def __init__(self, members, pairs, oracle_accuracy=None, reason=None):

@@ -58,7 +58,8 @@ def _index_text(key):
 def markdown_table(table):
     """A pipe table from a DataFrame (index as the first column)."""
     header = [_index_name(table)] + [str(c) for c in table.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(table.columns)) + "|"]
+    aligns = ["---:" if table[c].dtype.kind in "biuf" else "---" for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", *aligns]) + "|"]
     for key, row in table.iterrows():
         cells = [_index_text(key)] + [format_value(v) for v in row.tolist()]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")

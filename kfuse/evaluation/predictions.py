@@ -24,6 +24,18 @@ class Prediction:
         source: how they were obtained ("array", "predict", "predict_proba").
         notes: conversions applied, in words.
         model: the object handed to `compare` (None for a raw array).
+
+    Example:
+
+    ```python
+    import numpy as np, kfuse
+
+    report = kfuse.compare({"net": np.array([[2.0, 0.0], [0.0, 1.0]])}, y=np.array([0, 1]))
+    p = report.predictions["net"]
+    p.values.sum(axis=1)  # [1., 1.]: the logits were softmaxed
+    p.labels              # [0, 1]
+    p.notes               # ["'net' outputs logits (rows not summing to 1): softmax applied"]
+    ```
     """
 
     name: str

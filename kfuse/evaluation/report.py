@@ -1,5 +1,7 @@
 """`compare()` and the `Report` it returns."""
 
+import contextlib
+import logging
 import os
 
 from kfuse.evaluation import html as render
@@ -55,6 +57,23 @@ def compare(
     print(report.to_markdown())
     ```
     """
+    with _quiet_tensorflow():
+        return _compare(models, x, y, task, reference, metrics, batch_size, n_boot, seed, alpha, contributions)
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow():
+    """Silence TensorFlow's retracing warnings while many models predict once each."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _compare(models, x, y, task, reference, metrics, batch_size, n_boot, seed, alpha, contributions):
     task, labels, predictions = collect(models, x, y, task=task, batch_size=batch_size)
     names = resolve_metrics(task, metrics)
     reference = _reference(models, reference)
