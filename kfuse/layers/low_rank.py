@@ -67,10 +67,13 @@ class LowRankFusion(MultiBranchFusion):
         for i, z in enumerate(inputs):
             ones = ops.ones_like(z[:, :1])
             augmented = ops.concatenate([ones, z], axis=-1)
-            factor = ops.einsum("bd,rdu->bru", augmented, ops.cast(self.factors[i], z.dtype))
+            weights = ops.cast(self.factors[i], z.dtype)  # (rank, d + 1, units)
+            flat = ops.reshape(ops.transpose(weights, (1, 0, 2)), (-1, self.rank * self.units))
+            factor = ops.reshape(ops.matmul(augmented, flat), (-1, self.rank, self.units))
             factor = neutral_when_absent(factor, presence, i)
             product = factor if product is None else product * factor
-        fused = ops.einsum("bru,r->bu", product, ops.cast(self.rank_weights, product.dtype))
+        rank_weights = ops.reshape(ops.cast(self.rank_weights, product.dtype), (1, self.rank, 1))
+        fused = ops.sum(product * rank_weights, axis=1)
         return fused + ops.cast(self.bias, fused.dtype)
 
     def compute_output_shape(self, input_shape):
