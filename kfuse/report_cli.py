@@ -69,7 +69,7 @@ def run(args):
         for path in [*args.members, args.model]:
             if not os.path.exists(path):
                 raise FileNotFoundError(f"no such model file: {path}")
-            models[_name(path, models)] = keras.saving.load_model(path)
+            models[_name(path, models)] = keras.saving.load_model(path, compile=False)
         reference = list(models)[-1]
         ref_model = models[reference]
         names = getattr(ref_model, "input_names", None) or [t.name for t in ref_model.inputs]

@@ -63,14 +63,16 @@ def materialize(x, y):
                 xs.append(element)
         if not xs:
             raise ValueError("compare(): the tf.data.Dataset `x` yielded no batches (empty data)")
-        x = _concat(xs)
+        # an unbatched dataset yields one row (scalar label) at a time: stack the rows
+        join = np.stack if ys and np.ndim(ys[0]) == 0 else np.concatenate
+        x = _concat(xs, join)
         if y is None:
             if not ys:
                 raise ValueError(
                     "compare(): the tf.data.Dataset yields inputs only; pass the labels as `y` "
                     "or make it yield (inputs, labels) pairs"
                 )
-            y = np.concatenate([np.asarray(v) for v in ys])
+            y = join([np.asarray(v) for v in ys])
     if y is None:
         raise ValueError("compare(): labels `y` are required (or a tf.data.Dataset of (x, y))")
     y = np.asarray(y)
@@ -86,10 +88,10 @@ def _is_dataset(x):
     return type(x).__module__.startswith("tensorflow") and hasattr(x, "as_numpy_iterator")
 
 
-def _concat(parts):
+def _concat(parts, join=np.concatenate):
     if isinstance(parts[0], dict):
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    return np.concatenate(parts)
+        return {k: join([p[k] for p in parts]) for k in parts[0]}
+    return join(parts)
 
 
 def num_rows(x):

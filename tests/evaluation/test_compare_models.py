@@ -119,6 +119,9 @@ def test_tf_data_gives_the_same_table(trained):
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
     streamed = kfuse.compare({"a": a, "fused": fused}, ds, contributions=False)
     np.testing.assert_allclose(streamed.table.to_numpy(), arrays.table.to_numpy())
+    rows = tf.data.Dataset.from_tensor_slices(({"x": x}, y))  # unbatched, dict inputs
+    np.testing.assert_allclose(kfuse.compare({"a": a}, rows).table.to_numpy(),
+                               arrays.table.loc[["a"]].to_numpy())
 
 
 def test_sklearn_estimator_and_arrays_mix(trained):
