@@ -14,8 +14,12 @@ import sys
 
 
 def add_arguments(parser):
+    import argparse
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = __doc__.split("\n\n", 1)[1]
     parser.add_argument("model", help="the model to report on (.keras file); the reference")
-    parser.add_argument("--data", required=True, help="'mnist1d' or an .npz file (see `kfuse report -h`)")
+    parser.add_argument("--data", required=True, help="'mnist1d' or an .npz file (see below)")
     parser.add_argument("--members", nargs="*", default=[], help="other .keras models to compare against")
     parser.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
     parser.add_argument("--task", default="auto", choices=("auto", "classification", "regression"))
