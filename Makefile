@@ -27,6 +27,11 @@ test: setup
 bench: setup
 	$(PY) benchmarks/run.py
 
+# opens a comparison report in headless Chromium (Debian package `chromium`), checks
+# that every image decoded and the tables are present, and saves a screenshot
+render-check: setup
+	$(PY) scripts/render_check.py
+
 lint: setup
 	$(VENV)/bin/ruff check kfuse tests benchmarks
 
