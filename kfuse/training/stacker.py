@@ -1,5 +1,6 @@
 """`Stacker`: leak-free stacking of Keras networks into one Keras graph."""
 
+import functools
 import time
 
 import keras
@@ -198,14 +199,14 @@ class Stacker:
         ordered = [finals[b.name] for b in self.branches]
         if self.levels == 2:
             self.level2_ = LevelTwo(self, features, y, self.oof_rows_, arrays)
-            self.model_ = self.level2_.build(ordered, shapes)
-            self._train_top(
-                ["level2"], self.level2_.oof, arrays, y, self.oof_rows_, passthrough=False
-            )
+            build = functools.partial(self.level2_.build, ordered, shapes)
+            self.model_ = build()
+            self._train_top(build, ["level2"], self.level2_.oof, arrays, y, self.oof_rows_, False)
         else:
-            self.model_ = self._stack(ordered, shapes)
-            names = [b.name for b in self.branches if b.name in features]
-            self._train_top(names, features, arrays, y, self.oof_rows_, self.passthrough)
+            build = functools.partial(self._stack, ordered, shapes)
+            self.model_ = build()
+            names = [b.name for b in self.branches]
+            self._train_top(build, names, features, arrays, y, self.oof_rows_, self.passthrough)
         self.oof_predictions_ = oof
         self.fold_models_ = fold_models
         self.features_ = features
@@ -295,6 +296,7 @@ class Stacker:
         return self.fusion
 
     def _stack(self, branches, shapes, fusion="from_self", passthrough=None):
+        keras.utils.set_random_seed(self.seed + 5)  # the head's initial weights
         model = stack(
             branches,
             fusion=self._fusion() if fusion == "from_self" else fusion,
@@ -314,7 +316,7 @@ class Stacker:
         }
         return model
 
-    def _train_top(self, names, features, arrays, y, rows, passthrough):
+    def _train_top(self, build, names, features, arrays, y, rows, passthrough):
         """Train fusion + meta-learner + head of `model_` on the meta-features."""
         frozen_inputs = []
         if not self.cache and self.levels == 1:
@@ -327,16 +329,23 @@ class Stacker:
             raw += [k for k in self.input_names if k not in raw]
         settings = dict(self.meta_fit)
         settings["batch_size"] = meta_batch_size(settings["batch_size"], len(rows))
+        # The top is cut out of a twin of `model_` (same seed, same layers): a model built
+        # from intermediate tensors adds nodes to the graph it is cut from, which would
+        # break saving `model_`. The trained weights are then copied into `model_`.
+        twin = build()
         scope, _ = _strategy_scope(self.strategy)
         with scope:
-            top = keras.Model(top_inputs(self.model_, names, raw), self.model_.outputs[0])
+            top = keras.Model(top_inputs(twin, names, raw), twin.outputs[0])
             optimizer = bt.new_optimizer(settings.pop("optimizer"), settings.pop("learning_rate"))
             top.compile(optimizer=optimizer, loss=self.head.loss(), metrics=self.head.metrics())
         keras.utils.set_random_seed(self.seed + 7)
         data = top_data(features, names, arrays, raw, rows)
         history = top.fit(data, y[rows], verbose=0, **settings)
         self.meta_history_ = history.history
-        return top
+        branch_names = set(self.model_.branch_names)
+        for source, target in zip(twin.layers, self.model_.layers, strict=True):
+            if target.name not in branch_names and target.weights:
+                target.set_weights(source.get_weights())
 
     def _branch(self, name):
         return next(b for b in self.branches if b.name == name)
