@@ -15,6 +15,11 @@ import numpy as np
 
 from kfuse.training.cache import cached_features, top_inputs
 
+#: training steps per call of the compiled train function: the top model is small, so
+#: Python dispatch, not arithmetic, bounds its step time. Same batches and updates as one
+#: step per call; batch-level callbacks see every 32nd batch.
+STEPS_PER_EXECUTION = 32
+
 #: Branch(output=...) -> the Stacker's stack_method that hands over the same tensor
 OUTPUT_METHOD = {"probabilities": "predict_proba", "logits": "logits", "raw": "raw"}
 
@@ -146,6 +151,7 @@ def fit_cached(model, cache, metrics, x, y=None, **kwargs):
         optimizer=model.optimizer,
         loss=model.loss,
         metrics=metrics,
+        steps_per_execution=STEPS_PER_EXECUTION,
     )
     model.stop_training = False
     kwargs["callbacks"] = [_Redirect(c, model) for c in kwargs.get("callbacks") or []]
