@@ -33,3 +33,13 @@ def top_data(features, branch_names, arrays, raw_names, rows):
     """The arrays matching `top_inputs`, restricted to `rows`."""
     data = [np.asarray(features[name])[rows] for name in branch_names]
     return data + [arrays[k][rows] for k in raw_names]
+
+
+def graph_features(model, names, arrays, batch_size=CACHE_BATCH):
+    """{branch name: output} of the branches `names` of `model`, in one batched pass."""
+    import keras
+
+    probe = keras.Model(model.inputs, [model._branch_tensor(n) for n in names])
+    values = probe.predict(model._as_inputs(arrays), batch_size=batch_size, verbose=0)
+    values = [values] if len(names) == 1 else values
+    return {n: np.asarray(v) for n, v in zip(names, values, strict=True)}

@@ -11,7 +11,7 @@ from kfuse.graph import _check_branches, _strategy_scope, stack
 from kfuse.layers import FusionLayer
 from kfuse.training import base_training as bt
 from kfuse.training.averaging import fold_average_model
-from kfuse.training.cache import cached_features, top_data, top_inputs
+from kfuse.training.cache import cached_features, graph_features, top_data, top_inputs
 from kfuse.training.checkpoint import WorkDir
 from kfuse.training.fingerprint import fingerprint
 from kfuse.training.folds import resolve_cv
@@ -191,9 +191,9 @@ class Stacker:
         )
         oof, fold_models, scores = self._run_folds(plan, trained, arrays, y, shapes, store)
         finals = self._final_branches(trained, fold_models, arrays, y, shapes, store)
-        finals.update({b.name: b for b in frozen})
+        finals.update({b.name: bt.as_branch(b, b.base, self.methods[b.name]) for b in frozen})
         features = dict(oof)
-        if self.cache or self.levels == 2:
+        if self.levels == 2:
             features.update(cached_features(frozen, self.methods, arrays, shapes))
         self.oof_rows_ = plan.held_out_rows(len(y))
         ordered = [finals[b.name] for b in self.branches]
@@ -205,6 +205,8 @@ class Stacker:
         else:
             build = functools.partial(self._stack, ordered, shapes)
             self.model_ = build()
+            if self.cache and frozen:  # one batched pass over every frozen branch
+                features.update(graph_features(self.model_, [b.name for b in frozen], arrays))
             names = [b.name for b in self.branches]
             self._train_top(build, names, features, arrays, y, self.oof_rows_, self.passthrough)
         self.oof_predictions_ = oof

@@ -80,7 +80,9 @@ def test_prefit_uses_trained_bases_as_they_are(frozen_data):
     ]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        stacker = kfuse.Stacker(branches, head=3, cv="prefit", verbose=0, meta_fit={"epochs": 40})
+        stacker = kfuse.Stacker(
+            branches, head=3, cv="prefit", verbose=0, meta_fit={"epochs": 40}, strategy="default"
+        )
         stacker.fit(x, y)
     assert any("leak" in str(w.message) for w in caught)
     np.testing.assert_allclose(
