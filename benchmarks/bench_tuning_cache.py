@@ -7,6 +7,13 @@ RandomSearch with one seed, so both runs draw the same 10 designs; 2,400 trainin
 branches, on branch outputs computed once; without it every trial runs the bases in
 every step. Goal: at least 5x faster, with the same best score within noise.
 `KFUSE_QUICK=1` shrinks it (3 trials, fewer epochs) to check that it runs.
+
+Measured here (2 shared cores, load 5-10): 1.7x-2.0x faster (12-17 s vs 21-34 s per
+trial), the same best val_accuracy (0.930) in both runs. The cache removes the bases'
+per-step cost; what remains per trial is fixed: building the full stack (the bases are
+cloned into it), tracing the train and test functions, KerasTuner's checkpoints. The
+ratio grows with rows x epochs per trial and with the bases' cost (the 5x goal is not
+reached with these small bases).
 """
 
 import os
