@@ -339,7 +339,9 @@ class Stacker:
         with scope:
             top = keras.Model(top_inputs(twin, names, raw), twin.outputs[0])
             optimizer = bt.new_optimizer(settings.pop("optimizer"), settings.pop("learning_rate"))
-            top.compile(optimizer=optimizer, loss=self.head.loss(), metrics=self.head.metrics())
+            top.compile(
+                optimizer=optimizer, loss=self.head.loss(), metrics=self.head.metrics(), jit_compile=False
+            )
         keras.utils.set_random_seed(self.seed + 7)
         data = top_data(features, names, arrays, raw, rows)
         history = top.fit(data, y[rows], verbose=0, **settings)
