@@ -14,5 +14,6 @@ report.table
 """
 
 from kfuse.evaluation.report import Report, compare, write_demo_report
+from kfuse.evaluation.robustness import RobustnessResult, robustness_sweep
 
-__all__ = ["Report", "compare", "write_demo_report"]
+__all__ = ["Report", "RobustnessResult", "compare", "robustness_sweep", "write_demo_report"]

@@ -126,7 +126,7 @@ def weighted_mean(inputs, weights, presence=None, epsilon=1e-7):
         w = weights[i]
         if presence is not None:
             w = w * presence[:, i]
-        w_b = expand_presence(w, x) if len(ops.shape(w)) == 1 else w
+        w_b = expand_presence(w, x) if len(getattr(w, "shape", ())) == 1 else w
         term = w_b * x
         total = term if total is None else total + term
         norm = w_b if norm is None else norm + w_b
