@@ -21,7 +21,7 @@ demo: setup
 	$(VENV)/bin/kfuse demo
 
 test: setup
-	KFUSE_QUICK=1 $(PY) -m pytest -q tests --nbmake notebooks
+	KFUSE_QUICK=1 $(PY) -m pytest -q --durations=15 tests --nbmake notebooks
 	KERAS_BACKEND=jax $(PY) -m pytest -q tests/layers
 
 bench: setup
