@@ -227,7 +227,7 @@ class Branch:
         args = [tensors[key] for key in self.input_names]
         structure = getattr(model, "_inputs_struct", None)
         if isinstance(structure, dict):
-            args = dict(zip(structure.keys(), args))
+            args = dict(zip(structure.keys(), args, strict=True))
         elif len(args) == 1:
             args = args[0]
         return model(args), model
@@ -243,4 +243,4 @@ class Branch:
 def _shapes_agree(a, b):
     if len(a) != len(b):
         return False
-    return all(x is None or y is None or x == y for x, y in zip(a, b))
+    return all(x is None or y is None or x == y for x, y in zip(a, b, strict=True))

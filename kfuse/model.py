@@ -66,7 +66,7 @@ class FusedModel(keras.Model):
         values = probe.predict(self._as_inputs(x), batch_size=batch_size, verbose=verbose)
         if len(self.branch_names) == 1:
             values = [values]
-        return dict(zip(self.branch_names, values))
+        return dict(zip(self.branch_names, values, strict=True))
 
     def _branch_tensor(self, name):
         """The output tensor of branch `name` in this graph (not inside the sub-model)."""

@@ -80,7 +80,7 @@ def run_fusion_layer_test(
         model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
         model.fit(data, np.ones((input_shapes[0][0], 1), "float32"), epochs=1, verbose=0)
         end = [keras.ops.convert_to_numpy(w) for w in fusion.trainable_weights]
-        moved = [not np.allclose(a, b) for a, b in zip(start, end)]
+        moved = [not np.allclose(a, b) for a, b in zip(start, end, strict=True)]
         assert any(moved), "no trainable weight of the fusion layer moved"
     return out
 

@@ -65,7 +65,7 @@ def test_frozen_branch_keeps_weights_and_runs_batchnorm_in_inference_mode():
     before = [w.numpy().copy() for w in sub.weights]
     model.fit(x, np.arange(64) % 4, epochs=2, verbose=0)
     after = [w.numpy() for w in sub.weights]
-    for b, a in zip(before, after):
+    for b, a in zip(before, after, strict=True):
         np.testing.assert_array_equal(b, a)  # includes BN moving statistics
     assert len(model.trainable_weights) == 4  # the fresh Dense and the head, nothing frozen
     assert not any(w.path.startswith("frozen/") for w in model.trainable_weights)

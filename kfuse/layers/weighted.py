@@ -89,7 +89,7 @@ class WeightedAverage(FusionLayer):
         else:
             values = np.asarray(self.weights_init) / sum(self.weights_init)
         names = self.branch_names or [f"branch_{i}" for i in range(len(values))]
-        return {name: float(v) for name, v in zip(names, values)}
+        return {name: float(v) for name, v in zip(names, values, strict=False)}
 
     def get_config(self):
         config = super().get_config()
