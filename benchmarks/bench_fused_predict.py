@@ -3,6 +3,12 @@
 Same data, same batch size, warmed up; median of repeats. Prints the ratio
 fused / separate (goal <= 1.0, aim 0.7) and the cost of fusion + meta + head relative to
 the bases alone (a probe graph holding just the branches).
+
+Threads: on a 2-core CPU, TensorFlow's default inter-op pool runs the three branches at
+once while each op also uses every core, and the oversubscription made the fused graph
+1.19x slower than three separate predicts here. With one inter-op thread (each op still
+uses all cores) it was 0.82x. The script uses `KFUSE_BENCH_INTEROP` inter-op threads
+(default 1; 0 = TensorFlow's default) for both setups alike.
 """
 
 import os
@@ -36,6 +42,12 @@ def timed(*fns):
 
 
 def main():
+    interop = int(os.environ.get("KFUSE_BENCH_INTEROP", 1))
+    if interop and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_inter_op_parallelism_threads(interop)
+    print(f"inter-op threads: {interop or 'TensorFlow default'}")
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).normal(size=(ROWS, 40)).astype("float32")
     bases = {name: build() for name, build in BASES.items()}
