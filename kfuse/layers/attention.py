@@ -42,12 +42,7 @@ class AttentionFusion(MultiBranchFusion):
 
     def build(self, input_shape):
         shapes = self._check_shapes(input_shape)
-        for i, shape in enumerate(shapes):
-            if len(shape) != 2:
-                raise ValueError(
-                    f"AttentionFusion takes (batch, features) branches; {self._label(i)} "
-                    f"outputs shape {shape}"
-                )
+        self._check_flat(shapes)
         widths = [s[-1] for s in shapes]
         self.projections = []
         if self.units is None:

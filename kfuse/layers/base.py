@@ -83,6 +83,16 @@ class FusionLayer(keras.layers.Layer):
                     )
         return shapes
 
+    def _check_flat(self, shapes, known_width=False):
+        """Refuse branches that are not `(batch, features)` (of known width if asked)."""
+        for i, shape in enumerate(shapes):
+            if len(shape) != 2 or (known_width and shape[-1] is None):
+                of_width = " of known width" if known_width else ""
+                raise ValueError(
+                    f"{self.__class__.__name__} takes (batch, features) branches{of_width}; "
+                    f"{self._label(i)} outputs shape {shape}"
+                )
+
     def build(self, input_shape):
         self._check_shapes(input_shape)
         super().build(input_shape)

@@ -46,13 +46,9 @@ class BilinearFusion(MultiBranchFusion):
 
     def build(self, input_shape):
         shapes = self._check_shapes(input_shape)
+        self._check_flat(shapes)
         self.projections = []
         for i, shape in enumerate(shapes):
-            if len(shape) != 2:
-                raise ValueError(
-                    f"BilinearFusion takes (batch, features) branches; {self._label(i)} "
-                    f"outputs shape {shape}"
-                )
             dense = keras.layers.Dense(
                 self.units * self.factor, name=f"projection_{i}", dtype=self.dtype_policy
             )

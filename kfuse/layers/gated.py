@@ -58,12 +58,7 @@ class GatedFusion(MultiBranchFusion):
 
     def build(self, input_shape):
         shapes = self._check_shapes(input_shape)
-        for i, shape in enumerate(shapes):
-            if len(shape) != 2:
-                raise ValueError(
-                    f"GatedFusion takes (batch, features) branches; {self._label(i)} "
-                    f"outputs shape {shape}"
-                )
+        self._check_flat(shapes)
         count = len(shapes)
         self.projections = []
         for i, shape in enumerate(shapes):

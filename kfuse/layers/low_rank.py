@@ -41,12 +41,7 @@ class LowRankFusion(MultiBranchFusion):
 
     def build(self, input_shape):
         shapes = self._check_shapes(input_shape)
-        for i, shape in enumerate(shapes):
-            if len(shape) != 2 or shape[-1] is None:
-                raise ValueError(
-                    f"LowRankFusion takes (batch, features) branches of known width; "
-                    f"{self._label(i)} outputs shape {shape}"
-                )
+        self._check_flat(shapes, known_width=True)
         self.factors = [
             self.add_weight(
                 name=f"factor_{i}",

@@ -47,12 +47,7 @@ class TensorFusion(MultiBranchFusion):
 
     def build(self, input_shape):
         shapes = self._check_shapes(input_shape)
-        for i, shape in enumerate(shapes):
-            if len(shape) != 2 or shape[-1] is None:
-                raise ValueError(
-                    f"TensorFusion takes (batch, features) branches of known width; "
-                    f"{self._label(i)} outputs shape {shape}"
-                )
+        self._check_flat(shapes, known_width=True)
         widths = [s[-1] for s in shapes]
         size = self.product_width(widths)
         if size > self.max_size:
