@@ -57,7 +57,7 @@ def main():
     ]
     fused = kfuse.stack(branches, fusion="concat", meta=(64,), head=10)
     head_weights = [layer.get_weights() for layer in (fused.get_layer("meta_dense_0"), fused.get_layer("logits"))]
-    probe = keras.Model(fused.inputs, [fused._branch_tensor(n) for n in fused.branch_names])
+    probe = keras.Model(fused.inputs, [fused.branch_tensor(n) for n in fused.branch_names])
 
     def separate():
         outs = [model.predict(x, batch_size=BATCH, verbose=0) for model in bases.values()]

@@ -192,7 +192,7 @@ def _branch_probe(model):
             f"branch_outputs=True needs a kfuse.FusedModel (built by kfuse.stack); "
             f"model '{model.name}' has no branches"
         )
-    outputs = {name: model._branch_tensor(name) for name in branch_names}
+    outputs = {name: model.branch_tensor(name) for name in branch_names}
     return keras.Model(model.inputs if not isinstance(model._inputs_struct, dict) else model._inputs_struct,
                        outputs, name=f"{model.name}_branches")
 

@@ -61,14 +61,14 @@ class FusedModel(keras.Model):
 
     def branch_outputs(self, x, batch_size=256, verbose=0):
         """Every branch's output on `x`, as a dict of branch name -> array (one pass)."""
-        outputs = [self._branch_tensor(n) for n in self.branch_names]
+        outputs = [self.branch_tensor(n) for n in self.branch_names]
         probe = keras.Model(self.inputs, outputs)
-        values = probe.predict(self._as_inputs(x), batch_size=batch_size, verbose=verbose)
+        values = probe.predict(self.as_inputs(x), batch_size=batch_size, verbose=verbose)
         if len(self.branch_names) == 1:
             values = [values]
         return dict(zip(self.branch_names, values, strict=True))
 
-    def _branch_tensor(self, name):
+    def branch_tensor(self, name):
         """The output tensor of branch `name` in this graph (not inside the sub-model)."""
         top_inputs = {id(t) for t in self.inputs}
         for node in self.get_layer(name)._inbound_nodes:
@@ -84,20 +84,22 @@ class FusedModel(keras.Model):
         presence input feeds the top); training it trains this model's fusion,
         meta-learner and head.
         """
-        tensors = [self._branch_tensor(n) for n in self.branch_names]
-        info = self.kfuse_info
-        if info.get("passthrough") or info.get("presence_input"):
-            tensors += list(self.inputs)
-        return keras.Model(tensors, self.outputs, name=f"{self.name}_head")
+        from kfuse.training.cache import top_model
+
+        return top_model(self)
 
     def fit_head(self, x, y, epochs=1, batch_size=None, validation_data=None, cache_batch_size=1024, **kwargs):
         """Train fusion + meta-learner + head on the frozen branches' cached outputs.
 
         Every branch must be frozen: their outputs are computed once (one batched pass),
-        and the epochs then run only the small top of the graph, which is far faster than
-        `fit` through the frozen branches. Returns the Keras `History`.
+        and the epochs then run only the small top of the graph, one traced call per
+        epoch (`kfuse.training.cache`), which is far faster than `fit` through the
+        frozen branches. Takes `fit`'s arguments (plus `seed`, the shuffling order);
+        returns the Keras `History`.
         """
-        trainable = [b["name"] for b in self.kfuse_info.get("branches", []) if self.get_layer(b["name"]).trainable]
+        from kfuse.training.cache import compile_top, fit_top, graph_features, top_raw_inputs
+
+        trainable = [n for n in self.branch_names if self.get_layer(n).trainable]
         if trainable:
             raise ValueError(
                 f"fit_head trains on cached branch outputs, so every branch must be frozen; "
@@ -106,25 +108,24 @@ class FusedModel(keras.Model):
         if self.optimizer is None or not self.compiled:
             raise ValueError(f"Model '{self.name}' is not compiled; compile it (or stack(compile=True)) first")
         self._check_labels(y)
-        top = self.head_model()
-        top.compile(optimizer=self.optimizer, loss=self.loss, metrics=self.head.metrics() if self.head else None)
+        top = compile_top(self.head_model(), self, metrics=self.head.metrics() if self.head else None)
+        raw = top_raw_inputs(self)
 
         def features(data):
-            data = self._as_inputs(data)
-            outs = self.branch_outputs(data, batch_size=cache_batch_size)
-            arrays = [outs[n] for n in self.branch_names]
-            if len(top.inputs) > len(arrays):
-                arrays += [np.asarray(data[t.name]) for t in self.inputs]
-            return arrays
+            data = self.as_inputs(data)
+            outs = graph_features(self, self.branch_names, data, batch_size=cache_batch_size)
+            return [outs[n] for n in self.branch_names] + [np.asarray(data[k]) for k in raw]
 
         if validation_data is not None:
+            self._check_labels(validation_data[1])
             validation_data = (features(validation_data[0]),) + tuple(validation_data[1:])
-        return top.fit(
-            features(x), y, epochs=epochs, batch_size=batch_size, validation_data=validation_data, **kwargs
-        )
+        return fit_top(
+            top, features(x), np.asarray(y), epochs=epochs, batch_size=batch_size,
+            validation_data=validation_data, **kwargs,
+        )  # fmt: skip
 
     # -- inputs and labels ------------------------------------------------------------
-    def _as_inputs(self, x):
+    def as_inputs(self, x):
         """Accept a bare array (or tensor) for a one-input model; check dict keys."""
         names = self.input_names
         if self.kfuse_info.get("presence_input"):
@@ -166,22 +167,22 @@ class FusedModel(keras.Model):
             raise ValueError(f"Model '{self.name}': labels do not fit the head {head}: {error}") from None
 
     def call(self, inputs, training=None, mask=None):
-        return super().call(self._as_inputs(inputs), training=training, mask=mask)
+        return super().call(self.as_inputs(inputs), training=training, mask=mask)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_labels(y)
         validation = kwargs.get("validation_data")
         if isinstance(validation, tuple) and len(validation) >= 2:
             self._check_labels(validation[1])
-            kwargs["validation_data"] = (self._as_inputs(validation[0]),) + tuple(validation[1:])
-        return super().fit(self._as_inputs(x), y, *args, **kwargs)
+            kwargs["validation_data"] = (self.as_inputs(validation[0]),) + tuple(validation[1:])
+        return super().fit(self.as_inputs(x), y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_labels(y)
-        return super().evaluate(self._as_inputs(x), y, *args, **kwargs)
+        return super().evaluate(self.as_inputs(x), y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        return super().predict(self._as_inputs(x), *args, **kwargs)
+        return super().predict(self.as_inputs(x), *args, **kwargs)
 
     def predict_proba(self, x, **kwargs):
         """Probabilities from a classification head (softmax or sigmoid of the logits)."""

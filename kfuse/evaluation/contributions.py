@@ -111,7 +111,7 @@ def run_rest(model, x, branch_values, presence=None, batch_size=512):
 
     by_id = {id(model.get_layer(name)): name for name in model.branch_names}
     fusion = model.fusion_layer
-    inputs = model._as_inputs(x)
+    inputs = model.as_inputs(x)
     n = len(next(iter(branch_values.values())))
     outputs = []
     for start in range(0, n, batch_size):

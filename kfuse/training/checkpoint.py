@@ -11,7 +11,6 @@ Every file is written to a temporary name and renamed, so a crash never leaves h
 file; a fold is done when its `.npz` exists (written after the model).
 """
 
-import hashlib
 import json
 import os
 
@@ -19,19 +18,6 @@ import keras
 import numpy as np
 
 FINGERPRINT = "run.json"
-
-
-def data_digest(arrays, y):
-    """A short hash of the training data (inputs and labels)."""
-    digest = hashlib.sha1()
-    for key in sorted(arrays):
-        a = np.ascontiguousarray(arrays[key])
-        digest.update(f"{key}{a.shape}{a.dtype}".encode())
-        digest.update(a.tobytes())
-    y = np.ascontiguousarray(y)
-    digest.update(f"y{y.shape}{y.dtype}".encode())
-    digest.update(y.tobytes())
-    return digest.hexdigest()[:16]
 
 
 class WorkDir:

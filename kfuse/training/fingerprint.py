@@ -13,7 +13,7 @@ import json
 import keras
 import numpy as np
 
-from kfuse.training.checkpoint import data_digest
+from kfuse.training.inputs import data_digest
 
 
 def _jsonable(value):

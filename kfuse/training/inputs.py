@@ -1,5 +1,7 @@
 """Stacker data in: arrays, dicts of arrays or a `tf.data.Dataset`, as numpy per input."""
 
+import hashlib
+
 import numpy as np
 
 
@@ -83,3 +85,17 @@ def feed(model, input_names, arrays, rows=None):
             return dict(zip(input_names, values, strict=True))
         return dict(zip(structure, values, strict=True))
     return values[0] if len(values) == 1 else values
+
+
+def data_digest(arrays, y=None):
+    """A short content hash of named arrays (and labels): the key of caches and runs."""
+    digest = hashlib.sha1()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}{a.shape}{a.dtype}".encode())
+        digest.update(a.tobytes())
+    if y is not None:
+        y = np.ascontiguousarray(y)
+        digest.update(f"y{y.shape}{y.dtype}".encode())
+        digest.update(y.tobytes())
+    return digest.hexdigest()[:16]

@@ -11,6 +11,7 @@ import numpy as np
 
 from kfuse.branches import Branch
 from kfuse.training import base_training as bt
+from kfuse.training.cache import fit_top
 from kfuse.training.folds import resolve_cv
 from kfuse.training.settings import meta_batch_size
 
@@ -86,7 +87,7 @@ class LevelTwo:
             loss=bt.default_loss(model, head, name),
         )
         x, t = (matrix, labels) if rows is None else (matrix[rows], labels[rows])
-        model.fit(x, t, verbose=0, **settings)
+        fit_top(model, x, t, seed=self.stacker.seed * 7919 + offset, verbose=0, **settings)
         return model
 
     def build(self, branches, shapes):

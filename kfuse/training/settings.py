@@ -13,6 +13,7 @@ META_FIT_DEFAULTS = {
     "batch_size": "auto",
     "optimizer": "adam",
     "learning_rate": 1e-2,
+    "shuffle": True,
 }
 #: L2 penalty of the default head when meta=None: a logistic regression on the features
 DEFAULT_L2 = 1e-4

@@ -11,7 +11,7 @@ from kfuse.graph import _check_branches, _strategy_scope, stack
 from kfuse.layers import FusionLayer
 from kfuse.training import base_training as bt
 from kfuse.training.averaging import fold_average_model
-from kfuse.training.cache import cached_features, graph_features, top_data, top_inputs
+from kfuse.training.cache import cached_features, fit_top, graph_features, top_data, top_model
 from kfuse.training.checkpoint import WorkDir
 from kfuse.training.fingerprint import fingerprint
 from kfuse.training.folds import resolve_cv
@@ -337,14 +337,14 @@ class Stacker:
         twin = build()
         scope, _ = _strategy_scope(self.strategy)
         with scope:
-            top = keras.Model(top_inputs(twin, names, raw), twin.outputs[0])
+            top = top_model(twin, names, raw)
             optimizer = bt.new_optimizer(settings.pop("optimizer"), settings.pop("learning_rate"))
             top.compile(
                 optimizer=optimizer, loss=self.head.loss(), metrics=self.head.metrics(), jit_compile=False
             )
         keras.utils.set_random_seed(self.seed + 7)
         data = top_data(features, names, arrays, raw, rows)
-        history = top.fit(data, y[rows], verbose=0, **settings)
+        history = fit_top(top, data, y[rows], seed=self.seed + 7, verbose=0, **settings)
         self.meta_history_ = history.history
         branch_names = set(self.model_.branch_names)
         for source, target in zip(twin.layers, self.model_.layers, strict=True):
