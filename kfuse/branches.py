@@ -98,6 +98,7 @@ class Branch:
         self.tap = tap
         self.fit_settings = dict(fit or {})
         self.source = None
+        self._shared_model = None
         if isinstance(base, (str, os.PathLike)):
             self.source = os.fspath(base)
             base = _load_keras_file(base, name)
@@ -181,6 +182,8 @@ class Branch:
     # -- building ---------------------------------------------------------------------
     def build_model(self, input_shapes):
         """A fresh sub-model named after the branch; `input_shapes` maps name -> shape."""
+        if self._shared_model is not None:
+            return self._shared_model
         with keras.name_scope(self.name):
             if self.is_fresh:
                 model = self._build_fresh(input_shapes)
@@ -188,6 +191,19 @@ class Branch:
                 model = self._build_from_base()
         model.trainable = self.trainable
         return model
+
+    def _share_frozen_model(self, input_shapes):
+        """Build the sub-model once; every later stack of this branch reuses it.
+
+        For searches that build many stacks of the same frozen base: the base is cloned
+        once instead of once per stack. Only for frozen branches, whose weights no stack
+        changes.
+        """
+        if self.trainable:
+            raise ValueError(f"Branch '{self.name}': only a frozen branch can share its sub-model")
+        self._shared_model = None
+        self._shared_model = self.build_model(input_shapes)
+        return self
 
     def _build_fresh(self, input_shapes):
         tensors = {

@@ -123,24 +123,36 @@ def fit_in_memory(
         model.optimizer.build(model.trainable_variables)
     seed = int(np.random.default_rng(seed).integers(2**31 - 1)) if seed is None else int(seed)
 
-    @tf.function
-    def train_epoch(epoch):
+    validation = None
+    if validation_data is not None:
+        val_x, val_y = validation_data
+        validation = (
+            tf.nest.map_structure(tf.constant, val_x),
+            tf.constant(val_y),
+            int(validation_batch_size or batch_size),
+        )
+
+    # One traced function per epoch: shuffle, every training step, then the validation
+    # pass. autograph=False: the loops are tf.while_loop already, so tracing need not
+    # convert Keras's own train_step code (a good part of a search trial's fixed cost).
+    @tf.function(autograph=False)
+    def run_epoch(epoch):
         model.reset_metrics()
         if shuffle:
-            order = tf.random.experimental.stateless_shuffle(
-                tf.range(n), seed=tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
-            )
+            key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+            order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=key)
+            xs = tf.nest.map_structure(lambda t: tf.gather(t, order), train_x)
+            ys = tf.gather(train_y, order)
         else:
-            order = tf.range(n)
-        for step in tf.range(steps):
-            rows = order[step * batch_size : (step + 1) * batch_size]
-            batch_x = tf.nest.map_structure(lambda t, r=rows: tf.gather(t, r), train_x)
-            model.train_step((batch_x, tf.gather(train_y, rows)))
-        return model.get_metrics_result()
-
-    test_epoch = None
-    if validation_data is not None:
-        test_epoch = _test_function(model, validation_data, int(validation_batch_size or batch_size))
+            xs, ys = train_x, train_y
+        _loop(model.train_step, xs, ys, batch_size)
+        logs = model.get_metrics_result()
+        if validation is None:
+            return logs, {}
+        with tf.control_dependencies(tf.nest.flatten(logs)):
+            model.reset_metrics()
+        _loop(model.test_step, *validation)
+        return logs, model.get_metrics_result()
 
     history = keras.callbacks.History()
     callback_list = keras.callbacks.CallbackList(
@@ -156,9 +168,8 @@ def fit_in_memory(
     logs = {}
     for epoch in range(initial_epoch, epochs):
         callback_list.on_epoch_begin(epoch)
-        logs = _numpy(train_epoch(tf.constant(epoch)))
-        if test_epoch is not None:
-            logs.update({"val_" + k: v for k, v in _numpy(test_epoch()).items()})
+        train_logs, val_logs = run_epoch(tf.constant(epoch))
+        logs = {**_numpy(train_logs), **{"val_" + k: v for k, v in _numpy(val_logs).items()}}
         callback_list.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
@@ -166,24 +177,19 @@ def fit_in_memory(
     return history
 
 
-def _test_function(model, validation_data, batch_size):
+def _loop(step_function, x, y, batch_size):
+    """Run `step_function((x_batch, y_batch))` over consecutive batches (in a graph)."""
     import tensorflow as tf
 
-    val_x, val_y = validation_data
-    n = _rows(val_x)
-    steps = -(-n // batch_size)
-    tensors_x = tf.nest.map_structure(tf.constant, val_x)
-    tensors_y = tf.constant(val_y)
+    n = tf.shape(y)[0]
 
-    @tf.function
-    def test_epoch():
-        model.reset_metrics()
-        for step in tf.range(steps):
-            rows = slice(step * batch_size, (step + 1) * batch_size)
-            model.test_step((tf.nest.map_structure(lambda t, r=rows: t[r], tensors_x), tensors_y[rows]))
-        return model.get_metrics_result()
+    def body(i):
+        rows = slice(i * batch_size, (i + 1) * batch_size)
+        step_function((tf.nest.map_structure(lambda t: t[rows], x), y[rows]))
+        return (i + 1,)
 
-    return test_epoch
+    steps = (n + batch_size - 1) // batch_size
+    tf.while_loop(lambda i: i < steps, body, (tf.constant(0),))
 
 
 def _numpy(logs):

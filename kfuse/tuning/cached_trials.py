@@ -8,6 +8,8 @@ branch outputs. The top model shares its layers (fusion, meta-learner, head) wit
 full graph, so the trained head is already in place in the full stack when it returns.
 """
 
+import os
+
 import keras
 import numpy as np
 
@@ -27,27 +29,67 @@ def as_arrays(x, input_names):
     return None
 
 
+class _DeferredSaves:
+    """The full model as callbacks see it, with `save_weights` deferred to the end.
+
+    KerasTuner saves the weights at every better epoch. Saving the full stack writes the
+    bases' weights too, which costs more than a whole cached epoch; the view keeps an
+    in-memory copy per file instead and `flush` writes each file once, with the weights
+    its last save asked for: the same files a direct save leaves after training.
+    """
+
+    def __init__(self, full):
+        object.__setattr__(self, "_full", full)
+        object.__setattr__(self, "_pending", {})
+
+    def save_weights(self, filepath, overwrite=True, **kwargs):
+        self._pending[os.fspath(filepath)] = (self._full.get_weights(), overwrite, kwargs)
+
+    def flush(self):
+        if not self._pending:
+            return
+        current = self._full.get_weights()
+        try:
+            for path, (weights, overwrite, kwargs) in self._pending.items():
+                self._full.set_weights(weights)
+                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                self._full.save_weights(path, overwrite=overwrite, **kwargs)
+        finally:
+            self._full.set_weights(current)
+            self._pending.clear()
+
+    def __getattr__(self, name):
+        return getattr(self._full, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._full, name, value)
+
+
 class _Redirect(keras.callbacks.Callback):
     """Runs a callback against the full model while the top model trains.
 
     KerasTuner's checkpoint callback saves `self.model`'s weights; redirected, it saves the
-    full stack, so `tuner.get_best_models()` reloads them into an ordinary kfuse stack.
+    full stack (at the end of training, see `_DeferredSaves`), so
+    `tuner.get_best_models()` reloads them into an ordinary kfuse stack.
     """
 
     def __init__(self, inner, full):
         super().__init__()
         self.inner = inner
         self.full = full
+        self.view = _DeferredSaves(full)
 
     def set_model(self, model):
         self._top = model
-        self.inner.set_model(self.full)
+        self.inner.set_model(self.view)
 
     def set_params(self, params):
         self.inner.set_params(params)
 
     def _forward(self, hook, *args, **kwargs):
         getattr(self.inner, hook)(*args, **kwargs)
+        if hook == "on_train_end":
+            self.view.flush()
         if getattr(self.full, "stop_training", False):
             self._top.stop_training = True
 

@@ -127,6 +127,7 @@ class FusionHyperModel(keras_tuner.HyperModel):
         self.optimizer = optimizer
         self.metrics = list(metrics or [])
         self.cache = cached_trials.BranchCache(self.branches, self._shapes) if cache else None
+        self._frozen = {}  # branch name -> frozen Branch sharing one sub-model across trials
 
     # -- checks -------------------------------------------------------------------------
     def _check_names(self, names, argument):
@@ -227,7 +228,7 @@ class FusionHyperModel(keras_tuner.HyperModel):
         """The keyword arguments of `kfuse.stack` for `design` (extend in a subclass)."""
         chosen = [b for b in self.branches if b.name in design["branches"]]
         return {
-            "branches": [_variant(b, design["finetune"].get(b.name)) for b in chosen],
+            "branches": [self._variant(b, design["finetune"].get(b.name)) for b in chosen],
             "fusion": self.fusion_for(design),
             "meta": design["meta"] or None,
             "meta_dropout": design["meta_dropout"],
@@ -235,6 +236,17 @@ class FusionHyperModel(keras_tuner.HyperModel):
             "name": self.name,
             "input_shapes": self.input_shapes,
         }
+
+    def _variant(self, branch, finetune):
+        """`branch` as the trial asks; a frozen base is cloned once for the whole search."""
+        variant = _variant(branch, finetune)
+        if variant.trainable or variant.is_fresh:
+            return variant
+        if variant is branch:  # never change the user's Branch object
+            variant = _variant(branch, 0)
+        if branch.name not in self._frozen:
+            self._frozen[branch.name] = variant._share_frozen_model(self._shapes)
+        return self._frozen[branch.name]
 
     def make_optimizer(self, hp, design):
         return keras.optimizers.get({"class_name": self.optimizer, "config": {"learning_rate": design["learning_rate"]}})
