@@ -138,7 +138,7 @@ class Branch:
         for i, key in enumerate(names):
             base_shape = base_specs[i][1] if base_specs else None
             shape = declared.get(key)
-            if shape is not None and base_shape is not None and not _shapes_agree(shape, base_shape):
+            if shape is not None and base_shape is not None and not shapes_agree(shape, base_shape):
                 raise ValueError(
                     f"Branch '{name}': input '{key}' is declared with shape {shape} but the "
                     f"base expects {base_shape}"
@@ -256,7 +256,8 @@ class Branch:
         )
 
 
-def _shapes_agree(a, b):
+def shapes_agree(a, b):
+    """Whether two shapes without the batch axis match, None matching any size."""
     if len(a) != len(b):
         return False
     return all(x is None or y is None or x == y for x, y in zip(a, b, strict=True))

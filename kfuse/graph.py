@@ -13,7 +13,8 @@ from kfuse.model import FusedModel
 RESERVED_NAMES = ("fusion", "passthrough", "meta_input")
 
 
-def _check_branches(branches):
+def check_branches(branches):
+    """The branches as a list, checked: non-empty, all `kfuse.Branch`, names unique."""
     if isinstance(branches, Branch):
         branches = [branches]
     if not isinstance(branches, (list, tuple)) or not branches:
@@ -83,7 +84,8 @@ def _check_names(branches, specs, fusion_layer):
         taken[b.name] = f"branch '{b.name}'"
 
 
-def _strategy_scope(strategy):
+def strategy_scope(strategy):
+    """(context manager, strategy) for a strategy name, object or None (no scope)."""
     if strategy is None:
         return contextlib.nullcontext(), None
     from kfuse.distribute import get_strategy  # TensorFlow only: imported lazily
@@ -142,7 +144,7 @@ def stack(
                         fusion="concat", meta=(32,), head=10)
     ```
     """
-    branches = _check_branches(branches)
+    branches = check_branches(branches)
     head = get_head(head)
     if fusion is None and len(branches) > 1:
         raise ValueError(
@@ -152,7 +154,7 @@ def stack(
     fusion_layer = get_fusion(fusion) if fusion is not None else None
     specs = resolve_input_specs(branches, input_shapes)
     _check_names(branches, specs, fusion_layer)
-    scope, resolved_strategy = _strategy_scope(strategy)
+    scope, resolved_strategy = strategy_scope(strategy)
     with scope:
         inputs = {
             key: keras.Input(shape=shape, name=key, dtype=dtype) for key, (shape, dtype) in specs.items()

@@ -6,8 +6,8 @@ import time
 import keras
 import numpy as np
 
-from kfuse.branches import Branch, _shapes_agree
-from kfuse.graph import _check_branches, _strategy_scope, stack
+from kfuse.branches import Branch, shapes_agree
+from kfuse.graph import check_branches, stack, strategy_scope
 from kfuse.layers import FusionLayer
 from kfuse.training import base_training as bt
 from kfuse.training.averaging import fold_average_model
@@ -101,7 +101,7 @@ class Stacker:
         meta_fit=None,
         name="kfuse_stacker",
     ):
-        self.branches = _check_branches(branches)
+        self.branches = check_branches(branches)
         if head is None:
             raise ValueError(
                 "Stacker needs head= (an int number of classes or a kfuse.heads.* object)"
@@ -146,7 +146,7 @@ class Stacker:
         for b in self.branches:
             for k in b.input_names:
                 declared = b.input_shapes.get(k)
-                if declared is not None and not _shapes_agree(tuple(declared), shapes[k]):
+                if declared is not None and not shapes_agree(tuple(declared), shapes[k]):
                     raise ValueError(
                         f"Branch '{b.name}': input '{k}' expects shape {tuple(declared)} "
                         f"(without the batch axis) but the data has {shapes[k]}"
@@ -267,7 +267,7 @@ class Stacker:
 
     def _train_base(self, branch, arrays, y, rows, shapes, seed):
         keras.utils.set_random_seed(seed)
-        scope, _ = _strategy_scope(self.strategy)
+        scope, _ = strategy_scope(self.strategy)
         with scope:
             model = bt.fresh_model(branch, shapes, self.head)
             return bt.train(model, branch, self.head, arrays, y, rows, seed)
@@ -335,7 +335,7 @@ class Stacker:
         # from intermediate tensors adds nodes to the graph it is cut from, which would
         # break saving `model_`. The trained weights are then copied into `model_`.
         twin = build()
-        scope, _ = _strategy_scope(self.strategy)
+        scope, _ = strategy_scope(self.strategy)
         with scope:
             top = top_model(twin, names, raw)
             optimizer = bt.new_optimizer(settings.pop("optimizer"), settings.pop("learning_rate"))

@@ -4,7 +4,7 @@ import keras
 import keras_tuner
 
 from kfuse.branches import Branch
-from kfuse.graph import _check_branches, resolve_input_specs, stack
+from kfuse.graph import check_branches, resolve_input_specs, stack
 from kfuse.heads import get_head
 from kfuse.layers import ModalityDropout, fusion_names, get_fusion
 from kfuse.tuning import cached_trials
@@ -98,7 +98,7 @@ class FusionHyperModel(keras_tuner.HyperModel):
         tunable=True,
     ):
         super().__init__(name=name, tunable=tunable)
-        self.branches = _check_branches(branches)
+        self.branches = check_branches(branches)
         if head is None:
             raise ValueError("FusionHyperModel needs a head (an int of classes or a kfuse.heads.* object)")
         self.head = get_head(head)

@@ -107,3 +107,19 @@ def test_an_objective_that_is_not_compiled_stops_the_search(branches, data, tmp_
                                      max_trials=2, directory=str(tmp_path))
     with pytest.raises(ValueError, match="'val_auc' is not among the compiled metrics"):
         tuner.search(x[:64], y[:64], validation_split=0.25, epochs=1, verbose=0)
+
+
+def test_frozen_bases_are_cloned_once_per_search(branches, data):
+    (x, y) = data["train"]
+    hypermodel = FusionHyperModel(branches, head=10, fusions=["concat", "average"], **FROZEN)
+    first = hypermodel.build(fixed(**DESIGN))
+    second = hypermodel.build(fixed(**{**DESIGN, "fusion": "average"}))
+    # one frozen sub-model per base, shared by every trial's stack; the user's Branch untouched
+    assert first.get_layer("a") is second.get_layer("a")
+    assert all(b._shared_model is None for b in branches)
+    hypermodel.fit(fixed(**DESIGN), second, x, y, epochs=1, verbose=0)
+    np.testing.assert_allclose(
+        first.branch_outputs(x[:8])["a"], branches[0].base.predict(x[:8], verbose=0), atol=1e-6
+    )
+    with pytest.raises(ValueError, match="only a frozen branch"):
+        kfuse.Branch(branches[0].base, name="c")._share_frozen_model({"signal": (40,)})
