@@ -92,7 +92,8 @@ def fit_in_memory(
     """Train a compiled `model` like `model.fit(x, y, ...)`; returns the `History`.
 
     Same batches and updates as `Model.fit` with `shuffle=False`; with `shuffle=True`
-    the rows are permuted every epoch from `seed` (deterministic for a fixed seed).
+    the rows are permuted every epoch from `seed` (default: drawn from numpy's global
+    state, so `keras.utils.set_random_seed` makes runs repeatable, as with `Model.fit`).
 
     Example:
 
@@ -121,7 +122,9 @@ def fit_in_memory(
     train_y = tf.constant(y)
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    seed = int(np.random.default_rng(seed).integers(2**31 - 1)) if seed is None else int(seed)
+    if seed is None:  # from numpy's global state, which keras.utils.set_random_seed seeds
+        seed = np.random.randint(2**31 - 1)
+    seed = int(seed)
 
     validation = None
     if validation_data is not None:
