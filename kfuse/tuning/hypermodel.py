@@ -46,6 +46,10 @@ class FusionHyperModel(keras_tuner.HyperModel):
     only the layers above the branches, on branch outputs computed once per data set
     (`kfuse.tuning.cached_trials`); the trained layers are those of the full stack, so
     the tuner's best model is an ordinary kfuse stack that saves, reloads and exports.
+    A frozen base is cloned once per hypermodel, not once per trial: every trial's stack
+    (and the best model) shares that frozen sub-model. Unfreezing it in a returned model
+    changes it for the hypermodel's later trials too; fine-tune a reloaded copy instead
+    (`best.save(...)`, `keras.saving.load_model(...)`).
 
     Args:
         branches: list of `kfuse.Branch` (pre-trained bases and/or fresh callables).
