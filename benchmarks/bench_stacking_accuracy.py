@@ -8,6 +8,10 @@ and refit), and 2-level stacking. The meta-learner is kfuse's default: an L2-reg
 Dense head on concatenated probabilities. Goal: OOF stacking >= 97.0% and >= best base
 + 1 point. KFUSE_QUICK=1 runs a small smoke version (1 seed, few epochs, 800 rows);
 KFUSE_SEEDS=2 (or 0,1) runs some seeds only (one seed takes 30-40 min on 2 cores).
+
+Measured (seeds 0, 1, 2): OOF stacking with fold models averaged 98.3 / 98.6 / 98.4%
+against the best base (the CNN) 97.9 / 97.6 / 97.4%: +0.8 points on average (+0.4, +1.0,
++1.0); 2-level 98.3%, plain average 97.5%, the leaky naive stack 97.6%. 12-23 min per seed.
 """
 
 import os
