@@ -206,7 +206,7 @@ def test_fusion_none_with_several_branches_and_reused_fusion_layer():
         kfuse.stack(two(), fusion=layer)
 
 
-def test_fit_head_trains_the_top_on_cached_outputs_like_fit_does():
+def test_fit_head_trains_the_top_on_cached_outputs_like_fit_does(tmp_path):
     x, y = blobs(200)
     base = classifier()
     base.compile("adam", "sparse_categorical_crossentropy")
@@ -225,6 +225,10 @@ def test_fit_head_trains_the_top_on_cached_outputs_like_fit_does():
     assert history.history["loss"][-1] < history.history["loss"][0]
     # same data, order and optimizer: the two routes give the same model
     np.testing.assert_allclose(cached.predict(x, verbose=0), through_graph.predict(x, verbose=0), atol=1e-4)
+    # cutting the top out (passthrough: an input of the model is an input of the top too)
+    # leaves the model as it was: it saves and reloads, and fit_head runs again
+    assert_round_trip(cached, x, tmp_path, atol=0)
+    cached.fit_head(x, y, epochs=1, batch_size=50, verbose=0)
     unfrozen = kfuse.stack([kfuse.Branch(base, name="b", inputs="signal")], fusion=None, head=3)
     with pytest.raises(ValueError, match=r"every branch must be frozen; branches \['b'\] are trainable"):
         unfrozen.fit_head(x, y)

@@ -114,7 +114,20 @@ def top_model(model, branch_names=None, raw_names=None):
     raw_names = top_raw_inputs(model) if raw_names is None else raw_names
     by_name = {t.name: t for t in model.inputs}
     tensors = [model.branch_tensor(n) for n in branch_names] + [by_name[k] for k in raw_names]
-    return keras.Model(tensors, model.outputs, name=f"{model.name}_top")
+    # Keras cuts a graph at inner tensors by cloning its nodes onto the same layers
+    # (`functional.clone_graph_nodes`), and an input of `model` passed through as it is
+    # gets a second InputLayer node that rewrites the input tensor's history; `model`
+    # then no longer saves ("could not find node key"). The top holds its own nodes, so
+    # the layers' node lists and the inputs' histories are put back as they were.
+    layers = [(layer, list(layer._inbound_nodes), list(layer._outbound_nodes)) for layer in model.layers]
+    histories = [(t, t._keras_history) for t in model.inputs]
+    top = keras.Model(tensors, model.outputs, name=f"{model.name}_top")
+    for layer, inbound, outbound in layers:
+        layer._inbound_nodes[:] = inbound
+        layer._outbound_nodes[:] = outbound
+    for tensor, history in histories:
+        tensor._keras_history = history
+    return top
 
 
 def top_data(features, branch_names, arrays, raw_names, rows=None):

@@ -1,6 +1,5 @@
 """`Stacker`: leak-free stacking of Keras networks into one Keras graph."""
 
-import functools
 import time
 
 import keras
@@ -199,16 +198,14 @@ class Stacker:
         ordered = [finals[b.name] for b in self.branches]
         if self.levels == 2:
             self.level2_ = LevelTwo(self, features, y, self.oof_rows_, arrays)
-            build = functools.partial(self.level2_.build, ordered, shapes)
-            self.model_ = build()
-            self._train_top(build, ["level2"], self.level2_.oof, arrays, y, self.oof_rows_, False)
+            self.model_ = self.level2_.build(ordered, shapes)
+            self._train_top(["level2"], self.level2_.oof, arrays, y, self.oof_rows_, False)
         else:
-            build = functools.partial(self._stack, ordered, shapes)
-            self.model_ = build()
+            self.model_ = self._stack(ordered, shapes)
             if self.cache and frozen:  # one batched pass over every frozen branch
                 features.update(graph_features(self.model_, [b.name for b in frozen], arrays))
             names = [b.name for b in self.branches]
-            self._train_top(build, names, features, arrays, y, self.oof_rows_, self.passthrough)
+            self._train_top(names, features, arrays, y, self.oof_rows_, self.passthrough)
         self.oof_predictions_ = oof
         self.fold_models_ = fold_models
         self.features_ = features
@@ -318,7 +315,7 @@ class Stacker:
         }
         return model
 
-    def _train_top(self, build, names, features, arrays, y, rows, passthrough):
+    def _train_top(self, names, features, arrays, y, rows, passthrough):
         """Train fusion + meta-learner + head of `model_` on the meta-features."""
         frozen_inputs = []
         if not self.cache and self.levels == 1:
@@ -331,13 +328,9 @@ class Stacker:
             raw += [k for k in self.input_names if k not in raw]
         settings = dict(self.meta_fit)
         settings["batch_size"] = meta_batch_size(settings["batch_size"], len(rows))
-        # The top is cut out of a twin of `model_` (same seed, same layers): a model built
-        # from intermediate tensors adds nodes to the graph it is cut from, which would
-        # break saving `model_`. The trained weights are then copied into `model_`.
-        twin = build()
         scope, _ = strategy_scope(self.strategy)
         with scope:
-            top = top_model(twin, names, raw)
+            top = top_model(self.model_, names, raw)
             optimizer = bt.new_optimizer(settings.pop("optimizer"), settings.pop("learning_rate"))
             top.compile(
                 optimizer=optimizer, loss=self.head.loss(), metrics=self.head.metrics(), jit_compile=False
@@ -346,10 +339,6 @@ class Stacker:
         data = top_data(features, names, arrays, raw, rows)
         history = fit_top(top, data, y[rows], seed=self.seed + 7, verbose=0, **settings)
         self.meta_history_ = history.history
-        branch_names = set(self.model_.branch_names)
-        for source, target in zip(twin.layers, self.model_.layers, strict=True):
-            if target.name not in branch_names and target.weights:
-                target.set_weights(source.get_weights())
 
     def _branch(self, name):
         return next(b for b in self.branches if b.name == name)
