@@ -11,10 +11,10 @@ concatenated probabilities) is trained for the same number of epochs:
 Goal: cached >= 10x faster at equal epochs (default 100, the Stacker's meta-learner
 epochs; KFUSE_HEAD_EPOCHS=20 for fewer). KFUSE_QUICK=1 runs a small version.
 
-Measured here (2 cores, quiet, 4,000 rows, 100 epochs): through the graph 121.1 s at
-batch 32 and 59.8 s at batch 256; cached 3.6 s: 16.5x at equal batch size, 33.5x against
-Keras's default batch. Test accuracy 93.7% through the graph, 94.4% cached. Of the 3.6 s,
-about 1.2 s is the one pass over the bases and 1.4 s the 100 epochs of the head (one
+Measured here (2 cores, quiet, 4,000 rows, 100 epochs): through the graph 120.5 s at
+batch 32 and 60.1 s at batch 256; cached 3.1 s: 19.2x at equal batch size, 38.5x against
+Keras's default batch. Test accuracy 93.7% through the graph, 94.4% cached. Of the cached
+time, about 1.2 s is the one pass over the bases and 1.4 s the 100 epochs of the head (one
 traced call each); with `Model.fit` on the top (the previous version) the head's epochs
 took 11.2 s and the speed-up was 4.6x.
 """
