@@ -5,7 +5,8 @@ concatenated probabilities) is trained for the same number of epochs:
 
 - through the graph: `kfuse.stack(...).fit(x, y)`, every epoch runs every frozen base;
 - cached: `kfuse.Stacker(frozen branches)`, which runs each base once (batched predict),
-  trains the head on the cached arrays with large batches and puts it back in the graph.
+  trains the head on the cached arrays (one traced call per epoch) and puts it back in
+  the graph.
   Its time includes computing the cache and assembling the graph.
 
 Goal: cached >= 10x faster at equal epochs (default 100, the Stacker's meta-learner
