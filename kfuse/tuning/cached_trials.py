@@ -13,7 +13,14 @@ import os
 import keras
 import numpy as np
 
-from kfuse.training.cache import BranchCache, compile_top, fit_top, top_model, top_raw_inputs
+from kfuse.training.cache import (
+    BranchCache,
+    compile_top,
+    fit_top,
+    top_data,
+    top_model,
+    top_raw_inputs,
+)
 
 __all__ = ["BranchCache", "fit_cached"]
 
@@ -103,11 +110,6 @@ for _hook in (
     setattr(_Redirect, _hook, lambda self, *a, _h=_hook, **k: self._forward(_h, *a, **k))
 
 
-def top_arrays(model, cache, arrays, raw):
-    features = cache.features(arrays)
-    return [features[n] for n in model.branch_names] + [arrays[k] for k in raw]
-
-
 def fit_cached(model, cache, metrics, x, y=None, **kwargs):
     """Fit `model`'s top on cached branch outputs; the full `model` holds the result.
 
@@ -128,8 +130,8 @@ def fit_cached(model, cache, metrics, x, y=None, **kwargs):
     raw = top_raw_inputs(model)
     top = compile_top(top_model(model), model, metrics=metrics)
     if validation is not None:
-        kwargs["validation_data"] = (top_arrays(model, cache, val_arrays, raw), *validation[1:])
+        kwargs["validation_data"] = (top_data(cache.features(val_arrays), model.branch_names, val_arrays, raw), *validation[1:])
     model.stop_training = False
     kwargs["callbacks"] = [_Redirect(c, model) for c in kwargs.get("callbacks") or []]
     model._check_labels(y)
-    return fit_top(top, top_arrays(model, cache, arrays, raw), y, **kwargs)
+    return fit_top(top, top_data(cache.features(arrays), model.branch_names, arrays, raw), y, **kwargs)
