@@ -16,10 +16,15 @@ output keyed by branch name.
 Example:
 
 ```python
-import kfuse
-path = kfuse.export.export_saved_model(model, "saved_models/mnist1d_stack")  # .../1
-kfuse.export.inspect("saved_models/mnist1d_stack")
-body = kfuse.export.rest_payload({"signal": x[:2]}, signature=path)  # json.dumps(body)
+import tempfile
+import keras, numpy as np, kfuse
+x = keras.Input((4,), name="signal")
+model = kfuse.stack([kfuse.Branch(keras.Model(x, keras.layers.Dense(3)(x)), name="mlp", inputs="signal")],
+                    head=3)
+base = tempfile.mkdtemp() + "/stack"
+path = kfuse.export.export_saved_model(model, base)  # .../stack/1
+kfuse.export.inspect(base)["1"]["serving_default"]["outputs"]  # logits, probabilities, prediction
+body = kfuse.export.rest_payload({"signal": np.zeros((2, 4), "float32")}, signature=path)
 ```
 """
 
@@ -27,25 +32,38 @@ import json
 import os
 import re
 import shutil
-import tempfile
+import warnings
 
 import keras
 import numpy as np
+
+from kfuse import export_versions as _store
+from kfuse.export_versions import VersionExistsError  # noqa: F401  (public name)
 
 SERVING = "serving_default"
 BRANCHES = "branch_outputs"
 _AUTO_NAME = re.compile(r"^(input_layer|keras_tensor|input)(_\d+)?$")
 
 
-class VersionExistsError(FileExistsError, ValueError):
-    """The version directory exists and `overwrite=True` was not given."""
-
-
 def existing_versions(base_dir):
-    """Integer version directories under `base_dir`, ascending."""
-    if not os.path.isdir(base_dir):
-        return []
-    return sorted(int(d) for d in os.listdir(base_dir) if d.isdigit() and os.path.isdir(os.path.join(base_dir, d)))
+    """Integer version directories under `base_dir`, ascending (complete or not)."""
+    return _store.integer_dirs(base_dir)
+
+
+def _incomplete(directory):
+    return (
+        f"{directory} is an incomplete version: it has no saved_model.pb (a copy or an export "
+        "that did not finish). TF Serving would try to load it and fail; delete it, or "
+        f"re-export into it with version={os.path.basename(directory)}, overwrite=True"
+    )
+
+
+def _model_inputs(model):
+    """The model's inputs in the structure it is called with (a dict for dict inputs)."""
+    try:
+        return model.input
+    except (AttributeError, ValueError):
+        return model.inputs
 
 
 # -- what the model takes and gives ---------------------------------------------------------
@@ -65,7 +83,7 @@ def serving_inputs(model):
             f"Model '{model.name}' is not built: it has no defined inputs ({cause or 'none'}). "
             "Start it with keras.Input(shape, name=...) or call it once on data before exporting."
         )
-    struct = getattr(model, "_inputs_struct", None)
+    struct = _model_inputs(model)
     if isinstance(struct, dict):
         pairs, mode = list(struct.items()), "dict"
     else:
@@ -143,7 +161,15 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, branch_ou
     Example:
 
     ```python
-    path = kfuse.export.export_saved_model(model, "saved_models/mnist1d_stack")
+    import os, tempfile
+    import keras, kfuse
+    x = keras.Input((4,), name="signal")
+    model = kfuse.stack([kfuse.Branch(keras.Model(x, keras.layers.Dense(2)(x)), name="m", inputs="signal")],
+                        head=kfuse.heads.Regression(1))
+    base = os.path.join(tempfile.mkdtemp(), "m")
+    kfuse.export.export_saved_model(model, base)  # .../m/1
+    kfuse.export.export_saved_model(model, base)  # .../m/2 (concurrent exports get distinct ones)
+    kfuse.export.export_saved_model(model, base, version=1, overwrite=True)  # swapped in atomically
     ```
     """
     import tensorflow as tf
@@ -153,13 +179,11 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, branch_ou
     base_dir = os.fspath(base_dir)
     if os.path.exists(base_dir) and not os.path.isdir(base_dir):
         raise ValueError(f"base_dir {base_dir!r} is a file; TF Serving needs a directory of versions")
-    if version is None:
-        version = (existing_versions(base_dir) or [0])[-1] + 1
-    if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1:
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1
+    ):
         raise ValueError(f"`version` must be a positive int; received {version!r}")
-    final = os.path.join(base_dir, str(int(version)))
-    if os.path.exists(final) and not overwrite:
-        raise VersionExistsError(f"{final} exists; pass overwrite=True or another version")
+    version = None if version is None else int(version)
     specs = {
         n: tf.TensorSpec((None, *t.shape[1:]), dtype=t.dtype, name=n) for n, t in pairs
     }
@@ -174,12 +198,12 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, branch_ou
         probe = _branch_probe(model)
         archive.track(probe)
         archive.add_endpoint(BRANCHES, lambda inputs: probe(inputs, training=False), input_signature=[specs])
-    os.makedirs(base_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{int(version)}.partial-", dir=base_dir)
+    version, staging = _store.reserve(base_dir, version, overwrite)
+    final = os.path.join(base_dir, str(version))
     try:
         target = os.path.join(staging, "model")
         archive.write_out(target, verbose=False)
-        _publish(target, final, base_dir, version)
+        _store.publish(target, final, base_dir, version, overwrite)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
@@ -193,26 +217,22 @@ def _branch_probe(model):
             f"model '{model.name}' has no branches"
         )
     outputs = {name: model.branch_tensor(name) for name in branch_names}
-    return keras.Model(model.inputs if not isinstance(model._inputs_struct, dict) else model._inputs_struct,
-                       outputs, name=f"{model.name}_branches")
-
-
-def _publish(target, final, base_dir, version):
-    """Move the finished SavedModel into place (a rename: atomic on one filesystem)."""
-    if os.path.exists(final):
-        retired = tempfile.mkdtemp(prefix=f".{int(version)}.old-", dir=base_dir)
-        os.replace(final, os.path.join(retired, "model"))
-        shutil.rmtree(retired, ignore_errors=True)
-    os.replace(target, final)
+    return keras.Model(_model_inputs(model), outputs, name=f"{model.name}_branches")
 
 
 # -- reading ----------------------------------------------------------------------------------
 def _version_dirs(path):
+    """{version: directory} of every integer version (complete or not) under `path`."""
     path = os.fspath(path)
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+    if not os.path.exists(path):
+        raise ValueError(f"{path!r} does not exist (expected an export's base directory or a version)")
+    if _store.is_complete(path):
         return {os.path.basename(os.path.normpath(path)): path}
     versions = existing_versions(path)
     if not versions:
+        name = os.path.basename(os.path.normpath(path))
+        if name.isdigit() and os.path.isdir(path):
+            raise ValueError(_incomplete(path))
         raise ValueError(f"{path!r} holds no SavedModel and no integer version directories")
     return {str(v): os.path.join(path, str(v)) for v in versions}
 
@@ -249,15 +269,28 @@ def signatures(version_dir):
 def inspect(path):
     """Versions of an export and each version's signatures, inputs and outputs.
 
-    `path` is a base directory (`saved_models/NAME`) or one version directory.
+    `path` is a base directory (`saved_models/NAME`) or one version directory. A version
+    directory without `saved_model.pb` is listed as `{"incomplete": message}` (with a
+    warning): TF Serving would try to load it.
     """
-    return {version: signatures(directory) for version, directory in _version_dirs(path).items()}
+    found = {}
+    for version, directory in _version_dirs(path).items():
+        if _store.is_complete(directory):
+            found[version] = signatures(directory)
+        else:
+            warnings.warn(_incomplete(directory), stacklevel=2)
+            found[version] = {"incomplete": _incomplete(directory)}
+    return found
 
 
 def latest(path):
-    """The version directory TF Serving would load: the highest integer version."""
+    """The highest complete version directory (incomplete ones are skipped with a warning)."""
     dirs = _version_dirs(path)
-    return dirs[max(dirs, key=lambda v: int(v) if v.isdigit() else -1)]
+    for version in sorted(dirs, key=lambda v: int(v) if v.isdigit() else -1, reverse=True):
+        if _store.is_complete(dirs[version]):
+            return dirs[version]
+        warnings.warn(_incomplete(dirs[version]) + "; skipping it", stacklevel=2)
+    raise ValueError(f"{os.fspath(path)!r} holds no complete version: " + _incomplete(dirs[max(dirs, key=int)]))
 
 
 def verify(model, path, x, atol=1e-5):
@@ -283,109 +316,5 @@ def verify(model, path, x, atol=1e-5):
     return worst
 
 
-# -- REST ---------------------------------------------------------------------------------------
-def _as_named(x, names):
-    if isinstance(x, dict):
-        return {k: np.asarray(v) for k, v in x.items()}
-    if len(names) != 1:
-        raise ValueError(f"The signature takes inputs {names}; pass a dict keyed by those names")
-    return {names[0]: np.asarray(x)}
-
-
-def _expected_inputs(signature, signature_name):
-    """{name: shape without batch} from a model, an export path or a dict."""
-    if signature is None:
-        return None
-    if isinstance(signature, keras.Model):
-        return {n: tuple(t.shape[1:]) for n, t in serving_inputs(signature)[0]}
-    if isinstance(signature, dict):
-        return {k: tuple(v) for k, v in signature.items()}
-    found = signatures(latest(signature))
-    if signature_name not in found:
-        raise ValueError(f"{signature!r} has no signature {signature_name!r}; it has {sorted(found)}")
-    return {k: tuple(v["shape"][1:]) for k, v in found[signature_name]["inputs"].items()}
-
-
-def rest_payload(x, format="instances", signature_name=SERVING, signature=None):
-    """The JSON body (a dict; send `json.dumps(body)`) of TF Serving's REST predict API.
-
-    Args:
-        x: a dict of input name -> array (batch first), or one array for one input.
-        format: "instances" (row format: one object per example) or "inputs" (columnar).
-        signature_name: the signature to call.
-        signature: optional model, export path or dict of name -> shape to check the
-            input names and shapes against; a bare `x` takes the signature's one name.
-
-    Example:
-
-    ```python
-    import numpy as np, kfuse
-    kfuse.export.rest_payload({"signal": np.zeros((1, 2))}, format="inputs")
-    # {'signature_name': 'serving_default', 'inputs': {'signal': [[0.0, 0.0]]}}
-    ```
-    """
-    if format not in ("instances", "inputs"):
-        raise ValueError(f"format must be 'instances' or 'inputs'; received {format!r}")
-    expected = _expected_inputs(signature, signature_name)
-    if isinstance(x, dict):
-        inputs = {k: np.asarray(v) for k, v in x.items()}
-    elif expected is not None:
-        inputs = _as_named(x, list(expected))
-    else:
-        inputs = None
-    if expected is not None:
-        _check_payload(inputs, expected)
-    body = {"signature_name": signature_name}
-    if inputs is None:  # one unnamed input
-        body[format] = np.asarray(x).tolist()
-        return body
-    sizes = {k: (v.shape[0] if v.ndim else None) for k, v in inputs.items()}
-    if format == "inputs":
-        body["inputs"] = {k: v.tolist() for k, v in inputs.items()}
-        return body
-    if None in sizes.values() or len(set(sizes.values())) != 1:
-        raise ValueError(f"Row format needs every input to have the same batch size; received {sizes}")
-    n = next(iter(sizes.values()))
-    body["instances"] = [{k: v[i].tolist() for k, v in inputs.items()} for i in range(n)]
-    return body
-
-
-def _check_payload(inputs, expected):
-    missing, extra = sorted(set(expected) - set(inputs)), sorted(set(inputs) - set(expected))
-    if missing or extra:
-        raise ValueError(
-            f"REST payload inputs {sorted(inputs)} do not match the signature's {sorted(expected)} "
-            f"(missing {missing}, unexpected {extra})"
-        )
-    for name, shape in expected.items():
-        got = tuple(inputs[name].shape[1:])
-        if len(got) != len(shape) or any(e is not None and e != g for e, g in zip(shape, got, strict=True)):
-            raise ValueError(
-                f"REST payload input {name!r} has shape {tuple(inputs[name].shape)} but the "
-                f"signature expects (batch, {', '.join('None' if d is None else str(d) for d in shape)})"
-            )
-
-
-def parse_response(response):
-    """Read TF Serving's REST predict answer (a JSON str/bytes, a dict, or an object with
-    `.json()`): a dict of output name -> array, or one array when there is one output.
-    Raises RuntimeError carrying the server's `error` message."""
-    if hasattr(response, "json") and callable(response.json):
-        response = response.json()
-    if isinstance(response, (str, bytes, bytearray)):
-        response = json.loads(response)
-    if not isinstance(response, dict):
-        raise ValueError(f"Not a TF Serving predict response: {response!r:.200}")
-    if "error" in response:
-        raise RuntimeError(f"TF Serving returned an error: {response['error']}")
-    if "predictions" in response:
-        rows = response["predictions"]
-        if rows and isinstance(rows[0], dict):
-            return {k: np.asarray([row[k] for row in rows]) for k in rows[0]}
-        return np.asarray(rows)
-    if "outputs" in response:
-        outputs = response["outputs"]
-        if isinstance(outputs, dict):
-            return {k: np.asarray(v) for k, v in outputs.items()}
-        return np.asarray(outputs)
-    raise ValueError(f"A predict response has 'predictions' or 'outputs'; received keys {sorted(response)}")
+# -- REST (kfuse/export_rest.py) -----------------------------------------------------------
+from kfuse.export_rest import _as_named, parse_response, rest_payload  # noqa: E402, F401
