@@ -7,6 +7,7 @@ import zipfile
 import keras
 
 from kfuse.branch_outputs import OUTPUT_KINDS, convert_output
+from kfuse.names import check_name
 
 
 def _normalise_inputs(inputs, branch_name):
@@ -90,7 +91,7 @@ class Branch:
     def __init__(self, base, name, inputs=None, trainable=True, tap=None, output="raw", fit=None):
         if not isinstance(name, str) or not name or "/" in name:
             raise ValueError(f"Branch `name` must be a non-empty str without '/'; received {name!r}")
-        self.name = name
+        self.name = check_name(name, "branch")
         if output not in OUTPUT_KINDS:
             raise ValueError(f"Branch '{name}': `output` must be one of {OUTPUT_KINDS}; received {output!r}")
         self.output = output
@@ -132,7 +133,7 @@ class Branch:
                 f"Branch '{name}': the base takes {len(base_specs)} input(s) "
                 f"{[(n, s) for n, s, _ in base_specs]} but inputs={names} names {len(names)}"
             )
-        self.input_names = names
+        self.input_names = [check_name(n, "input") for n in names]
         self.input_shapes = {}
         self.input_dtypes = {}
         for i, key in enumerate(names):

@@ -9,6 +9,7 @@ from kfuse.heads import get_head
 from kfuse.layers import FusionLayer, get_fusion
 from kfuse.meta import apply_meta
 from kfuse.model import FusedModel
+from kfuse.names import check_name
 
 RESERVED_NAMES = ("fusion", "passthrough", "meta_input")
 
@@ -152,7 +153,11 @@ def stack(
             f"{[b.name for b in branches]}. Valid fusions: {kfuse_fusion_names()}"
         )
     fusion_layer = get_fusion(fusion) if fusion is not None else None
+    if isinstance(fusion, str):  # a stable layer name, not concat_1, concat_2, ... per process
+        fusion_layer.name = fusion
     specs = resolve_input_specs(branches, input_shapes)
+    for key in specs:  # names from input_shapes= too; Branch checks its own
+        check_name(key, "input")
     _check_names(branches, specs, fusion_layer)
     scope, resolved_strategy = strategy_scope(strategy)
     with scope:

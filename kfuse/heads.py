@@ -253,7 +253,18 @@ def get_head(head):
     if head is None or isinstance(head, Head):
         return head
     if isinstance(head, (int, np.integer)) and not isinstance(head, bool):
-        return Classification(int(head)) if head >= 2 else Binary()
+        if head >= 2:
+            return Classification(int(head))
+        if head == 1:
+            raise ValueError(
+                "head=1 is ambiguous: an int is the number of classes (>= 2). For a yes/no "
+                "task pass head=kfuse.heads.Binary() (one sigmoid logit); for one regression "
+                "target pass head=kfuse.heads.Regression(1)"
+            )
+        raise ValueError(
+            f"head={int(head)}: an int head is the number of classes and must be >= 2 "
+            "(or pass kfuse.heads.Binary() / kfuse.heads.Regression(n))"
+        )
     raise TypeError(
         "`head` must be an int (number of classes), a kfuse.heads.* object "
         f"(Classification, Binary, MultiLabel, Regression) or None; received {head!r}"
