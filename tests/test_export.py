@@ -240,7 +240,7 @@ def test_cli_export_and_inspect(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"-> {os.path.join(base, '1')}" in out and "signature 'branch_outputs'" in out
     assert kfuse.export.verify(model, base, data()) <= 1e-5
-    assert main(["export", model_path, base, "--version", "1"]) == 1
+    assert main(["export", model_path, base, "--version", "1"]) == 2
     assert "exists; pass overwrite=True" in capsys.readouterr().err
     assert main(["export", model_path, base, "--version", "1", "--overwrite"]) == 0
     capsys.readouterr()
@@ -252,6 +252,6 @@ def test_cli_export_and_inspect(tmp_path, capsys):
     assert main(["inspect", base, "--json"]) == 0
     described = json.loads(capsys.readouterr().out)
     assert described["1"]["serving_default"]["inputs"]["z"]["shape"] == [None, 4]
-    assert main(["export", str(tmp_path / "missing.keras"), base]) == 1
+    assert main(["export", str(tmp_path / "missing.keras"), base]) == 2
     assert "no such model file" in capsys.readouterr().err
-    assert main(["inspect", str(tmp_path)]) == 1
+    assert main(["inspect", str(tmp_path)]) == 2

@@ -13,11 +13,27 @@ file; a fold is done when its `.npz` exists (written after the model).
 
 import json
 import os
+import zipfile
 
 import keras
 import numpy as np
 
 FINGERPRINT = "run.json"
+#: what reading a truncated or overwritten checkpoint raises
+DAMAGE = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, json.JSONDecodeError)
+
+
+class DamagedCheckpointError(ValueError):
+    """A checkpoint file in a Stacker `work_dir` exists but cannot be read."""
+
+
+def damaged(file, work_dir, error, what="retrains that part"):
+    return DamagedCheckpointError(
+        f"Stacker: the checkpoint file {file!r} is damaged and cannot be read "
+        f"({type(error).__name__}: {str(error)[:160]}); it was probably cut short by a crash "
+        f"or a full disk. Delete it and fit again (kfuse {what}), or delete the work_dir "
+        f"{work_dir!r} to start over."
+    )
 
 
 class WorkDir:
@@ -30,11 +46,21 @@ class WorkDir:
             self._claim()
 
     def _claim(self):
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise ValueError(
+                f"Stacker: work_dir {self.path!r} is a file, not a folder; kfuse keeps its "
+                "checkpoints in a folder there. Pass a folder path (a new one or a previous run's)."
+            )
         os.makedirs(self.path, exist_ok=True)
         file = os.path.join(self.path, FINGERPRINT)
         if os.path.exists(file):
-            with open(file) as f:
-                old = json.load(f)
+            try:
+                with open(file) as f:
+                    old = json.load(f)
+                if not isinstance(old, dict):
+                    raise ValueError(f"expected a JSON object, found {type(old).__name__}")
+            except DAMAGE as error:
+                raise damaged(file, self.path, error, "rewrites it and checks every fold") from None
             if old != self.fingerprint:
                 keys = sorted(set(old) | set(self.fingerprint))
                 differ = [k for k in keys if old.get(k) != self.fingerprint.get(k)]
@@ -62,7 +88,8 @@ class WorkDir:
 
     # -- folds --------------------------------------------------------------------------
     def has_fold(self, k, branch):
-        return self.enabled and os.path.exists(self._file(f"fold_{k}", f"{branch}.npz"))
+        folder = self.enabled and self._file(f"fold_{k}")  # done: both files (a deleted one retrains)
+        return bool(folder) and all(os.path.exists(os.path.join(folder, f"{branch}.{e}")) for e in ("npz", "keras"))
 
     def save_fold(self, k, branch, model, features, score):
         if not self.enabled:
@@ -77,9 +104,13 @@ class WorkDir:
     def load_fold(self, k, branch, need_model=True):
         """(model or None, features, score) of a finished fold."""
         folder = self._file(f"fold_{k}")
-        with np.load(os.path.join(folder, f"{branch}.npz")) as d:
-            features, score = d["features"], float(d["score"])
-        model = self._load_model(os.path.join(folder, f"{branch}.keras")) if need_model else None
+        file = os.path.join(folder, f"{branch}.npz")
+        try:
+            with np.load(file) as d:
+                features, score = d["features"], float(d["score"])
+        except DAMAGE as error:
+            raise damaged(file, self.path, error, f"retrains fold {k} of branch '{branch}'") from None
+        model = self._load_model(os.path.join(folder, f"{branch}.keras"), self.path) if need_model else None
         return model, features, score
 
     # -- refit --------------------------------------------------------------------------
@@ -92,7 +123,7 @@ class WorkDir:
             self._save_model(model, self._file("refit", f"{branch}.keras"))
 
     def load_refit(self, branch):
-        return self._load_model(self._file("refit", f"{branch}.keras"))
+        return self._load_model(self._file("refit", f"{branch}.keras"), self.path)
 
     # -- models -------------------------------------------------------------------------
     @staticmethod
@@ -102,5 +133,13 @@ class WorkDir:
         os.replace(tmp, file)
 
     @staticmethod
-    def _load_model(file):
-        return keras.saving.load_model(file, compile=False)
+    def _load_model(file, work_dir):
+        if not os.path.isfile(file):
+            raise DamagedCheckpointError(
+                f"Stacker: the checkpoint {file!r} is missing though its fold is marked done; "
+                f"delete the fold's .npz next to it and fit again, or delete {work_dir!r} to start over."
+            )
+        try:
+            return keras.saving.load_model(file, compile=False)
+        except DAMAGE as error:
+            raise damaged(file, work_dir, error, "retrains that model") from None

@@ -36,22 +36,37 @@ def _hash(text):
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def base_identity(branch):
+def _structure(model):
+    """Every layer's class, config and weight shapes, nested models unrolled, without the
+    auto-generated names (`dense_3` in one process is `dense_7` in the next)."""
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            layers.append([type(layer).__name__, _structure(layer)])
+            continue
+        config = {k: v for k, v in layer.get_config().items() if k != "name"}
+        shapes = [list(w.shape) for w in layer.weights]
+        layers.append([type(layer).__name__, _jsonable(config), shapes])
+    return layers
+
+
+def base_identity(branch, shapes=None):
+    """What a branch's base is: the structure of its model or, for a callable, of the
+    sub-model the callable builds on `shapes` (so a changed closure, `Dense(4)` to
+    `Dense(16)`, is seen); the source text only when no shapes are known."""
     if branch.is_fresh:
+        if shapes is not None:
+            built = branch.build_model({k: shapes[k] for k in branch.input_names})
+            return "callable:" + _hash(json.dumps(_structure(built), sort_keys=True))
         try:
             source = inspect.getsource(branch.base)
         except (OSError, TypeError):
             source = getattr(branch.base, "__qualname__", type(branch.base).__name__)
-        return "callable:" + _hash(source)
-    layers = []
-    for layer in branch.base.layers:  # structure without the auto-generated names
-        config = {k: v for k, v in layer.get_config().items() if k != "name"}
-        shapes = [list(w.shape) for w in layer.weights]
-        layers.append([type(layer).__name__, _jsonable(config), shapes])
-    return "model:" + _hash(json.dumps(layers, sort_keys=True))
+        return "callable-source:" + _hash(source)
+    return "model:" + _hash(json.dumps(_structure(branch.base), sort_keys=True))
 
 
-def fingerprint(branches, trained, methods, plan, seed, head, arrays, y):
+def fingerprint(branches, trained, methods, plan, seed, head, arrays, y, shapes=None):
     splits = hashlib.sha1()
     for _, test in plan.splits:
         splits.update(np.asarray(test, "int64").tobytes())
@@ -60,7 +75,7 @@ def fingerprint(branches, trained, methods, plan, seed, head, arrays, y):
         "branches": [
             {
                 "name": b.name,
-                "base": base_identity(b),
+                "base": base_identity(b, shapes),
                 "inputs": list(b.input_names),
                 "trained": b.name in trained,
                 "stack_method": methods[b.name],

@@ -44,7 +44,8 @@ class Stacker:
             splitter, a float (holdout blending: that fraction trains the meta-learner)
             or "prefit" (bases used as they are; warns about the leak).
         stack_method: "auto", "predict_proba", "logits", "features" (the branch's `tap`
-            layer; a callable branch's own output) or "raw". "auto": the branch's own
+            layer; frozen branches only, since each fold model's hidden units are its own
+            space) or "raw". "auto": the branch's own
             `output`/`tap` if set, else probabilities for classification, raw for
             regression.
         refit: True retrains each base on all rows for the final graph; False keeps the
@@ -125,11 +126,12 @@ class Stacker:
         self.methods = {b.name: resolve_method(stack_method, b, self.head) for b in self.branches}
         for b in self.branches:
             bt.check_fit_settings(b)
-            if not self.refit and b.trainable and self.methods[b.name] == "features":
+            if b.trainable and self.methods[b.name] == "features":
                 raise ValueError(
-                    f"Branch '{b.name}': refit=False averages the fold models, but tapped "
-                    "features of different fold models do not share one space. Use "
-                    "refit=True, or stack_method='predict_proba' / 'logits'."
+                    f"Branch '{b.name}': stack_method='features' on a branch trained per fold "
+                    "is refused: the fold models' hidden units do not share one space (with each "
+                    f"other, nor with the refit model; refit={self.refit}). Use "
+                    "stack_method='predict_proba' / 'logits', or freeze the branch (trainable=False)."
                 )
 
     # -- fitting ------------------------------------------------------------------------
@@ -182,11 +184,12 @@ class Stacker:
             self.head,
             arrays,
             y,
+            shapes=shapes,
         )
         store = WorkDir(self.work_dir, print_)
         steps = len(trained) * (plan.n_splits + (1 if self.refit else 0))
         self._bar = keras.utils.Progbar(
-            max(steps, 1), verbose=self.verbose, unit_name="fit", stateful_metrics=["fold"]
+            max(steps, 1), verbose=self.verbose, unit_name="fit", stateful_metrics=["fold", "refit"]
         )
         oof, fold_models, scores = self._run_folds(plan, trained, arrays, y, shapes, store)
         finals = self._final_branches(trained, fold_models, arrays, y, shapes, store)
@@ -279,7 +282,7 @@ class Stacker:
                 else:
                     model = self._train_base(b, arrays, y, None, shapes, self._seed(10_000, i))
                     store.save_refit(b.name, model)
-                self._bar.add(1, values=[("fold", 0)])
+                self._bar.add(1, values=[("refit", i + 1)])
                 self.base_models_[b.name] = model
                 finals[b.name] = bt.as_branch(b, model, method)
             else:

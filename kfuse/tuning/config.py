@@ -19,6 +19,7 @@ keys are refused by name, and missing branch files are reported before anything 
 
 import difflib
 import os
+import zipfile
 
 from kfuse.tuning.space import Range
 
@@ -73,10 +74,19 @@ def load_config(path):
     """Read and check a `kfuse tune` YAML file; return it as a dict with defaults filled in."""
     import yaml
 
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         raise ValueError(f"No such config file {path!r}")
     with open(path) as f:
-        raw = yaml.safe_load(f)
+        try:
+            raw = yaml.safe_load(f)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ValueError(
+                f"{path}: YAML syntax error{at}: {problem}. Check the indentation and the "
+                "quoting there (see examples/tune_mnist1d.yaml)"
+            ) from None
     return check_config(raw, where=path)
 
 
@@ -116,7 +126,65 @@ def check_config(raw, where="config"):
     fit = {**FIT_DEFAULTS, **check_keys(raw.get("fit") or {}, FIT_KEYS, f"{where}: fit")}
     export = {**EXPORT_DEFAULTS, **check_keys(raw.get("export") or {}, EXPORT_KEYS, f"{where}: export")}
     head = raw.get("head")
+    check_values(where, data, space, tuner, fit, export, head)
     return {"branches": checked, "data": data, "head": head, "space": space, "tuner": tuner, "fit": fit, "export": export}
+
+
+#: section -> key -> (kind, description): "int" (>= 1), "int0" (>= 0), "fraction" ([0, 1)),
+#: "bool", "str"
+VALUE_TYPES = {
+    "data": {"rows": "int", "source": "str", "x": "str", "y": "str", "x_val": "str", "y_val": "str"},
+    "tuner": {"max_trials": "int", "max_epochs": "int", "executions_per_trial": "int", "seed": "int0",
+              "overwrite": "bool", "objective": "str", "directory": "str", "project_name": "str"},
+    "fit": {"epochs": "int", "batch_size": "int", "validation_split": "fraction", "verbose": "int0",
+            "shuffle": "bool"},
+    "export": {"dir": "str", "name": "str", "version": "int", "overwrite": "bool"},
+}
+_KIND_TEXT = {"int": "a whole number >= 1", "int0": "a whole number >= 0",
+              "fraction": "a number in [0, 1)", "bool": "true or false", "str": "a string"}
+
+
+def _value_ok(kind, value):
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind in ("int", "int0"):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= (1 if kind == "int" else 0)
+    if kind == "fraction":
+        return number and 0 <= value < 1
+    if kind == "bool":
+        return isinstance(value, bool)
+    return isinstance(value, str) and value != ""
+
+
+def check_values(where, data, space, tuner, fit, export, head):
+    """Refuse values of the wrong type (`epochs: one`, `rows: all`) by section and key."""
+    sections = {"data": data, "tuner": tuner, "fit": fit, "export": export}
+    for section, kinds in VALUE_TYPES.items():
+        for key, kind in kinds.items():
+            value = sections[section].get(key)
+            optional = key in ("version", "seed", "rows") or section == "data" and key != "source"
+            if value is None and optional:
+                continue
+            if not _value_ok(kind, value):
+                raise ValueError(
+                    f"{where}: {section}.{key} must be {_KIND_TEXT[kind]}; received {value!r}"
+                    + (f" ({type(value).__name__})" if value is not None else "")
+                )
+    if head is not None and (isinstance(head, bool) or not isinstance(head, int) or head < 2):
+        raise ValueError(
+            f"{where}: head must be the number of classes, a whole number >= 2 (or leave it out to "
+            f"count the classes in the labels); received {head!r}"
+        )
+    from kfuse.layers import fusion_names
+
+    fusions = space.get("fusions")
+    for name in [] if fusions is None else fusions if isinstance(fusions, list) else [fusions]:
+        if name not in fusion_names():
+            close = difflib.get_close_matches(str(name), fusion_names(), n=1)
+            raise ValueError(
+                f"{where}: space.fusions names the unknown fusion {name!r}"
+                + (f" (did you mean {close[0]!r}?)" if close else "")
+                + f"; valid fusions: {fusion_names()}"
+            )
 
 
 def _dimension(value, where):
@@ -125,7 +193,10 @@ def _dimension(value, where):
         check_keys(value, RANGE_KEYS, where)
         if "min" not in value or "max" not in value:
             raise ValueError(f"{where}: a range needs `min` and `max`; received {value}")
-        return Range(value["min"], value["max"], step=value.get("step"), sampling=value.get("sampling", "linear"))
+        try:
+            return Range(value["min"], value["max"], step=value.get("step"), sampling=value.get("sampling", "linear"))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{where}: {error}") from None
     return value
 
 
@@ -139,8 +210,14 @@ def load_data(data):
         (x, y), (x_val, y_val) = load_mnist1d()
         validation = None
     else:
-        with np.load(data["source"]) as archive:
-            arrays = {k: archive[k] for k in archive.files}
+        try:
+            with np.load(data["source"]) as archive:
+                arrays = {k: archive[k] for k in archive.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(
+                f"data {data['source']!r} is damaged or not an .npz file ({type(error).__name__}); "
+                "write it again with np.savez(path, x=..., y=...)"
+            ) from None
         keys = {k: data.get(k, k) for k in ("x", "y", "x_val", "y_val")}
         for k in ("x", "y"):
             if keys[k] not in arrays:

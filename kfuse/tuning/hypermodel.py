@@ -1,5 +1,7 @@
 """`FusionHyperModel`: a KerasTuner search space over fusion designs of given branches."""
 
+import warnings
+
 import keras
 import keras_tuner
 
@@ -171,6 +173,12 @@ class FusionHyperModel(keras_tuner.HyperModel):
                 f"outputs {listing}. Fusions that do: "
                 f"{[n for n in fusion_names() if fusion_accepts(n, shapes, widest)]}"
             )
+        dropped = [n for n in names if n not in valid]
+        if dropped and fusions is not None:
+            warnings.warn(
+                f"FusionHyperModel: fusion(s) {dropped} do not accept the branch outputs "
+                f"{ {n: self.output_shapes[n] for n in widest} }; the search leaves them out and tries {valid}"
+            )
         return valid
 
     def _check_finetune(self, finetune):
@@ -208,6 +216,9 @@ class FusionHyperModel(keras_tuner.HyperModel):
         drawn = [
             n for n in self.names if n in self.required or hp.Boolean(f"include_{n}", default=True)
         ]
+        if not drawn:  # record what runs, not the empty draw
+            warnings.warn(f"FusionHyperModel: the trial drew no branch; it runs branch '{self.names[0]}' alone")
+            hp.values[f"include_{self.names[0]}"] = True
         return drawn or [self.names[0]]
 
     def fusion_for(self, design):
@@ -223,7 +234,11 @@ class FusionHyperModel(keras_tuner.HyperModel):
                 raise keras_tuner.errors.FailedTrialError(
                     f"No allowed fusion {self.fusions} accepts branches {names} with outputs {shapes}"
                 )
-            chosen = fallback[0]
+            warnings.warn(
+                f"FusionHyperModel: fusion {chosen!r} does not accept branches {names} with outputs "
+                f"{shapes}; this trial runs {fallback[0]!r} (and records it as its fusion)"
+            )
+            chosen = design["fusion"] = fallback[0]
         layer = get_fusion(chosen)
         rate = design.get("modality_dropout") or 0.0
         return ModalityDropout(rate, fusion=layer) if rate > 0 else layer
@@ -279,6 +294,8 @@ class FusionHyperModel(keras_tuner.HyperModel):
     def build(self, hp):
         design = self.design(hp)
         model = stack(**self.stack_kwargs(hp, design), compile=False)
+        if "fusion" in hp.values:  # the fusion that ran (fusion_for may have replaced the draw)
+            hp.values["fusion"] = design["fusion"]
         for name, top in design["finetune"].items():
             if name in model.branch_names and top > 0:
                 _unfreeze_top(model.get_layer(name), top)

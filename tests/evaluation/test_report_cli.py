@@ -49,9 +49,9 @@ def test_report_on_mnist1d(tmp_path, mnist1d, capsys):
 
 
 def test_report_errors_are_clear(tmp_path, capsys):
-    assert main(["report", str(tmp_path / "missing.keras"), "--data", "mnist1d"]) == 1
+    assert main(["report", str(tmp_path / "missing.keras"), "--data", "mnist1d"]) == 2
     assert "no such model file" in capsys.readouterr().err
     _, path = _saved(tmp_path, "m", 6, 0)
     np.savez(tmp_path / "bad.npz", inputs=np.zeros((3, 6)))
-    assert main(["report", path, "--data", str(tmp_path / "bad.npz")]) == 1
+    assert main(["report", path, "--data", str(tmp_path / "bad.npz")]) == 2
     assert "no labels" in capsys.readouterr().err

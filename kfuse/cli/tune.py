@@ -9,7 +9,6 @@ the search space, the tuner and its budget; see `kfuse.tuning.config` for every 
 
 import json
 import os
-import sys
 
 
 def add_arguments(parser):
@@ -20,11 +19,7 @@ def add_arguments(parser):
 def run(args):
     from kfuse.tuning.config import load_config
 
-    try:
-        config = load_config(args.config)
-    except ValueError as error:
-        print(f"kfuse tune: {error}", file=sys.stderr)
-        return 2
+    config = load_config(args.config)
     summary = tune(config, verbose=0 if args.quiet else 1)
     print(json.dumps(summary, indent=2))
     return 0

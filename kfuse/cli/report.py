@@ -10,7 +10,6 @@ array per input named after the model's inputs (e.g. `signal`, `image`) otherwis
 """
 
 import os
-import sys
 
 
 def add_arguments(parser):
@@ -36,10 +35,16 @@ def load_data(spec, input_names=None):
 
         _, (x, y) = load_mnist1d()
         return x, y
-    if not os.path.exists(spec):
-        raise FileNotFoundError(f"--data {spec!r}: no such file (expected 'mnist1d' or an .npz file)")
-    with np.load(spec) as archive:
-        arrays = {k: archive[k] for k in archive.files}
+    if not os.path.isfile(spec):
+        raise ValueError(f"--data {spec!r}: no such file (expected 'mnist1d' or an .npz file)")
+    try:
+        with np.load(spec) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(
+            f"--data {spec!r} is damaged or not an .npz file ({type(error).__name__}); write it "
+            "again with np.savez(path, x_test=..., y_test=...)"
+        ) from None
     y_key = next((k for k in ("y_test", "y") if k in arrays), None)
     if y_key is None:
         raise ValueError(f"--data {spec}: no labels; expected an array named 'y_test' or 'y' (found {sorted(arrays)})")
@@ -64,28 +69,21 @@ def _name(path, taken):
 
 
 def run(args):
-    import keras
-
+    from kfuse.cli.export import load_model_file
     from kfuse.evaluation import compare  # also registers kfuse's layers for loading
 
-    try:
-        models = {}
-        for path in [*args.members, args.model]:
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"no such model file: {path}")
-            models[_name(path, models)] = keras.saving.load_model(path, compile=False)
-        reference = list(models)[-1]
-        ref_model = models[reference]
-        names = getattr(ref_model, "input_names", None) or [t.name for t in ref_model.inputs]
-        x, y = load_data(args.data, list(names))
-        report = compare(models, x, y, task=args.task, reference=reference, seed=args.seed)
-        path = report.to_html(args.out, title=f"kfuse report: {reference} on {os.path.basename(args.data)}")
-        if args.markdown:
-            with open(args.markdown, "w", encoding="utf-8") as f:
-                f.write(report.to_markdown())
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        print(f"kfuse report: error: {error}", file=sys.stderr)
-        return 1
+    models = {}
+    for path in [*args.members, args.model]:
+        models[_name(path, models)] = load_model_file(path, compile=False)
+    reference = list(models)[-1]
+    ref_model = models[reference]
+    names = getattr(ref_model, "input_names", None) or [t.name for t in ref_model.inputs]
+    x, y = load_data(args.data, list(names))
+    report = compare(models, x, y, task=args.task, reference=reference, seed=args.seed)
+    path = report.to_html(args.out, title=f"kfuse report: {reference} on {os.path.basename(args.data)}")
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as f:
+            f.write(report.to_markdown())
     print(report.to_markdown().split("## Diversity")[0].rstrip())
     print(f"\nwrote {path}" + (f" and {args.markdown}" if args.markdown else ""))
     return 0
