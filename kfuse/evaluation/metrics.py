@@ -34,6 +34,7 @@ def resolve_metrics(task, metrics):
     other = REGRESSION_METRICS if task == "classification" else CLASSIFICATION_METRICS
     chosen = []
     for m in metrics:
+        m = "roc_auc_ovr" if m == "roc_auc" and task == "classification" else m  # binary's label
         if m in other:
             kind = "regression" if task == "classification" else "classification"
             raise ValueError(
@@ -119,16 +120,26 @@ def _roc_auc(y, proba, labels, notes):
     return skm.roc_auc_score(y, proba, multi_class="ovr", labels=labels)
 
 
-def regression_scores(y, values, names):
-    """Dict metric -> value for one regression model."""
+def regression_scores(y, values, names, notes=None):
+    """Dict metric -> value for one regression model. MAPE is NaN, with a note, when a
+    target is 0: a percentage of 0 is undefined (scikit-learn divides by eps, ~1e12)."""
     values = _align(y, values)
+    zeros = int(np.sum(np.abs(np.asarray(y, "float64")) < np.finfo("float64").eps))
+    if zeros and "mape" in names:
+        if notes is not None:
+            notes.add(
+                f"MAPE not computed: {zeros} of {len(y)} targets are 0, where a percentage "
+                "error is undefined; read mae / rmse instead"
+            )
+        names = [n for n in names if n != "mape"]
     fns = {
         "mae": skm.mean_absolute_error,
         "rmse": skm.root_mean_squared_error,
         "r2": skm.r2_score,
         "mape": skm.mean_absolute_percentage_error,
     }
-    return {name: float(fns[name](y, values)) for name in names}
+    scores = {name: float(fns[name](y, values)) for name in names}
+    return {**scores, "mape": float("nan")} if zeros and "mape" not in scores else scores
 
 
 def _align(y, values):
@@ -152,10 +163,20 @@ def score_table(task, y, predictions, names):
     notes = set()
     rows = {}
     for name, p in predictions.items():
-        if task == "classification":
-            rows[name] = classification_scores(y, p.values, names, notes)
-        else:
-            rows[name] = regression_scores(y, p.values, names)
+        try:
+            if task == "classification":
+                rows[name] = classification_scores(y, p.values, names, notes)
+            else:
+                rows[name] = regression_scores(y, p.values, names, notes)
+        except ValueError as error:  # scikit-learn's words, with the model and the data named
+            raise ValueError(
+                f"compare(): scoring model '{name}' failed on this {task} task: {error} "
+                f"(labels: shape {tuple(np.shape(y))}, dtype {np.asarray(y).dtype}; the model's "
+                f"output: shape {tuple(np.shape(p.values))}). Check that y matches the model: class "
+                "ids for a classifier, targets with task='regression' for a regressor"
+            ) from None
     table = pd.DataFrame.from_dict(rows, orient="index")[names]
+    if task == "classification" and predictions and all(p.values.shape[1] == 2 for p in predictions.values()):
+        table = table.rename(columns={"roc_auc_ovr": "roc_auc"})  # binary: no one-vs-rest
     table.index.name = "model"
     return table, notes

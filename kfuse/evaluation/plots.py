@@ -10,10 +10,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 
-def _grid(count, size=3.2, max_cols=4):
+def _grid(count, size=3.2, max_cols=4, min_width=0.0):
     cols = min(count, max_cols)
     rows = math.ceil(count / cols)
-    fig = Figure(figsize=(size * cols + 0.6, size * rows + 0.4), layout="constrained")
+    fig = Figure(figsize=(max(size * cols + 0.6, min_width), size * rows + 0.4), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax in axes[count:]:
         ax.set_visible(False)
@@ -110,18 +110,26 @@ def diversity_heatmap(diversity):
 def contribution_bars(contributions):
     """Per-branch ablation drop (and learned fusion weight, when there is one)."""
     table = contributions.table()
-    panels = [c for c in ("fusion weight", "mean gate") if c in table] + [f"{contributions.metric} drop"]
-    fig, axes = _grid(len(panels), size=3.8, max_cols=2)
+    metric = contributions.metric
+    panels = [c for c in ("fusion weight", "mean gate") if c in table] + [f"{metric} drop"]
+    fig, axes = _grid(len(panels), size=3.8, max_cols=2, min_width=6.4)  # room for the title
     for ax, column in zip(axes, panels, strict=False):
         values = table[column].to_numpy(dtype=float)
         colors = ["tab:blue" if v >= 0 else "tab:red" for v in values]
         ax.bar(list(table.index), values, color=colors)
         ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_title(column if column != f"{contributions.metric} drop"
-                     else f"{contributions.metric} drop without the branch")
+        ax.set_title(column if column != f"{metric} drop" else cost_title(metric))
         ax.tick_params(axis="x", rotation=30)
-    fig.suptitle(f"Branch contributions: {contributions.model_name} (ablation by {contributions.method})")
+    fig.suptitle(f"Branch contributions: {contributions.model_name}\n(ablation by {contributions.method})")
     return fig
+
+
+def cost_title(metric):
+    """What the ablation bar shows, in the metric's own direction (MAE rises, accuracy drops)."""
+    from kfuse.evaluation.metrics import LOWER_IS_BETTER
+
+    change = "rise" if metric in LOWER_IS_BETTER else "drop"
+    return f"{metric} {change} without the branch (> 0: the branch helps)"
 
 
 def _values(y, p):

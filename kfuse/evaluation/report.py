@@ -104,6 +104,16 @@ def _reference(models, reference):
     return kfuse_models[-1] if kfuse_models else list(models)[-1]
 
 
+def _change(metric, cost):
+    """A cost (> 0: worse) as the metric moves: 'mae rose by 0.19', 'accuracy dropped by 0.02'."""
+    lower = metric in LOWER_IS_BETTER
+    if cost == 0:
+        return f"{metric} unchanged"
+    worse = cost > 0
+    verb = ("rose" if worse else "fell") if lower else ("dropped" if worse else "rose")
+    return f"{metric} {verb} by {abs(cost):.4f}"
+
+
 class Report:
     """The result of `kfuse.compare`: tables, figures, markdown and one HTML file.
 
@@ -179,10 +189,11 @@ class Report:
         else:
             lines.append(f"'{self.reference}' scores {metric} {ref_score:.4f} (no other model to compare).")
         for name, c in self.contributions.items():
-            col = c.ablation[f"{c.metric} drop"]
+            col = c.ablation[f"{c.metric} drop"]  # > 0: worse without the branch
             lines.append(
                 f"'{name}': removing branch '{col.idxmax()}' costs the most "
-                f"({c.metric} drop {col.max():+.4f}); removing '{col.idxmin()}' the least ({col.min():+.4f})."
+                f"({_change(c.metric, col.max())}); removing '{col.idxmin()}' the least "
+                f"({_change(c.metric, col.min())})."
             )
         return lines
 

@@ -60,7 +60,7 @@ def test_binary_single_column_probabilities_and_logits():
     assert report.task == "classification"
     np.testing.assert_allclose(report.predictions["logit"].values[:, 1], p)
     assert report.table.loc["p", "accuracy"] == pytest.approx(7 / 8)
-    assert report.table.loc["p", "roc_auc_ovr"] == pytest.approx(skm.roc_auc_score(y, p))
+    assert report.table.loc["p", "roc_auc"] == pytest.approx(skm.roc_auc_score(y, p))
     assert any("sigmoid" in n for n in report.notes)
 
 
