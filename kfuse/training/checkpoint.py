@@ -110,8 +110,13 @@ class WorkDir:
                 features, score = d["features"], float(d["score"])
         except DAMAGE as error:
             raise damaged(file, self.path, error, f"retrains fold {k} of branch '{branch}'") from None
-        model = self._load_model(os.path.join(folder, f"{branch}.keras"), self.path) if need_model else None
-        return model, features, score
+        model_file = os.path.join(folder, f"{branch}.keras")
+        if need_model:
+            return self._load_model(model_file, self.path), features, score
+        if not zipfile.is_zipfile(model_file):  # not loaded now, but a later refit=False run would
+            raise damaged(model_file, self.path, ValueError("not a complete zip archive"),
+                          f"retrains fold {k} of branch '{branch}'")
+        return None, features, score
 
     # -- refit --------------------------------------------------------------------------
     def has_refit(self, branch):

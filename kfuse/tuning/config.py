@@ -160,10 +160,11 @@ def check_values(where, data, space, tuner, fit, export, head):
     sections = {"data": data, "tuner": tuner, "fit": fit, "export": export}
     for section, kinds in VALUE_TYPES.items():
         for key, kind in kinds.items():
-            value = sections[section].get(key)
-            optional = key in ("version", "seed", "rows") or section == "data" and key != "source"
-            if value is None and optional:
-                continue
+            if key not in sections[section]:
+                continue  # absent: its default (or the tuner's) applies
+            value = sections[section][key]
+            if value is None and key in ("version", "seed", "rows"):
+                continue  # null: the next version / no seed / every row
             if not _value_ok(kind, value):
                 raise ValueError(
                     f"{where}: {section}.{key} must be {_KIND_TEXT[kind]}; received {value!r}"
