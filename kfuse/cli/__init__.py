@@ -19,6 +19,7 @@ main(["inspect", "/no/such/export"])  # prints "kfuse inspect: '/no/such/export'
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 import zipfile
@@ -77,6 +78,7 @@ def build_parser():
 
 def main(argv=None):
     """Run `kfuse ARGS`; return the exit status (0 ok, 2 user error, 1 internal error)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines are noise here
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

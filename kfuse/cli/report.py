@@ -10,6 +10,7 @@ array per input named after the model's inputs (e.g. `signal`, `image`) otherwis
 """
 
 import os
+import zipfile
 
 
 def add_arguments(parser):
@@ -40,7 +41,7 @@ def load_data(spec, input_names=None):
     try:
         with np.load(spec) as archive:
             arrays = {k: archive[k] for k in archive.files}
-    except (ValueError, OSError, EOFError) as error:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(
             f"--data {spec!r} is damaged or not an .npz file ({type(error).__name__}); write it "
             "again with np.savez(path, x_test=..., y_test=...)"
