@@ -28,7 +28,6 @@ body = kfuse.export.rest_payload({"signal": np.zeros((2, 4), "float32")}, signat
 ```
 """
 
-import json
 import os
 import re
 import shutil
@@ -167,8 +166,7 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, branch_ou
     model = kfuse.stack([kfuse.Branch(keras.Model(x, keras.layers.Dense(2)(x)), name="m", inputs="signal")],
                         head=kfuse.heads.Regression(1))
     base = os.path.join(tempfile.mkdtemp(), "m")
-    kfuse.export.export_saved_model(model, base)  # .../m/1
-    kfuse.export.export_saved_model(model, base)  # .../m/2 (concurrent exports get distinct ones)
+    kfuse.export.export_saved_model(model, base)  # .../m/1 (concurrent exports get distinct ones)
     kfuse.export.export_saved_model(model, base, version=1, overwrite=True)  # swapped in atomically
     ```
     """

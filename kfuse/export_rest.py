@@ -13,6 +13,7 @@ import numpy as np
 
 from kfuse import export as _export
 
+
 def _as_named(x, names):
     if isinstance(x, dict):
         return {k: np.asarray(v) for k, v in x.items()}

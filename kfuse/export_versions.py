@@ -126,7 +126,7 @@ def reserve(base_dir, version, overwrite):
 
 def fsync_tree(path):
     """fsync every file and directory under `path` (so a rename publishes durable data)."""
-    for root, dirs, files in os.walk(path, topdown=False):
+    for root, _dirs, files in os.walk(path, topdown=False):
         for name in files:
             fd = os.open(os.path.join(root, name), os.O_RDONLY)
             try:

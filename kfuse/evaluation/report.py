@@ -1,7 +1,5 @@
 """`compare()` and the `Report` it returns."""
 
-import contextlib
-import logging
 import os
 
 from kfuse.evaluation import html as render
@@ -11,6 +9,7 @@ from kfuse.evaluation.diversity import diversity as member_diversity
 from kfuse.evaluation.metrics import LOWER_IS_BETTER, resolve_metrics, score_table
 from kfuse.evaluation.predictions import collect, fused_model
 from kfuse.evaluation.significance import significance as significance_table
+from kfuse.quiet import quiet_tensorflow
 
 
 def compare(
@@ -57,20 +56,8 @@ def compare(
     print(report.to_markdown())
     ```
     """
-    with _quiet_tensorflow():
+    with quiet_tensorflow():
         return _compare(models, x, y, task, reference, metrics, batch_size, n_boot, seed, alpha, contributions)
-
-
-@contextlib.contextmanager
-def _quiet_tensorflow():
-    """Silence TensorFlow's retracing warnings while many models predict once each."""
-    logger = logging.getLogger("tensorflow")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _compare(models, x, y, task, reference, metrics, batch_size, n_boot, seed, alpha, contributions):

@@ -8,6 +8,7 @@ import numpy as np
 from kfuse.branches import Branch, shapes_agree
 from kfuse.graph import check_branches, stack, strategy_scope
 from kfuse.layers import FusionLayer
+from kfuse.quiet import quiet_tensorflow
 from kfuse.training import base_training as bt
 from kfuse.training.averaging import fold_average_model
 from kfuse.training.cache import cached_features, fit_top, graph_features, top_data, top_model
@@ -156,6 +157,10 @@ class Stacker:
 
     def fit(self, x, y=None):
         """Train bases out-of-fold, then the meta-learner and head; returns self."""
+        with quiet_tensorflow():  # a model per fold: TensorFlow's retracing warnings are noise
+            return self._fit(x, y)
+
+    def _fit(self, x, y):
         start = time.perf_counter()
         arrays, y = as_arrays(x, y, self.input_names)
         try:

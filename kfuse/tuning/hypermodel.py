@@ -177,7 +177,7 @@ class FusionHyperModel(keras_tuner.HyperModel):
         if dropped and fusions is not None:
             warnings.warn(
                 f"FusionHyperModel: fusion(s) {dropped} do not accept the branch outputs "
-                f"{ {n: self.output_shapes[n] for n in widest} }; the search leaves them out and tries {valid}"
+                f"{ {n: self.output_shapes[n] for n in widest} }; the search leaves them out and tries {valid}", stacklevel=2
             )
         return valid
 
@@ -217,7 +217,7 @@ class FusionHyperModel(keras_tuner.HyperModel):
             n for n in self.names if n in self.required or hp.Boolean(f"include_{n}", default=True)
         ]
         if not drawn:  # record what runs, not the empty draw
-            warnings.warn(f"FusionHyperModel: the trial drew no branch; it runs branch '{self.names[0]}' alone")
+            warnings.warn(f"FusionHyperModel: the trial drew no branch; it runs branch '{self.names[0]}' alone", stacklevel=2)
             hp.values[f"include_{self.names[0]}"] = True
         return drawn or [self.names[0]]
 
@@ -236,7 +236,7 @@ class FusionHyperModel(keras_tuner.HyperModel):
                 )
             warnings.warn(
                 f"FusionHyperModel: fusion {chosen!r} does not accept branches {names} with outputs "
-                f"{shapes}; this trial runs {fallback[0]!r} (and records it as its fusion)"
+                f"{shapes}; this trial runs {fallback[0]!r} (and records it as its fusion)", stacklevel=2
             )
             chosen = design["fusion"] = fallback[0]
         layer = get_fusion(chosen)
