@@ -19,3 +19,8 @@ __all__ = [
     "repair_batchnorm",
     "uniform_soup",
 ]
+
+from .align import align  # noqa: E402
+from .curve import InterpolationCurve, interpolation_curve  # noqa: E402
+
+__all__ += ["InterpolationCurve", "align", "interpolation_curve"]
