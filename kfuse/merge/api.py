@@ -101,7 +101,8 @@ def merge(models, method, base=None, *, model_parameters=None, dtype="float32",
             BatchNorm statistics with ``repair_batchnorm``; without it a BatchNorm merge warns.
         **parameters: global parameters (``t``, ``lambda`` (or ``lambda_``), ``normalize``,
             ``seed``) and defaults of per-model ones. A value may be a list (a gradient across
-            layer depth) or a list of ``{"filter": "name part", "value": v}``.
+            layer depth, as in mergekit: ``weight=[0.2, 0.8]`` is NOT one weight per model;
+            use ``model_parameters`` for that) or a list of ``{"filter": "name", "value": v}``.
 
     Non-float weights and BatchNorm moving statistics are copied from the base (or the first
     model), never averaged. DARE draws its masks from ``numpy.random.default_rng([seed, i])``
@@ -115,7 +116,7 @@ def merge(models, method, base=None, *, model_parameters=None, dtype="float32",
     def net():
         return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     a, b = net(), net()
-    merged = merge([a, b], "linear", weight=[0.3, 0.7])
+    merged = merge([a, b], "linear", model_parameters=[{"weight": 0.3}, {"weight": 0.7}])
     print(merged.count_params())
     ```
     """
