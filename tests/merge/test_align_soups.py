@@ -103,7 +103,7 @@ def test_greedy_soup_on_trained_models(mnist1d):
                             keras.layers.Dense(10)])
     pre.compile(keras.optimizers.Adam(1e-3),
                 keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    pre.fit(x[:3000], y[:3000], epochs=3, batch_size=100, verbose=0)
+    pre.fit(x[:3000], y[:3000], epochs=2, batch_size=200, verbose=0)
     models = []
     for seed, lr in [(1, 1e-3), (2, 3e-3), (3, 1e-2)]:
         keras.utils.set_random_seed(seed)
@@ -111,7 +111,7 @@ def test_greedy_soup_on_trained_models(mnist1d):
         m.set_weights(pre.get_weights())
         m.compile(keras.optimizers.Adam(lr),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        m.fit(x[:3000], y[:3000], epochs=2, batch_size=100, verbose=0)
+        m.fit(x[:3000], y[:3000], epochs=1, batch_size=200, verbose=0)
         models.append(m)
     result = greedy_soup(models, validation_data=(xv, yv))
     assert result.ingredients[0] == max(result.scores, key=result.scores.get)
