@@ -8,7 +8,7 @@ import numpy as np
 from .checks import weight_specs
 from .methods import get_method
 from .params import check_names, check_parameter, resolve
-from .sources import FileSource, ModelSource, load_keras_file, reference_layout
+from .sources import FileSource, ModelSource, build_from_file, reference_layout
 
 DTYPES = ("float16", "float32", "float64")
 
@@ -28,10 +28,12 @@ def _as_list(models):
 
 
 def _skeleton(first, name):
+    """A new model of ``first``'s architecture; every weight is then written by the merge,
+    so a file's weights are not loaded here (its config is rebuilt with safe_mode=True)."""
     if isinstance(first, keras.Model):
         return keras.models.clone_model(first), None
     path = str(first)
-    return load_keras_file(path, name), path
+    return build_from_file(path, name), path
 
 
 def _source(item, name, layout):

@@ -44,9 +44,12 @@ def load_config(path):
     Example:
 
     ```python
-    import os, tempfile
+    import os, tempfile, keras
     from kfuse.merge.config import load_config
     folder = tempfile.mkdtemp()
+    for name in ("a", "b"):
+        keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(
+            os.path.join(folder, name + ".keras"))
     path = os.path.join(folder, "merge.yaml")
     with open(path, "w") as f:
         f.write("merge_method: linear\\nmodels: [{model: a.keras}, {model: b.keras}]\\n")

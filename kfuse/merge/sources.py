@@ -115,6 +115,27 @@ def load_keras_file(path, name):
     return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
+def build_from_file(path, name):
+    """The model a ``.keras`` file describes, built from its config (``safe_mode=True``),
+    with fresh weights: the file's weights are not read.
+
+    Example:
+
+    ```python
+    import os, tempfile, keras
+    from kfuse.merge.sources import build_from_file
+    path = os.path.join(tempfile.mkdtemp(), "m.keras")
+    keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]).save(path)
+    print(build_from_file(path, "models[0]").count_params())  # 3
+    ```
+    """
+    check_keras_file(path, name)
+    with zipfile.ZipFile(path) as z:
+        config = json.loads(z.read("config.json"))
+    config.pop("compile_config", None)
+    return keras.saving.deserialize_keras_object(config, safe_mode=True)
+
+
 def _open_h5(path):
     with zipfile.ZipFile(path) as z:
         info = z.getinfo(WEIGHTS)
