@@ -56,7 +56,7 @@ def side(name, paths, out):
         model = merge(paths, "linear")
     else:
         models = [keras.saving.load_model(p, compile=False, safe_mode=True) for p in paths]
-        mean = [np.mean(ws, axis=0) for ws in zip(*(m.get_weights() for m in models))]
+        mean = [np.mean(ws, axis=0) for ws in zip(*(m.get_weights() for m in models), strict=False)]
         model = models[0]
         model.set_weights(mean)
     seconds = time.perf_counter() - start

@@ -141,7 +141,7 @@ def merge(models, method, base=None, *, model_parameters=None, dtype="float32",
         if base is not None:
             base_source = _source(base, "base", layout)
             base_source.check(specs, first_name)
-        for m, n in zip(models, names):
+        for m, n in zip(models, names, strict=False):
             sources.append(_source(m, n, layout))
             sources[-1].check(specs, first_name)
         _merge_into(skeleton, specs, method, sources, base_source, model_parameters,

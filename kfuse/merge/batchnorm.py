@@ -77,7 +77,7 @@ def repair_batchnorm(model, data, batch_size=256):
                 layer.momentum = (count - 1) / count
             model(batch, training=True)
     finally:
-        for layer, (momentum, trainable) in zip(layers, saved):
+        for layer, (momentum, trainable) in zip(layers, saved, strict=False):
             layer.momentum, layer.trainable = momentum, trainable
     if count == 0:
         raise ValueError("repair_batchnorm got no batches of data; pass training inputs")

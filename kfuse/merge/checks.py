@@ -91,7 +91,7 @@ def check_same(reference, specs, name, reference_name="models[0]"):
     check_same(weight_specs(a), weight_specs(b), "models[1]")
     ```
     """
-    for ref, got in zip(reference, specs):
+    for ref, got in zip(reference, specs, strict=False):
         where = f"{name} differs from {reference_name} at layer {ref.layer!r} weight {ref.path!r}"
         if got.layer_class is not None and got.layer_class != ref.layer_class:
             raise ValueError(

@@ -110,7 +110,7 @@ def interpolation_curve(model_a, model_b, data, steps=11, repair_data=None, batc
     for alpha in alphas:
         point.set_weights([
             (1 - alpha) * a + alpha * b if s.kind != "nonfloat" else a
-            for a, b, s in zip(wa, wb, specs)
+            for a, b, s in zip(wa, wb, specs, strict=False)
         ])
         if repair_data is not None:
             repair_batchnorm(point, repair_data, batch_size)

@@ -74,7 +74,7 @@ def _metric(metric):
 
 
 def _set_float(model, specs, arrays):
-    for spec, var, value in zip(specs, model.weights, arrays):
+    for spec, var, value in zip(specs, model.weights, arrays, strict=False):
         if spec.kind == "float":
             var.assign(value)
 
@@ -134,7 +134,7 @@ def greedy_soup(models, validation_data=None, metric="accuracy", repair_data=Non
         new = models[i].get_weights()
         candidate = [
             (n * a + b) / (n + 1) if s.kind == "float" else a
-            for a, b, s in zip(arrays, new, specs)
+            for a, b, s in zip(arrays, new, specs, strict=False)
         ]
         _set_float(soup, specs, candidate)
         if repair_data is not None:

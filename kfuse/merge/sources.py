@@ -254,7 +254,7 @@ class FileSource:
         from .checks import check_same
 
         specs = []
-        for ref, dataset in zip(reference, self.layout):
+        for ref, dataset in zip(reference, self.layout, strict=False):
             if dataset is None or dataset not in self.h5:
                 if ref.kind == "nonfloat":
                     specs.append(ref)

@@ -50,7 +50,7 @@ def test_align_recovers_a_hidden_permutation(rng):
     assert not np.allclose(b.get_weights()[0], a.get_weights()[0])
     np.testing.assert_allclose(b.predict(x, verbose=0), a.predict(x, verbose=0), atol=1e-5)
     aligned = align(a, b, data=x)
-    for wa, wb in zip(a.get_weights(), aligned.get_weights()):
+    for wa, wb in zip(a.get_weights(), aligned.get_weights(), strict=False):
         np.testing.assert_allclose(wb, wa, atol=1e-6)
 
 
@@ -59,8 +59,8 @@ def test_align_keeps_function_of_b(rng):
     x = rng.normal(size=(20, 12, 1)).astype("float32")
     aligned = align(a, b, data=x)
     np.testing.assert_allclose(aligned.predict(x, verbose=0), b.predict(x, verbose=0), atol=1e-5)
-    inner = sum(float(np.sum(u * v)) for u, v in zip(a.get_weights()[:2], aligned.get_weights()[:2]))
-    naive = sum(float(np.sum(u * v)) for u, v in zip(a.get_weights()[:2], b.get_weights()[:2]))
+    inner = sum(float(np.sum(u * v)) for u, v in zip(a.get_weights()[:2], aligned.get_weights()[:2], strict=False))
+    naive = sum(float(np.sum(u * v)) for u, v in zip(a.get_weights()[:2], b.get_weights()[:2], strict=False))
     assert inner >= naive
 
 

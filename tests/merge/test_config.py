@@ -44,7 +44,7 @@ output: out.keras
                      model_parameters=[{"weight": 1.0, "density": 0.5},
                                        {"weight": 0.5, "density": [0.3, 0.9]}],
                      **{"lambda": 0.8})
-    for u, v in zip(model.get_weights(), expected.get_weights()):
+    for u, v in zip(model.get_weights(), expected.get_weights(), strict=False):
         np.testing.assert_allclose(u, v)
     assert main([cfg, "-o", str(files / "other.keras")]) == 0
     assert (files / "other.keras").exists()

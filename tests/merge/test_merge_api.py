@@ -1,6 +1,5 @@
 """merge() on real Keras models and .keras files: formulas per weight, parameters, files."""
 
-import os
 import warnings
 
 import keras
@@ -30,7 +29,7 @@ def _w(model):
 
 def test_linear_per_weight_and_save_reload(trio, tmp_path):
     merged = merge(trio, "linear", model_parameters=[{"weight": 1.0}, {"weight": 2.0}, {}])
-    for got, *ws in zip(_w(merged), *map(_w, trio)):
+    for got, *ws in zip(_w(merged), *map(_w, trio), strict=False):
         np.testing.assert_allclose(got, (ws[0] + 2 * ws[1] + ws[2]) / 4, rtol=1e-6, atol=1e-7)
     path = str(tmp_path / "merged.keras")
     merged.save(path)
@@ -51,7 +50,7 @@ def test_streaming_files_equal_in_memory(trio, tmp_path):
         a = merge(paths[1:], method, base=paths[0], **params)
         b = merge(trio, method, base=base, **params)
         mixed = merge([paths[1], trio[1], paths[3]], method, base=base, **params)
-        for x, y, z in zip(_w(a), _w(b), _w(mixed)):
+        for x, y, z in zip(_w(a), _w(b), _w(mixed), strict=False):
             np.testing.assert_allclose(x, y, rtol=1e-6)
             np.testing.assert_allclose(x, z, rtol=1e-6)
 
@@ -88,7 +87,7 @@ def test_nonfloat_weights_copied_not_averaged():
     a, b = net(), net()
     kinds = {str(np.asarray(w).dtype) for w in a.get_weights()}
     merged = merge([a, b], "linear")
-    for got, wa, wb in zip(_w(merged), _w(a), _w(b)):
+    for got, wa, wb in zip(_w(merged), _w(a), _w(b), strict=False):
         expected = wa if not np.issubdtype(wa.dtype, np.floating) else (wa + wb) / 2
         np.testing.assert_allclose(got, expected, rtol=1e-6)
     assert "float32" in kinds

@@ -45,19 +45,19 @@ def test_slerp_formula_and_fallback(tensors):
 def test_task_arithmetic(tensors):
     base, models = tensors
     w = [1.0, 0.5, 0.25]
-    expected = base + 0.7 * sum(wi * (m - base) for wi, m in zip(w, models))
+    expected = base + 0.7 * sum(wi * (m - base) for wi, m in zip(w, models, strict=False))
     np.testing.assert_allclose(task_arithmetic(models, base, weight=w, **{"lambda": 0.7}), expected)
 
 
 def _ties_reference(base, models, w, density, lam=1.0):
     trimmed = []
-    for m, d in zip(models, density):
+    for m, d in zip(models, density, strict=False):
         tau = (m - base).ravel()
         k = int(d * tau.size)
         keep = np.zeros(tau.size, bool)
         keep[np.argsort(-np.abs(tau))[:k]] = True
         trimmed.append(np.where(keep, tau, 0).reshape(base.shape))
-    d = np.stack([wi * t for wi, t in zip(w, trimmed)])
+    d = np.stack([wi * t for wi, t in zip(w, trimmed, strict=False)])
     sign = np.where(d.sum(0) >= 0, 1, -1)
     agree = np.sign(d) == sign
     num = (d * agree).sum(0)
@@ -86,16 +86,16 @@ def test_dare_same_mask(tensors, consensus):
     w, density = [1.0, 0.5, 2.0], [0.4, 0.6, 0.9]
     rng = np.random.default_rng(123)
     masks = [rng.random(base.shape) < d for d in density]
-    taus = [np.where(mk, m - base, 0) / d for m, mk, d in zip(models, masks, density)]
+    taus = [np.where(mk, m - base, 0) / d for m, mk, d in zip(models, masks, density, strict=False)]
     if consensus:
-        dd = np.stack([wi * t for wi, t in zip(w, taus)])
+        dd = np.stack([wi * t for wi, t in zip(w, taus, strict=False)])
         agree = np.sign(dd) == np.where(dd.sum(0) >= 0, 1, -1)
         den = (np.array(w)[:, None, None] * agree).sum(0)
         den[den == 0] = 1
         expected = base + (dd * agree).sum(0) / den
         got = dare_ties(models, base, weight=w, density=density, rng=np.random.default_rng(123))
     else:
-        expected = base + sum(wi * t for wi, t in zip(w, taus))
+        expected = base + sum(wi * t for wi, t in zip(w, taus, strict=False))
         got = dare_linear(models, base, weight=w, density=density, rng=np.random.default_rng(123))
     np.testing.assert_allclose(got, expected)
 

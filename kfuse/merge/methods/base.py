@@ -1,7 +1,7 @@
 """The description every merge method carries: its parameters, how many models it needs."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from .task_arithmetic import generalized_task_arithmetic
 
 
 def _masks(tensors, density, rng):
-    return [(random_mask(t.shape, d, rng), 1.0 / d) for t, d in zip(tensors, density)]
+    return [(random_mask(t.shape, d, rng), 1.0 / d) for t, d in zip(tensors, density, strict=False)]
 
 
 def dare_linear(tensors, base, *, weight, density, rng, normalize=False, **kw):

@@ -42,7 +42,7 @@ def generalized_task_arithmetic(
     """
     deltas = [t - base for t in tensors]
     if masks is not None:
-        deltas = [d * m * s for d, (m, s) in zip(deltas, masks)]
+        deltas = [d * m * s for d, (m, s) in zip(deltas, masks, strict=False)]
     w = np.asarray(weight, dtype=base.dtype).reshape((-1,) + (1,) * base.ndim)
     weighted = w * np.stack(deltas)
     if consensus:

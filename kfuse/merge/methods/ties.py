@@ -18,7 +18,7 @@ def ties(tensors, base, *, weight, density, normalize=True, **kw):
     print(ties(models, base, weight=[1.0, 1.0], density=[0.67, 0.67]))
     ```
     """
-    masks = [(magnitude_mask(t - base, d), 1.0) for t, d in zip(tensors, density)]
+    masks = [(magnitude_mask(t - base, d), 1.0) for t, d in zip(tensors, density, strict=False)]
     return generalized_task_arithmetic(
         tensors, base, weight=weight, lam=kw.get("lambda", 1.0), normalize=normalize,
         consensus=True, masks=masks,
