@@ -85,7 +85,8 @@ def greedy_soup(models, validation_data=None, metric="accuracy", repair_data=Non
 
     Each candidate is ``(n * soup + new) / (n + 1)`` over the float weights; it is kept only
     if the held-out score strictly rises. BatchNorm statistics come from the best model, or
-    are recomputed on ``repair_data`` for each candidate.
+    are recomputed on ``repair_data`` for each candidate of two or more models (a soup of one
+    is the best model itself, statistics included).
 
     Example:
 
@@ -124,10 +125,8 @@ def greedy_soup(models, validation_data=None, metric="accuracy", repair_data=Non
     order = sorted(scores, key=lambda i: -scores[i])
     soup = keras.models.clone_model(models[order[0]])
     soup.set_weights(models[order[0]].get_weights())
-    if repair_data is not None:
-        repair_batchnorm(soup, repair_data, batch_size)
     arrays = [np.asarray(w) for w in models[order[0]].get_weights()]
-    best, ingredients = evaluate(soup), [order[0]]
+    best, ingredients = scores[order[0]], [order[0]]
     history = [(order[0], best, True)]
     for i in order[1:]:
         n = len(ingredients)
@@ -147,7 +146,8 @@ def greedy_soup(models, validation_data=None, metric="accuracy", repair_data=Non
         if kept:
             arrays, best = candidate, score
             ingredients.append(i)
+    soup.set_weights(models[order[0]].get_weights())  # BatchNorm statistics of the best
     _set_float(soup, specs, arrays)
-    if repair_data is not None:
+    if repair_data is not None and len(ingredients) > 1:
         repair_batchnorm(soup, repair_data, batch_size)
     return GreedySoup(soup, ingredients, scores, best, history)

@@ -37,6 +37,13 @@ def test_linear_per_weight_and_save_reload(trio, tmp_path):
     x = np.random.default_rng(0).normal(size=(8, 5)).astype("float32")
     np.testing.assert_allclose(again.predict(x, verbose=0), merged.predict(x, verbose=0))
     assert merged is not trio[0] and merged.count_params() == trio[0].count_params()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        merged.export(str(tmp_path / "served"), verbose=False)
+        served = tf.saved_model.load(str(tmp_path / "served"))
+        np.testing.assert_allclose(served.serve(x).numpy(), merged.predict(x, verbose=0),
+                                   rtol=1e-5, atol=1e-6)
 
 
 def test_streaming_files_equal_in_memory(trio, tmp_path):
