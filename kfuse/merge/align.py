@@ -67,9 +67,14 @@ def permutation_spec(model):
     print(len(axes))
     ```
     """
+    return _spec(model)[:2]
+
+
+def _spec(model):
+    """(unit sizes, weight axes, [(layer index, group)] of unit outputs)."""
     groups = _Groups()
     perm = {}  # id(KerasTensor) -> (group, repeat)
-    axes = []
+    axes, produced = [], []
     for li, layer in enumerate(model.layers):
         cls = type(layer).__name__
         if isinstance(layer, keras.Model) or cls not in SUPPORTED:
@@ -116,13 +121,16 @@ def permutation_spec(model):
             out = ins[0]
         for t in outs:
             perm[id(t)] = out
+        if out[1] == 1 and out[0] != 0:
+            produced.append((li, out[0]))
     for t in _as_list(model.outputs):
         groups.union(perm.get(id(t), (0, 1))[0], 0)
     fixed = groups.find(0)
     axes = [(li, wi, ax, groups.find(g), rep) for li, wi, ax, g, rep in axes]
     axes = [a for a in axes if a[3] != fixed]
     sizes = {g: groups.size[g] for *_, g, _ in axes}
-    return sizes, axes
+    produced = [(li, groups.find(g)) for li, g in produced if groups.find(g) in sizes]
+    return sizes, axes, produced
 
 
 def _index(p, repeat):
@@ -183,12 +191,46 @@ def weight_matching(weights_a, weights_b, sizes, axes, max_iter=100, seed=0):
     return perms
 
 
-def align(model_a, model_b, data=None, max_iter=100, seed=0):
+def activation_matching(model_a, model_b, x, sizes, produced, batch_size=256):
+    """Permutations maximising the correlation of the two models' unit activations on ``x``.
+
+    Example:
+
+    ```python
+    import keras, numpy as np
+    from kfuse.merge.align import _spec, activation_matching
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(2)])
+    sizes, axes, produced = _spec(m)
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+    print(activation_matching(m, m, x, sizes, produced))  # identity
+    ```
+    """
+    layers = sorted({li for li, _ in produced})
+
+    def features(model):
+        outs = [model.layers[li].output for li in layers]
+        return dict(zip(layers, keras.Model(model.inputs, outs).predict(
+            x, batch_size=batch_size, verbose=0), strict=True))
+
+    fa, fb = features(model_a), features(model_b)
+    cost = {g: np.zeros((n, n)) for g, n in sizes.items()}
+    for li, g in produced:
+        a = fa[li].reshape(-1, sizes[g]).astype("float64")
+        b = fb[li].reshape(-1, sizes[g]).astype("float64")
+        a = (a - a.mean(0)) / (a.std(0) + 1e-8)
+        b = (b - b.mean(0)) / (b.std(0) + 1e-8)
+        cost[g] += a.T @ b / len(a)
+    return {g: linear_sum_assignment(c, maximize=True)[1] for g, c in cost.items()}
+
+
+def align(model_a, model_b, data=None, max_iter=100, seed=0, method="weights"):
     """``model_b`` with its hidden units permuted to match ``model_a`` (a new model).
 
     Dense / Conv / BatchNorm / LayerNorm stacks, with Flatten, pooling, activations,
-    dropout and residual ``Add``. With ``data`` (inputs), the aligned model's predictions
-    are checked against ``model_b``'s (a permutation must not change the function).
+    dropout and residual ``Add``. ``method="weights"``: weight matching (no data needed);
+    ``method="activations"``: match units by the correlation of their activations on
+    ``data`` (inputs). With ``data``, the aligned model's predictions are also checked
+    against ``model_b``'s (a permutation must not change the function).
 
     Example:
 
@@ -203,11 +245,19 @@ def align(model_a, model_b, data=None, max_iter=100, seed=0):
     ```
     """
     check_same(weight_specs(model_a), weight_specs(model_b), "model_b", "model_a")
-    sizes, axes = permutation_spec(model_a)
+    if method not in ("weights", "activations"):
+        raise ValueError(f"method must be 'weights' or 'activations', got {method!r}")
+    x = (data[0] if isinstance(data, tuple) else data) if data is not None else None
+    if method == "activations" and x is None:
+        raise ValueError("align(method='activations') needs data= (inputs to compare on)")
+    sizes, axes, produced = _spec(model_a)
     keys = {(li, wi) for li, wi, *_ in axes}
     wa = {k: keras.ops.convert_to_numpy(model_a.layers[k[0]].weights[k[1]]) for k in keys}
     wb = {k: keras.ops.convert_to_numpy(model_b.layers[k[0]].weights[k[1]]) for k in keys}
-    perms = weight_matching(wa, wb, sizes, axes, max_iter=max_iter, seed=seed)
+    if method == "weights":
+        perms = weight_matching(wa, wb, sizes, axes, max_iter=max_iter, seed=seed)
+    else:
+        perms = activation_matching(model_a, model_b, x, sizes, produced)
     out = keras.models.clone_model(model_b)
     out.set_weights(model_b.get_weights())
     by_weight = {}
@@ -215,8 +265,7 @@ def align(model_a, model_b, data=None, max_iter=100, seed=0):
         by_weight.setdefault(entry[:2], []).append(entry)
     for (li, wi), entries in by_weight.items():
         out.layers[li].weights[wi].assign(_permute(wb[(li, wi)], entries, perms))
-    if data is not None:
-        x = data[0] if isinstance(data, tuple) else data
+    if x is not None:
         pa = out.predict(x, verbose=0)
         pb = model_b.predict(x, verbose=0)
         scale = max(1.0, float(np.max(np.abs(pb))))
