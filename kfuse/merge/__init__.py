@@ -1,0 +1,26 @@
+"""Weight-space merging of Keras models: one network of the original size.
+
+``merge`` (mergekit's methods: linear, slerp, task_arithmetic, ties, dare_linear, dare_ties,
+model_stock), model soups, BatchNorm repair, permutation alignment (Git Re-Basin weight
+matching) and interpolation curves. Stands on its own: Keras, numpy, scipy, h5py.
+"""
+
+from .api import merge
+from .batchnorm import repair_batchnorm
+from .methods import METHODS, get_method
+from .soups import GreedySoup, greedy_soup, uniform_soup
+
+__all__ = [
+    "METHODS",
+    "GreedySoup",
+    "get_method",
+    "greedy_soup",
+    "merge",
+    "repair_batchnorm",
+    "uniform_soup",
+]
+
+from .align import align  # noqa: E402
+from .curve import InterpolationCurve, interpolation_curve  # noqa: E402
+
+__all__ += ["InterpolationCurve", "align", "interpolation_curve"]

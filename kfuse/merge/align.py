@@ -1,0 +1,278 @@
+"""``align``: Git Re-Basin weight matching (Ainsworth et al. 2022) for Keras models.
+
+Hidden units of ``model_b`` are permuted to match ``model_a``: for each group of units
+(a Dense / Conv output, shared through BatchNorm, pooling, activations, Flatten and residual
+Add), coordinate descent solves ``linear_sum_assignment(sum_w A_w B_w^T, maximize=True)``
+with the other groups' permutations fixed. The permuted model computes the same function.
+"""
+
+import keras
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .checks import check_same, weight_specs
+
+PASS = (
+    "InputLayer", "Activation", "ReLU", "LeakyReLU", "ELU", "Dropout",
+    "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout",
+    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
+    "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Softmax",
+)
+UNITS = ("Dense", "Conv1D", "Conv2D", "Conv3D")
+NORMS = ("BatchNormalization", "LayerNormalization")
+JOIN = ("Add", "Average", "Subtract", "Maximum", "Minimum", "Multiply")
+SUPPORTED = UNITS + NORMS + JOIN + ("Flatten",) + PASS
+
+
+class _Groups:
+    def __init__(self):
+        self.parent, self.size = [0], [None]  # group 0: fixed (identity)
+
+    def new(self, size):
+        self.parent.append(len(self.parent))
+        self.size.append(size)
+        return len(self.parent) - 1
+
+    def find(self, g):
+        while self.parent[g] != g:
+            g = self.parent[g]
+        return g
+
+    def union(self, a, b):
+        a, b = self.find(a), self.find(b)
+        if a != b:
+            keep, drop = (a, b) if a < b else (b, a)
+            self.parent[drop] = keep
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def permutation_spec(model):
+    """``(groups, axes)``: which weight axes each unit permutation acts on.
+
+    ``axes`` is a list of ``(layer_index, weight_index, axis, group, repeat)``; ``repeat`` > 1
+    after a Flatten (the axis is (positions, units)). Raises ``ValueError`` naming the first
+    layer ``align`` cannot permute.
+
+    Example:
+
+    ```python
+    import keras
+    from kfuse.merge.align import permutation_spec
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(2)])
+    groups, axes = permutation_spec(m)
+    print(len(axes))
+    ```
+    """
+    return _spec(model)[:2]
+
+
+def _spec(model):
+    """(unit sizes, weight axes, [(layer index, group)] of unit outputs)."""
+    groups = _Groups()
+    perm = {}  # id(KerasTensor) -> (group, repeat)
+    axes, produced = [], []
+    for li, layer in enumerate(model.layers):
+        cls = type(layer).__name__
+        if isinstance(layer, keras.Model) or cls not in SUPPORTED:
+            raise ValueError(
+                f"align cannot permute layer {layer.name!r} ({cls}); it supports "
+                f"{', '.join(UNITS + NORMS + JOIN)}, Flatten, pooling, activations and dropout."
+            )
+        outs = _as_list(layer.output)
+        if cls == "InputLayer":
+            perm[id(outs[0])] = (0, 1)
+            continue
+        ins = [perm.get(id(t), (0, 1)) for t in _as_list(layer.input)]
+        if cls in UNITS:
+            g_in, rep = ins[0]
+            size = layer.units if cls == "Dense" else layer.filters
+            g = groups.new(size)
+            kernel = layer.kernel
+            axes.append((li, 0, len(kernel.shape) - 2, g_in, rep))
+            axes.append((li, 0, len(kernel.shape) - 1, g, 1))
+            if layer.use_bias:
+                axes.append((li, 1, 0, g, 1))
+            out = (g, 1)
+        elif cls in NORMS:
+            axis = _as_list(layer.axis)
+            if axis not in ([-1], [len(layer.input.shape) - 1]) or ins[0][1] != 1:
+                raise ValueError(f"align cannot permute layer {layer.name!r} ({cls}) "
+                                 f"normalising over axis {layer.axis}; use the last axis")
+            for wi in range(len(layer.weights)):
+                axes.append((li, wi, 0, ins[0][0], 1))
+            out = ins[0]
+        elif cls in JOIN:
+            reps = {r for _, r in ins}
+            if len(reps) != 1:
+                raise ValueError(f"align cannot permute layer {layer.name!r} ({cls}): inputs "
+                                 "of different layouts")
+            for g, _ in ins[1:]:
+                groups.union(ins[0][0], g)
+            out = ins[0]
+        elif cls == "Flatten":
+            g, rep = ins[0]
+            shape = layer.input.shape[1:]
+            out = (g, rep * int(np.prod(shape[:-1])) if len(shape) > 1 else rep)
+        else:
+            out = ins[0]
+        for t in outs:
+            perm[id(t)] = out
+        if out[1] == 1 and out[0] != 0:
+            produced.append((li, out[0]))
+    for t in _as_list(model.outputs):
+        groups.union(perm.get(id(t), (0, 1))[0], 0)
+    fixed = groups.find(0)
+    axes = [(li, wi, ax, groups.find(g), rep) for li, wi, ax, g, rep in axes]
+    axes = [a for a in axes if a[3] != fixed]
+    sizes = {g: groups.size[g] for *_, g, _ in axes}
+    produced = [(li, groups.find(g)) for li, g in produced if groups.find(g) in sizes]
+    return sizes, axes, produced
+
+
+def _index(p, repeat):
+    n = len(p)
+    return (np.arange(repeat)[:, None] * n + p[None, :]).ravel() if repeat > 1 else p
+
+
+def _permute(w, entries, perms, skip_axis=None):
+    for _, _, ax, g, rep in entries:
+        if ax != skip_axis:
+            w = np.take(w, _index(perms[g], rep), axis=ax)
+    return w
+
+
+def _rows(w, axis, n, repeat):
+    w = np.moveaxis(w, axis, 0).reshape(repeat, n, -1)
+    return w.transpose(1, 0, 2).reshape(n, -1)
+
+
+def weight_matching(weights_a, weights_b, sizes, axes, max_iter=100, seed=0):
+    """The permutation of each unit group maximising ``sum <W_a, P W_b>`` (coordinate descent).
+
+    ``weights_*``: ``{(layer_index, weight_index): array}``. Returns ``{group: permutation}``.
+
+    Example:
+
+    ```python
+    import keras
+    from kfuse.merge.align import permutation_spec, weight_matching
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(2)])
+    sizes, axes = permutation_spec(m)
+    w = {(li, wi): m.layers[li].weights[wi].numpy() for li, wi, *_ in axes}
+    print(weight_matching(w, w, sizes, axes))  # identity
+    ```
+    """
+    by_weight = {}
+    for entry in axes:
+        by_weight.setdefault(entry[:2], []).append(entry)
+    perms = {g: np.arange(n) for g, n in sizes.items()}
+    rng = np.random.default_rng(seed)
+    for _ in range(max_iter):
+        changed = False
+        for g in rng.permutation(sorted(sizes)):
+            n = sizes[g]
+            cost = np.zeros((n, n))
+            for entry in axes:
+                li, wi, ax, group, rep = entry
+                if group != g:
+                    continue
+                b = _permute(weights_b[(li, wi)], by_weight[(li, wi)], perms, skip_axis=ax)
+                cost += _rows(weights_a[(li, wi)], ax, n, rep) @ _rows(b, ax, n, rep).T
+            _, p = linear_sum_assignment(cost, maximize=True)
+            old = cost[np.arange(n), perms[g]].sum()
+            if cost[np.arange(n), p].sum() > old + 1e-12:
+                perms[g], changed = p, True
+        if not changed:
+            break
+    return perms
+
+
+def activation_matching(model_a, model_b, x, sizes, produced, batch_size=256):
+    """Permutations maximising the correlation of the two models' unit activations on ``x``.
+
+    Example:
+
+    ```python
+    import keras, numpy as np
+    from kfuse.merge.align import _spec, activation_matching
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(2)])
+    sizes, axes, produced = _spec(m)
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+    print(activation_matching(m, m, x, sizes, produced))  # identity
+    ```
+    """
+    layers = sorted({li for li, _ in produced})
+
+    def features(model):
+        outs = [model.layers[li].output for li in layers]
+        return dict(zip(layers, keras.Model(model.inputs, outs).predict(
+            x, batch_size=batch_size, verbose=0), strict=True))
+
+    fa, fb = features(model_a), features(model_b)
+    cost = {g: np.zeros((n, n)) for g, n in sizes.items()}
+    for li, g in produced:
+        a = fa[li].reshape(-1, sizes[g]).astype("float64")
+        b = fb[li].reshape(-1, sizes[g]).astype("float64")
+        a = (a - a.mean(0)) / (a.std(0) + 1e-8)
+        b = (b - b.mean(0)) / (b.std(0) + 1e-8)
+        cost[g] += a.T @ b / len(a)
+    return {g: linear_sum_assignment(c, maximize=True)[1] for g, c in cost.items()}
+
+
+def align(model_a, model_b, data=None, max_iter=100, seed=0, method="weights"):
+    """``model_b`` with its hidden units permuted to match ``model_a`` (a new model).
+
+    Dense / Conv / BatchNorm / LayerNorm stacks, with Flatten, pooling, activations,
+    dropout and residual ``Add``. ``method="weights"``: weight matching (no data needed);
+    ``method="activations"``: match units by the correlation of their activations on
+    ``data`` (inputs). With ``data``, the aligned model's predictions are also checked
+    against ``model_b``'s (a permutation must not change the function).
+
+    Example:
+
+    ```python
+    import keras
+    from kfuse.merge import align
+    def net():
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                                 keras.layers.Dense(2)])
+    aligned = align(net(), net())
+    print(aligned.count_params())
+    ```
+    """
+    check_same(weight_specs(model_a), weight_specs(model_b), "model_b", "model_a")
+    if method not in ("weights", "activations"):
+        raise ValueError(f"method must be 'weights' or 'activations', got {method!r}")
+    x = (data[0] if isinstance(data, tuple) else data) if data is not None else None
+    if method == "activations" and x is None:
+        raise ValueError("align(method='activations') needs data= (inputs to compare on)")
+    sizes, axes, produced = _spec(model_a)
+    keys = {(li, wi) for li, wi, *_ in axes}
+    wa = {k: keras.ops.convert_to_numpy(model_a.layers[k[0]].weights[k[1]]) for k in keys}
+    wb = {k: keras.ops.convert_to_numpy(model_b.layers[k[0]].weights[k[1]]) for k in keys}
+    if method == "weights":
+        perms = weight_matching(wa, wb, sizes, axes, max_iter=max_iter, seed=seed)
+    else:
+        perms = activation_matching(model_a, model_b, x, sizes, produced)
+    out = keras.models.clone_model(model_b)
+    out.set_weights(model_b.get_weights())
+    by_weight = {}
+    for entry in axes:
+        by_weight.setdefault(entry[:2], []).append(entry)
+    for (li, wi), entries in by_weight.items():
+        out.layers[li].weights[wi].assign(_permute(wb[(li, wi)], entries, perms))
+    if x is not None:
+        pa = out.predict(x, verbose=0)
+        pb = model_b.predict(x, verbose=0)
+        scale = max(1.0, float(np.max(np.abs(pb))))
+        if np.max(np.abs(pa - pb)) > 1e-3 * scale:
+            raise RuntimeError(
+                "align: the permuted model_b no longer computes model_b's function "
+                f"(max difference {np.max(np.abs(pa - pb)):.3g}); the model has a layer whose "
+                "units cannot be permuted independently."
+            )
+    return out

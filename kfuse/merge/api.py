@@ -1,0 +1,203 @@
+"""``merge(models, method, base=None, **parameters)``: one network from many, weight by weight."""
+
+import warnings
+
+import keras
+import numpy as np
+
+from .checks import weight_specs
+from .methods import get_method
+from .params import check_names, check_parameter, resolve
+from .sources import FileSource, ModelSource, build_from_file, reference_layout
+
+DTYPES = ("float16", "float32", "float64")
+
+
+def _as_list(models):
+    if isinstance(models, (keras.Model, str)) or not hasattr(models, "__iter__"):
+        raise TypeError(
+            f"models must be a list of keras.Model or .keras paths, got {type(models).__name__}"
+        )
+    models = list(models)
+    for i, m in enumerate(models):
+        if not isinstance(m, (keras.Model, str)) and not hasattr(m, "__fspath__"):
+            raise TypeError(
+                f"models[{i}] must be a keras.Model or a .keras path, got {type(m).__name__}"
+            )
+    return models
+
+
+def _skeleton(first, name):
+    """A new model of ``first``'s architecture; every weight is then written by the merge,
+    so a file's weights are not loaded here (its config is rebuilt with safe_mode=True)."""
+    if isinstance(first, keras.Model):
+        return keras.models.clone_model(first), None
+    path = str(first)
+    return build_from_file(path, name), path
+
+
+def _source(item, name, layout):
+    if isinstance(item, keras.Model):
+        return ModelSource(item, name)
+    return FileSource(str(item), name, layout)
+
+
+def _validate(method, models, base, model_parameters, parameters):
+    n = len(models)
+    if method.name == "slerp":
+        if base is not None:
+            models = [base] + models
+            base = None
+        if len(models) != 2:
+            raise ValueError(
+                f"slerp interpolates exactly two models (base + one model, or two models), "
+                f"got {len(models)}; use 'linear' for more."
+            )
+        if parameters.get("t") is None:
+            raise ValueError("slerp needs parameter t in [0, 1] (t=0 gives the first model)")
+    elif n < method.min_models:
+        raise ValueError(
+            f"{method.name} needs at least {method.min_models} model(s), got {n}"
+            + (" (plus base)." if method.needs_base else ".")
+        )
+    if method.needs_base and base is None:
+        raise ValueError(
+            f"{method.name} needs base= (the model the others were fine-tuned from): it "
+            "merges task vectors theta_i - theta_base."
+        )
+    check_names(parameters, method)
+    for k, v in parameters.items():
+        check_parameter(k, v)
+    if model_parameters is not None:
+        if len(model_parameters) != len(models):
+            raise ValueError(
+                f"model_parameters has {len(model_parameters)} entries for {len(models)} models"
+            )
+        for i, params in enumerate(model_parameters):
+            where = f"model_parameters[{i}]"
+            unknown = [k for k in params if k not in method.model_parameters]
+            if unknown:
+                raise ValueError(
+                    f"{where}: {method.name} takes per-model parameters "
+                    f"{sorted(method.model_parameters)}, got {unknown[0]!r}"
+                )
+            for k, v in params.items():
+                check_parameter(k, v, where)
+    return models, base
+
+
+def merge(models, method, base=None, *, model_parameters=None, dtype="float32",
+          repair_data=None, batch_size=256, **parameters):
+    """Merge models of one architecture into a new ``keras.Model`` of that architecture.
+
+    Args:
+        models: ``keras.Model``s and/or ``.keras`` paths (loaded with ``safe_mode=True``;
+            files are read one tensor at a time).
+        method: ``linear``, ``slerp``, ``task_arithmetic``, ``ties``, ``dare_linear``,
+            ``dare_ties`` or ``model_stock`` (mergekit's names and parameters).
+        base: the model the others were fine-tuned from (task-vector methods; slerp's t=0).
+        model_parameters: one dict per model (``weight``, ``density``), overriding
+            ``parameters``.
+        dtype: the dtype the arithmetic runs in; the output keeps the models' dtypes.
+        repair_data: inputs (array, or tf.data / generator of batches) to recompute
+            BatchNorm statistics with ``repair_batchnorm``; without it a BatchNorm merge warns.
+        **parameters: global parameters (``t``, ``lambda`` (or ``lambda_``), ``normalize``,
+            ``seed``) and defaults of per-model ones. A value may be a list (a gradient across
+            layer depth, as in mergekit: ``weight=[0.2, 0.8]`` is NOT one weight per model;
+            use ``model_parameters`` for that) or a list of ``{"filter": "name", "value": v}``.
+
+    Non-float weights and BatchNorm moving statistics are copied from the base (or the first
+    model), never averaged. DARE draws its masks from ``numpy.random.default_rng([seed, i])``
+    for weight ``i``.
+
+    Example:
+
+    ```python
+    import keras
+    from kfuse.merge import merge
+    def net():
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    a, b = net(), net()
+    merged = merge([a, b], "linear", model_parameters=[{"weight": 0.3}, {"weight": 0.7}])
+    print(merged.count_params())
+    ```
+    """
+    method = get_method(method)
+    models = _as_list(models)
+    if "lambda_" in parameters:
+        parameters["lambda"] = parameters.pop("lambda_")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    models, base = _validate(method, models, base, model_parameters, parameters)
+    model_parameters = model_parameters or [{} for _ in models]
+    names = [f"models[{i}]" for i in range(len(models))]
+    first, first_name = (base, "base") if base is not None else (models[0], names[0])
+    skeleton, path = _skeleton(first, first_name)
+    specs = weight_specs(skeleton)
+    needs_layout = any(not isinstance(m, keras.Model) for m in models + [base] if m is not None)
+    layout = reference_layout(skeleton, path) if needs_layout else None
+    sources, base_source = [], None
+    try:
+        if base is not None:
+            base_source = _source(base, "base", layout)
+            base_source.check(specs, first_name)
+        for m, n in zip(models, names, strict=False):
+            sources.append(_source(m, n, layout))
+            sources[-1].check(specs, first_name)
+        _merge_into(skeleton, specs, method, sources, base_source, model_parameters,
+                    parameters, np.dtype(dtype))
+    finally:
+        for src in sources + ([base_source] if base_source is not None else []):
+            src.close()
+    if any(s.kind == "bn_stat" for s in specs):
+        if repair_data is not None:
+            from .batchnorm import repair_batchnorm
+
+            repair_batchnorm(skeleton, repair_data, batch_size=batch_size)
+        else:
+            warnings.warn(
+                "The merged model has BatchNormalization layers; their moving statistics were "
+                "copied from one input, not recomputed. Pass repair_data= (training inputs) "
+                "or call kfuse.merge.repair_batchnorm(model, x).",
+                stacklevel=2,
+            )
+    return skeleton
+
+
+def _merge_into(skeleton, specs, method, sources, base_source, model_parameters, parameters,
+                dtype):
+    variables = skeleton.weights
+    seed = parameters.get("seed", method.global_parameters.get("seed", 0))
+    for spec in specs:
+        i = spec.index
+        arrays = [src.read(i) for src in sources]
+        base = base_source.read(i) if base_source is not None else None
+        if spec.kind != "float" or any(a is None for a in arrays):
+            keep = base if base is not None else arrays[0]
+            if keep is not None:
+                variables[i].assign(keep)
+            continue
+        arrays = [a.astype(dtype) for a in arrays]
+        kwargs = {}
+        for p, default in method.model_parameters.items():
+            values = []
+            for mp in model_parameters:
+                v = resolve(mp.get(p, parameters.get(p, default)), spec.path, spec.depth)
+                values.append(default if v is None else v)
+            kwargs[p] = values
+        for p, default in method.global_parameters.items():
+            if p == "seed":
+                continue
+            v = resolve(parameters.get(p, default), spec.path, spec.depth)
+            kwargs[p] = default if v is None else v
+        if method.random:
+            kwargs["rng"] = np.random.default_rng([seed, i])
+        if method.name == "slerp":
+            if base is not None:
+                arrays = [base.astype(dtype)] + arrays
+            merged = method.fn(arrays, **kwargs)
+        elif method.needs_base:
+            merged = method.fn(arrays, base.astype(dtype), **kwargs)
+        else:
+            merged = method.fn(arrays, **kwargs)
+        variables[i].assign(np.asarray(merged).astype(spec.dtype))

@@ -1,0 +1,180 @@
+"""mergekit-style YAML merge configs and ``main(argv)`` (the ``kfuse merge`` subcommand).
+
+```yaml
+merge_method: ties
+base_model: base.keras
+models:
+  - model: a.keras
+    parameters: {weight: 1.0, density: 0.5}
+  - model: b.keras
+    parameters: {weight: 0.5, density: [0.3, 0.7]}
+parameters: {lambda: 1.0}
+dtype: float32
+output: merged.keras
+```
+Relative paths are relative to the YAML file's folder.
+"""
+
+import argparse
+import difflib
+import os
+import sys
+
+import yaml
+
+from .methods import METHODS
+
+TOP_KEYS = ("merge_method", "base_model", "models", "parameters", "dtype", "output")
+MODEL_KEYS = ("model", "parameters")
+
+
+class ConfigError(ValueError):
+    """A merge config that cannot be used; the message is one line."""
+
+
+def _unknown(key, valid, where):
+    close = difflib.get_close_matches(str(key), valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"{where}: unknown key {key!r} (expected {', '.join(valid)}){hint}")
+
+
+def load_config(path):
+    """Read and check a merge YAML; returns a dict of ``merge`` arguments and ``output``.
+
+    Example:
+
+    ```python
+    import os, tempfile, keras
+    from kfuse.merge.config import load_config
+    folder = tempfile.mkdtemp()
+    for name in ("a", "b"):
+        keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(
+            os.path.join(folder, name + ".keras"))
+    path = os.path.join(folder, "merge.yaml")
+    with open(path, "w") as f:
+        f.write("merge_method: linear\\nmodels: [{model: a.keras}, {model: b.keras}]\\n")
+    print(load_config(path)["method"])  # linear
+    ```
+    """
+    if not os.path.exists(path):
+        raise ConfigError(f"config file {path!r} does not exist")
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with keys {', '.join(TOP_KEYS)}")
+    for key in raw:
+        if key not in TOP_KEYS:
+            raise _unknown(key, TOP_KEYS, path)
+    folder = os.path.dirname(os.path.abspath(path))
+
+    def where(p):
+        return p if os.path.isabs(str(p)) else os.path.join(folder, str(p))
+
+    method = raw.get("merge_method")
+    if method not in METHODS:
+        close = difflib.get_close_matches(str(method), METHODS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"{path}: merge_method {method!r} is not one of {', '.join(METHODS)}{hint}"
+        )
+    models = raw.get("models")
+    if not isinstance(models, list) or not models:
+        raise ConfigError(f"{path}: 'models' must be a non-empty list of {{model: file.keras}}")
+    files, model_parameters = [], []
+    for i, entry in enumerate(models):
+        if isinstance(entry, str):
+            entry = {"model": entry}
+        if not isinstance(entry, dict) or "model" not in entry:
+            raise ConfigError(f"{path}: models[{i}] must be a mapping with key 'model'")
+        for key in entry:
+            if key not in MODEL_KEYS:
+                raise _unknown(key, MODEL_KEYS, f"{path}: models[{i}]")
+        params = entry.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise ConfigError(f"{path}: models[{i}].parameters must be a mapping")
+        files.append(where(entry["model"]))
+        model_parameters.append(dict(params))
+    parameters = raw.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise ConfigError(f"{path}: 'parameters' must be a mapping")
+    for f in files + ([where(raw["base_model"])] if raw.get("base_model") else []):
+        if not os.path.exists(f):
+            raise ConfigError(f"{path}: model file {f!r} does not exist")
+    return {
+        "models": files,
+        "method": method,
+        "base": where(raw["base_model"]) if raw.get("base_model") else None,
+        "model_parameters": model_parameters if any(model_parameters) else None,
+        "parameters": dict(parameters),
+        "dtype": raw.get("dtype", "float32"),
+        "output": where(raw["output"]) if raw.get("output") else None,
+    }
+
+
+def run_config(path, output=None):
+    """Merge as ``path`` says and save the ``.keras`` file; returns the output path.
+
+    Example:
+
+    ```python
+    import os, tempfile, keras
+    from kfuse.merge.config import run_config
+    folder = tempfile.mkdtemp()
+    for name in ("a", "b"):
+        keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(
+            os.path.join(folder, name + ".keras"))
+    path = os.path.join(folder, "merge.yaml")
+    with open(path, "w") as f:
+        f.write("merge_method: slerp\\nmodels: [a.keras, b.keras]\\nparameters: {t: 0.5}\\n"
+                "output: out.keras\\n")
+    print(os.path.basename(run_config(path)))  # out.keras
+    ```
+    """
+    from .api import merge
+
+    config = load_config(path)
+    output = output or config["output"]
+    if not output:
+        raise ConfigError(f"{path}: no output path; add 'output: merged.keras' or pass -o")
+    if not str(output).endswith(".keras"):
+        raise ConfigError(f"output {output!r} must end in .keras")
+    if config["model_parameters"] is not None and config["method"] == "slerp":
+        raise ConfigError(f"{path}: slerp takes no per-model parameters; set parameters: {{t: ..}}")
+    try:
+        model = merge(config["models"], config["method"], base=config["base"],
+                      model_parameters=config["model_parameters"], dtype=config["dtype"],
+                      **config["parameters"])
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        raise ConfigError(f"{path}: {e}") from None
+    model.save(output)
+    return output
+
+
+def main(argv=None):
+    """``kfuse merge CONFIG.yaml [-o OUT.keras]``: returns the exit status (0, or 2 on error).
+
+    Example:
+
+    ```python
+    from kfuse.merge.config import main
+    print(main(["/nonexistent/merge.yaml"]))  # 2, with a one-line error on stderr
+    ```
+    """
+    parser = argparse.ArgumentParser(prog="kfuse merge", description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="mergekit-style YAML file")
+    parser.add_argument("-o", "--output", help="output .keras path (overrides 'output')")
+    args = parser.parse_args(argv)
+    try:
+        out = run_config(args.config, args.output)
+    except ConfigError as e:
+        print(f"kfuse merge: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    print(f"kfuse merge: wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

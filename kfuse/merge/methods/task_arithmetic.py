@@ -1,0 +1,83 @@
+"""task_arithmetic and its generalisation (sparsify, sign consensus, normalise, lambda).
+
+tau_i = theta_i - theta_base; result = theta_base + lambda * mix(w_i tau_i).
+"""
+
+import numpy as np
+
+from .base import MergeMethod
+
+
+def consensus_mask(weighted):
+    """Entries whose sign agrees with the elected sign ``sign(sum_i d_i)`` (0 sum -> +).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.merge.methods.task_arithmetic import consensus_mask
+    print(consensus_mask(np.array([[1.0, -1.0], [-2.0, -1.0]])))
+    ```
+    """
+    elected = np.where(np.sum(weighted, axis=0) >= 0, 1.0, -1.0)
+    return np.sign(weighted) == elected
+
+
+def generalized_task_arithmetic(
+    tensors, base, *, weight, lam=1.0, normalize=False, consensus=False, masks=None
+):
+    """Mix weighted task vectors: optional keep-masks (already rescaled), sign consensus.
+
+    ``masks`` is a list of (mask, scale) per model or ``None``; the sparsified task vector
+    is ``tau_i * mask_i * scale_i``.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.merge.methods.task_arithmetic import generalized_task_arithmetic
+    base = np.zeros(2)
+    print(generalized_task_arithmetic([np.ones(2), -np.ones(2)], base, weight=[1.0, 2.0]))
+    ```
+    """
+    deltas = [t - base for t in tensors]
+    if masks is not None:
+        deltas = [d * m * s for d, (m, s) in zip(deltas, masks, strict=False)]
+    w = np.asarray(weight, dtype=base.dtype).reshape((-1,) + (1,) * base.ndim)
+    weighted = w * np.stack(deltas)
+    if consensus:
+        keep = consensus_mask(weighted)
+        mixed = np.sum(weighted * keep, axis=0)
+        divisor = np.sum(w * keep, axis=0)
+    else:
+        mixed = np.sum(weighted, axis=0)
+        divisor = np.sum(w) * np.ones_like(mixed)
+    if normalize:
+        divisor = np.where(np.abs(divisor) < 1e-8, 1.0, divisor)
+        mixed = mixed / divisor
+    return (base + lam * mixed).astype(base.dtype)
+
+
+def task_arithmetic(tensors, base, *, weight, normalize=False, **kw):
+    """theta_base + lambda * sum_i w_i (theta_i - theta_base).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.merge.methods.task_arithmetic import task_arithmetic
+    print(task_arithmetic([np.ones(2)], np.zeros(2), weight=[1.0], **{"lambda": 0.5}))
+    ```
+    """
+    return generalized_task_arithmetic(
+        tensors, base, weight=weight, lam=kw.get("lambda", 1.0), normalize=normalize
+    )
+
+
+METHOD = MergeMethod(
+    "task_arithmetic",
+    task_arithmetic,
+    model_parameters={"weight": 1.0},
+    global_parameters={"lambda": 1.0, "normalize": False},
+    needs_base=True,
+)

@@ -1,0 +1,124 @@
+"""align (weight matching), interpolation_curve and the soups on real Keras models."""
+
+import keras
+import matplotlib
+import numpy as np
+import pytest
+
+from kfuse.merge import align, greedy_soup, interpolation_curve
+from kfuse.merge.align import permutation_spec
+
+matplotlib.use("Agg")
+
+
+def resnet():
+    inp = keras.Input((12, 1))
+    x = keras.layers.Conv1D(6, 3, activation="relu")(inp)
+    x = keras.layers.BatchNormalization()(x)
+    y = keras.layers.Conv1D(6, 3, padding="same", activation="relu")(x)
+    x = keras.layers.Add()([x, y])
+    x = keras.layers.MaxPooling1D(2)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(8, activation="relu")(x)
+    return keras.Model(inp, keras.layers.Dense(3)(x))
+
+
+def _permuted_copy(model, rng):
+    """model with random unit permutations applied to every group: a known answer."""
+    sizes, axes = permutation_spec(model)
+    from kfuse.merge.align import _permute
+
+    perms = {g: rng.permutation(n) for g, n in sizes.items()}
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    by = {}
+    for e in axes:
+        by.setdefault(e[:2], []).append(e)
+    for (li, wi), entries in by.items():
+        w = model.layers[li].weights[wi].numpy()
+        copy.layers[li].weights[wi].assign(_permute(w, entries, perms))
+    return copy
+
+
+def test_align_recovers_a_hidden_permutation(rng):
+    a = resnet()
+    for layer in a.layers:  # non-trivial BN statistics
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.normal(size=6).astype("float32"))
+    x = rng.normal(size=(20, 12, 1)).astype("float32")
+    b = _permuted_copy(a, rng)
+    assert not np.allclose(b.get_weights()[0], a.get_weights()[0])
+    np.testing.assert_allclose(b.predict(x, verbose=0), a.predict(x, verbose=0), atol=1e-5)
+    aligned = align(a, b, data=x)
+    for wa, wb in zip(a.get_weights(), aligned.get_weights(), strict=False):
+        np.testing.assert_allclose(wb, wa, atol=1e-6)
+
+
+def test_align_keeps_function_of_b(rng):
+    a, b = resnet(), resnet()
+    x = rng.normal(size=(20, 12, 1)).astype("float32")
+    aligned = align(a, b, data=x)
+    np.testing.assert_allclose(aligned.predict(x, verbose=0), b.predict(x, verbose=0), atol=1e-5)
+    inner = sum(float(np.sum(u * v)) for u, v in zip(a.get_weights()[:2], aligned.get_weights()[:2], strict=False))
+    naive = sum(float(np.sum(u * v)) for u, v in zip(a.get_weights()[:2], b.get_weights()[:2], strict=False))
+    assert inner >= naive
+
+
+def test_align_refuses_unsupported_layers():
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Reshape((3, 1)),
+                          keras.layers.Flatten(), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="cannot permute layer 'reshape' \\(Reshape\\)"):
+        align(m, m)
+    inp = keras.Input((4,))
+    c = keras.layers.Concatenate()([keras.layers.Dense(2)(inp), keras.layers.Dense(2)(inp)])
+    m = keras.Model(inp, keras.layers.Dense(1)(c))
+    with pytest.raises(ValueError, match="Concatenate"):
+        align(m, m)
+    with pytest.raises(ValueError, match="model_b differs from model_a"):
+        align(resnet(), keras.Sequential([keras.Input((12, 1)), keras.layers.Flatten(),
+                                          keras.layers.Dense(3)]))
+
+
+def test_interpolation_curve_end_points_and_plot(rng):
+    a, b = resnet(), resnet()
+    x = rng.normal(size=(40, 12, 1)).astype("float32")
+    y = rng.integers(0, 3, 40)
+    curve = interpolation_curve(a, b, (x, y), steps=5)
+    from kfuse.merge.soups import accuracy
+
+    assert curve.accuracy[0] == accuracy(y, a.predict(x, verbose=0))
+    assert curve.accuracy[-1] == accuracy(y, b.predict(x, verbose=0))
+    assert curve.loss.shape == (5,) and np.all(curve.loss > 0)
+    assert curve.barrier >= 0
+    ax = curve.plot(label="naive")
+    assert len(ax.lines) == 1
+    with pytest.raises(TypeError, match="data=\\(x, y\\)"):
+        interpolation_curve(a, b, x)
+
+
+def test_greedy_soup_on_trained_models(mnist1d):
+    (x, y), (xt, yt) = mnist1d
+    xv, yv = x[3000:], y[3000:]
+    pre = keras.Sequential([keras.Input((40,)), keras.layers.Dense(64, activation="relu"),
+                            keras.layers.Dense(10)])
+    pre.compile(keras.optimizers.Adam(1e-3),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    pre.fit(x[:3000], y[:3000], epochs=2, batch_size=200, verbose=0)
+    models = []
+    for seed, lr in [(1, 1e-3), (2, 3e-3), (3, 1e-2)]:
+        keras.utils.set_random_seed(seed)
+        m = keras.models.clone_model(pre)
+        m.set_weights(pre.get_weights())
+        m.compile(keras.optimizers.Adam(lr),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        m.fit(x[:3000], y[:3000], epochs=1, batch_size=200, verbose=0)
+        models.append(m)
+    result = greedy_soup(models, validation_data=(xv, yv))
+    assert result.ingredients[0] == max(result.scores, key=result.scores.get)
+    assert result.score >= max(result.scores.values())
+    assert result.score > 0.3  # 10 classes: well above chance
+    assert len(result.history) == 3
+    soup_acc = np.mean(result.model.predict(xv, verbose=0).argmax(1) == yv)
+    assert soup_acc == pytest.approx(result.score)
+    with pytest.raises(ValueError, match="needs validation_data"):
+        greedy_soup(models)
