@@ -31,6 +31,7 @@ COMMANDS = {
     "tune": ("kfuse.cli.tune", "KerasTuner search over fusion designs of saved bases; export the best"),
     "export": ("kfuse.cli.export", "export a .keras model as a SavedModel for TF Serving (saved_models/NAME/<version>)"),
     "inspect": ("kfuse.cli.inspect", "list an export's versions, signatures, input and output names and shapes"),
+    "merge": ("kfuse.cli.merge", "merge the weights of models of one architecture (mergekit-style YAML) into one .keras"),
 }
 #: exit status of a user error (argparse's own)
 USAGE = 2

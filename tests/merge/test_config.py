@@ -81,3 +81,20 @@ def test_lambda_model_refused(files, capsys):
     assert main([_yaml(files, "merge_method: linear\nmodels: [lam.keras, lam.keras]\n"
                                "output: o.keras\n")]) == 2
     assert "Lambda layer" in capsys.readouterr().err
+
+
+def test_kfuse_merge_subcommand_writes_and_reports_one_line(files, capsys):
+    from kfuse.cli import main as kfuse_main
+
+    cfg = _yaml(files, "merge_method: linear\nmodels: [a.keras, b.keras]\noutput: soup.keras\n")
+    assert kfuse_main(["merge", cfg]) == 0
+    soup = keras.saving.load_model(str(files / "soup.keras"), safe_mode=True)
+    a = keras.saving.load_model(str(files / "a.keras"))
+    b = keras.saving.load_model(str(files / "b.keras"))
+    for u, v, w in zip(soup.get_weights(), a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_allclose(u, (v + w) / 2, rtol=1e-6)
+    capsys.readouterr()
+    bad = _yaml(files, "merge_method: tie\nmodels: [a.keras]\noutput: o.keras\n")
+    assert kfuse_main(["merge", bad]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("kfuse merge: ") and "did you mean 'ties'" in err and "\n" not in err

@@ -1,0 +1,19 @@
+"""`kfuse merge CONFIG.yaml [-o OUT.keras]`: merge the weights of several Keras models of one
+architecture from a mergekit-style YAML file (see `kfuse.merge.config`) into one `.keras` file.
+
+    kfuse merge examples/merge_soup.yaml
+    kfuse merge examples/merge_soup.yaml -o saved_models/soup.keras
+"""
+
+
+def add_arguments(parser):
+    parser.add_argument("config", help="mergekit-style YAML file (merge_method, base_model, models, parameters)")
+    parser.add_argument("-o", "--output", help="output .keras path (overrides the file's 'output')")
+
+
+def run(args):
+    from kfuse.merge.config import run_config
+
+    out = run_config(args.config, args.output)
+    print(f"kfuse merge: wrote {out}")
+    return 0
