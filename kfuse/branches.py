@@ -6,7 +6,9 @@ import zipfile
 
 import keras
 
-from kfuse.branch_outputs import OUTPUT_KINDS, convert_output
+from kfuse.branch_inputs import has_inputs, own_input_names, wrap_unbuilt
+from kfuse.branch_outputs import OUTPUT_KINDS, check_select, convert_output, select_outputs
+from kfuse.branch_state import clone_with_state
 
 
 def _normalise_inputs(inputs, branch_name):
@@ -87,15 +89,28 @@ class Branch:
     ```
     """
 
-    def __init__(self, base, name, inputs=None, trainable=True, tap=None, output="raw", fit=None):
+    def __init__(
+        self, base, name, inputs=None, trainable=True, tap=None, output="raw", fit=None,
+        select=None, readapt=False,
+    ):  # fmt: skip
         if not isinstance(name, str) or not name or "/" in name:
             raise ValueError(f"Branch `name` must be a non-empty str without '/'; received {name!r}")
         self.name = name
+        if output not in OUTPUT_KINDS and select is None and not isinstance(output, bool):
+            if isinstance(output, (int, list, tuple)) or (
+                isinstance(output, str) and isinstance(base, (keras.Model, str, os.PathLike))
+            ):
+                select, output = output, "raw"  # output=<name / index / list>: a selection
         if output not in OUTPUT_KINDS:
-            raise ValueError(f"Branch '{name}': `output` must be one of {OUTPUT_KINDS}; received {output!r}")
+            raise ValueError(
+                f"Branch '{name}': `output` must be one of {OUTPUT_KINDS} (or an output name, "
+                f"index or list of them, for a base with several outputs); received {output!r}"
+            )
         self.output = output
+        self.select = check_select(select, name)
         self.trainable = bool(trainable)
         self.tap = tap
+        self.readapt = bool(readapt)
         self.fit_settings = dict(fit or {})
         self.source = None
         self._shared_model = None
@@ -110,10 +125,10 @@ class Branch:
             self.is_fresh = True
             if tap is not None:
                 raise ValueError(f"Branch '{name}': tap= needs a base model; a callable branch has no layers yet")
-            if output != "raw":
+            if output != "raw" or self.select is not None:
                 raise ValueError(
-                    f"Branch '{name}': output={output!r} needs a base model whose final "
-                    "activation kfuse can read; a callable branch hands over what it returns "
+                    f"Branch '{name}': output={output!r} / select= need a base model whose "
+                    "outputs kfuse can read; a callable branch hands over what it returns "
                     "(output='raw'). Put the activation you want in the callable."
                 )
         else:
@@ -122,11 +137,13 @@ class Branch:
                 f"callable; received {type(base).__name__}"
             )
         names, declared = _normalise_inputs(inputs, name)
+        if not self.is_fresh and not has_inputs(self.base):
+            self.base = wrap_unbuilt(self.base, names, declared, name)
         base_specs = self._base_input_specs()
         if names is None:
             if base_specs is None:
                 raise ValueError(f"Branch '{name}': a callable branch needs `inputs=`")
-            names = [n for n, _, _ in base_specs]
+            names = own_input_names([n for n, _, _ in base_specs], name)
         if base_specs is not None and len(base_specs) != len(names):
             raise ValueError(
                 f"Branch '{name}': the base takes {len(base_specs)} input(s) "
@@ -147,23 +164,15 @@ class Branch:
             self.input_dtypes[key] = base_specs[i][2] if base_specs else None
         if tap is not None:
             self._check_tap(tap)
+        if not self.is_fresh and tap is None:
+            select_outputs(self.base, self.select, name)  # a multi-output base: refused now
 
     # -- inspection -------------------------------------------------------------------
     def _base_input_specs(self):
         """[(name, shape without batch, dtype)] of a base model, or None for a callable."""
         if self.is_fresh:
             return None
-        try:
-            tensors = self.base.inputs
-        except (AttributeError, ValueError):
-            tensors = None
-        if not tensors:
-            raise ValueError(
-                f"Branch '{self.name}': the base model has no defined inputs (an unbuilt "
-                "Sequential or subclassed model). Start it with keras.Input(shape) or call it "
-                "once on data before wrapping it."
-            )
-        return [(t.name, tuple(t.shape[1:]), t.dtype) for t in tensors]
+        return [(t.name, tuple(t.shape[1:]), t.dtype) for t in self.base.inputs]
 
     def _check_tap(self, tap):
         names = [layer.name for layer in self.base.layers]
@@ -219,29 +228,41 @@ class Branch:
             )
         return keras.Model(tensors, out, name=self.name)
 
-    def _build_from_base(self):
+    def _clone_base(self, weights=True):
         try:
-            clone = keras.models.clone_model(self.base)
+            return clone_with_state(self.base, weights=weights)
         except Exception as error:
             raise TypeError(
-                f"Branch '{self.name}': could not clone the base model ({error}). Subclassed "
-                "models need get_config/from_config; functional and Sequential models clone."
+                f"Branch '{self.name}': could not copy the base model '{self.base.name}' "
+                f"({type(error).__name__}: {error}). A subclassed model or layer inside it needs "
+                "get_config() returning its constructor arguments (and from_config, for "
+                "arguments that are not plain values) so kfuse can rebuild it; functional "
+                "and Sequential models of built-in layers always copy."
             ) from error
-        if not clone.built or not getattr(clone, "outputs", None):
-            raise TypeError(
-                f"Branch '{self.name}': the cloned base has no symbolic outputs (a subclassed "
-                "model). Wrap it: keras.Model(inp, base(inp)) with inp = keras.Input(...)."
-            )
-        clone.set_weights(self.base.get_weights())
-        out, _ = convert_output(clone, self.output, self.name, tap=self.tap)
+
+    def _build_from_base(self):
+        clone = self._clone_base()
+        out, _ = convert_output(clone, self.output, self.name, tap=self.tap, select=self.select)
         return keras.Model(clone.inputs, out, name=self.name)
+
+    def fresh_base(self):
+        """A copy of the base with fresh weights that keeps its preprocessing state.
+
+        The model a `Stacker` fold trains: every weight re-initialised, but vocabularies
+        and normalisation statistics learned by `adapt()` kept (they saw every row the
+        base was adapted on; `Branch(..., readapt=True)` re-adapts them on the fold's own
+        training rows instead, see `readapt_preprocessing`).
+        """
+        if self.is_fresh:
+            raise ValueError(f"Branch '{self.name}': a callable branch has no base to copy")
+        return self._clone_base(weights=False)
 
     def __call__(self, tensors, input_shapes=None):
         """Build the sub-model and call it on `tensors` (dict of input name -> tensor)."""
         shapes = input_shapes or {k: tuple(v.shape[1:]) for k, v in tensors.items()}
         model = self.build_model(shapes)
         args = [tensors[key] for key in self.input_names]
-        structure = getattr(model, "_inputs_struct", None)
+        structure = model.input
         if isinstance(structure, dict):
             args = dict(zip(structure.keys(), args, strict=True))
         elif len(args) == 1:
@@ -252,7 +273,10 @@ class Branch:
         kind = "fresh" if self.is_fresh else (self.source or type(self.base).__name__)
         return (
             f"Branch(name={self.name!r}, base={kind}, inputs={self.input_names}, "
-            f"trainable={self.trainable}, tap={self.tap!r}, output={self.output!r})"
+            f"trainable={self.trainable}, tap={self.tap!r}, output={self.output!r}"
+            + (f", select={self.select!r}" if self.select is not None else "")
+            + (", readapt=True" if self.readapt else "")
+            + ")"
         )
 
 
