@@ -53,7 +53,10 @@ def final_layer(model):
 
 def base_outputs(model):
     """[(name, tensor)] of a functional model's outputs: dict keys, else layer names."""
-    structure = model.output
+    try:
+        structure = model.output  # a functional model: its outputs as built (dict, list...)
+    except AttributeError:  # a Sequential model: `output` is its call's, `outputs` its own
+        structure = model.outputs
     if isinstance(structure, dict):
         return list(structure.items())
     tensors = keras.tree.flatten(structure)

@@ -8,7 +8,7 @@ import keras
 
 from kfuse.branch_inputs import has_inputs, own_input_names, wrap_unbuilt
 from kfuse.branch_outputs import OUTPUT_KINDS, check_select, convert_output, select_outputs
-from kfuse.branch_state import clone_with_state
+from kfuse.branch_state import clone_with_state, readapt_preprocessing  # noqa: F401 (re-exported)
 
 
 def _normalise_inputs(inputs, branch_name):
