@@ -27,6 +27,14 @@ def is_adaptable(layer):
     return callable(getattr(layer, "adapt", None)) and not isinstance(layer, keras.Model)
 
 
+def is_graph_model(layer):
+    """A functional or Sequential model (whose layers clone one by one); a subclassed
+    model is copied as one layer, by its config and weights."""
+    return isinstance(layer, keras.Model) and any(
+        c.__name__ in ("Functional", "Sequential") for c in type(layer).__mro__
+    )
+
+
 def _has_vocabulary(layer):
     return callable(getattr(layer, "get_vocabulary", None)) and callable(
         getattr(layer, "set_vocabulary", None)
@@ -76,7 +84,7 @@ def _layer_pairs(source, target):
                 f"Model '{source.name}': its clone has layer {b.name!r} ({type(b).__name__}) "
                 f"where the base has {a.name!r} ({type(a).__name__}); cannot copy their state"
             )
-        if isinstance(a, keras.Model) and a.layers:
+        if is_graph_model(a):
             yield from _layer_pairs(a, b)
         else:
             yield a, b
@@ -185,7 +193,7 @@ def readapt_preprocessing(model, x, where=None, batch_size=1024):
 
     def walk(owner, data):
         for layer in owner.layers:
-            if isinstance(layer, keras.Model) and layer.layers and any(
+            if is_graph_model(layer) and any(
                 is_adaptable(inner) for inner in _leaves(layer)
             ):
                 feed = keras.Model(owner.inputs, _operation_input(layer))
@@ -201,7 +209,7 @@ def readapt_preprocessing(model, x, where=None, batch_size=1024):
 
 def _leaves(model):
     for layer in model.layers:
-        if isinstance(layer, keras.Model) and layer.layers:
+        if is_graph_model(layer):
             yield from _leaves(layer)
         else:
             yield layer
