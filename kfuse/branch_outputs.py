@@ -149,7 +149,9 @@ def convert_output(model, output, branch_name, tap=None, select=None):
             )
         return model.get_layer(tap).output, "features"
     chosen = select_outputs(model, select, branch_name)
-    tensors = [_convert_one(model, name, t, output, branch_name, len(chosen) > 1) for name, t in chosen]
+    tensors = [
+        _convert_one(model, name, t, output, branch_name, len(chosen) > 1) for name, t in chosen
+    ]
     if len(tensors) == 1:
         return tensors[0], output
     flat = [

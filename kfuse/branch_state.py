@@ -185,7 +185,7 @@ def readapt_preprocessing(model, x, where=None, batch_size=1024):
     norm.adapt(x)
     model = keras.Sequential([keras.Input((4,)), norm, keras.layers.Dense(2)])
     readapt_preprocessing(model, x[:10])  # ['normalization...']
-    assert np.allclose(norm.mean.numpy().ravel(), x[:10].mean(0), atol=1e-5)
+    assert np.allclose(np.asarray(norm.mean).ravel(), x[:10].mean(0), atol=1e-5)
     ```
     """
     where = where or f"Model '{model.name}'"
@@ -193,9 +193,7 @@ def readapt_preprocessing(model, x, where=None, batch_size=1024):
 
     def walk(owner, data):
         for layer in owner.layers:
-            if is_graph_model(layer) and any(
-                is_adaptable(inner) for inner in _leaves(layer)
-            ):
+            if is_graph_model(layer) and any(is_adaptable(inner) for inner in _leaves(layer)):
                 feed = keras.Model(owner.inputs, _operation_input(layer))
                 walk(layer, feed.predict(data, batch_size=batch_size, verbose=0))
             elif is_adaptable(layer) and _adapted_by_user_data(layer):

@@ -21,7 +21,9 @@ def two_headed(dict_outputs=False):
 
 
 def test_a_multi_output_base_without_a_choice_is_refused_listing_its_outputs():
-    with pytest.raises(ValueError, match=r"2 outputs \(#0 'cls' \(None, 3\), #1 'reg' \(None, 1\)\)"):
+    with pytest.raises(
+        ValueError, match=r"2 outputs \(#0 'cls' \(None, 3\), #1 'reg' \(None, 1\)\)"
+    ):
         kfuse.Branch(two_headed(), name="b")
     with pytest.raises(ValueError, match="select="):
         kfuse.Branch(two_headed(), name="b", output="probabilities")
@@ -34,7 +36,9 @@ def test_a_multi_output_base_without_a_choice_is_refused_listing_its_outputs():
 @pytest.mark.parametrize("dict_outputs", [False, True])
 def test_select_one_output_by_name_or_index(dict_outputs):
     base = two_headed(dict_outputs)
-    cls, reg = (lambda o: (o["label"], o["value"]) if dict_outputs else o)(base.predict(X, verbose=0))
+    cls, reg = (lambda o: (o["label"], o["value"]) if dict_outputs else o)(
+        base.predict(X, verbose=0)
+    )
     name = "label" if dict_outputs else "cls"
     for branch in (
         kfuse.Branch(base, name="b", select=name),
@@ -45,14 +49,18 @@ def test_select_one_output_by_name_or_index(dict_outputs):
         model = kfuse.stack([branch], fusion=None)
         np.testing.assert_allclose(model.predict(X, verbose=0), cls, atol=1e-6)
     reg_branch = kfuse.Branch(base, name="b", select=-1)
-    np.testing.assert_allclose(kfuse.stack([reg_branch], fusion=None).predict(X, verbose=0), reg, atol=1e-6)
+    np.testing.assert_allclose(
+        kfuse.stack([reg_branch], fusion=None).predict(X, verbose=0), reg, atol=1e-6
+    )
 
 
 def test_select_several_outputs_concatenated_and_converted():
     base = two_headed()
     cls, reg = base.predict(X, verbose=0)
     model = kfuse.stack([kfuse.Branch(base, name="b", select=["cls", "reg"])], fusion=None)
-    np.testing.assert_allclose(model.predict(X, verbose=0), np.concatenate([cls, reg], -1), atol=1e-6)
+    np.testing.assert_allclose(
+        model.predict(X, verbose=0), np.concatenate([cls, reg], -1), atol=1e-6
+    )
     # logits of the softmax output: exact (the clone's Dense made linear), the user's base unchanged
     logits = kfuse.stack([kfuse.Branch(base, name="b", select="cls", output="logits")], fusion=None)
     z = logits.predict(X, verbose=0)
@@ -60,8 +68,12 @@ def test_select_several_outputs_concatenated_and_converted():
     np.testing.assert_allclose(e / e.sum(-1, keepdims=True), cls, atol=1e-5)
     np.testing.assert_allclose(base.predict(X, verbose=0)[0], cls, atol=1e-6)
     # probabilities of both: softmax output as is, the linear one squashed by a sigmoid
-    both = kfuse.stack([kfuse.Branch(base, name="b", select=[0, 1], output="probabilities")], fusion=None)
-    np.testing.assert_allclose(both.predict(X, verbose=0), np.concatenate([cls, 1 / (1 + np.exp(-reg))], -1), atol=1e-5)
+    both = kfuse.stack(
+        [kfuse.Branch(base, name="b", select=[0, 1], output="probabilities")], fusion=None
+    )
+    np.testing.assert_allclose(
+        both.predict(X, verbose=0), np.concatenate([cls, 1 / (1 + np.exp(-reg))], -1), atol=1e-5
+    )
 
 
 class TwoLayerNet(keras.Model):
@@ -99,7 +111,9 @@ def test_unbuilt_sequential_and_auto_named_inputs(tmp_path):
     assert called.inputs[0].name.startswith("keras_tensor")
     auto = kfuse.Branch(called, name="mlp")
     assert auto.input_names == ["mlp_input"]
-    model = kfuse.stack([auto, kfuse.Branch(unbuilt, name="seq", inputs={"mlp_input": (5,)})], fusion="concat")
+    model = kfuse.stack(
+        [auto, kfuse.Branch(unbuilt, name="seq", inputs={"mlp_input": (5,)})], fusion="concat"
+    )
     np.testing.assert_allclose(model.predict(X, verbose=0)[:, :3], expected, atol=1e-6)
     path = kfuse.export.export_saved_model(model, str(tmp_path / "m"))
     assert list(kfuse.export.inspect(path)["1"]["serving_default"]["inputs"]) == ["mlp_input"]

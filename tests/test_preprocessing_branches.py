@@ -21,7 +21,9 @@ WORKERS = os.path.join(ROOT, "tests", "workers")
 
 WORDS = "the cat sat on a mat dog ran far away big small red blue".split()
 _rng = np.random.default_rng(0)
-TEXT = np.array([" ".join(_rng.choice(WORDS, size=_rng.integers(2, 7))) for _ in range(24)], dtype=object)
+TEXT = np.array(
+    [" ".join(_rng.choice(WORDS, size=_rng.integers(2, 7))) for _ in range(24)], dtype=object
+)
 NUM = _rng.normal(3.0, 5.0, size=(24, 4)).astype("float32")
 INTS = _rng.integers(0, 12, size=(24, 3)).astype("int64")
 TOKENS = np.array(list(_rng.choice(WORDS + ["unseen"], size=24)), dtype=object)
@@ -46,7 +48,7 @@ def _adapted(layer, data):
 def make_base(case):
     """(base model, its input rows) for one preprocessing case."""
     if case.startswith("text_"):
-        mode = case[len("text_"):]
+        mode = case[len("text_") :]
         length = None
         if mode == "int_seq":
             mode, length = "int", 5
@@ -140,18 +142,24 @@ def test_branch_keras_file_and_saved_model_equal_the_base(case, tmp_path, fused)
     base, x = make_base(case)
     expected = base.predict(x, verbose=0)
     for trainable in (False, True):
-        model = kfuse.stack([kfuse.Branch(base, name="b", inputs="x", trainable=trainable)], fusion=None)
+        model = kfuse.stack(
+            [kfuse.Branch(base, name="b", inputs="x", trainable=trainable)], fusion=None
+        )
         got = model.predict(x, verbose=0)
         np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=f"trainable={trainable}")
     if case in FROM_FILE:  # a branch over the base's .keras file computes the same
         base.save(str(tmp_path / "base.keras"))
-        from_file = kfuse.stack([kfuse.Branch(str(tmp_path / "base.keras"), name="b", inputs="x")], fusion=None)
+        from_file = kfuse.stack(
+            [kfuse.Branch(str(tmp_path / "base.keras"), name="b", inputs="x")], fusion=None
+        )
         np.testing.assert_allclose(from_file.predict(x, verbose=0), expected, atol=1e-5)
     # in the fused model: in memory, reloaded from .keras, served from the SavedModel
     i = CASES.index(case)
     own = fused["bases"][case].predict(fused["x"][f"x_{case}"], verbose=0)
     for where in ("in_memory", "reloaded", "served"):
-        np.testing.assert_allclose(fused[where][:, 2 * i : 2 * i + 2], own, atol=1e-5, err_msg=where)
+        np.testing.assert_allclose(
+            fused[where][:, 2 * i : 2 * i + 2], own, atol=1e-5, err_msg=where
+        )
     dtype = fused["signature"][f"x_{case}"]["dtype"]
     assert dtype == ("string" if x.dtype == object else str(x.dtype))
 
@@ -168,10 +176,20 @@ def test_stacker_fold_clones_keep_or_readapt_the_statistics(readapt):
     x = (rng.normal(size=(40, 4)) * 10 + 50 + y[:, None] * 30).astype("float32")
     norm = keras.layers.Normalization()
     norm.adapt(x)
-    base = keras.Sequential([keras.Input((4,), name="x"), norm, keras.layers.Dense(2, activation="softmax")])
-    branch = kfuse.Branch(base, name="b", inputs="x", readapt=readapt, fit={"epochs": 30, "batch_size": 8, "learning_rate": 0.05})
+    base = keras.Sequential(
+        [keras.Input((4,), name="x"), norm, keras.layers.Dense(2, activation="softmax")]
+    )
+    branch = kfuse.Branch(
+        base,
+        name="b",
+        inputs="x",
+        readapt=readapt,
+        fit={"epochs": 30, "batch_size": 8, "learning_rate": 0.05},
+    )
     splitter = KFold(2)
-    stacker = kfuse.Stacker([branch], head=2, cv=splitter, refit=False, verbose=0, meta_fit={"epochs": 2})
+    stacker = kfuse.Stacker(
+        [branch], head=2, cv=splitter, refit=False, verbose=0, meta_fit={"epochs": 2}
+    )
     stacker.fit(x, y)
     for model, (train_rows, _) in zip(stacker.fold_models_["b"], splitter.split(x), strict=True):
         want = x[train_rows].mean(0) if readapt else x.mean(0)
@@ -187,7 +205,9 @@ def test_stacker_text_branch_folds_keep_the_vocabulary():
     head = keras.layers.Dense(2, activation="softmax")(base.output)
     base = keras.Model(base.input, head)
     branch = kfuse.Branch(base, name="t", inputs="x", fit={"epochs": 2})
-    stacker = kfuse.Stacker([branch], head=2, cv=KFold(2), refit=False, verbose=0, meta_fit={"epochs": 1})
+    stacker = kfuse.Stacker(
+        [branch], head=2, cv=KFold(2), refit=False, verbose=0, meta_fit={"epochs": 1}
+    )
     stacker.fit(TEXT, y)
     vocab = base.get_layer(index=1).get_vocabulary()
     for model in stacker.fold_models_["t"]:
@@ -202,3 +222,12 @@ def test_readapt_refuses_a_vocabulary_that_changes_the_output_width():
     fold = branch.fresh_base()
     with pytest.raises(ValueError, match="pad_to_max_tokens=True"):
         kfuse.branches.readapt_preprocessing(fold, TEXT[:3], where="Branch 't'")
+
+
+def test_self_check_measures_branch_against_base():
+    base, x = make_base("normalization")
+    model = kfuse.stack([kfuse.Branch(base, name="b", inputs="x", trainable=False)], head=2)
+    assert kfuse.branches.branch_base_differences(model, {"b": base}, {"x": x})["b"] < 1e-5
+    dense = model.get_layer("b").get_layer("out")
+    dense.set_weights([w + 1.0 for w in dense.get_weights()])  # the copy drifts from its base
+    assert kfuse.branches.branch_base_differences(model, {"b": base}, {"x": x})["b"] > 1.0

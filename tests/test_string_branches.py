@@ -26,13 +26,19 @@ LABELS = np.array([int("cat" in t or "dog" in t) for t in TEXT])
 
 def text_classifier(mode="multi_hot"):
     base, _ = make_base(f"text_{mode}")
-    return keras.Model(base.input, keras.layers.Dense(2, activation="softmax", name="p")(base.output))
+    return keras.Model(
+        base.input, keras.layers.Dense(2, activation="softmax", name="p")(base.output)
+    )
 
 
 def test_stacker_on_strings_folds_cache_and_resume(tmp_path):
-    trained = kfuse.Branch(text_classifier(), name="t", inputs="x", fit={"epochs": 3, "learning_rate": 0.05})
+    trained = kfuse.Branch(
+        text_classifier(), name="t", inputs="x", fit={"epochs": 3, "learning_rate": 0.05}
+    )
     frozen = kfuse.Branch(text_classifier("count"), name="f", inputs="x", trainable=False)
-    kwargs = dict(head=2, cv=KFold(2), verbose=0, meta_fit={"epochs": 2}, work_dir=str(tmp_path / "run"))
+    kwargs = dict(
+        head=2, cv=KFold(2), verbose=0, meta_fit={"epochs": 2}, work_dir=str(tmp_path / "run")
+    )
     first = kfuse.Stacker([trained, frozen], **kwargs).fit(TEXT, LABELS)  # numpy object array
     expected = first.predict(TEXT)
     assert expected.shape == (len(TEXT), 2) and np.all(np.isfinite(expected))
