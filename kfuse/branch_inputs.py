@@ -35,11 +35,11 @@ def own_input_names(names, branch_name):
 def wrap_unbuilt(model, names, declared, branch_name):
     """A functional model calling `model` (an unbuilt Sequential or a subclassed model) on
     `keras.Input`s of the shapes declared in `Branch(inputs={name: shape})`."""
-    kind = "subclassed" if not isinstance(model, keras.Sequential) else "unbuilt Sequential"
+    kind = "a subclassed" if not isinstance(model, keras.Sequential) else "an unbuilt Sequential"
     if not names or any(declared.get(n) is None for n in names):
         raise ValueError(
-            f"Branch '{branch_name}': the base '{model.name}' is a {kind} model with no "
-            "symbolic inputs, so kfuse cannot read their names and shapes. Declare them: "
+            f"Branch '{branch_name}': the base '{model.name}' ({kind} model) has no defined "
+            "inputs, so kfuse cannot read their names and shapes. Declare them: "
             "Branch(model, name=..., inputs={'x': (40,)}) (shape without the batch axis; "
             "a dict of several for several inputs); kfuse then calls the model on "
             "keras.Input tensors of those shapes."
@@ -50,7 +50,7 @@ def wrap_unbuilt(model, names, declared, branch_name):
         out = model(arg)
     except Exception as error:
         raise ValueError(
-            f"Branch '{branch_name}': calling the {kind} base '{model.name}' on inputs "
+            f"Branch '{branch_name}': calling the base '{model.name}' ({kind} model) on inputs "
             f"{ {n: (None, *declared[n]) for n in names} } failed: {type(error).__name__}: {error}"
         ) from error
     return keras.Model(arg, out, name=model.name)

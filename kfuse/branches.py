@@ -284,14 +284,19 @@ class Branch:
     def fresh_base(self):
         """A copy of the base with fresh weights that keeps its preprocessing state.
 
-        The model a `Stacker` fold trains: every weight re-initialised, but vocabularies
-        and normalisation statistics learned by `adapt()` kept (they saw every row the
+        The model a `Stacker` fold trains (a multi-output base reduced to its `select`ed
+        outputs): every weight re-initialised, but vocabularies and normalisation
+        statistics learned by `adapt()` kept (they saw every row the
         base was adapted on; `Branch(..., readapt=True)` re-adapts them on the fold's own
         training rows instead, see `readapt_preprocessing`).
         """
         if self.is_fresh:
             raise ValueError(f"Branch '{self.name}': a callable branch has no base to copy")
-        return self._clone_base(weights=False)
+        clone = self._clone_base(weights=False)
+        if self.select is None:
+            return clone
+        out, _ = convert_output(clone, "raw", self.name, select=self.select)
+        return keras.Model(clone.inputs, out, name=clone.name)  # the selected output(s)
 
     def __call__(self, tensors, input_shapes=None):
         """Build the sub-model and call it on `tensors` (dict of input name -> tensor)."""

@@ -117,3 +117,16 @@ def test_unbuilt_sequential_and_auto_named_inputs(tmp_path):
     np.testing.assert_allclose(model.predict(X, verbose=0)[:, :3], expected, atol=1e-6)
     path = kfuse.export.export_saved_model(model, str(tmp_path / "m"))
     assert list(kfuse.export.inspect(path)["1"]["serving_default"]["inputs"]) == ["mlp_input"]
+
+
+def test_stacker_trains_the_selected_output_of_a_multi_output_base():
+    y = (X[:, 0] > 0).astype("int64")
+    x = np.concatenate([X] * 4)
+    y = np.concatenate([y] * 4)
+    trained = kfuse.Branch(two_headed(), name="t", select="cls", fit={"epochs": 1})
+    frozen = kfuse.Branch(two_headed(), name="f", select="cls", trainable=False)
+    stacker = kfuse.Stacker([trained, frozen], head=3, cv=2, verbose=0, meta_fit={"epochs": 1}).fit(
+        {"x": x}, y
+    )
+    assert stacker.oof_predictions_["t"].shape == (len(y), 3)
+    assert stacker.predict({"x": x}).shape == (len(y), 3)

@@ -155,6 +155,7 @@ def as_branch(branch, model, method, name=None, trainable=False):
         trainable=trainable,
         tap=tap,
         output=output,
+        select=branch.select if model is branch.base else None,  # fold models: reduced
     )
 
 
