@@ -11,6 +11,9 @@ or refuses with an explanation:
 | anything else           | refused                                | refused                |
 """
 
+import difflib
+import re
+
 import keras
 
 OUTPUT_KINDS = ("raw", "probabilities", "logits")
@@ -28,13 +31,92 @@ def activation_name(activation):
     return str(name)
 
 
+def producing_layer(model, tensor):
+    """The layer of `model` whose output is `tensor` (public API: `layer.output`), or None."""
+    for layer in reversed(model.layers):
+        try:
+            out = layer.output
+        except (AttributeError, ValueError):  # never called, or called several times
+            continue
+        if any(t is tensor for t in keras.tree.flatten(out)):
+            return layer
+    return None
+
+
 def final_layer(model):
-    """The operation that produces a functional model's single output."""
+    """The layer that produces a functional model's single output (None for several)."""
     outputs = model.outputs
     if len(outputs) != 1:
         return None
-    history = getattr(outputs[0], "_keras_history", None)
-    return history[0] if history else None
+    return producing_layer(model, outputs[0])
+
+
+def base_outputs(model):
+    """[(name, tensor)] of a functional model's outputs: dict keys, else layer names."""
+    try:
+        structure = model.output  # a functional model: its outputs as built (dict, list...)
+    except AttributeError:  # a Sequential model: `output` is its call's, `outputs` its own
+        structure = model.outputs
+    if isinstance(structure, dict):
+        return list(structure.items())
+    tensors = keras.tree.flatten(structure)
+    names = list(getattr(model, "output_names", None) or [])
+    if len(names) != len(tensors):
+        names = [t.name for t in tensors]
+    return list(zip(names, tensors, strict=True))
+
+
+def describe_outputs(model):
+    return ", ".join(
+        f"#{i} {name!r} {tuple(t.shape)}" for i, (name, t) in enumerate(base_outputs(model))
+    )
+
+
+def check_select(select, branch_name):
+    """`select` as None or a list of output names / indices."""
+    if select is None:
+        return None
+    items = list(select) if isinstance(select, (list, tuple)) else [select]
+    if not items or not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in items):
+        raise TypeError(
+            f"Branch '{branch_name}': select= takes an output name, an index or a list of "
+            f"them; received {select!r}"
+        )
+    return items
+
+
+def select_outputs(model, select, branch_name):
+    """[(name, tensor)] that the branch hands over: the one output, or the selected ones."""
+    outputs = base_outputs(model)
+    if select is None:
+        if len(outputs) != 1:
+            raise ValueError(
+                f"Branch '{branch_name}': the base has {len(outputs)} outputs "
+                f"({describe_outputs(model)}); say which to fuse: Branch(..., "
+                f"select={outputs[0][0]!r}) (a name or index), or several, concatenated: "
+                f"select={[n for n, _ in outputs]}"
+            )
+        return outputs
+    names = [n for n, _ in outputs]
+    chosen = []
+    for item in select:
+        if isinstance(item, int):
+            if not -len(outputs) <= item < len(outputs):
+                raise ValueError(
+                    f"Branch '{branch_name}': select={item} is out of range; the base has "
+                    f"{len(outputs)} outputs ({describe_outputs(model)})"
+                )
+            chosen.append(outputs[item])
+        elif item in names:
+            chosen.append(outputs[names.index(item)])
+        else:
+            close = difflib.get_close_matches(item, names, n=3, cutoff=0.4)
+            raise ValueError(
+                f"Branch '{branch_name}': the base has no output {item!r} (closest: "
+                f"{close or 'none'}); its outputs: {describe_outputs(model)}. (`output=` takes "
+                f"{OUTPUT_KINDS} or output names.)"
+            )
+    return chosen
 
 
 def final_activation(layer):
@@ -48,10 +130,12 @@ def final_activation(layer):
     return None, False
 
 
-def convert_output(model, output, branch_name, tap=None):
+def convert_output(model, output, branch_name, tap=None, select=None):
     """Return (output tensor, kind) for `model` (a functional clone the branch owns).
 
-    May set the final layer's activation to linear: the clone is private to the branch.
+    `select` (None or a list of output names / indices) picks the base outputs to hand
+    over; several are each converted to `output`, flattened and concatenated. May set a
+    final layer's activation to linear: the clone is private to the branch.
     """
     if output not in OUTPUT_KINDS:
         raise ValueError(
@@ -64,31 +148,47 @@ def convert_output(model, output, branch_name, tap=None):
                 "applies only to a base's final output. Leave output='raw'."
             )
         return model.get_layer(tap).output, "features"
+    chosen = select_outputs(model, select, branch_name)
+    tensors = [
+        _convert_one(model, name, t, output, branch_name, len(chosen) > 1) for name, t in chosen
+    ]
+    if len(tensors) == 1:
+        return tensors[0], output
+    flat = [
+        keras.layers.Flatten(name=f"{branch_name}_flatten_{i}")(t) if len(t.shape) > 2 else t
+        for i, t in enumerate(tensors)
+    ]
+    return keras.layers.Concatenate(name=f"{branch_name}_outputs")(flat), output
+
+
+def _convert_one(model, name, out, output, branch_name, several):
     if output == "raw":
-        return model.outputs[0], "raw"
-    layer = final_layer(model)
+        return out
+    layer = producing_layer(model, out)
     act, standalone = final_activation(layer) if layer is not None else (None, False)
+    what = f"output {name!r}" if several or len(model.outputs) > 1 else "the base's output"
     if act is None:
+        maker = type(layer).__name__ if layer is not None else "an operation that is not a layer"
         raise ValueError(
-            f"Branch '{branch_name}': output={output!r} needs to know the base's final "
-            f"activation, but its last operation ({type(layer).__name__}) has none kfuse can "
-            "read. Use output='raw', or end the base in a layer with an explicit activation."
+            f"Branch '{branch_name}': output={output!r} needs to know the final activation "
+            f"of {what}, but it comes from {maker}, which has none kfuse can read. Use "
+            "output='raw', or end the base in a layer with an explicit activation."
         )
-    out = model.outputs[0]
     if act == "linear":
         if output == "logits":
-            return out, "logits"
+            return out
         squash = "sigmoid" if out.shape[-1] == 1 else "softmax"
-        return keras.layers.Activation(squash, name=f"{branch_name}_{squash}")(out), "probabilities"
+        suffix = "_" + re.sub(r"\W", "_", str(name)) if several else ""
+        return keras.layers.Activation(squash, name=f"{branch_name}_{squash}{suffix}")(out)
     if act in ("softmax", "sigmoid"):
         if output == "probabilities":
-            return out, "probabilities"
+            return out
         if standalone:
-            return layer.input, "logits"
+            return layer.input
         layer.activation = keras.activations.linear
-        return out, "logits"
+        return out
     raise ValueError(
-        f"Branch '{branch_name}': the base ends in activation '{act}', which is neither "
-        f"linear, softmax nor sigmoid, so its outputs are not logits or probabilities and "
+        f"Branch '{branch_name}': {what} ends in activation '{act}', which is neither "
+        f"linear, softmax nor sigmoid, so it is not logits or probabilities and "
         f"output={output!r} cannot be honoured. Use output='raw'."
     )

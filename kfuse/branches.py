@@ -5,8 +5,18 @@ import os
 import zipfile
 
 import keras
+import numpy as np
 
-from kfuse.branch_outputs import OUTPUT_KINDS, convert_output
+from kfuse.branch_inputs import has_inputs, own_input_names, wrap_unbuilt
+from kfuse.branch_outputs import (
+    OUTPUT_KINDS,
+    check_select,
+    convert_output,
+    final_activation,
+    final_layer,
+    select_outputs,
+)
+from kfuse.branch_state import clone_with_state, readapt_preprocessing  # noqa: F401 (re-exported)
 from kfuse.names import check_name
 
 
@@ -20,7 +30,9 @@ def _normalise_inputs(inputs, branch_name):
         shapes = {}
         for key, shape in inputs.items():
             if not isinstance(key, str):
-                raise TypeError(f"Branch '{branch_name}': input names must be str; received {key!r}")
+                raise TypeError(
+                    f"Branch '{branch_name}': input names must be str; received {key!r}"
+                )
             shapes[key] = None if shape is None else tuple(shape)
         return list(inputs), shapes
     if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(i, str) for i in inputs):
@@ -55,7 +67,10 @@ class Branch:
     named `name`, so every layer and weight of the branch lives under that name
     (`model.get_layer("cnn")`, weights `cnn/...`). Bases given as models or files are
     cloned with their weights, so the user's own model is never changed and two copies
-    of one backbone never share or clash.
+    of one backbone never share or clash. The copy keeps what preprocessing layers
+    learned through `adapt()` (vocabularies, IDF weights, normalisation statistics, bin
+    boundaries; see `kfuse.branch_state`), so a branch computes exactly what its base
+    computes, in memory, after a `.keras` round trip and in a SavedModel.
 
     Args:
         base: a `keras.Model`; a path to a `.keras` file (loaded with `safe_mode=True`);
@@ -64,13 +79,28 @@ class Branch:
         name: unique branch name.
         inputs: the named model input(s) the branch reads: a name, a list of names
             (matched in order to the base's inputs) or a dict of name -> shape without
-            the batch axis. Default: the base model's own input names.
+            the batch axis. Default: the base model's own input names (an auto-generated
+            one, `keras_tensor_22` or `input_layer_3`, becomes `<name>_input`). A base
+            without symbolic inputs (an unbuilt Sequential, a subclassed model) needs the
+            dict form: kfuse calls it on `keras.Input`s of those shapes.
         trainable: False freezes the branch; BatchNormalization then runs in inference mode.
         tap: name of a layer inside the base whose output is used instead of the final
             output (intermediate / hybrid fusion).
-        output: what the branch hands to fusion: "raw" (the base's outputs as they are),
+        output: what the branch hands to fusion: "raw" (the base's output as it is),
             "probabilities" or "logits". See `kfuse.branch_outputs` for how each is
-            obtained from a base's final activation, or refused.
+            obtained from a base's final activation, or refused. As a shorthand,
+            `output=<an output name, an index or a list of them>` means
+            `select=<that>, output="raw"`.
+        select: for a base with several outputs, which to hand over: an output name
+            (a dict key of the base's outputs, or the name of the layer producing it),
+            an index, or a list of them (each converted to `output`, flattened and
+            concatenated). A multi-output base without it is refused, listing its
+            outputs. Why a separate argument: `output` already names a *kind*
+            ("logits"...), and a base may well have an output named "logits"; `select`
+            says *which* outputs, `output` *what* of them, so both stay unambiguous.
+        readapt: in a `Stacker`, re-adapt the base's preprocessing layers on each fold's
+            own training rows (leak-free). By default a fold clone keeps the base's
+            adapted state, whose statistics saw every row the base was adapted on.
         fit: optional dict of per-branch training settings (optimizer, epochs, batch_size,
             callbacks...) used by `kfuse.Stacker` when it trains this base.
 
@@ -84,19 +114,38 @@ class Branch:
     b1 = kfuse.Branch(cnn, name="cnn", inputs="signal", trainable=False, output="logits")
     b2 = kfuse.Branch(lambda x: keras.layers.Dense(32, activation="relu")(x), name="mlp",
                       inputs="signal")
-    model = kfuse.stack([b1, b2], fusion="concat", head=10)
+    inp = keras.Input((40,), name="signal")
+    two = keras.Model(inp, {"label": keras.layers.Dense(10, activation="softmax")(inp),
+                            "size": keras.layers.Dense(1)(inp)})
+    b3 = kfuse.Branch(two, name="two", select="label", output="logits")
+    model = kfuse.stack([b1, b2, b3], fusion="concat", head=10)
     ```
     """
 
-    def __init__(self, base, name, inputs=None, trainable=True, tap=None, output="raw", fit=None):
+    def __init__(
+        self, base, name, inputs=None, trainable=True, tap=None, output="raw", fit=None,
+        select=None, readapt=False,
+    ):  # fmt: skip
         if not isinstance(name, str) or not name or "/" in name:
-            raise ValueError(f"Branch `name` must be a non-empty str without '/'; received {name!r}")
+            raise ValueError(
+                f"Branch `name` must be a non-empty str without '/'; received {name!r}"
+            )
         self.name = check_name(name, "branch")
+        if output not in OUTPUT_KINDS and select is None and not isinstance(output, bool):
+            if isinstance(output, (int, list, tuple)) or (
+                isinstance(output, str) and isinstance(base, (keras.Model, str, os.PathLike))
+            ):
+                select, output = output, "raw"  # output=<name / index / list>: a selection
         if output not in OUTPUT_KINDS:
-            raise ValueError(f"Branch '{name}': `output` must be one of {OUTPUT_KINDS}; received {output!r}")
+            raise ValueError(
+                f"Branch '{name}': `output` must be one of {OUTPUT_KINDS} (or an output name, "
+                f"index or list of them, for a base with several outputs); received {output!r}"
+            )
         self.output = output
+        self.select = check_select(select, name)
         self.trainable = bool(trainable)
         self.tap = tap
+        self.readapt = bool(readapt)
         self.fit_settings = dict(fit or {})
         self.source = None
         self._shared_model = None
@@ -110,11 +159,13 @@ class Branch:
             self.base = base
             self.is_fresh = True
             if tap is not None:
-                raise ValueError(f"Branch '{name}': tap= needs a base model; a callable branch has no layers yet")
-            if output != "raw":
                 raise ValueError(
-                    f"Branch '{name}': output={output!r} needs a base model whose final "
-                    "activation kfuse can read; a callable branch hands over what it returns "
+                    f"Branch '{name}': tap= needs a base model; a callable branch has no layers yet"
+                )
+            if output != "raw" or self.select is not None:
+                raise ValueError(
+                    f"Branch '{name}': output={output!r} / select= need a base model whose "
+                    "outputs kfuse can read; a callable branch hands over what it returns "
                     "(output='raw'). Put the activation you want in the callable."
                 )
         else:
@@ -123,11 +174,13 @@ class Branch:
                 f"callable; received {type(base).__name__}"
             )
         names, declared = _normalise_inputs(inputs, name)
+        if not self.is_fresh and not has_inputs(self.base):
+            self.base = wrap_unbuilt(self.base, names, declared, name)
         base_specs = self._base_input_specs()
         if names is None:
             if base_specs is None:
                 raise ValueError(f"Branch '{name}': a callable branch needs `inputs=`")
-            names = [n for n, _, _ in base_specs]
+            names = own_input_names([n for n, _, _ in base_specs], name)
         if base_specs is not None and len(base_specs) != len(names):
             raise ValueError(
                 f"Branch '{name}': the base takes {len(base_specs)} input(s) "
@@ -148,23 +201,15 @@ class Branch:
             self.input_dtypes[key] = base_specs[i][2] if base_specs else None
         if tap is not None:
             self._check_tap(tap)
+        if not self.is_fresh and tap is None:
+            select_outputs(self.base, self.select, name)  # a multi-output base: refused now
 
     # -- inspection -------------------------------------------------------------------
     def _base_input_specs(self):
         """[(name, shape without batch, dtype)] of a base model, or None for a callable."""
         if self.is_fresh:
             return None
-        try:
-            tensors = self.base.inputs
-        except (AttributeError, ValueError):
-            tensors = None
-        if not tensors:
-            raise ValueError(
-                f"Branch '{self.name}': the base model has no defined inputs (an unbuilt "
-                "Sequential or subclassed model). Start it with keras.Input(shape) or call it "
-                "once on data before wrapping it."
-            )
-        return [(t.name, tuple(t.shape[1:]), t.dtype) for t in tensors]
+        return [(t.name, tuple(t.shape[1:]), t.dtype) for t in self.base.inputs]
 
     def _check_tap(self, tap):
         names = [layer.name for layer in self.base.layers]
@@ -220,29 +265,46 @@ class Branch:
             )
         return keras.Model(tensors, out, name=self.name)
 
-    def _build_from_base(self):
+    def _clone_base(self, weights=True):
         try:
-            clone = keras.models.clone_model(self.base)
+            return clone_with_state(self.base, weights=weights)
         except Exception as error:
             raise TypeError(
-                f"Branch '{self.name}': could not clone the base model ({error}). Subclassed "
-                "models need get_config/from_config; functional and Sequential models clone."
+                f"Branch '{self.name}': could not copy the base model '{self.base.name}' "
+                f"({type(error).__name__}: {error}). A subclassed model or layer inside it needs "
+                "get_config() returning its constructor arguments (and from_config, for "
+                "arguments that are not plain values) so kfuse can rebuild it; functional "
+                "and Sequential models of built-in layers always copy."
             ) from error
-        if not clone.built or not getattr(clone, "outputs", None):
-            raise TypeError(
-                f"Branch '{self.name}': the cloned base has no symbolic outputs (a subclassed "
-                "model). Wrap it: keras.Model(inp, base(inp)) with inp = keras.Input(...)."
-            )
-        clone.set_weights(self.base.get_weights())
-        out, _ = convert_output(clone, self.output, self.name, tap=self.tap)
+
+    def _build_from_base(self):
+        clone = self._clone_base()
+        out, _ = convert_output(clone, self.output, self.name, tap=self.tap, select=self.select)
         return keras.Model(clone.inputs, out, name=self.name)
+
+    def fresh_base(self):
+        """A copy of the base with fresh weights that keeps its preprocessing state.
+
+        The model a `Stacker` fold trains (a multi-output base reduced to its `select`ed
+        outputs): every weight re-initialised, but vocabularies and normalisation
+        statistics learned by `adapt()` kept (they saw every row the
+        base was adapted on; `Branch(..., readapt=True)` re-adapts them on the fold's own
+        training rows instead, see `readapt_preprocessing`).
+        """
+        if self.is_fresh:
+            raise ValueError(f"Branch '{self.name}': a callable branch has no base to copy")
+        clone = self._clone_base(weights=False)
+        if self.select is None:
+            return clone
+        out, _ = convert_output(clone, "raw", self.name, select=self.select)
+        return keras.Model(clone.inputs, out, name=clone.name)  # the selected output(s)
 
     def __call__(self, tensors, input_shapes=None):
         """Build the sub-model and call it on `tensors` (dict of input name -> tensor)."""
         shapes = input_shapes or {k: tuple(v.shape[1:]) for k, v in tensors.items()}
         model = self.build_model(shapes)
         args = [tensors[key] for key in self.input_names]
-        structure = getattr(model, "_inputs_struct", None)
+        structure = model.input
         if isinstance(structure, dict):
             args = dict(zip(structure.keys(), args, strict=True))
         elif len(args) == 1:
@@ -253,7 +315,10 @@ class Branch:
         kind = "fresh" if self.is_fresh else (self.source or type(self.base).__name__)
         return (
             f"Branch(name={self.name!r}, base={kind}, inputs={self.input_names}, "
-            f"trainable={self.trainable}, tap={self.tap!r}, output={self.output!r})"
+            f"trainable={self.trainable}, tap={self.tap!r}, output={self.output!r}"
+            + (f", select={self.select!r}" if self.select is not None else "")
+            + (", readapt=True" if self.readapt else "")
+            + ")"
         )
 
 
@@ -262,3 +327,50 @@ def shapes_agree(a, b):
     if len(a) != len(b):
         return False
     return all(x is None or y is None or x == y for x, y in zip(a, b, strict=True))
+
+
+def branch_base_differences(model, bases, x, batch_size=256):
+    """How far each branch of `model` (a `kfuse.FusedModel`) is from its base's own
+    predictions on the same rows: {branch name: largest absolute difference}.
+
+    A cheap self-check for `compare` when both the fused model and its bases are given:
+    a branch copies its base exactly, so anything above float noise (1e-4) means the
+    copy lost state. Only branches that hand over the base's output as it is (output
+    "raw", or "probabilities" from a base ending in softmax/sigmoid, no tap) are
+    compared; `bases` maps branch name -> the base model (others are ignored).
+
+    Example:
+
+    ```python
+    import keras, numpy as np, kfuse
+    from kfuse.branches import branch_base_differences
+
+    base = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(2)])
+    model = kfuse.stack([kfuse.Branch(base, name="b")], head=2)
+    x = np.ones((3, 4), "float32")
+    assert branch_base_differences(model, {"b": base}, {"x": x})["b"] < 1e-5
+    ```
+    """
+    infos = {b["name"]: b for b in model.kfuse_info.get("branches", [])}
+    names = [n for n in bases if n in infos and _comparable(infos[n], bases[n])]
+    if not names:
+        return {}
+    outputs = model.branch_outputs(x, batch_size=batch_size)
+    data = model.as_inputs(x)
+    found = {}
+    for name in names:
+        keys = infos[name]["inputs"]
+        feed = data[keys[0]] if len(keys) == 1 else [data[k] for k in keys]
+        own = np.asarray(bases[name].predict(feed, batch_size=batch_size, verbose=0), "float64")
+        mine = np.asarray(outputs[name], "float64")
+        found[name] = float(np.max(np.abs(mine - own))) if mine.shape == own.shape else float("inf")
+    return found
+
+
+def _comparable(info, base):
+    if not isinstance(base, keras.Model) or info.get("output_kind") not in ("raw", "probabilities"):
+        return False
+    if info["output_kind"] == "raw":
+        return len(base.outputs) == 1
+    layer = final_layer(base)
+    return layer is not None and final_activation(layer)[0] in ("softmax", "sigmoid")

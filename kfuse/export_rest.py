@@ -67,16 +67,16 @@ def rest_payload(x, format="instances", signature_name=_export.SERVING, signatur
         raise ValueError(f"format must be 'instances' or 'inputs'; received {format!r}")
     expected = _expected_inputs(signature, signature_name)
     if isinstance(x, dict):
-        inputs = {k: np.asarray(v) for k, v in x.items()}
+        inputs = {k: _json_ready(v) for k, v in x.items()}
     elif expected is not None:
-        inputs = _as_named(x, list(expected))
+        inputs = {k: _json_ready(v) for k, v in _as_named(x, list(expected)).items()}
     else:
         inputs = None
     if expected is not None:
         _check_payload(inputs, expected)
     body = {"signature_name": signature_name}
     if inputs is None:  # one unnamed input
-        body[format] = np.asarray(x).tolist()
+        body[format] = _json_ready(x).tolist()
         return body
     sizes = {k: (v.shape[0] if v.ndim else None) for k, v in inputs.items()}
     if format == "inputs":
@@ -87,6 +87,16 @@ def rest_payload(x, format="instances", signature_name=_export.SERVING, signatur
     n = next(iter(sizes.values()))
     body["instances"] = [{k: v[i].tolist() for k, v in inputs.items()} for i in range(n)]
     return body
+
+
+def _json_ready(values):
+    """numpy, strings as str (JSON has no bytes): `v.tolist()` gives JSON values."""
+    array = np.asarray(values)
+    if array.dtype.kind in "SO":
+        array = np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else v, otypes=[object])(array)
+    if array.dtype.kind == "O" and array.size and all(isinstance(v, str) for v in array.flat):
+        return array.astype(str)
+    return array
 
 
 def _check_payload(inputs, expected):

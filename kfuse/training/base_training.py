@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from kfuse.branch_outputs import final_activation, final_layer
-from kfuse.branches import Branch
+from kfuse.branches import Branch, readapt_preprocessing
 from kfuse.training.inputs import feed
 
 COMPILE_KEYS = (
@@ -99,7 +99,7 @@ def fresh_model(branch, input_shapes, head):
     the head, so it can be trained on its own.
     """
     if not branch.is_fresh:
-        clone = keras.models.clone_model(branch.base)
+        clone = branch.fresh_base()  # fresh weights, the base's adapted preprocessing kept
         clone.trainable = True
         return clone
     inner = branch.build_model(input_shapes)
@@ -123,6 +123,8 @@ def train(model, branch, head, arrays, y, rows, seed):
     model.compile(optimizer=optimizer, loss=loss, **compile_kwargs)
     keras.utils.set_random_seed(seed)
     x = feed(model, branch.input_names, arrays, rows)
+    if branch.readapt:  # leak-free: preprocessing statistics from these rows only
+        readapt_preprocessing(model, x, where=f"Branch '{branch.name}'")
     model.fit(x, y if rows is None else y[rows], **settings)
     return model
 
@@ -153,6 +155,7 @@ def as_branch(branch, model, method, name=None, trainable=False):
         trainable=trainable,
         tap=tap,
         output=output,
+        select=branch.select if model is branch.base else None,  # fold models: reduced
     )
 
 

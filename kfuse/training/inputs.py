@@ -46,14 +46,14 @@ def as_arrays(x, y, input_names, where="Stacker.fit"):
                 f"{where}: the branches read inputs {input_names}; the data lacks {missing} "
                 f"(received keys {sorted(x)})"
             )
-        arrays = {k: np.asarray(x[k]) for k in input_names}
+        arrays = {k: _array(x[k]) for k in input_names}
     else:
         if len(input_names) != 1:
             raise ValueError(
                 f"{where}: the branches read several inputs {input_names}; pass x as a dict "
                 "of input name -> array"
             )
-        arrays = {input_names[0]: np.asarray(x)}
+        arrays = {input_names[0]: _array(x)}
     lengths = {k: len(v) for k, v in arrays.items()}
     if len(set(lengths.values())) > 1:
         raise ValueError(f"{where}: inputs have different numbers of rows: {lengths}")
@@ -67,6 +67,16 @@ def as_arrays(x, y, input_names, where="Stacker.fit"):
     if n == 0:
         raise ValueError(f"{where}: x has no rows")
     return arrays, y
+
+
+def _array(values):
+    """numpy; strings (numpy str/bytes, TF string tensors) as object arrays of str, the
+    string arrays Keras's `fit`/`predict` take."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "USO":
+        return array
+    decode = np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else v, otypes=[object])
+    return decode(array) if array.size else array.astype(object)
 
 
 def take(arrays, rows):
@@ -93,7 +103,12 @@ def data_digest(arrays, y=None):
     for key in sorted(arrays):
         a = np.ascontiguousarray(arrays[key])
         digest.update(f"{key}{a.shape}{a.dtype}".encode())
-        digest.update(a.tobytes())
+        if a.dtype == object:  # strings: their text, not the addresses of the objects
+            for item in a.reshape(-1):
+                text = item if isinstance(item, bytes) else str(item).encode()
+                digest.update(len(text).to_bytes(8, "little") + text)
+        else:
+            digest.update(a.tobytes())
     if y is not None:
         y = np.ascontiguousarray(y)
         digest.update(f"y{y.shape}{y.dtype}".encode())

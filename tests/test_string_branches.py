@@ -1,0 +1,94 @@
+"""Raw string inputs end to end: `keras.Input(dtype="string")` branches in `stack`, the
+`Stacker` (folds, cache, resume), `compare`, the export's string signature and
+`rest_payload`, served by a fresh TensorFlow-only process."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.model_selection import KFold
+
+import kfuse
+from tests.conftest import requires_tensorflow
+from tests.test_preprocessing_branches import TEXT, make_base
+
+pytestmark = requires_tensorflow()
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SERVE_CHECK = os.path.join(ROOT, "tests", "workers", "serve_check.py")
+LABELS = np.array([int("cat" in t or "dog" in t) for t in TEXT])
+
+
+def text_classifier(mode="multi_hot"):
+    base, _ = make_base(f"text_{mode}")
+    return keras.Model(
+        base.input, keras.layers.Dense(2, activation="softmax", name="p")(base.output)
+    )
+
+
+def test_stacker_on_strings_folds_cache_and_resume(tmp_path):
+    trained = kfuse.Branch(
+        text_classifier(), name="t", inputs="x", fit={"epochs": 3, "learning_rate": 0.05}
+    )
+    frozen = kfuse.Branch(text_classifier("count"), name="f", inputs="x", trainable=False)
+    kwargs = dict(
+        head=2, cv=KFold(2), verbose=0, meta_fit={"epochs": 2}, work_dir=str(tmp_path / "run")
+    )
+    first = kfuse.Stacker([trained, frozen], **kwargs).fit(TEXT, LABELS)  # numpy object array
+    expected = first.predict(TEXT)
+    assert expected.shape == (len(TEXT), 2) and np.all(np.isfinite(expected))
+    assert set(first.features_) == {"t", "f"}  # the frozen text branch came from the cache
+    saved = {f: os.path.getmtime(f) for f in glob.glob(str(tmp_path / "run" / "fold_*" / "*"))}
+    assert saved
+    # a tf.constant of the same strings: the same data, so the run resumes from its folds
+    again = kfuse.Stacker([trained, frozen], **kwargs).fit(tf.constant(TEXT.astype(str)), LABELS)
+    assert {f: os.path.getmtime(f) for f in saved} == saved
+    np.testing.assert_allclose(again.predict(TEXT), expected, atol=1e-5)
+
+
+def test_compare_a_text_stack_with_its_base():
+    base = text_classifier()
+    model = kfuse.stack([kfuse.Branch(base, name="t", inputs="x", trainable=False)], head=2)
+    report = kfuse.compare({"text": base, "fused": model}, {"x": TEXT}, LABELS, n_boot=20)
+    assert list(report.table.index) == ["text", "fused"]
+    want = float(np.mean(base.predict(TEXT, verbose=0).argmax(-1) == LABELS))
+    assert report.table.loc["text", "accuracy"] == pytest.approx(want)
+
+
+def test_export_takes_strings_and_rest_payload_round_trip(tmp_path):
+    base = text_classifier("tf_idf")
+    model = kfuse.stack([kfuse.Branch(base, name="t", inputs="text", trainable=False)], head=2)
+    path = kfuse.export.export_saved_model(model, str(tmp_path / "m"))
+    inputs = kfuse.export.inspect(path)["1"]["serving_default"]["inputs"]
+    assert inputs == {"text": {"dtype": "string", "shape": [None]}}
+    rows = TEXT[:4]
+    payloads = []
+    for fmt in ("instances", "inputs"):
+        body = kfuse.export.rest_payload({"text": rows}, format=fmt, signature=path)
+        payloads.append(str(tmp_path / f"{fmt}.json"))
+        with open(payloads[-1], "w") as f:
+            json.dump(body, f)  # plain JSON strings
+    assert json.load(open(payloads[0]))["instances"][0] == {"text": rows[0]}
+    np.savez(tmp_path / "inputs.npz", text=rows.astype(str))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("PYTHONPATH", None)
+    served = subprocess.run(
+        [sys.executable, SERVE_CHECK, path, str(tmp_path / "inputs.npz"), str(tmp_path), *payloads],
+        env=env, capture_output=True, text=True, timeout=240, cwd=str(tmp_path),
+    )  # fmt: skip
+    assert served.returncode == 0, served.stdout[-2000:] + served.stderr[-3000:]
+    logits = model.predict({"text": rows}, verbose=0)
+    np.testing.assert_allclose(np.load(tmp_path / "served.npz")["logits"], logits, atol=1e-5)
+    for fmt in ("instances", "inputs"):
+        with open(tmp_path / f"{fmt}.response.json") as f:
+            answer = kfuse.export.parse_response(f.read())
+        np.testing.assert_allclose(answer["logits"], logits, atol=1e-5)
+    # the base itself: the branch computes what it computes
+    np.testing.assert_allclose(
+        model.branch_outputs({"text": rows})["t"], base.predict(rows, verbose=0), atol=1e-5
+    )
