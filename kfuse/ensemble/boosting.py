@@ -57,7 +57,12 @@ class AdaBoostClassifier(base.BaseEnsemble):
     from kfuse.ensemble import AdaBoostClassifier
 
     x = np.random.default_rng(0).normal(size=(80, 4)).astype("float32"); y = (x[:, 0] > 0).astype(int)
-    build = lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+
+    def build():
+        net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+        net.compile(keras.optimizers.Adam(0.1), "sparse_categorical_crossentropy")
+        return net
+
     boost = AdaBoostClassifier(build, n_estimators=2, fit_params={"epochs": 5}, random_state=0).fit(x, y)
     boost.estimator_weights_
     ```

@@ -144,7 +144,7 @@ class GradientBoostingClassifier(base.BaseEnsemble):
                 f"pseudo-residuals with MSE); its output has shape {tuple(model.outputs[0].shape)} and "
                 "a non-linear final activation or another width. End it in Dense(K) without activation."
             )
-        model.compile(optimizer=model.optimizer, loss="mse")
+        model.compile(optimizer=model.optimizer, loss="mse", jit_compile=False)
         base.fit_member(model, x, residual.astype("float32"), base.member_fit_settings(self.fit_params, i, who))
         return model
 

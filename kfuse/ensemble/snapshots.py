@@ -143,7 +143,7 @@ class SnapshotEnsemble(_OneRun):
         schedule = keras.optimizers.schedules.CosineDecayRestarts(
             float(self.learning_rate), first_decay_steps=cycle_steps, t_mul=1.0, m_mul=1.0, alpha=0.0)
         self.learning_rates_ = np.asarray([float(schedule(s)) for s in range(epochs * self._steps(x))])
-        model.compile(optimizer=_optimizer(self.optimizer, schedule, who), loss=model.loss)
+        model.compile(optimizer=_optimizer(self.optimizer, schedule, who), loss=model.loss, jit_compile=False)
         store = base.MemberStore(self.work_dir, self._fingerprint(x, y), who)
         settings, bar, snaps = self._fit_settings(), self._progress(m), []
         for c in range(m):
@@ -215,11 +215,11 @@ class FastGeometricEnsemble(_OneRun):
         model, target = self._setup(x, y)
         settings, bar = self._fit_settings(), self._progress(m)
         store = base.MemberStore(self.work_dir, self._fingerprint(x, y), who)
-        model.compile(optimizer=_optimizer(self.optimizer, float(self.learning_rate), who), loss=model.loss)
+        model.compile(optimizer=_optimizer(self.optimizer, float(self.learning_rate), who), loss=model.loss, jit_compile=False)
         if self.epochs and not store.has(0):
             base.fit_member(model, x, target, dict(settings, epochs=int(self.epochs)))
         schedule = TriangularCycle(self.lr_1, self.lr_2, cycle * self._steps(x))
-        model.compile(optimizer=_optimizer(self.optimizer, schedule, who), loss=model.loss)
+        model.compile(optimizer=_optimizer(self.optimizer, schedule, who), loss=model.loss, jit_compile=False)
         snaps = []
         for c in range(m):
             if store.has(c):
@@ -320,10 +320,10 @@ class SWA(_OneRun):
             raise ValueError(f"{who}: the network '{model.name}' has no trainable weights, so there is "
                              "nothing to average; unfreeze it (model.trainable = True)")
         settings, bar = self._fit_settings(), self._progress(swa_epochs)
-        model.compile(optimizer=_optimizer(self.optimizer, float(self.learning_rate), who), loss=model.loss)
+        model.compile(optimizer=_optimizer(self.optimizer, float(self.learning_rate), who), loss=model.loss, jit_compile=False)
         if self.epochs:
             base.fit_member(model, x, target, dict(settings, epochs=int(self.epochs)))
-        model.compile(optimizer=_optimizer(self.optimizer, float(self.swa_learning_rate), who), loss=model.loss)
+        model.compile(optimizer=_optimizer(self.optimizer, float(self.swa_learning_rate), who), loss=model.loss, jit_compile=False)
         average = None
         for n in range(swa_epochs):
             base.fit_member(model, x, target, dict(settings, epochs=1))
