@@ -29,6 +29,11 @@ class BaggingClassifier(base.BaseEnsemble):
         random_state: int seed of the samples and the members' initialisation.
         verbose: 1 shows a progress bar over members; 0 is silent.
         work_dir: folder where finished members are kept; `fit` again resumes.
+        parallel: train all members at once in one Keras model (one trace, one pass over
+            the batches), each weighting rows by its sample (bootstrap counts, as
+            scikit-learn does for estimators with `sample_weight`). Used when one
+            `fit_params` dict serves every member and they share an optimizer; False
+            trains them one by one on their rows.
 
     Fitted attributes: `model_` (the graph), `estimators_`, `estimators_samples_`,
     `classes_`, `n_classes_`, `oob_score_`, `oob_decision_function_`.
@@ -49,8 +54,9 @@ class BaggingClassifier(base.BaseEnsemble):
     task = "classification"
 
     def __init__(self, estimator, n_estimators=10, max_samples=1.0, bootstrap=True, oob_score=False,
-                 fit_params=None, random_state=None, verbose=0, work_dir=None):
+                 fit_params=None, random_state=None, verbose=0, work_dir=None, parallel=True):
         self.estimator = estimator
+        self.parallel = parallel
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.bootstrap = bootstrap
@@ -95,15 +101,15 @@ class BaggingClassifier(base.BaseEnsemble):
         ]
         store = base.MemberStore(self.work_dir, self._fingerprint(x, y), who)
         bar = self._progress(n_estimators)
-        members = []
-        for i, rows in enumerate(samples):
+        members = self._fit_parallel(specs, samples, x, target, n, store, bar)
+        for i, rows in enumerate(samples if members is None else []):
             if store.has(i):
                 model, _ = store.load(i)
             else:
                 model = base.new_member(specs[i % len(specs)], self._seed(i), self.task, who, i)
                 base.fit_member(model, base.take(x, rows), target[rows], base.member_fit_settings(self.fit_params, i, who))
                 store.save(i, model, rows=rows)
-            members.append(model)
+            members = (members or []) + [model]
             bar.update(i + 1)
         self.estimators_ = members
         self.estimators_samples_ = samples
@@ -111,6 +117,20 @@ class BaggingClassifier(base.BaseEnsemble):
             self._set_oob(x, target, n)
         self.model_ = weighted_graph(members, [1.0] * len(members), self.task, name="bagging")
         return self
+
+    def _fit_parallel(self, specs, samples, x, target, n, store, bar):
+        who = self._who()
+        if not self.parallel or isinstance(self.fit_params, (list, tuple)) or any(store.has(i) for i in range(len(samples))):
+            return None
+        members = [base.new_member(specs[i % len(specs)], self._seed(i), self.task, who, i) for i in range(len(samples))]
+        if not base.same_optimizers(members):
+            return None
+        weights = [np.bincount(rows, minlength=n) for rows in samples]
+        base.fit_parallel(members, x, target, weights, base.member_fit_settings(self.fit_params, 0, who))
+        for i, (model, rows) in enumerate(zip(members, samples, strict=True)):
+            store.save(i, model, rows=rows)
+        bar.update(len(members))
+        return members
 
     def _member_outputs(self, model, x):
         if self.task == "classification":

@@ -267,3 +267,73 @@ class BaseEnsemble:
     def get_params(self, deep=False):
         """The constructor arguments, as scikit-learn's `get_params`."""
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+
+
+# -- fewer traces ---------------------------------------------------------------------------
+def copy_network(model):
+    """An uncompiled copy of a network with its current weights."""
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+class Trainers:
+    """One compiled trainer network per spec, re-initialised for every member.
+
+    Keras traces a model's train and predict functions once per model; boosting trains
+    its members one after another, so kfuse trains them all on one network per spec:
+    member i gets the fresh initial weights of `new_member(spec, seed_i)` and a zeroed
+    optimizer state, and is kept as a copy (`copy_network`) after training.
+    """
+
+    def __init__(self, specs, task, who, loss=None):
+        self.specs, self.task, self.who, self.loss = specs, task, who, loss
+        self.cache = {}
+
+    def fresh(self, index, seed):
+        key = index % len(self.specs)
+        model = new_member(self.specs[key], seed, self.task, self.who, index)
+        if self.loss is not None:
+            model.compile(optimizer=model.optimizer, loss=self.loss, jit_compile=False)
+        if key not in self.cache:
+            model.optimizer.build(model.trainable_variables)
+            start = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
+            self.cache[key] = (model, start)
+            return model
+        trainer, start = self.cache[key]
+        trainer.set_weights(model.get_weights())
+        for variable, value in zip(trainer.optimizer.variables, start, strict=True):
+            variable.assign(value)
+        return trainer
+
+
+def fit_parallel(members, x, targets, weights, settings):
+    """Train every member in one Keras model (one trace, one pass over the batches).
+
+    The joint model has one output per member and the sum of the members' losses; member
+    i's rows enter with `weights[i]` (bootstrap counts, 0/1 for subsamples). One Adam (or
+    the first member's optimizer) over all weights equals one optimizer per member, since
+    each member's gradients come from its own loss only.
+    """
+    first = members[0]
+    inputs = {t.name: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name) for t in first.inputs}
+    if len(inputs) == 1:
+        tensor = next(iter(inputs.values()))
+        outputs = [m(tensor) for m in members]
+        joint = keras.Model(tensor, outputs)
+    else:
+        outputs = [m(dict(inputs)) for m in members]
+        joint = keras.Model(inputs, outputs)
+    optimizer = keras.optimizers.get(
+        {"class_name": first.optimizer.__class__.__name__, "config": first.optimizer.get_config()}
+    )
+    joint.compile(optimizer=optimizer, loss=[m.loss for m in members], jit_compile=False)
+    settings = dict(settings)
+    settings.setdefault("verbose", 0)
+    joint.fit(x, [targets] * len(members), sample_weight=[np.asarray(w, "float32") for w in weights], **settings)
+    return members
+
+
+def same_optimizers(members):
+    configs = {json.dumps(jsonable(m.optimizer.get_config()), sort_keys=True) + type(m.optimizer).__name__ for m in members}
+    return len(configs) == 1 and all(len(m.inputs) == len(members[0].inputs) for m in members)

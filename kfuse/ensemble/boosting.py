@@ -106,14 +106,16 @@ class AdaBoostClassifier(base.BaseEnsemble):
         store = base.MemberStore(self.work_dir, self._fingerprint(x, y), who)
         bar = self._progress(n_estimators)
         members, alphas, errors = [], [], []
+        trainers = base.Trainers(specs, self.task, who)
         for i in range(n_estimators):
             draw = rng.choice(n, size=n, replace=True, p=w) if self.resample else None
             if store.has(i):
                 model, state = store.load(i)
                 error, alpha, new_w = float(state["error"]), float(state["alpha"]), state["weights"]
             else:
-                model = self._train(specs[i % len(specs)], i, x, target, w, draw)
-                wrong = np.argmax(base.probabilities(model, x), axis=-1) != target
+                trainer = self._train(trainers, i, x, target, w, draw)
+                wrong = np.argmax(base.probabilities(trainer, x), axis=-1) != target
+                model = base.copy_network(trainer)
                 if model.outputs[0].shape[-1] != k:
                     raise ValueError(
                         f"{who}: member_{i} outputs {model.outputs[0].shape[-1]} values per row but y has "
@@ -142,8 +144,8 @@ class AdaBoostClassifier(base.BaseEnsemble):
         self.model_ = vote_graph(members, self.estimator_weights_, name="adaboost")
         return self
 
-    def _train(self, spec, i, x, target, w, draw):
-        model = base.new_member(spec, self._seed(i), self.task, self._who(), i)
+    def _train(self, trainers, i, x, target, w, draw):
+        model = trainers.fresh(i, self._seed(i))
         settings = base.member_fit_settings(self.fit_params, i, self._who())
         if draw is not None:
             base.fit_member(model, base.take(x, draw), target[draw], settings)

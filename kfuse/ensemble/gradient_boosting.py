@@ -104,19 +104,22 @@ class GradientBoostingClassifier(base.BaseEnsemble):
         store = base.MemberStore(self.work_dir, self._fingerprint(x, y, *(self.validation_data or ())), who)
         bar = self._progress(n_estimators)
         members, scores, best, since = [], [], -np.inf, 0
+        trainers = base.Trainers(specs, "regression", who, loss="mse")
         for i in range(n_estimators):
             residual = pseudo_residual(target, running, self.task, width)
             if store.has(i):
                 model, _ = store.load(i)
+                net = model
             else:
-                model = self._train(specs[i % len(specs)], i, x, residual, width)
+                net = self._train(trainers, i, x, residual, width)
+                model = base.copy_network(net)
                 store.save(i, model)
             members.append(model)
-            running = running + lr * self._outputs(model, x)
+            running = running + lr * self._outputs(net, x)
             self.train_residuals_ = residual
             bar.update(i + 1)
             if val is not None:
-                val = (val[0], val[1], val[2] + lr * self._outputs(model, val[0]))
+                val = (val[0], val[1], val[2] + lr * self._outputs(net, val[0]))
                 scores.append(self._score(val[2], val[1]))
                 if scores[-1] > best:
                     best, since = scores[-1], 0
@@ -135,16 +138,15 @@ class GradientBoostingClassifier(base.BaseEnsemble):
     def _outputs(model, x):
         return np.asarray(model.predict(x, batch_size=256, verbose=0), dtype="float64").reshape(base.n_rows(x), -1)
 
-    def _train(self, spec, i, x, residual, width):
+    def _train(self, trainers, i, x, residual, width):
         who = self._who()
-        model = base.new_member(spec, self._seed(i), "regression", who, i)
+        model = trainers.fresh(i, self._seed(i))
         if not base.ends_linear(model) or model.outputs[0].shape[-1] != width:
             raise ValueError(
                 f"{who}: member_{i} must end in a linear layer with {width} units (it fits "
                 f"pseudo-residuals with MSE); its output has shape {tuple(model.outputs[0].shape)} and "
                 "a non-linear final activation or another width. End it in Dense(K) without activation."
             )
-        model.compile(optimizer=model.optimizer, loss="mse", jit_compile=False)
         base.fit_member(model, x, residual.astype("float32"), base.member_fit_settings(self.fit_params, i, who))
         return model
 
