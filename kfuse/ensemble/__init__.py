@@ -22,9 +22,19 @@ sel.model_.fusion_layer.branch_weights()
 
 from kfuse.ensemble.bagging import BaggingClassifier, BaggingRegressor
 from kfuse.ensemble.boosting import AdaBoostClassifier, samme_step
-from kfuse.ensemble.gradient_boosting import GradientBoostingClassifier, GradientBoostingRegressor, pseudo_residual
+from kfuse.ensemble.gradient_boosting import (
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    pseudo_residual,
+)
 from kfuse.ensemble.layers import WeightedVote
-from kfuse.ensemble.snapshots import SWA, FastGeometricEnsemble, SnapshotEnsemble, TriangularCycle, recompute_batchnorm
+from kfuse.ensemble.snapshots import (
+    SWA,
+    FastGeometricEnsemble,
+    SnapshotEnsemble,
+    TriangularCycle,
+    recompute_batchnorm,
+)
 from kfuse.ensemble.weights import WeightedEnsemble, caruana, ensemble_weights
 
 __all__ = [
