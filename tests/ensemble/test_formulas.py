@@ -49,7 +49,14 @@ def test_samme_step_matches_numpy():
     np.testing.assert_allclose(new, expect / expect.sum())
 
 
-def test_adaboost_alphas_weights_and_vote():
+def _reloads_equal(model, x, tmp_path, name):
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    again = keras.saving.load_model(path)
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_adaboost_alphas_weights_and_vote(tmp_path):
     x, y = _data()
     boost = AdaBoostClassifier(_softmax_net, n_estimators=3, fit_params={"epochs": 3, "batch_size": 32},
                                random_state=0).fit(x, y)
@@ -68,9 +75,10 @@ def test_adaboost_alphas_weights_and_vote():
     np.testing.assert_allclose(graph, votes / boost.estimator_weights_.sum(), atol=1e-5)
     np.testing.assert_array_equal(boost.predict(x), np.argmax(votes, -1))
     assert boost.model_.branch_names == [f"member_{i}" for i in range(len(boost.estimators_))]
+    _reloads_equal(boost.model_, x, tmp_path, "adaboost")
 
 
-def test_gradient_boosting_residuals_and_summed_graph():
+def test_gradient_boosting_residuals_and_summed_graph(tmp_path):
     x, y = _data()
 
     def build():
@@ -82,6 +90,7 @@ def test_gradient_boosting_residuals_and_summed_graph():
     running = 0.3 * (outs[0] + outs[1])
     np.testing.assert_allclose(gb.train_residuals_, np.eye(3)[y] - _softmax(running), atol=1e-5)
     np.testing.assert_allclose(gb.decision_function(x), 0.3 * sum(outs), atol=1e-4)
+    _reloads_equal(gb.model_, x, tmp_path, "gradient_boosting")
     np.testing.assert_allclose(pseudo_residual(np.array([0.5, 2.0]), np.array([0.25, 1.0]), "regression"), [0.25, 1.0])
 
 
@@ -195,3 +204,23 @@ def test_batchnorm_recomputed_as_the_training_average():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_mean), batches.mean(1).mean(0), rtol=1e-5)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_variance), batches.var(1).mean(0), rtol=1e-4)
     assert bn.momentum == pytest.approx(0.99)
+
+
+def test_swa_is_the_average_of_the_swa_epochs_weights():
+    from kfuse.ensemble import SWA
+
+    x, y = _data(n=64)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append([keras.ops.convert_to_numpy(v) for v in self.model.trainable_weights])
+
+    def build():
+        return keras.Sequential([keras.Input((6,)), keras.layers.BatchNormalization(), keras.layers.Dense(3)])
+
+    swa = SWA(build, epochs=1, swa_epochs=3, batch_size=16, fit_params={"callbacks": [Record()]}).fit(x, y)
+    assert len(seen) == 4 and swa.n_averaged_ == 3
+    for got, *phase in zip(swa.network_.trainable_weights, *seen[1:], strict=True):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(got), np.mean(phase, axis=0), atol=1e-6)
+    assert swa.model_.branch_names == ["member_0"]
