@@ -1,0 +1,57 @@
+"""Ensembles that end as ONE kfuse graph: bagging, boosting, snapshots, SWA, weights.
+
+Every estimator follows scikit-learn's conventions (`__init__` stores its arguments,
+`fit(x, y)` returns self, fitted attributes end in `_`); after `fit`, `model_` is one
+`kfuse.FusedModel` whose members are frozen branches `member_0`, `member_1`... It saves
+as `.keras` (import `kfuse.ensemble` before loading: its layers register on import),
+exports a SavedModel with `kfuse.export` and goes through `kfuse.compare`.
+
+Example:
+
+```python
+import keras, numpy as np
+from kfuse.ensemble import BaggingClassifier, WeightedEnsemble
+
+x = np.random.default_rng(0).normal(size=(60, 4)).astype("float32"); y = (x[:, 0] > 0).astype(int)
+build = lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+bag = BaggingClassifier(build, n_estimators=2, fit_params={"epochs": 1}, random_state=0).fit(x, y)
+sel = WeightedEnsemble(bag, method="caruana").fit(x[:30], y[:30])
+sel.model_.fusion_layer.branch_weights()
+```
+"""
+
+from kfuse.ensemble.bagging import BaggingClassifier, BaggingRegressor
+from kfuse.ensemble.boosting import AdaBoostClassifier, samme_step
+from kfuse.ensemble.gradient_boosting import (
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    pseudo_residual,
+)
+from kfuse.ensemble.layers import WeightedVote
+from kfuse.ensemble.snapshots import (
+    SWA,
+    FastGeometricEnsemble,
+    SnapshotEnsemble,
+    TriangularCycle,
+    recompute_batchnorm,
+)
+from kfuse.ensemble.weights import WeightedEnsemble, caruana, ensemble_weights
+
+__all__ = [
+    "SWA",
+    "AdaBoostClassifier",
+    "BaggingClassifier",
+    "BaggingRegressor",
+    "FastGeometricEnsemble",
+    "GradientBoostingClassifier",
+    "GradientBoostingRegressor",
+    "SnapshotEnsemble",
+    "TriangularCycle",
+    "WeightedEnsemble",
+    "WeightedVote",
+    "caruana",
+    "ensemble_weights",
+    "pseudo_residual",
+    "recompute_batchnorm",
+    "samme_step",
+]

@@ -1,0 +1,44 @@
+"""Trained members -> ONE kfuse graph: frozen branches `member_0`... and a fixed fusion."""
+
+import keras
+
+import kfuse
+from kfuse.ensemble.layers import WeightedVote
+
+
+def member_branches(members, output, input_name="x"):
+    """Frozen `kfuse.Branch` objects named member_0..., all reading one input."""
+    branches = []
+    for i, model in enumerate(members):
+        single = len(model.inputs) == 1
+        branches.append(
+            kfuse.Branch(model, name=f"member_{i}", inputs=input_name if single else None,
+                         trainable=False, output=output)
+        )
+    return branches
+
+
+def weighted_graph(members, weights, task, name, input_name="x"):
+    """Weighted average of member probabilities (classification) or outputs (regression)."""
+    output = "probabilities" if task == "classification" else "raw"
+    branches = member_branches(members, output, input_name)
+    fusion = kfuse.layers.WeightedAverage(weights=list(map(float, weights)), learnable=False)
+    if len(branches) == 1:
+        fusion = None
+    return kfuse.stack(branches, fusion=fusion, head=None, compile=False, name=name)
+
+
+def vote_graph(members, weights, name, input_name="x"):
+    """Weighted hard vote (SAMME) over member probabilities."""
+    branches = member_branches(members, "probabilities", input_name)
+    return kfuse.stack(branches, fusion=WeightedVote(list(map(float, weights))), head=None,
+                       compile=False, name=name)
+
+
+def scaled_sum_graph(members, learning_rate, name, input_name="x"):
+    """learning_rate * sum_m member_m(x): the raw outputs summed (gradient boosting)."""
+    branches = member_branches(members, "raw", input_name)
+    count = len(branches)
+    scale = keras.layers.Rescaling(float(learning_rate) * count, name="shrinkage")
+    fusion = kfuse.layers.WeightedAverage(weights=[1.0] * count, learnable=False) if count > 1 else None
+    return kfuse.stack(branches, fusion=fusion, meta=scale, head=None, compile=False, name=name)

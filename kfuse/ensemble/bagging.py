@@ -1,0 +1,186 @@
+"""Bagging: members trained on random row samples, averaged in ONE graph."""
+
+import warnings
+
+import numpy as np
+
+from kfuse.ensemble import base
+from kfuse.ensemble.assemble import weighted_graph
+
+
+class BaggingClassifier(base.BaseEnsemble):
+    """Bagging of Keras networks, as scikit-learn's `BaggingClassifier`, as one graph.
+
+    Each member is a fresh network trained on `max_samples` rows drawn with replacement
+    (`bootstrap=True`) or without; the graph averages the members' class probabilities
+    (`WeightedAverage` with fixed, equal weights). With `oob_score=True`,
+    `oob_decision_function_[i]` is the mean probability over the members whose sample
+    left row i out, normalised to sum to one, and `oob_score_` its accuracy (scikit-learn's
+    definition; a row no member left out gets NaN and a warning).
+
+    Args:
+        estimator: a builder callable, a `keras.Model` to clone, or a list of either
+            (heterogeneous members: member i uses entry i modulo the list length).
+        n_estimators: number of members.
+        max_samples: rows per member: a float in (0, 1] (fraction) or an int count.
+        bootstrap: draw rows with replacement.
+        oob_score: compute the out-of-bag score (needs `bootstrap=True`).
+        fit_params: dict of `model.fit` settings for every member, or a list (one per member).
+        random_state: int seed of the samples and the members' initialisation.
+        verbose: 1 shows a progress bar over members; 0 is silent.
+        work_dir: folder where finished members are kept; `fit` again resumes.
+        parallel: train all members at once in one Keras model (one trace, one pass over
+            the batches), each weighting rows by its sample (bootstrap counts, as
+            scikit-learn does for estimators with `sample_weight`). Used when one
+            `fit_params` dict serves every member and they share an optimizer; False
+            trains them one by one on their rows.
+
+    Fitted attributes: `model_` (the graph), `estimators_`, `estimators_samples_`,
+    `classes_`, `n_classes_`, `oob_score_`, `oob_decision_function_`.
+
+    Example:
+
+    ```python
+    import keras, numpy as np
+    from kfuse.ensemble import BaggingClassifier
+
+    x = np.random.default_rng(0).normal(size=(60, 4)).astype("float32"); y = (x[:, 0] > 0).astype(int)
+    build = lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    bag = BaggingClassifier(build, n_estimators=2, fit_params={"epochs": 1}, random_state=0).fit(x, y)
+    bag.model_.predict(x, verbose=0).shape  # (60, 2)
+    ```
+    """
+
+    task = "classification"
+
+    def __init__(self, estimator, n_estimators=10, max_samples=1.0, bootstrap=True, oob_score=False,
+                 fit_params=None, random_state=None, verbose=0, work_dir=None, parallel=True):
+        self.estimator = estimator
+        self.parallel = parallel
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.bootstrap = bootstrap
+        self.oob_score = oob_score
+        self.fit_params = fit_params
+        self.random_state = random_state
+        self.verbose = verbose
+        self.work_dir = work_dir
+
+    def _sample_count(self, n):
+        who, m = self._who(), self.max_samples
+        if isinstance(m, bool) or not isinstance(m, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{who}: `max_samples` must be a float in (0, 1] or an int; received {m!r}")
+        if isinstance(m, (float, np.floating)):
+            if not 0.0 < m <= 1.0:
+                raise ValueError(f"{who}: `max_samples`={m} is outside (0, 1]; give a fraction such as 0.8, or an int row count")
+            return max(1, int(round(m * n)))
+        if not 1 <= m <= n:
+            raise ValueError(f"{who}: `max_samples`={m} rows, but x has {n} rows; give at most {n} or a fraction in (0, 1]")
+        return int(m)
+
+    def _targets(self, y):
+        self.classes_ = np.unique(y)
+        self.n_classes_ = len(self.classes_)
+        return np.searchsorted(self.classes_, y)
+
+    def fit(self, x, y):
+        """Train the members and build `model_`; returns self."""
+        who = self._who()
+        y = base.check_xy(x, y, who)
+        n_estimators = base.check_positive_int(self.n_estimators, "n_estimators", who)
+        specs = base.spec_list(self.estimator, who)
+        n = base.n_rows(x)
+        count = self._sample_count(n)
+        if self.oob_score and not self.bootstrap:
+            raise ValueError(f"{who}: oob_score=True needs bootstrap=True (out-of-bag rows exist only when sampling with replacement)")
+        target = self._targets(y) if self.task == "classification" else y.astype("float32")
+        rng = np.random.default_rng(self.random_state)
+        samples = [
+            rng.choice(n, size=count, replace=True) if self.bootstrap else rng.choice(n, size=count, replace=False)
+            for _ in range(n_estimators)
+        ]
+        store = base.MemberStore(self.work_dir, self._fingerprint(x, y), who)
+        bar = self._progress(n_estimators)
+        members = self._fit_parallel(specs, samples, x, target, n, store, bar)
+        for i, rows in enumerate(samples if members is None else []):
+            if store.has(i):
+                model, _ = store.load(i)
+            else:
+                model = base.new_member(specs[i % len(specs)], self._seed(i), self.task, who, i)
+                base.fit_member(model, base.take(x, rows), target[rows], base.member_fit_settings(self.fit_params, i, who))
+                store.save(i, model, rows=rows)
+            members = (members or []) + [model]
+            bar.update(i + 1)
+        self.estimators_ = members
+        self.estimators_samples_ = samples
+        if self.oob_score:
+            self._set_oob(x, target, n)
+        self.model_ = weighted_graph(members, [1.0] * len(members), self.task, name="bagging")
+        return self
+
+    def _fit_parallel(self, specs, samples, x, target, n, store, bar):
+        who = self._who()
+        if not self.parallel or isinstance(self.fit_params, (list, tuple)) or any(store.has(i) for i in range(len(samples))):
+            return None
+        members = [base.new_member(specs[i % len(specs)], self._seed(i), self.task, who, i) for i in range(len(samples))]
+        if not base.same_optimizers(members):
+            return None
+        weights = [np.bincount(rows, minlength=n) for rows in samples]
+        base.fit_parallel(members, x, target, weights, base.member_fit_settings(self.fit_params, 0, who))
+        for i, (model, rows) in enumerate(zip(members, samples, strict=True)):
+            store.save(i, model, rows=rows)
+        bar.update(len(members))
+        return members
+
+    def _member_outputs(self, model, x):
+        if self.task == "classification":
+            return base.probabilities(model, x)
+        return np.asarray(model.predict(x, verbose=0), dtype="float64").reshape(base.n_rows(x), -1)
+
+    def _set_oob(self, x, target, n):
+        total, hits = None, np.zeros(n)
+        for model, rows in zip(self.estimators_, self.estimators_samples_, strict=True):
+            out_of_bag = np.ones(n, dtype=bool)
+            out_of_bag[rows] = False
+            pred = self._member_outputs(model, base.take(x, np.flatnonzero(out_of_bag)))
+            if total is None:
+                total = np.zeros((n, pred.shape[-1]))
+            total[out_of_bag] += pred
+            hits[out_of_bag] += 1
+        if (hits == 0).any():
+            warnings.warn(f"{self._who()}: {(hits == 0).sum()} rows were in every member's sample and have no OOB "
+                          "prediction (NaN); use more members.", stacklevel=3)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if self.task == "classification":
+                decision = total / total.sum(axis=1, keepdims=True)
+                self.oob_decision_function_ = decision
+                self.oob_score_ = float(np.mean(np.argmax(np.nan_to_num(decision, nan=-1.0), axis=1) == target))
+            else:
+                pred = (total / hits[:, None]).reshape(n, -1)
+                self.oob_prediction_ = pred[:, 0] if pred.shape[1] == 1 else pred
+                t = target.reshape(n, -1)
+                ok = hits > 0
+                self.oob_score_ = float(1 - ((t[ok] - pred[ok]) ** 2).sum() / ((t[ok] - t[ok].mean(0)) ** 2).sum())
+
+
+class BaggingRegressor(BaggingClassifier):
+    """Bagging for regression: members' outputs averaged; `oob_prediction_` and R^2 `oob_score_`.
+
+    Same arguments as `BaggingClassifier`.
+
+    Example:
+
+    ```python
+    import keras, numpy as np
+    from kfuse.ensemble import BaggingRegressor
+
+    x = np.random.default_rng(0).normal(size=(60, 3)).astype("float32"); y = x.sum(1)
+    build = lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    bag = BaggingRegressor(build, n_estimators=2, fit_params={"epochs": 1}, random_state=0).fit(x, y)
+    ```
+    """
+
+    task = "regression"
+
+    def _targets(self, y):
+        return y

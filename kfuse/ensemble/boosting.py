@@ -1,0 +1,154 @@
+"""AdaBoost SAMME (Zhu et al. 2009) over Keras networks, ending as ONE graph.
+
+Regression (AdaBoost.R2) is not provided: its prediction is the weighted median of the
+members, a sort inside the graph whose gradient and SavedModel export kfuse does not
+support yet; `AdaBoostClassifier` refuses continuous targets and points to
+`GradientBoostingRegressor` / `BaggingRegressor` instead.
+"""
+
+import numpy as np
+
+from kfuse.ensemble import base
+from kfuse.ensemble.assemble import vote_graph
+
+
+def samme_step(sample_weight, wrong, n_classes, learning_rate=1.0):
+    """(error, alpha, new sample weights) of one SAMME round, as scikit-learn computes it.
+
+    error = sum(w * wrong) / sum(w); alpha = learning_rate * (log((1 - error) / error)
+    + log(K - 1)); misclassified weights are multiplied by exp(alpha), then all are
+    normalised to sum to one.
+    """
+    w = np.asarray(sample_weight, dtype="float64")
+    wrong = np.asarray(wrong, dtype=bool)
+    error = float(np.sum(w * wrong) / np.sum(w))
+    if error <= 0:
+        return 0.0, 1.0, w / w.sum()
+    alpha = learning_rate * (np.log((1 - error) / error) + np.log(n_classes - 1))
+    new = w * np.exp(alpha * wrong * (w > 0))
+    return error, float(alpha), new / new.sum()
+
+
+class AdaBoostClassifier(base.BaseEnsemble):
+    """AdaBoost SAMME, as scikit-learn's `AdaBoostClassifier(algorithm="SAMME")`.
+
+    Member m is trained with Keras `sample_weight` = the boosting weights (scaled to mean
+    one), or on rows resampled with those probabilities (`resample=True`, for bases that
+    ignore weights). Its weighted error err_m gives alpha_m = learning_rate *
+    (log((1 - err_m) / err_m) + log(K - 1)); misclassified rows get weight * exp(alpha_m).
+    Boosting stops early when a member is perfect (it is kept, alpha 1) or no better than
+    chance (err_m >= 1 - 1/K: it is dropped; on the first member this is an error). The
+    graph is a hard vote weighted by alpha (`WeightedVote`): argmax_k sum_m alpha_m
+    [h_m(x) = k].
+
+    Args:
+        estimator, n_estimators, fit_params, random_state, verbose, work_dir: as for
+            `BaggingClassifier`.
+        learning_rate: shrinks each alpha (> 0).
+        resample: train on weighted resamples instead of passing `sample_weight`.
+
+    Fitted attributes: `model_`, `estimators_`, `estimator_weights_` (alpha per kept
+    member), `estimator_errors_` (err per kept member), `classes_`, `n_classes_`.
+
+    Example:
+
+    ```python
+    import keras, numpy as np
+    from kfuse.ensemble import AdaBoostClassifier
+
+    x = np.random.default_rng(0).normal(size=(80, 4)).astype("float32"); y = (x[:, 0] > 0).astype(int)
+
+    def build():
+        net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+        net.compile(keras.optimizers.Adam(0.1), "sparse_categorical_crossentropy")
+        return net
+
+    boost = AdaBoostClassifier(build, n_estimators=2, fit_params={"epochs": 5}, random_state=0).fit(x, y)
+    boost.estimator_weights_
+    ```
+    """
+
+    task = "classification"
+
+    def __init__(self, estimator, n_estimators=10, learning_rate=1.0, resample=False, fit_params=None,
+                 random_state=None, verbose=0, work_dir=None):
+        self.estimator = estimator
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.resample = resample
+        self.fit_params = fit_params
+        self.random_state = random_state
+        self.verbose = verbose
+        self.work_dir = work_dir
+
+    def fit(self, x, y):
+        """Boost the members and build `model_`; returns self."""
+        who = self._who()
+        y = base.check_xy(x, y, who)
+        n_estimators = base.check_positive_int(self.n_estimators, "n_estimators", who)
+        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) or self.learning_rate <= 0:
+            raise ValueError(f"{who}: `learning_rate` must be a number > 0; received {self.learning_rate!r}")
+        if not base.is_classification_labels(y):
+            raise ValueError(
+                f"{who} needs integer class labels; received y of dtype {y.dtype} and shape {y.shape}. "
+                "AdaBoost.R2 (regression) is not provided: its weighted-median prediction does not "
+                "fit kfuse's graph yet. Use GradientBoostingRegressor or BaggingRegressor."
+            )
+        specs = base.spec_list(self.estimator, who)
+        self.classes_ = np.unique(y)
+        self.n_classes_ = k = len(self.classes_)
+        if k < 2:
+            raise ValueError(f"{who} needs at least 2 classes in y; received {self.classes_.tolist()}")
+        target = np.searchsorted(self.classes_, y)
+        n = len(target)
+        w = np.full(n, 1.0 / n)
+        rng = np.random.default_rng(self.random_state)
+        store = base.MemberStore(self.work_dir, self._fingerprint(x, y), who)
+        bar = self._progress(n_estimators)
+        members, alphas, errors = [], [], []
+        trainers = base.Trainers(specs, self.task, who)
+        for i in range(n_estimators):
+            draw = rng.choice(n, size=n, replace=True, p=w) if self.resample else None
+            if store.has(i):
+                model, state = store.load(i)
+                error, alpha, new_w = float(state["error"]), float(state["alpha"]), state["weights"]
+            else:
+                trainer = self._train(trainers, i, x, target, w, draw)
+                wrong = np.argmax(base.probabilities(trainer, x), axis=-1) != target
+                model = base.copy_network(trainer)
+                if model.outputs[0].shape[-1] != k:
+                    raise ValueError(
+                        f"{who}: member_{i} outputs {model.outputs[0].shape[-1]} values per row but y has "
+                        f"{k} classes; end each member in Dense({k}) (a classifier, not a regression head)"
+                    )
+                error, alpha, new_w = samme_step(w, wrong, k, self.learning_rate)
+                store.save(i, model, error=error, alpha=alpha, weights=new_w)
+            bar.update(i + 1)
+            if error >= 1.0 - 1.0 / k:
+                if not members:
+                    raise ValueError(
+                        f"{who}: member_0 has weighted error {error:.3f}, at or above chance "
+                        f"(1 - 1/K = {1 - 1 / k:.3f}), so SAMME cannot weight it. Train the member "
+                        "longer (fit_params={'epochs': ...}) or use a stronger network."
+                    )
+                break
+            members.append(model)
+            alphas.append(alpha)
+            errors.append(error)
+            if error <= 0:
+                break
+            w = new_w
+        self.estimators_ = members
+        self.estimator_weights_ = np.asarray(alphas)
+        self.estimator_errors_ = np.asarray(errors)
+        self.model_ = vote_graph(members, self.estimator_weights_, name="adaboost")
+        return self
+
+    def _train(self, trainers, i, x, target, w, draw):
+        model = trainers.fresh(i, self._seed(i))
+        settings = base.member_fit_settings(self.fit_params, i, self._who())
+        if draw is not None:
+            base.fit_member(model, base.take(x, draw), target[draw], settings)
+        else:
+            base.fit_member(model, x, target, settings, sample_weight=(w * len(w)).astype("float32"))
+        return model

@@ -1,0 +1,69 @@
+"""`WeightedVote`: hard voting with fixed member weights (AdaBoost SAMME's decision)."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from kfuse.layers import FusionLayer
+
+
+@keras.saving.register_keras_serializable(package="kfuse_ensemble")
+class WeightedVote(FusionLayer):
+    """sum_m w_m onehot(argmax x_m) / sum_m w_m: each member votes for its top class.
+
+    With SAMME's `alpha_m` as weights, the arg-max of the output is scikit-learn's
+    `AdaBoostClassifier(algorithm="SAMME")` prediction. The output is the weighted vote
+    share per class, `(batch, classes)`, summing to one.
+
+    Args:
+        weights: list of M non-negative numbers with a positive sum (fixed, not trained).
+        branch_names: optional branch names (set by `kfuse.stack`).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.ensemble.layers import WeightedVote
+
+    a = np.array([[0.9, 0.1]]); b = np.array([[0.4, 0.6]])
+    WeightedVote([3.0, 1.0])([a, b])  # [[0.75, 0.25]]
+    ```
+    """
+
+    min_branches = 1
+    requires_equal_shapes = True
+
+    def __init__(self, weights, **kwargs):
+        super().__init__(**kwargs)
+        weights = [float(w) for w in weights]
+        if not weights or any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ValueError(f"WeightedVote: `weights` must be non-negative with a positive sum; received {weights}")
+        self.weights_init = weights
+
+    def build(self, input_shape):
+        shapes = self._check_shapes(input_shape)
+        if len(shapes) != len(self.weights_init):
+            raise ValueError(
+                f"WeightedVote was given {len(self.weights_init)} weights for {len(shapes)} branches"
+            )
+        self.built = True
+
+    def fuse(self, inputs, presence):
+        classes = inputs[0].shape[-1]
+        total = sum(self.weights_init)
+        out = None
+        for w, x in zip(self.weights_init, inputs, strict=True):
+            vote = ops.one_hot(ops.argmax(x, axis=-1), classes, dtype=x.dtype) * (w / total)
+            out = vote if out is None else out + vote
+        return out
+
+    def branch_weights(self):
+        """The normalised member weights as a dict of branch name to float."""
+        values = np.asarray(self.weights_init) / sum(self.weights_init)
+        names = self.branch_names or [f"branch_{i}" for i in range(len(values))]
+        return {name: float(v) for name, v in zip(names, values, strict=False)}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"weights": self.weights_init})
+        return config
