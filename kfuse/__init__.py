@@ -21,6 +21,9 @@ _LAZY = {
     "training": "kfuse.training",
     "evaluation": "kfuse.evaluation",
     "tuning": "kfuse.tuning",
+    "ensemble": "kfuse.ensemble",
+    "merge": "kfuse.merge",
+    "datasets": "kfuse.datasets",
 }
 _LAZY_NAMES = {
     "Stacker": ("kfuse.training", "Stacker"),
@@ -36,5 +39,11 @@ def __getattr__(name):
         return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'kfuse' has no attribute {name!r}")
 
+
+# Saved ensemble graphs hold kfuse.ensemble's layers and schedules (WeightedVote,
+# TriangularCycle): register them on `import kfuse`, as kfuse.layers' are, so that
+# `keras.saving.load_model` reads any kfuse .keras file without a further import.
+import kfuse.ensemble.layers  # noqa: E402, F401
+import kfuse.ensemble.snapshots  # noqa: E402, F401
 
 __all__ = ["Branch", "FusedModel", "early_fusion", "heads", "layers", "stack", "__version__"]
