@@ -182,7 +182,7 @@ def stack(
             raise ValueError(f"warm_start=True does not apply: {reason}. Use warm_start='auto' or False.")
         if warm and kind is not None:
             top_module.warm_start(top, head, kind, len(branches), fusion_layer)
-        out = top({**outputs, **{k: inputs[k] for k in raw_names}})
+        out = top([*outputs.values(), *(inputs[k] for k in raw_names)])
         info = {
             "version": _version(),
             "branches": [
@@ -200,7 +200,7 @@ def stack(
             "head": head_config(head),
             "passthrough": bool(passthrough),
             "presence_input": bool(presence_input),
-            "top_inputs": list(top.input),
+            "top_inputs": [t.name for t in top.inputs],
             "warm_start": kind is not None and bool(warm),
         }
         model = FusedModel(inputs, out, name=name, kfuse_info=info, strategy=resolved_strategy)

@@ -38,7 +38,7 @@ class FusedModel(keras.Model):
                          kfuse.Branch(base, name="b", inputs="x")], head=3)
     model.fit(np.zeros((4, 8)), np.array([0, 1, 2, 0]), epochs=1, verbose=0)
     model.predict_proba(np.zeros((2, 8))).shape  # (2, 3)
-    model.top.input.keys()  # a, b: the top reads the branch outputs
+    model.top_input_names  # ['a', 'b']: the top reads the branch outputs
     ```
     """
 
@@ -83,7 +83,7 @@ class FusedModel(keras.Model):
     @property
     def top_input_names(self):
         """The top's inputs: the branch names, then the raw inputs it reads itself."""
-        return list(self.top.input)
+        return [t.name for t in self.top.inputs]
 
     @property
     def top_raw_inputs(self):
@@ -110,11 +110,16 @@ class FusedModel(keras.Model):
             raise ValueError(f"No branch {name!r}; branches: {self.branch_names}")
         return super().get_layer(name)
 
-    def branch_tensor(self, name):
-        """The output of branch `name` as a tensor of this model's inputs (`model.input`)."""
+    def branch_tensor(self, name, inputs=None):
+        """Branch `name` called on `inputs` (default: this model's own `model.input`).
+
+        `inputs` is a dict of input name -> symbolic tensor; the result is the branch
+        output as a tensor of those inputs (a new call of the branch's sub-model).
+        """
         info = next(b for b in self.kfuse_info["branches"] if b["name"] == name)
         sub = self.branch(name)
-        tensors = [self.input[k] for k in info["inputs"]]
+        inputs = self.input if inputs is None else inputs
+        tensors = [inputs[k] for k in info["inputs"]]
         structure = sub.input
         if isinstance(structure, dict):
             return sub(dict(zip(structure, tensors, strict=True)))
@@ -186,7 +191,7 @@ class FusedModel(keras.Model):
                 vx, vy = validation_data[0], validation_data[1]
             vdata, vy, _ = features(vx, vy, f"Model '{self.name}'.fit_head validation_data")
             validation_data = (vdata, vy)
-        with self._scope():
+        with self.strategy_scope():
             top = compile_top(self.top, self, metrics=self.head.metrics() if self.head else None)
         return fit_top(
             top, data, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data, **kwargs
@@ -240,7 +245,7 @@ class FusedModel(keras.Model):
             raise ValueError(f"Model '{self.name}': labels do not fit the head {head}: {error}") from None
 
     # -- Keras entry points -------------------------------------------------------------
-    def _scope(self):
+    def strategy_scope(self):
         """The scope of the strategy the model was built under, unless already in it."""
         strategy = getattr(self, "kfuse_strategy", None)
         if strategy is None:
@@ -255,7 +260,7 @@ class FusedModel(keras.Model):
         return super().call(self.as_inputs(inputs), training=training, mask=mask)
 
     def compile(self, *args, **kwargs):
-        with self._scope():
+        with self.strategy_scope():
             return super().compile(*args, **kwargs)
 
     def compile_from_config(self, config):
@@ -273,18 +278,18 @@ class FusedModel(keras.Model):
             checked = self._checked(validation[0], where + " validation_data", allow_nonfinite, validation[1])
             kwargs["validation_data"] = (checked,) + tuple(validation[1:])
         x = self._checked(x, where, allow_nonfinite, y)
-        with self._scope():
+        with self.strategy_scope():
             return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, allow_nonfinite=False, **kwargs):
         self._check_labels(y)
         x = self._checked(x, f"Model '{self.name}'.evaluate", allow_nonfinite, y)
-        with self._scope():
+        with self.strategy_scope():
             return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, allow_nonfinite=False, **kwargs):
         x = self._checked(x, f"Model '{self.name}'.predict", allow_nonfinite)
-        with self._scope():
+        with self.strategy_scope():
             return super().predict(x, *args, **kwargs)
 
     def predict_proba(self, x, **kwargs):

@@ -1,9 +1,10 @@
 """`model.top`: the layers above the branches (fusion, passthrough, meta-learner, head).
 
 `kfuse.stack` builds them as ONE functional `keras.Model` named "top", whose inputs are
-a dict: one entry per branch (the branch's output, keyed by branch name), then the raw
+named: one per branch (the branch's output, keyed by branch name), then the raw
 model inputs the top reads itself (every input with `passthrough=True`; the "presence"
-mask with `presence_input=True`). The fused model calls `top` on its branch outputs, so
+mask with `presence_input=True`); it takes them as a dict keyed by those names (or a list
+in that order). The fused model calls `top` on its branch outputs, so
 training `model.top` on cached branch outputs trains the fused model's own layers: this
 is how `fit_head`, the `Stacker`, cached tuner trials and `compare`'s ablation work.
 
@@ -49,7 +50,9 @@ def build_top(branch_specs, raw_specs, fusion_layer, meta, head, passthrough, me
         fused = keras.layers.Concatenate(name="passthrough")([_flatten(fused, "meta_input"), *flat])
     x = apply_meta(meta, fused, dropout=meta_dropout)
     out = head(x) if head is not None else x
-    return keras.Model({**inputs, **raw}, out, name=TOP_NAME)
+    # a list (branch order, then raw inputs) keeps the branches' order in the fused graph;
+    # the top still takes a dict keyed by these input names
+    return keras.Model([*inputs.values(), *raw.values()], out, name=TOP_NAME)
 
 
 def fuse(fusion_layer, names, outputs, presence=None):
