@@ -120,7 +120,7 @@ def check_rows(arrays, y=None, where="kfuse"):
     n = next(iter(counts.values())) if counts else None
     if y is not None and n is not None and rows(y) != n:
         listing = ", ".join(f"'{k}': {c}" for k, c in counts.items())
-        raise ValueError(f"{where}: the inputs have {n} rows ({listing}) but y has {rows(y)}; they must match")
+        raise ValueError(f"{where}: x has {n} rows ({listing}) but y has {rows(y)}; they must match")
     return n
 
 

@@ -358,10 +358,8 @@ class Stacker(EstimatorOutputs, BaseEstimator):
                 optimizer=optimizer, loss=self.head_.loss(), metrics=self.head_.metrics(), jit_compile=False
             )
         keras.utils.set_random_seed(self.seed_ + 7)
-        data = {n: v for n, v in model.top_data(features, arrays, rows).items() if n not in through}
-        for k in top.input if isinstance(top.input, dict) else [t.name for t in top.inputs]:
-            if k not in data:
-                data[k] = np.asarray(arrays[k])[rows]
+        top_names = [t.name for t in top.inputs] if not isinstance(top.input, dict) else list(top.input)
+        data = {k: np.asarray(features[k] if k in features else arrays[k])[rows] for k in top_names}
         if self.sample_weight_ is not None:
             settings["sample_weight"] = self.sample_weight_[rows]
         history = fit_top(top, data, y[rows], seed=self.seed_ + 7, verbose=0, **settings)
