@@ -11,8 +11,8 @@ from kfuse import heads, layers
 from kfuse.branches import Branch
 from kfuse.graph import early_fusion, stack
 from kfuse.model import FusedModel
+from kfuse.version import __version__
 
-__version__ = "0.1.0"
 
 _LAZY = {
     "distribute": "kfuse.distribute",

@@ -19,7 +19,10 @@ on `kfuse.mwms_compat`, a narrow fix for keras-team/keras#20585.
 Example:
 
 ```python
-import kfuse
+import keras, kfuse
+
+base = keras.Sequential([keras.Input((8,), name="x"), keras.layers.Dense(10)])
+branches = [kfuse.Branch(base, name="a"), kfuse.Branch(base, name="b")]
 strategy = kfuse.distribute.get_strategy("auto")
 model = kfuse.distribute.distributed_stack(branches, strategy=strategy, head=10,
                                            jit_compile=True, precision="mixed_bfloat16")

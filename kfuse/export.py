@@ -16,9 +16,15 @@ output keyed by branch name.
 Example:
 
 ```python
-import kfuse
-path = kfuse.export.export_saved_model(model, "saved_models/mnist1d_stack")  # .../1
-kfuse.export.inspect("saved_models/mnist1d_stack")
+import os, tempfile
+import keras, numpy as np, kfuse
+
+base = keras.Sequential([keras.Input((8,), name="signal"), keras.layers.Dense(3)])
+model = kfuse.stack([kfuse.Branch(base, name="a")], fusion=None, head=3)
+x = np.zeros((4, 8), "float32")
+base_dir = os.path.join(tempfile.mkdtemp(), "mnist1d_stack")
+path = kfuse.export.export_saved_model(model, base_dir)  # .../1
+kfuse.export.inspect(base_dir)
 body = kfuse.export.rest_payload({"signal": x[:2]}, signature=path)  # json.dumps(body)
 ```
 """
@@ -143,7 +149,12 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, branch_ou
     Example:
 
     ```python
-    path = kfuse.export.export_saved_model(model, "saved_models/mnist1d_stack")
+    import os, tempfile
+    import keras, kfuse
+
+    base = keras.Sequential([keras.Input((8,), name="signal"), keras.layers.Dense(3)])
+    model = kfuse.stack([kfuse.Branch(base, name="a")], fusion=None, head=3)
+    path = kfuse.export.export_saved_model(model, os.path.join(tempfile.mkdtemp(), "stack"))
     ```
     """
     import tensorflow as tf

@@ -8,6 +8,7 @@ from kfuse.layers import get_fusion
 from kfuse.model import FusedModel
 from kfuse.strategy import strategy_scope
 from kfuse import top as top_module
+from kfuse.version import __version__
 from kfuse.top import TOP_NAME, build_top, check_warm, warm_start_plan
 
 RESERVED_NAMES = ("fusion", "passthrough", "meta_input", TOP_NAME)
@@ -184,7 +185,7 @@ def stack(
             top_module.warm_start(top, head, kind, len(branches), fusion_layer)
         out = top([*outputs.values(), *(inputs[k] for k in raw_names)])
         info = {
-            "version": _version(),
+            "version": __version__,
             "branches": [
                 {
                     "name": b.name,
@@ -207,12 +208,6 @@ def stack(
         if compile and head is not None:
             model.compile(optimizer=optimizer, loss=head.loss(), metrics=head.metrics())
     return model
-
-
-def _version():
-    from kfuse import __version__
-
-    return __version__
 
 
 def kfuse_fusion_names():

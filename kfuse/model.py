@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from kfuse import inputs as kinputs
+from kfuse.epoch_loop import compile_top, fit_top
 from kfuse.heads import head_from_config
 
 #: the first kfuse version whose models hold `model.top`
@@ -152,12 +153,10 @@ class FusedModel(keras.Model):
 
         Every branch must be frozen: their outputs are computed once (one batched pass)
         and the epochs run only `model.top`, one traced call per epoch
-        (`kfuse.training.cache.fit_top`), far faster than `fit` through the frozen
+        (`kfuse.epoch_loop.fit_top`), far faster than `fit` through the frozen
         branches. `x` is what `fit` takes (arrays, a dict, or a `tf.data.Dataset` of
         (x, y) pairs); so is `validation_data`. Also takes `seed` (the shuffling order).
         """
-        from kfuse.training.cache import compile_top, fit_top  # training stands above model
-
         trainable = [n for n in self.branch_names if self.branch(n).trainable]
         if trainable:
             raise ValueError(

@@ -37,7 +37,7 @@ def tune(config, verbose=1):
     import kfuse
     from kfuse.export import export_saved_model
     from kfuse.tuning import FusionHyperModel, make_tuner
-    from kfuse.tuning.config import load_data
+    from kfuse.data import load_data_section as load_data
 
     x, y, validation = load_data(config["data"])
     branches = [

@@ -5,7 +5,7 @@ epoch (as `Model.fit` on the whole graph does) repeats the same work. Here each 
 branch runs once over all rows (a batched predict); the fusion, meta-learner and head
 then train on the cached arrays: that is `model.top` (the fused model's own sub-model
 above the branches, trained directly), with `fit_top`, which runs each epoch as one
-traced call (`kfuse.training.epoch_loop`). Three users, one route:
+traced call (`kfuse.epoch_loop`). Three users, one route:
 
 - `FusedModel.fit_head`: a stack whose branches are all frozen;
 - `kfuse.Stacker`: frozen branches beside out-of-fold predictions of trained ones;
@@ -14,12 +14,10 @@ traced call (`kfuse.training.epoch_loop`). Three users, one route:
 """
 
 from kfuse.training.base_training import feature_model, predict
-from kfuse.training.epoch_loop import fit_in_memory, supports
+from kfuse.epoch_loop import compile_top, fit_top  # noqa: F401  (the one route, re-exported)
 from kfuse.training.inputs import data_digest
 
 CACHE_BATCH = 1024
-#: `Model.fit` on the top, where the in-memory loop does not apply: steps per traced call
-STEPS_PER_EXECUTION = 32
 
 
 def cached_features(branches, methods, arrays, input_shapes, batch_size=CACHE_BATCH):
@@ -108,26 +106,3 @@ def through_graph(model, names):
     feed = {**cached, **{n: model.branch_tensor(n, tensors) for n in names}}
     feed.update({k: tensors[k] for k in model.top_raw_inputs})
     return keras.Model({**cached, **tensors}, model.top(feed), name=f"{model.name}_through_graph")
-
-
-def fit_top(top, x, y, seed=None, **fit_kwargs):
-    """Train the compiled `top` on in-memory arrays; returns the Keras `History`.
-
-    One traced call per epoch where it applies (`epoch_loop.supports`); otherwise
-    `top.fit`. `seed` fixes the shuffling order of the in-memory loop.
-    """
-    if supports(top, x, y, fit_kwargs):
-        return fit_in_memory(top, x, y, seed=seed, **fit_kwargs)
-    return top.fit(x, y, **fit_kwargs)
-
-
-def compile_top(top, model, metrics=None, **compile_kwargs):
-    """Compile `top` with `model`'s optimizer and loss (and `metrics`, fresh objects)."""
-    top.compile(
-        optimizer=model.optimizer,
-        loss=model.loss,
-        metrics=metrics,
-        steps_per_execution=STEPS_PER_EXECUTION,
-        **compile_kwargs,
-    )
-    return top

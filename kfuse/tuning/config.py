@@ -127,28 +127,3 @@ def _dimension(value, where):
             raise ValueError(f"{where}: a range needs `min` and `max`; received {value}")
         return Range(value["min"], value["max"], step=value.get("step"), sampling=value.get("sampling", "linear"))
     return value
-
-
-def load_data(data):
-    """(x, y, validation or None) from a checked `data` section."""
-    import numpy as np
-
-    if data["source"] == "mnist1d":
-        from kfuse.data import load_mnist1d
-
-        (x, y), (x_val, y_val) = load_mnist1d()
-        validation = None
-    else:
-        with np.load(data["source"]) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-        keys = {k: data.get(k, k) for k in ("x", "y", "x_val", "y_val")}
-        for k in ("x", "y"):
-            if keys[k] not in arrays:
-                raise ValueError(f"data {data['source']!r} has no array {keys[k]!r}; it holds {sorted(arrays)}")
-        x, y = arrays[keys["x"]], arrays[keys["y"]]
-        has_val = keys["x_val"] in arrays and keys["y_val"] in arrays
-        validation = (arrays[keys["x_val"]], arrays[keys["y_val"]]) if has_val else None
-    rows = data.get("rows")
-    if rows:
-        x, y = x[:rows], y[:rows]
-    return x, y, validation
