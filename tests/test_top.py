@@ -1,8 +1,8 @@
 """`model.top`: one sub-model above the branches; warm start; files of kfuse 0.1.0."""
 
 import os
+import re
 import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -112,17 +112,15 @@ def test_warm_start_never_below_the_average_on_digits():
     x, y = x[order], y[order]
     x_base, y_base, x_fit, y_fit, x_test, y_test = x[:300], y[:300], x[300:700], y[300:700], x[700:], y[700:]
 
-    def weak(name, columns):
-        keras.utils.set_random_seed(len(columns))
-        inp = keras.Input((64,), name="pixels")
-        picked = keras.layers.Lambda(lambda t, c=columns: keras.ops.take(t, c, axis=1))(inp)
-        out = keras.layers.Dense(10, activation="softmax", name="out")(picked)
-        model = keras.Model(inp, out, name=name)
-        model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
-        model.fit(x_base, y_base, epochs=3, batch_size=64, verbose=0)
+    def weak(name, width):  # a narrow bottleneck keeps the base weak
+        keras.utils.set_random_seed(width)
+        model = keras.Sequential([keras.Input((64,), name="pixels"), keras.layers.Dense(width, activation="relu"),
+                                  keras.layers.Dense(10, activation="softmax", name="out")], name=name)  # fmt: skip
+        model.compile(keras.optimizers.Adam(0.02), "sparse_categorical_crossentropy")
+        model.fit(x_base, y_base, epochs=4, batch_size=32, verbose=0)
         return model
 
-    bases = [weak("left", np.arange(0, 64, 8)), weak("top", np.arange(0, 16))]
+    bases = [weak("narrow", 2), weak("wider", 3)]
     probs = [m.predict(x_test, verbose=0) for m in bases]
     accs = [float(np.mean(p.argmax(-1) == y_test)) for p in probs]
     average = float(np.mean(np.mean(probs, axis=0).argmax(-1) == y_test))
@@ -177,13 +175,9 @@ def test_fit_head_takes_a_tf_data_dataset():
 
 
 def test_imports_flow_one_way():
-    code = (
-        "import sys, kfuse.model, kfuse.graph; "
-        "print(sorted(m for m in sys.modules if m.startswith('kfuse.training') or m == 'kfuse.data'))"
-    )
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": ROOT})  # fmt: skip
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.strip() == "[]"  # model and graph need no training/ and no demo data
-    with open(os.path.join(ROOT, "kfuse", "tuning", "config.py")) as f:
-        assert "kfuse.data" not in f.read()  # the demo data loads in the command line, not here
+    # the core floors import nothing from training/ and no demo data (kfuse.data)
+    for name in ("model.py", "graph.py", "top.py", "inputs.py", "strategy.py", "epoch_loop.py", "heads.py",
+                 os.path.join("tuning", "config.py")):  # fmt: skip
+        with open(os.path.join(ROOT, "kfuse", name)) as f:
+            source = f.read()
+        assert not re.search(r"(from|import) kfuse\.(training|data)\b", source), name

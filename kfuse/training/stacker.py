@@ -67,17 +67,18 @@ class Stacker(EstimatorOutputs, BaseEstimator):
     Example:
 
     ```python
-    import numpy as np, kfuse
-    from kfuse.demo import build_mlp
+    import keras, numpy as np, kfuse
 
     x = np.random.default_rng(0).normal(size=(60, 40)).astype("float32")
     y = np.arange(60) % 3
-    branches = [kfuse.Branch(build_mlp(n), name=n, inputs="signal", fit={"epochs": 1})
-                for n in ("a", "b")]
-    stacker = kfuse.Stacker(branches, head=kfuse.heads.Classification(10), cv=2,
-                            verbose=0, meta_fit={"epochs": 2})
+    trained = keras.Sequential([keras.Input((40,), name="signal"), keras.layers.Dense(3, activation="softmax")])
+    branches = [kfuse.Branch(trained, name="prior", trainable=False),  # used as it is
+                kfuse.Branch(lambda t: keras.layers.Dense(8, activation="relu")(t), name="fresh",
+                             inputs="signal", fit={"epochs": 1})]     # trained out-of-fold
+    stacker = kfuse.Stacker(branches, head=3, cv=2, verbose=0, meta_fit={"epochs": 2})
     stacker.fit(x, y)
-    stacker.predict(x).shape  # (60, 10)
+    stacker.predict(x).shape        # (60,): class labels
+    stacker.predict_proba(x).shape  # (60, 3)
     ```
     """
 
