@@ -13,7 +13,6 @@ from kfuse.graph import early_fusion, stack
 from kfuse.model import FusedModel
 from kfuse.version import __version__
 
-
 _LAZY = {
     "distribute": "kfuse.distribute",
     "export": "kfuse.export",

@@ -2,14 +2,14 @@
 
 import keras
 
+from kfuse import top as top_module
 from kfuse.branches import Branch
 from kfuse.heads import get_head, head_config
 from kfuse.layers import get_fusion
 from kfuse.model import FusedModel
 from kfuse.strategy import strategy_scope
-from kfuse import top as top_module
-from kfuse.version import __version__
 from kfuse.top import TOP_NAME, build_top, check_warm, warm_start_plan
+from kfuse.version import __version__
 
 RESERVED_NAMES = ("fusion", "passthrough", "meta_input", TOP_NAME)
 

@@ -141,7 +141,7 @@ def test_a_file_saved_by_kfuse_0_1_0_loads_and_names_the_version():
     np.testing.assert_allclose(model.predict(x, verbose=0), np.load(os.path.join(DATA, "kfuse_0_1_0_pred.npy")), atol=1e-5)
     assert model.kfuse_version == "0.1.0" and isinstance(model.head, kfuse.heads.Classification)
     with pytest.raises(ValueError, match=r"saved by kfuse 0\.1\.0.*kfuse >= 0\.2\.0"):
-        model.top
+        _ = model.top
     assert kfuse.__version__ == "0.2.0"
 
 

@@ -17,10 +17,10 @@ from kfuse.training import base_training as bt
 from kfuse.training.averaging import fold_average_model
 from kfuse.training.cache import cached_features, fit_top, through_graph
 from kfuse.training.checkpoint import WorkDir
+from kfuse.training.estimator import EstimatorOutputs, classes_of, resolve_seed
 from kfuse.training.fingerprint import fingerprint
 from kfuse.training.folds import resolve_cv
 from kfuse.training.levels import LevelTwo
-from kfuse.training.estimator import EstimatorOutputs, classes_of, resolve_seed
 from kfuse.training.settings import check_meta_fit, default_head, meta_batch_size, resolve_method
 
 
