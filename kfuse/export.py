@@ -16,9 +16,7 @@ output keyed by branch name.
 Example:
 
 ```python
-import os, tempfile
-import keras, numpy as np, kfuse
-
+import os, tempfile, keras, numpy as np, kfuse
 base = keras.Sequential([keras.Input((8,), name="signal"), keras.layers.Dense(3)])
 model = kfuse.stack([kfuse.Branch(base, name="a")], fusion=None, head=3)
 x = np.zeros((4, 8), "float32")
@@ -149,9 +147,7 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, branch_ou
     Example:
 
     ```python
-    import os, tempfile
-    import keras, kfuse
-
+    import os, tempfile, keras, kfuse
     base = keras.Sequential([keras.Input((8,), name="signal"), keras.layers.Dense(3)])
     model = kfuse.stack([kfuse.Branch(base, name="a")], fusion=None, head=3)
     path = kfuse.export.export_saved_model(model, os.path.join(tempfile.mkdtemp(), "stack"))

@@ -66,13 +66,13 @@ def recompile_outside_scope():
     """stack(strategy=s), then compile and fit OUTSIDE s.scope(): the model keeps s."""
     strategy = tf.distribute.MirroredStrategy(DEVICES)
     model = kfuse.stack(branches(), strategy=strategy, head=3, meta=(8,))
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.1),
+    model.compile(  # the optimizer is named, so compile creates its variables (in s's scope)
+        optimizer="adam",
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
     x, y = data()
-    history = model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    history = model.fit(x, y, batch_size=32, epochs=3, verbose=0)
     optimizer_mirrored = all(
         isinstance(getattr(v, "value", v), tf.distribute.DistributedValues) for v in model.optimizer.variables
     )
