@@ -62,12 +62,12 @@ def run_seed(seed, x, y, x_test, y_test, log):
 
     def oof_stack():
         stacker = kfuse.Stacker(branches(), cv=5, refit=False, work_dir=work, **common).fit(x, y)
-        return accuracy(stacker.predict(x_test), y_test)
+        return accuracy(stacker.decision_function(x_test), y_test)
 
     def refit_stack():
         stacker = kfuse.Stacker(branches(), cv=5, refit=True, work_dir=work, **common).fit(x, y)
         models.update(stacker.base_models_)
-        return accuracy(stacker.predict(x_test), y_test)
+        return accuracy(stacker.decision_function(x_test), y_test)
 
     def two_level():
         stacker = kfuse.Stacker(branches(), cv=5, refit=False, levels=2, work_dir=work, **common)
@@ -78,11 +78,11 @@ def run_seed(seed, x, y, x_test, y_test, log):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             stacker = kfuse.Stacker(frozen, cv="prefit", **common).fit(x, y)
-        return accuracy(stacker.predict(x_test), y_test)
+        return accuracy(stacker.decision_function(x_test), y_test)
 
     def blend():
         stacker = kfuse.Stacker(branches(), cv=0.2, refit=False, **common).fit(x, y)
-        return accuracy(stacker.predict(x_test), y_test)
+        return accuracy(stacker.decision_function(x_test), y_test)
 
     try:
         row(ORDER[6], oof_stack)

@@ -11,8 +11,7 @@ from kfuse import heads, layers
 from kfuse.branches import Branch
 from kfuse.graph import early_fusion, stack
 from kfuse.model import FusedModel
-
-__version__ = "0.1.0"
+from kfuse.version import __version__
 
 _LAZY = {
     "distribute": "kfuse.distribute",

@@ -6,6 +6,7 @@ the arrays are cached as an `.npz` under `KFUSE_CACHE_DIR` (default `~/.cache/kf
 """
 
 import os
+import zipfile
 
 import numpy as np
 
@@ -65,3 +66,34 @@ def holdout_split(n, fraction, seed=0, stratify=None):
 
     idx = np.arange(n)
     return train_test_split(idx, test_size=fraction, random_state=seed, stratify=stratify)
+
+
+def load_data_section(data):
+    """(x, y, validation or None) from a checked `data` section of a tuning config.
+
+    `source` is "mnist1d" (the demo data) or an `.npz` file with arrays `x`, `y` (and
+    optionally `x_val`, `y_val`; other names via the section's keys).
+    """
+    if data["source"] == "mnist1d":
+        (x, y), (x_val, y_val) = load_mnist1d()
+        validation = None
+    else:
+        try:
+            with np.load(data["source"]) as archive:
+                arrays = {k: archive[k] for k in archive.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(
+                f"data {data['source']!r} is damaged or not an .npz file ({type(error).__name__}); "
+                "write it again with np.savez(path, x=..., y=...)"
+            ) from None
+        keys = {k: data.get(k, k) for k in ("x", "y", "x_val", "y_val")}
+        for k in ("x", "y"):
+            if keys[k] not in arrays:
+                raise ValueError(f"data {data['source']!r} has no array {keys[k]!r}; it holds {sorted(arrays)}")
+        x, y = arrays[keys["x"]], arrays[keys["y"]]
+        has_val = keys["x_val"] in arrays and keys["y_val"] in arrays
+        validation = (arrays[keys["x_val"]], arrays[keys["y_val"]]) if has_val else None
+    rows = data.get("rows")
+    if rows:
+        x, y = x[:rows], y[:rows]
+    return x, y, validation

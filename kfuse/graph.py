@@ -1,17 +1,18 @@
 """`stack()` and `early_fusion()`: assemble branches, fusion, meta-learner and head."""
 
-import contextlib
-
 import keras
 
+from kfuse import top as top_module
 from kfuse.branches import Branch
-from kfuse.heads import get_head
-from kfuse.layers import FusionLayer, get_fusion
-from kfuse.meta import apply_meta
+from kfuse.heads import get_head, head_config
+from kfuse.layers import get_fusion
 from kfuse.model import FusedModel
 from kfuse.names import check_name
+from kfuse.strategy import strategy_scope
+from kfuse.top import TOP_NAME, build_top, check_warm, warm_start_plan
+from kfuse.version import __version__
 
-RESERVED_NAMES = ("fusion", "passthrough", "meta_input")
+RESERVED_NAMES = ("fusion", "passthrough", "meta_input", TOP_NAME)
 
 
 def check_branches(branches):
@@ -85,16 +86,6 @@ def _check_names(branches, specs, fusion_layer):
         taken[b.name] = f"branch '{b.name}'"
 
 
-def strategy_scope(strategy):
-    """(context manager, strategy) for a strategy name, object or None (no scope)."""
-    if strategy is None:
-        return contextlib.nullcontext(), None
-    from kfuse.distribute import get_strategy  # TensorFlow only: imported lazily
-
-    resolved = get_strategy(strategy)
-    return resolved.scope(), resolved
-
-
 def stack(
     branches,
     fusion="concat",
@@ -108,8 +99,9 @@ def stack(
     compile=True,
     optimizer="adam",
     presence_input=False,
+    warm_start="auto",
 ):
-    """Fuse branches into ONE functional Keras model.
+    """Fuse branches into ONE functional Keras model: the branches, then `model.top`.
 
     Args:
         branches: list of `kfuse.Branch`.
@@ -128,10 +120,18 @@ def stack(
         presence_input: add an input "presence", `(batch, number of branches)`, of 1
             (branch present) and 0 (missing modality) handed to the fusion layer, which
             must support masks. The model fills it with ones when the data lacks it.
+        warm_start: "auto" (default) starts the head as an identity over the fused class
+            scores where that applies (late fusion of class-score branches by concat,
+            average or weighted_average, no meta-learner, a classification head; see
+            `kfuse.top`), so the untrained stack predicts what its branches' average
+            predicts; True requires it (a ValueError says why it cannot apply); False
+            keeps Keras's random initialisation.
 
     Returns:
         a `kfuse.FusedModel` (a functional `keras.Model`) whose inputs are a dict keyed by
-        input name; with one input, a bare array is accepted too.
+        input name; with one input, a bare array is accepted too. Its layers are the
+        input layers, one sub-model per branch, and `model.top` (fusion, passthrough,
+        meta-learner and head as one `keras.Model`, called on the branch outputs).
 
     Example:
 
@@ -159,30 +159,38 @@ def stack(
     for key in specs:  # names from input_shapes= too; Branch checks its own
         check_name(key, "input")
     _check_names(branches, specs, fusion_layer)
+    warm = check_warm(warm_start)
     scope, resolved_strategy = strategy_scope(strategy)
     with scope:
         inputs = {
             key: keras.Input(shape=shape, name=key, dtype=dtype) for key, (shape, dtype) in specs.items()
         }
         shapes = {key: shape for key, (shape, _) in specs.items()}
-        outputs = []
+        outputs = {}
         for b in branches:
             out, _ = b({k: inputs[k] for k in b.input_names}, shapes)
-            outputs.append(out)
-        presence = None
+            outputs[b.name] = out
         if presence_input:
             if "presence" in inputs:
                 raise ValueError("presence_input=True needs the input name 'presence' free")
-            presence = keras.Input(shape=(len(branches),), name="presence")
-            inputs["presence"] = presence
+            inputs["presence"] = keras.Input(shape=(len(branches),), name="presence")
             shapes["presence"] = (len(branches),)
-        fused = _fuse(fusion_layer, branches, outputs, presence)
-        if passthrough:
-            raw = [_flatten(inputs[k], f"passthrough_flatten_{k}") for k in inputs]
-            fused = keras.layers.Concatenate(name="passthrough")([_flatten(fused, "meta_input"), *raw])
-        x = apply_meta(meta, fused, dropout=meta_dropout)
-        out = head(x) if head is not None else x
+        raw_names = list(inputs) if passthrough else (["presence"] if presence_input else [])
+        top = build_top(
+            {n: (tuple(o.shape[1:]), o.dtype) for n, o in outputs.items()},
+            {k: (tuple(inputs[k].shape[1:]), inputs[k].dtype) for k in raw_names},
+            fusion_layer, meta, head, passthrough, meta_dropout, presence=presence_input,
+        )  # fmt: skip
+        kind, reason = warm_start_plan(
+            [b.output_kind for b in branches], [o.shape[1:] for o in outputs.values()], fusion_layer, meta, head
+        )
+        if warm is True and kind is None:
+            raise ValueError(f"warm_start=True does not apply: {reason}. Use warm_start='auto' or False.")
+        if warm and kind is not None:
+            top_module.warm_start(top, head, kind, len(branches), fusion_layer)
+        out = top([*outputs.values(), *(inputs[k] for k in raw_names)])
         info = {
+            "version": __version__,
             "branches": [
                 {
                     "name": b.name,
@@ -195,11 +203,13 @@ def stack(
             ],
             "inputs": {k: list(s) for k, s in shapes.items()},
             "fusion": fusion_layer.name if fusion_layer is not None else None,
-            "head": head.get_config() if head is not None else None,
+            "head": head_config(head),
             "passthrough": bool(passthrough),
             "presence_input": bool(presence_input),
+            "top_inputs": [t.name for t in top.inputs],
+            "warm_start": kind is not None and bool(warm),
         }
-        model = FusedModel(inputs, out, name=name, kfuse_info=info)
+        model = FusedModel(inputs, out, name=name, kfuse_info=info, strategy=resolved_strategy)
         if compile and head is not None:
             model.compile(optimizer=optimizer, loss=head.loss(), metrics=head.metrics())
     return model
@@ -209,29 +219,6 @@ def kfuse_fusion_names():
     from kfuse.layers import fusion_names
 
     return fusion_names()
-
-
-def _fuse(fusion_layer, branches, outputs, presence=None):
-    if fusion_layer is None:
-        return outputs[0]
-    if not isinstance(fusion_layer, FusionLayer):
-        raise TypeError(f"fusion must be a kfuse.layers.FusionLayer; received {type(fusion_layer).__name__}")
-    if fusion_layer.built:
-        raise ValueError(
-            f"The fusion layer '{fusion_layer.name}' is already part of another model; "
-            "pass a fresh instance (or a fusion name) to each stack() call"
-        )
-    if fusion_layer.branch_names is None:
-        fusion_layer.branch_names = [b.name for b in branches]
-    fusion_layer._check_shapes([tuple(o.shape) for o in outputs])
-    if presence is not None:
-        if not fusion_layer.supports_presence:
-            raise ValueError(
-                f"presence_input=True, but fusion layer '{fusion_layer.name}' "
-                f"({type(fusion_layer).__name__}) does not support a presence mask"
-            )
-        return fusion_layer(outputs, presence=presence)
-    return fusion_layer(outputs)
 
 
 def _flatten(x, name):

@@ -10,7 +10,12 @@ import numpy as np
 
 
 class Head:
-    """Base class: a Dense output layer plus its loss, metrics and label check."""
+    """Base class: a Dense output layer plus its loss, metrics, label check and probabilities.
+
+    Heads are registered Keras serializables (`keras.saving.serialize_keras_object(head)`
+    and `deserialize_keras_object` round-trip them; `get_config` holds the constructor
+    arguments).
+    """
 
     #: "softmax", "sigmoid" or None: what turns the output into probabilities
     activation = None
@@ -41,9 +46,22 @@ class Head:
     def check_labels(self, y):
         """Raise a ValueError explaining how `y` misfits this head; return None if fine."""
 
+    def probabilities(self, logits):
+        """Probabilities from this head's outputs: softmax or sigmoid, as numpy (float).
+
+        Example:
+
+        ```python
+        import numpy as np, kfuse
+
+        kfuse.heads.Classification(2).probabilities(np.array([[0.0, 0.0]]))  # [[0.5, 0.5]]
+        kfuse.heads.Binary().probabilities(np.array([[0.0]]))                # [[0.5]]
+        ```
+        """
+        return to_probabilities(logits, self.activation, where=repr(self))
+
     def get_config(self):
         return {
-            "class_name": type(self).__name__,
             "units": self.units,
             "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer)
             if self.kernel_regularizer is not None
@@ -51,14 +69,35 @@ class Head:
             "name": self.name,
         }
 
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("kernel_regularizer") is not None:
+            config["kernel_regularizer"] = keras.regularizers.deserialize(config["kernel_regularizer"])
+        return cls(**config)
+
     def __repr__(self):
         return f"{type(self).__name__}(units={self.units})"
+
+
+def to_probabilities(logits, activation, where="head"):
+    """softmax (over the last axis) or sigmoid of `logits`, stably, in numpy."""
+    if activation not in ("softmax", "sigmoid"):
+        raise ValueError(f"{where} gives no probabilities (activation {activation!r}); use its outputs as they are")
+    logits = np.asarray(logits)
+    logits = logits.astype("float64" if logits.dtype == np.float64 else "float32")
+    if activation == "softmax":
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        e = np.exp(shifted)
+        return e / e.sum(axis=-1, keepdims=True)
+    return 0.5 * (1.0 + np.tanh(0.5 * logits))  # the sigmoid, without overflow
 
 
 def _shape_text(y):
     return f"shape {tuple(y.shape)}, dtype {y.dtype}"
 
 
+@keras.saving.register_keras_serializable(package="kfuse")
 class Classification(Head):
     """Single-label classification into `num_classes`: logits out, softmax for probabilities.
 
@@ -139,6 +178,7 @@ class Classification(Head):
         return {**config, "labels": self.labels}
 
 
+@keras.saving.register_keras_serializable(package="kfuse")
 class Binary(Head):
     """Two-class classification with one logit; sigmoid gives P(class 1).
 
@@ -175,6 +215,7 @@ class Binary(Head):
         return config
 
 
+@keras.saving.register_keras_serializable(package="kfuse")
 class MultiLabel(Head):
     """Independent yes/no for each of `num_labels` labels: logits out, sigmoid per label.
 
@@ -214,6 +255,7 @@ class MultiLabel(Head):
         return config
 
 
+@keras.saving.register_keras_serializable(package="kfuse")
 class Regression(Head):
     """Real-valued outputs (linear), mean squared error loss, MAE metric.
 
@@ -272,11 +314,20 @@ def get_head(head):
 
 
 def head_from_config(config):
-    """Rebuild a head from `Head.get_config()` (used when a fused model is reloaded)."""
+    """Rebuild a head from a fused model's `kfuse_info["head"]` (used when it is reloaded).
+
+    Reads both the Keras serialization (`serialize_keras_object`, kfuse >= 0.2.0) and
+    the flat dict of kfuse 0.1.0 (`{"class_name": ..., constructor arguments}`).
+    """
     if not config:
         return None
+    if "config" in config and "module" in config:
+        return keras.saving.deserialize_keras_object(config)
     config = dict(config)
-    if config.get("kernel_regularizer") is not None:
-        config["kernel_regularizer"] = keras.regularizers.deserialize(config["kernel_regularizer"])
     cls = {c.__name__: c for c in (Classification, Binary, MultiLabel, Regression)}[config.pop("class_name")]
-    return cls(**config)
+    return cls.from_config(config)
+
+
+def head_config(head):
+    """What a fused model stores for its head (a Keras serialization)."""
+    return keras.saving.serialize_keras_object(head) if head is not None else None

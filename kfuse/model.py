@@ -1,9 +1,16 @@
 """`FusedModel`: the functional `keras.Model` that `kfuse.stack` returns."""
 
+import contextlib
+
 import keras
 import numpy as np
 
+from kfuse import inputs as kinputs
+from kfuse.epoch_loop import compile_top, fit_top
 from kfuse.heads import head_from_config
+
+#: the first kfuse version whose models hold `model.top`
+TOP_VERSION = "0.2.0"
 
 
 @keras.saving.register_keras_serializable(package="kfuse")
@@ -11,9 +18,14 @@ class FusedModel(keras.Model):
     """A functional Keras model that knows its branches, fusion layer and head.
 
     It is an ordinary functional `keras.Model` (fit, evaluate, save, export, KerasTuner
-    all work as usual) with a few conveniences: a bare array is accepted where the model
-    has one input, `fit` checks labels against the head before training, and
-    `predict_proba`, `branch_outputs` and `fusion_layer` expose what was fused.
+    all work as usual) whose layers are its inputs, one sub-model per branch and
+    `model.top`: the fusion, passthrough, meta-learner and head as ONE `keras.Model`,
+    called on the branch outputs. Conveniences: a bare array is accepted where the model
+    has one input, inputs are checked (row counts, NaN / inf: `allow_nonfinite=True`
+    switches that off), `fit` checks labels against the head, `fit_head` trains the top
+    on cached outputs of frozen branches, and `predict_proba`, `branch_outputs` and
+    `fusion_layer` expose what was fused. A model built with `stack(..., strategy=s)`
+    compiles and fits in `s`'s scope wherever it is called.
 
     Build it with `kfuse.stack`; reload it with `keras.saving.load_model`.
 
@@ -27,79 +39,125 @@ class FusedModel(keras.Model):
                          kfuse.Branch(base, name="b", inputs="x")], head=3)
     model.fit(np.zeros((4, 8)), np.array([0, 1, 2, 0]), epochs=1, verbose=0)
     model.predict_proba(np.zeros((2, 8))).shape  # (2, 3)
+    model.top_input_names  # ['a', 'b']: the top reads the branch outputs
     ```
     """
 
     def __init__(self, inputs, outputs, name=None, **kwargs):
         info = kwargs.pop("kfuse_info", None) or {}
+        strategy = kwargs.pop("strategy", None)
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
         self.kfuse_info = info
+        self.kfuse_strategy = strategy
 
     # -- what was fused ---------------------------------------------------------------
+    @property
+    def kfuse_version(self):
+        """The kfuse version that built the model ("0.1.0" for files without one)."""
+        return self.kfuse_info.get("version", "0.1.0")
+
     @property
     def branch_names(self):
         return [b["name"] for b in self.kfuse_info.get("branches", [])]
 
     @property
     def input_names(self):
-        return list(self.kfuse_info.get("inputs", {}))
+        return kinputs.input_names(self)
 
     @property
     def head(self):
         return head_from_config(self.kfuse_info.get("head"))
 
     @property
+    def top(self):
+        """The layers above the branches as one `keras.Model` (inputs: `top_input_names`)."""
+        if "top_inputs" not in self.kfuse_info:
+            raise ValueError(
+                f"Model '{self.name}' was saved by kfuse {self.kfuse_version}, which built no "
+                f"model.top (kfuse >= {TOP_VERSION} does). It still predicts, evaluates, "
+                "trains and exports; for fit_head, the Stacker's cache or compare()'s "
+                "contributions rebuild it with this kfuse's kfuse.stack(...) and copy the "
+                "weights over layer by layer."
+            )
+        return super().get_layer("top")
+
+    @property
+    def top_input_names(self):
+        """The top's inputs: the branch names, then the raw inputs it reads itself."""
+        return [t.name for t in self.top.inputs]
+
+    @property
+    def top_raw_inputs(self):
+        """The model inputs the top reads besides branch outputs (passthrough, presence)."""
+        return [n for n in self.top_input_names if n not in self.branch_names]
+
+    @property
     def fusion_layer(self):
         name = self.kfuse_info.get("fusion")
         return self.get_layer(name) if name else None
+
+    def get_layer(self, name=None, index=None):
+        """A layer of the model, or (by name) of `model.top` when the model has none of that name."""
+        try:
+            return super().get_layer(name=name, index=index)
+        except ValueError:
+            if name is None or "top_inputs" not in self.kfuse_info:
+                raise
+            return self.top.get_layer(name)
 
     def branch(self, name):
         """The sub-model of branch `name`."""
         if name not in self.branch_names:
             raise ValueError(f"No branch {name!r}; branches: {self.branch_names}")
-        return self.get_layer(name)
+        return super().get_layer(name)
 
-    def branch_outputs(self, x, batch_size=256, verbose=0):
+    def branch_tensor(self, name, inputs=None):
+        """Branch `name` called on `inputs` (default: this model's own `model.input`).
+
+        `inputs` is a dict of input name -> symbolic tensor; the result is the branch
+        output as a tensor of those inputs (a new call of the branch's sub-model).
+        """
+        info = next(b for b in self.kfuse_info["branches"] if b["name"] == name)
+        sub = self.branch(name)
+        inputs = self.input if inputs is None else inputs
+        tensors = [inputs[k] for k in info["inputs"]]
+        structure = sub.input
+        if isinstance(structure, dict):
+            return sub(dict(zip(structure, tensors, strict=True)))
+        return sub(tensors[0] if len(tensors) == 1 else tensors)
+
+    def branch_outputs(self, x, batch_size=256, verbose=0, names=None):
         """Every branch's output on `x`, as a dict of branch name -> array (one pass)."""
-        outputs = [self.branch_tensor(n) for n in self.branch_names]
-        probe = keras.Model(self.inputs, outputs)
+        names = self.branch_names if names is None else list(names)
+        probe = keras.Model(self.input, [self.branch_tensor(n) for n in names])
         values = probe.predict(self.as_inputs(x), batch_size=batch_size, verbose=verbose)
-        if len(self.branch_names) == 1:
-            values = [values]
-        return dict(zip(self.branch_names, values, strict=True))
+        values = [values] if len(names) == 1 else values
+        return {n: np.asarray(v) for n, v in zip(names, values, strict=True)}
 
-    def branch_tensor(self, name):
-        """The output tensor of branch `name` in this graph (not inside the sub-model)."""
-        top_inputs = {id(t) for t in self.inputs}
-        for node in self.get_layer(name)._inbound_nodes:
-            if any(id(t) in top_inputs for t in node.input_tensors):
-                return node.output_tensors[0]
-        raise ValueError(f"Branch {name!r} is not connected to the inputs of model '{self.name}'")
+    def top_data(self, branch_values, x=None, rows=None):
+        """The dict `model.top` reads: branch outputs plus its raw inputs (from `x`)."""
+        pick = (lambda a: np.asarray(a)) if rows is None else (lambda a: np.asarray(a)[rows])
+        data = {n: pick(branch_values[n]) for n in self.branch_names}
+        raw = self.top_raw_inputs
+        if raw:
+            arrays = self.as_inputs(x)
+            data.update({k: pick(kinputs.as_numpy(arrays[k])) for k in raw})
+        return data
 
     # -- training the top on cached branch outputs -------------------------------------
-    def head_model(self):
-        """The part above the branches as a model sharing this model's layers.
+    def fit_head(
+        self, x, y=None, epochs=1, batch_size=None, validation_data=None, cache_batch_size=1024,
+        allow_nonfinite=False, **kwargs,
+    ):  # fmt: skip
+        """Train `model.top` on the frozen branches' cached outputs; returns the `History`.
 
-        Its inputs are the branch outputs (then the raw inputs, where passthrough or a
-        presence input feeds the top); training it trains this model's fusion,
-        meta-learner and head.
+        Every branch must be frozen: their outputs are computed once (one batched pass)
+        and the epochs run only `model.top`, one traced call per epoch
+        (`kfuse.epoch_loop.fit_top`), far faster than `fit` through the frozen
+        branches. `x` is what `fit` takes (arrays, a dict, or a `tf.data.Dataset` of
+        (x, y) pairs); so is `validation_data`. Also takes `seed` (the shuffling order).
         """
-        from kfuse.training.cache import top_model
-
-        return top_model(self)
-
-    def fit_head(self, x, y, epochs=1, batch_size=None, validation_data=None, cache_batch_size=1024, **kwargs):
-        """Train fusion + meta-learner + head on the frozen branches' cached outputs.
-
-        Every branch must be frozen: their outputs are computed once (one batched pass),
-        and the epochs then run only the small top of the graph, one traced call per
-        epoch (`kfuse.training.cache`), which is far faster than `fit` through the
-        frozen branches. Takes `fit`'s arguments (plus `seed`, the shuffling order);
-        returns the Keras `History`.
-        """
-        from kfuse.training.cache import compile_top, fit_top, graph_features, top_raw_inputs
-
-        trainable = [n for n in self.branch_names if self.get_layer(n).trainable]
+        trainable = [n for n in self.branch_names if self.branch(n).trainable]
         if trainable:
             raise ValueError(
                 f"fit_head trains on cached branch outputs, so every branch must be frozen; "
@@ -107,46 +165,65 @@ class FusedModel(keras.Model):
             )
         if self.optimizer is None or not self.compiled:
             raise ValueError(f"Model '{self.name}' is not compiled; compile it (or stack(compile=True)) first")
-        self._check_labels(y)
-        top = compile_top(self.head_model(), self, metrics=self.head.metrics() if self.head else None)
-        raw = top_raw_inputs(self)
+        def features(data, labels, where):
+            weights = None
+            if kinputs.is_dataset(data):
+                if labels is not None:
+                    raise ValueError(f"{where}: pass y inside the tf.data.Dataset, not as y=")
+                data, labels, weights = kinputs.read_dataset(data, where)
+            if self.kfuse_info.get("presence_input"):
+                data = self._with_presence(data, self.input_names)
+            arrays, labels, weights = kinputs.arrays_and_labels(
+                data, labels, self.input_names, where, allow_nonfinite, weights, self.name
+            )
+            self._check_labels(labels)
+            values = self.branch_outputs(arrays, batch_size=cache_batch_size)
+            return self.top_data(values, arrays), labels, weights
 
-        def features(data):
-            data = self.as_inputs(data)
-            outs = graph_features(self, self.branch_names, data, batch_size=cache_batch_size)
-            return [outs[n] for n in self.branch_names] + [np.asarray(data[k]) for k in raw]
-
+        data, y, weights = features(x, y, f"Model '{self.name}'.fit_head")
+        if weights is not None:
+            kwargs["sample_weight"] = weights
         if validation_data is not None:
-            self._check_labels(validation_data[1])
-            validation_data = (features(validation_data[0]),) + tuple(validation_data[1:])
+            if kinputs.is_dataset(validation_data):
+                vx, vy = validation_data, None
+            else:
+                vx, vy = validation_data[0], validation_data[1]
+            vdata, vy, _ = features(vx, vy, f"Model '{self.name}'.fit_head validation_data")
+            validation_data = (vdata, vy)
+        with self.strategy_scope():
+            top = compile_top(self.top, self, metrics=self.head.metrics() if self.head else None)
         return fit_top(
-            top, features(x), np.asarray(y), epochs=epochs, batch_size=batch_size,
-            validation_data=validation_data, **kwargs,
-        )  # fmt: skip
+            top, data, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data, **kwargs
+        )
 
     # -- inputs and labels ------------------------------------------------------------
     def as_inputs(self, x):
-        """Accept a bare array (or tensor) for a one-input model; check dict keys."""
+        """`x` as a dict keyed by input name (a bare array for a one-input model; checked)."""
         names = self.input_names
         if self.kfuse_info.get("presence_input"):
             x = self._with_presence(x, names)
+        if kinputs.is_dataset(x) or not isinstance(x, (dict, list, tuple)) and not kinputs.is_array_like(x):
+            return x
+        if isinstance(x, (list, tuple)) and not all(kinputs.is_array_like(v) for v in x):
+            return x
+        return kinputs.named(x, names, model_name=self.name)
+
+    def _checked(self, x, where, allow_nonfinite, y=None):
+        """`as_inputs(x)` plus the row-count and NaN / inf checks on numpy data."""
+        x = self.as_inputs(x)
+        if kinputs.is_dataset(x):
+            kinputs.check_dataset_finite(x, self.input_names, where, allow_nonfinite)
+            return x
         if isinstance(x, dict):
-            missing = [n for n in names if n not in x]
-            if missing:
-                raise ValueError(
-                    f"Model '{self.name}' reads inputs {names}; the data lacks {missing} "
-                    f"(received keys {sorted(x)})"
-                )
-            return {n: x[n] for n in names}
-        if len(names) == 1 and _is_array_like(x):
-            return {names[0]: x}
+            kinputs.check_rows(x, y if kinputs.is_array_like(y) else None, where)
+            kinputs.check_finite(x, where, allow_nonfinite)
         return x
 
     def _with_presence(self, x, names):
         """Fill the "presence" input with ones (every branch present) when it is not given."""
         if not isinstance(x, dict):
             data = [n for n in names if n != "presence"]
-            if len(data) != 1 or not _is_array_like(x):
+            if len(data) != 1 or not kinputs.is_array_like(x):
                 return x
             x = {data[0]: x}
         if "presence" in x or not x:
@@ -158,7 +235,7 @@ class FusedModel(keras.Model):
 
     def _check_labels(self, y):
         head = self.head
-        if head is None or y is None or not _is_array_like(y):
+        if head is None or y is None or not kinputs.is_array_like(y):
             return
         y = np.asarray(y)
         try:
@@ -166,23 +243,53 @@ class FusedModel(keras.Model):
         except ValueError as error:
             raise ValueError(f"Model '{self.name}': labels do not fit the head {head}: {error}") from None
 
+    # -- Keras entry points -------------------------------------------------------------
+    def strategy_scope(self):
+        """The scope of the strategy the model was built under, unless already in it."""
+        strategy = getattr(self, "kfuse_strategy", None)
+        if strategy is None:
+            return contextlib.nullcontext()
+        import tensorflow as tf
+
+        if tf.distribute.has_strategy() and tf.distribute.get_strategy() is strategy:
+            return contextlib.nullcontext()
+        return strategy.scope()
+
     def call(self, inputs, training=None, mask=None):
         return super().call(self.as_inputs(inputs), training=training, mask=mask)
 
-    def fit(self, x=None, y=None, *args, **kwargs):
+    def compile(self, *args, **kwargs):
+        with self.strategy_scope():
+            return super().compile(*args, **kwargs)
+
+    def compile_from_config(self, config):
+        """Compile from a saved compile config (as Keras does; `compile` is overridden here)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def fit(self, x=None, y=None, *args, allow_nonfinite=False, **kwargs):
+        where = f"Model '{self.name}'.fit"
         self._check_labels(y)
         validation = kwargs.get("validation_data")
         if isinstance(validation, tuple) and len(validation) >= 2:
             self._check_labels(validation[1])
-            kwargs["validation_data"] = (self.as_inputs(validation[0]),) + tuple(validation[1:])
-        return super().fit(self.as_inputs(x), y, *args, **kwargs)
+            checked = self._checked(validation[0], where + " validation_data", allow_nonfinite, validation[1])
+            kwargs["validation_data"] = (checked,) + tuple(validation[1:])
+        x = self._checked(x, where, allow_nonfinite, y)
+        with self.strategy_scope():
+            return super().fit(x, y, *args, **kwargs)
 
-    def evaluate(self, x=None, y=None, *args, **kwargs):
+    def evaluate(self, x=None, y=None, *args, allow_nonfinite=False, **kwargs):
         self._check_labels(y)
-        return super().evaluate(self.as_inputs(x), y, *args, **kwargs)
+        x = self._checked(x, f"Model '{self.name}'.evaluate", allow_nonfinite, y)
+        with self.strategy_scope():
+            return super().evaluate(x, y, *args, **kwargs)
 
-    def predict(self, x, *args, **kwargs):
-        return super().predict(self.as_inputs(x), *args, **kwargs)
+    def predict(self, x, *args, allow_nonfinite=False, **kwargs):
+        x = self._checked(x, f"Model '{self.name}'.predict", allow_nonfinite)
+        with self.strategy_scope():
+            return super().predict(x, *args, **kwargs)
 
     def predict_proba(self, x, **kwargs):
         """Probabilities from a classification head (softmax or sigmoid of the logits)."""
@@ -191,18 +298,9 @@ class FusedModel(keras.Model):
             raise ValueError(
                 f"Model '{self.name}' has head {head}, which gives no probabilities; use predict()"
             )
-        logits = self.predict(x, **kwargs)
-        if head.activation == "softmax":
-            shifted = logits - logits.max(axis=-1, keepdims=True)
-            e = np.exp(shifted)
-            return e / e.sum(axis=-1, keepdims=True)
-        return 1.0 / (1.0 + np.exp(-logits))
+        return head.probabilities(self.predict(x, **kwargs))
 
     def get_config(self):
         config = super().get_config()
         config["kfuse_info"] = self.kfuse_info
         return config
-
-
-def _is_array_like(x):
-    return hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, dict)

@@ -56,6 +56,13 @@ def run_fusion_layer_test(
     for key in init_kwargs:
         assert key in config, f"{key} missing from get_config()"
 
+    # a symbolic call gives the static shape, batch axis unknown
+    symbolic = layer_cls(**init_kwargs)([keras.Input(shape=s[1:]) for s in input_shapes], **call_kwargs)
+    symbolic = symbolic[0] if isinstance(symbolic, (list, tuple)) else symbolic
+    assert tuple(symbolic.shape) == (None, *tuple(expected_output_shape)[1:]), symbolic.shape
+
+    check_mixed_precision(layer_cls, init_kwargs, data, expected_output_shape, call_kwargs)
+
     # inside a model: .keras round-trip gives equal outputs
     inputs = [keras.Input(shape=s[1:]) for s in input_shapes]
     fused = layer_cls(**init_kwargs)(inputs, **call_kwargs)
@@ -83,6 +90,17 @@ def run_fusion_layer_test(
         moved = [not np.allclose(a, b) for a, b in zip(start, end, strict=True)]
         assert any(moved), "no trainable weight of the fusion layer moved"
     return out
+
+
+def check_mixed_precision(layer_cls, init_kwargs, data, expected_output_shape, call_kwargs=None):
+    """Under a `mixed_float16` policy the layer computes in float16, keeps float32 weights."""
+    layer = layer_cls(**init_kwargs, dtype="mixed_float16")
+    out = layer([keras.ops.cast(d, "float16") for d in data], **dict(call_kwargs or {}))
+    out = out[0] if isinstance(out, (list, tuple)) else out
+    assert keras.backend.standardize_dtype(out.dtype) == "float16", (layer_cls.__name__, out.dtype)
+    assert tuple(out.shape) == tuple(expected_output_shape)
+    assert all(keras.backend.standardize_dtype(w.dtype) == "float32" for w in layer.weights)
+    assert np.all(np.isfinite(keras.ops.convert_to_numpy(keras.ops.cast(out, "float32"))))
 
 
 def assert_round_trip(model, x, tmp_path, atol=1e-6):

@@ -182,6 +182,11 @@ def test_mirrored_on_two_logical_cpus_matches_one_device():
     assert report["weights_diff_mirrored"] < 1e-5
     assert report["prediction_diff_mirrored"] < 1e-5
     assert report["loss_single"][-1] < report["loss_single"][0]
+    # the model keeps its strategy: compile() and fit() outside s.scope() work
+    outside = report["recompile_outside_scope"]
+    assert outside["same_strategy"] and outside["optimizer_mirrored"]
+    assert np.isfinite(outside["loss"]).all() and outside["loss"][-1] < outside["loss"][0]
+    assert np.isfinite(outside["evaluate"])
     # XLA on one device gives the same numbers within float tolerance
     np.testing.assert_allclose(report["loss_xla"], report["loss_single"], rtol=1e-4)
     assert report["weights_diff_xla"] < 1e-4

@@ -114,7 +114,7 @@ def test_heads_train_and_state_their_activation(head, y, loss_name):
 
 def test_classification_head_is_logits_with_from_logits_loss():
     model = kfuse.stack([kfuse.Branch(classifier(), name="b", inputs="signal")], fusion=None, head=3)
-    assert model.output.name.startswith("logits") or model.layers[-1].name == "logits"
+    assert model.top.layers[-1].name == "logits" and model.layers[-1] is model.top
     assert model.loss.get_config()["from_logits"] is True
     probs = model.predict_proba(blobs()[0], verbose=0)
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)

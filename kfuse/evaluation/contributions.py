@@ -12,6 +12,7 @@
 """
 
 import numpy as np
+from sklearn.metrics import accuracy_score, mean_absolute_error
 
 from kfuse.evaluation.predictions import fused_model, to_probabilities
 
@@ -99,52 +100,48 @@ def _mean_gates(fusion, flag, outputs, batch_size):
 
 
 def run_rest(model, x, branch_values, presence=None, batch_size=512):
-    """The model's output from precomputed branch outputs (fusion onwards), batched.
+    """The model's output from precomputed branch outputs: `model.top` on them, batched.
 
     Args:
         model: a kfuse FusedModel.
-        x: its inputs (dict; used only by layers after fusion, e.g. passthrough).
+        x: its inputs (used only for the raw inputs the top reads, e.g. passthrough).
         branch_values: dict branch name -> array, replacing each branch's output.
         presence: optional (M,) 0/1 vector handed to the fusion layer as its mask.
     """
+    data = model.top_data(branch_values, x if model.top_raw_inputs else None)
+    top = model.top
+    if presence is not None:
+        rows = len(next(iter(branch_values.values())))
+        mask = np.tile(np.asarray(presence, "float32"), (rows, 1))
+        if "presence" in model.top_raw_inputs:
+            data["presence"] = mask * data["presence"]
+        else:
+            top = masked_top(model, np.asarray(presence, "float32"))
+    return np.asarray(top.predict(data, batch_size=batch_size, verbose=0))
+
+
+def masked_top(model, presence):
+    """`model.top` (its own layers) with the fusion layer told which branches are present."""
     import keras
 
-    by_id = {id(model.get_layer(name)): name for name in model.branch_names}
     fusion = model.fusion_layer
-    inputs = model.as_inputs(x)
-    n = len(next(iter(branch_values.values())))
-    outputs = []
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        batch = {k: keras.ops.convert_to_tensor(v[start:stop]) for k, v in inputs.items()}
-        values = {k: keras.ops.convert_to_tensor(v[start:stop]) for k, v in branch_values.items()}
-        mask = None
-        if presence is not None:
-            mask = keras.ops.convert_to_tensor(np.tile(np.asarray(presence, "float32"), (stop - start, 1)))
+    constant = keras.ops.convert_to_tensor(presence[None, :])
 
-        def operation_fn(op, values=values, mask=mask):
-            if id(op) in by_id:
-                value = values[by_id[id(op)]]
-                return lambda *args, **kwargs: value
-            if mask is not None and op is fusion:
-                return lambda *args, **kwargs: op(*args, **{**kwargs, "presence": mask})
-            return op
+    def call(layer, *args, **kwargs):
+        if layer is not fusion:
+            return layer(*args, **kwargs)
+        first = args[0][0]
+        ones = keras.ops.ones_like(keras.ops.sum(first, axis=tuple(range(1, len(first.shape))), keepdims=False))
+        mask = keras.ops.expand_dims(ones, -1) * keras.ops.cast(constant, ones.dtype)
+        return layer(*args, **{**kwargs, "presence": mask})
 
-        out = model._run_through_graph(batch, operation_fn=operation_fn)
-        out = out[0] if isinstance(out, (list, tuple)) else out
-        outputs.append(keras.ops.convert_to_numpy(out))
-    return np.concatenate(outputs)
+    return keras.models.clone_model(model.top, clone_function=lambda layer: layer, call_function=call)
 
 
 def _score(task, y, raw, head):
-    from sklearn.metrics import accuracy_score, mean_absolute_error
-
     if task == "classification":
-        if head is not None and head.activation == "softmax":
-            raw = raw - raw.max(axis=1, keepdims=True)
-            raw = np.exp(raw) / np.exp(raw).sum(axis=1, keepdims=True)
-        elif head is not None and head.activation == "sigmoid":
-            raw = 1.0 / (1.0 + np.exp(-raw))
+        if head is not None and head.activation is not None:
+            raw = head.probabilities(raw)
         proba, _ = to_probabilities("ablation", raw)
         return float(accuracy_score(y, proba.argmax(axis=1)))
     if y.ndim == 1 and raw.ndim == 2:

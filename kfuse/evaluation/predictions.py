@@ -51,61 +51,37 @@ class Prediction:
 
 
 # -- data -----------------------------------------------------------------------------
-def materialize(x, y):
-    """Arrays from `x` (array, dict of arrays, or a `tf.data.Dataset` of (x, y) batches)."""
-    if _is_dataset(x):
-        xs, ys = [], []
-        for element in x.as_numpy_iterator():
-            if isinstance(element, tuple) and len(element) >= 2:
-                xs.append(element[0])
-                ys.append(element[1])
-            else:
-                xs.append(element)
-        if not xs:
-            raise ValueError("compare(): the tf.data.Dataset `x` yielded no batches (empty data)")
-        # an unbatched dataset yields one row (scalar label) at a time: stack the rows
-        join = np.stack if ys and np.ndim(ys[0]) == 0 else np.concatenate
-        x = _concat(xs, join)
+def load_data(x, y, allow_nonfinite=False):
+    """(x, y) as arrays, through `kfuse.inputs`: a `tf.data.Dataset` is read into memory,
+    row counts must agree, numeric inputs must be finite (unless `allow_nonfinite`)."""
+    from kfuse import inputs as kinputs
+
+    if kinputs.is_dataset(x):
+        x, labels, _ = kinputs.read_dataset(x, "compare()", need_labels=False)
         if y is None:
-            if not ys:
+            if labels is None:
                 raise ValueError(
                     "compare(): the tf.data.Dataset yields inputs only; pass the labels as `y` "
                     "or make it yield (inputs, labels) pairs"
                 )
-            y = join([np.asarray(v) for v in ys])
+            y = labels
     if y is None:
         raise ValueError("compare(): labels `y` are required (or a tf.data.Dataset of (x, y))")
     y = np.asarray(y)
-    n = num_rows(x) if x is not None else len(y)
+    if isinstance(x, dict) and not x:
+        raise ValueError("compare(): `x` is an empty dict (empty data)")
+    if x is not None:
+        arrays = x if isinstance(x, dict) else {"x": x}
+        arrays = {k: kinputs.as_numpy(v) for k, v in arrays.items()}
+        n = kinputs.check_rows(arrays, None, "compare()")
+        if n != len(y) and len(y) and n:
+            raise ValueError(f"compare(): the inputs have {n} rows but `y` has {len(y)} labels")
+        kinputs.check_finite(arrays, "compare()", allow_nonfinite)
+        x = arrays if isinstance(x, dict) else arrays["x"]
+    n = len(y) if x is None else kinputs.rows(next(iter(x.values())) if isinstance(x, dict) else x)
     if len(y) == 0 or n == 0:
         raise ValueError(f"compare(): empty data ({n} input rows, {len(y)} labels); nothing to score")
-    if n != len(y):
-        raise ValueError(f"compare(): the inputs have {n} rows but `y` has {len(y)} labels")
     return x, y
-
-
-def _is_dataset(x):
-    return type(x).__module__.startswith("tensorflow") and hasattr(x, "as_numpy_iterator")
-
-
-def _concat(parts, join=np.concatenate):
-    if isinstance(parts[0], dict):
-        return {k: join([p[k] for p in parts]) for k in parts[0]}
-    return join(parts)
-
-
-def num_rows(x):
-    """Rows of an array or of a dict of arrays (which must agree)."""
-    if isinstance(x, dict):
-        if not x:
-            raise ValueError("compare(): `x` is an empty dict (empty data)")
-        counts = {k: len(v) for k, v in x.items()}
-        if len(set(counts.values())) > 1:
-            raise ValueError(f"compare(): the inputs in `x` have different row counts: {counts}")
-        return next(iter(counts.values()))
-    if isinstance(x, (list, tuple)):
-        return len(x[0]) if x else 0
-    return len(x)
 
 
 # -- running models -------------------------------------------------------------------
@@ -139,22 +115,34 @@ def head_task(obj):
     return "regression" if isinstance(head, heads.Regression) else "classification"
 
 
-def _model_inputs(model, x):
-    """Select the inputs a plain Keras model reads from a dict `x`."""
+def _model_inputs(name, model, x):
+    """The inputs `model` reads from a dict `x`, matched by the model's input names."""
     import keras
 
+    from kfuse import inputs as kinputs
     from kfuse.model import FusedModel
 
-    if not isinstance(x, dict) or not isinstance(model, keras.Model) or isinstance(model, FusedModel):
+    if not isinstance(x, dict):
         return x
-    names = [t.name for t in model.inputs]
-    if all(n in x for n in names):
-        return x[names[0]] if len(names) == 1 else {n: x[n] for n in names}
-    if len(names) == 1 and len(x) == 1:
-        return next(iter(x.values()))
-    raise ValueError(
-        f"compare(): model '{model.name}' reads inputs {names}; the data has keys {sorted(x)}"
-    )
+    if isinstance(model, FusedModel):
+        names = [n for n in model.input_names if n != "presence" or "presence" in x]
+    elif isinstance(model, keras.Model):
+        names = kinputs.input_names(model)
+        if len(names) == 1 and len(x) == 1 and names[0] not in x:
+            return next(iter(x.values()))  # one input, one array: its name does not matter
+    elif isinstance(getattr(model, "input_names", None), list):
+        names = model.input_names  # a kfuse Stacker
+    else:
+        return x
+    missing = [n for n in names if n not in x]
+    if missing:
+        raise ValueError(
+            f"compare(): model '{name}' reads inputs {names}; the data lacks {missing} "
+            f"(received keys {sorted(x)}). Key x by the models' input names."
+        )
+    if isinstance(model, keras.Model) and not isinstance(model, FusedModel) and len(names) == 1:
+        return x[names[0]]
+    return {n: x[n] for n in names}
 
 
 def run_model(name, model, x, task, batch_size):
@@ -168,7 +156,7 @@ def run_model(name, model, x, task, batch_size):
         )
     if x is None:
         raise ValueError(f"compare(): model '{name}' needs inputs `x` to predict from")
-    inputs = _model_inputs(model, x)
+    inputs = _model_inputs(name, model, x)
     if task != "regression" and hasattr(model, "predict_proba"):
         try:
             return np.asarray(_call(model.predict_proba, inputs, batch_size)), "predict_proba"
@@ -186,7 +174,10 @@ def run_model(name, model, x, task, batch_size):
 
 
 def _call(method, inputs, batch_size):
-    """Call predict / predict_proba with the batch_size / verbose arguments it accepts."""
+    """Call predict / predict_proba with the batch_size / verbose arguments it accepts.
+
+    `allow_nonfinite=True` goes to kfuse's own methods: `collect` has checked the data.
+    """
     import inspect
 
     try:
@@ -195,6 +186,9 @@ def _call(method, inputs, batch_size):
         params = {}
     takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
     kwargs = {k: v for k, v in (("batch_size", batch_size), ("verbose", 0)) if takes_any or k in params}
+    owner = getattr(method, "__self__", None)
+    if "allow_nonfinite" in params or (takes_any and fused_model(owner) is owner and owner is not None):
+        kwargs["allow_nonfinite"] = True
     return method(inputs, **kwargs)
 
 
@@ -231,9 +225,9 @@ def _is_one_hot(y):
 
 
 def softmax(z):
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    from kfuse.heads import to_probabilities as head_probabilities
+
+    return head_probabilities(np.asarray(z, "float64"), "softmax")
 
 
 def to_probabilities(name, raw, num_classes=None):
@@ -252,7 +246,9 @@ def to_probabilities(name, raw, num_classes=None):
             return np.eye(k)[raw.astype(int)], notes
         p = raw
         if raw.size and (raw.min() < 0 or raw.max() > 1):
-            p = 1.0 / (1.0 + np.exp(-raw))
+            from kfuse.heads import to_probabilities as head_probabilities
+
+            p = head_probabilities(raw, "sigmoid")
             notes.append(f"'{name}' outputs one logit per row: sigmoid applied")
         return np.stack([1.0 - p, p], axis=1), notes
     if raw.ndim != 2:
@@ -288,13 +284,13 @@ def class_labels(y, k):
     return y
 
 
-def collect(models, x, y, task="auto", batch_size=256):
+def collect(models, x, y, task="auto", batch_size=256, allow_nonfinite=False):
     """(task, labels, {name: Prediction}) for a dict of models; see the module docstring."""
     if task not in TASKS:
         raise ValueError(f"compare(): `task` must be one of {TASKS}; received {task!r}")
     if not isinstance(models, dict) or not models:
         raise ValueError(f"compare(): `models` must be a non-empty dict of name -> model; received {models!r}")
-    x, y = materialize(x, y)
+    x, y = load_data(x, y, allow_nonfinite)
     heads = {name: head_task(m) for name, m in models.items()}
     raw, sources = {}, {}
     for name, model in models.items():

@@ -24,6 +24,7 @@ def compare(
     seed=0,
     alpha=0.05,
     contributions=True,
+    allow_nonfinite=False,
 ):
     """Compare models on one data set: scores, diversity, significance, contributions.
 
@@ -40,6 +41,7 @@ def compare(
         metrics: metric names to compute (default: all for the task).
         n_boot, seed, alpha: bootstrap resamples, its seed, and the test level.
         contributions: compute branch weights and ablation for kfuse models.
+        allow_nonfinite: skip the NaN / inf check of numeric inputs (`kfuse.inputs`).
 
     Returns:
         a `Report`.
@@ -57,11 +59,13 @@ def compare(
     ```
     """
     with quiet_tensorflow():
-        return _compare(models, x, y, task, reference, metrics, batch_size, n_boot, seed, alpha, contributions)
+        return _compare(
+            models, x, y, task, reference, metrics, batch_size, n_boot, seed, alpha, contributions, allow_nonfinite
+        )
 
 
-def _compare(models, x, y, task, reference, metrics, batch_size, n_boot, seed, alpha, contributions):
-    task, labels, predictions = collect(models, x, y, task=task, batch_size=batch_size)
+def _compare(models, x, y, task, reference, metrics, batch_size, n_boot, seed, alpha, contributions, allow_nonfinite):
+    task, labels, predictions = collect(models, x, y, task, batch_size, allow_nonfinite)
     names = resolve_metrics(task, metrics)
     reference = _reference(models, reference)
     members = [n for n in models if n != reference]

@@ -130,10 +130,18 @@ def robustness_sweep(
     Example:
 
     ```python
+    import keras, numpy as np, kfuse
     from kfuse.evaluation.robustness import robustness_sweep
 
+    rng = np.random.default_rng(0)
+    xi, xa = rng.normal(size=(32, 6)).astype("float32"), rng.normal(size=(32, 4)).astype("float32")
+    y = (xi[:, 0] + xa[:, 0] > 0).astype(int)
+    net = lambda t: keras.layers.Dense(2)(t)  # noqa: E731
+    model = kfuse.stack([kfuse.Branch(net, name="img", inputs={"image": (6,)}),
+                         kfuse.Branch(net, name="aud", inputs={"audio": (4,)})],
+                        fusion="average", head=2)
     result = robustness_sweep(model, {"image": xi, "audio": xa}, y, noise_levels=(0, 0.5, 1))
-    result.summary(); result.plot()
+    result.summary()
     ```
     """
     import pandas as pd

@@ -140,4 +140,4 @@ def weighted_mean(inputs, weights, presence=None, epsilon=1e-7):
         term = w_b * x
         total = term if total is None else total + term
         norm = w_b if norm is None else norm + w_b
-    return total / ops.maximum(norm, epsilon)
+    return total / ops.maximum(ops.cast(norm, total.dtype), epsilon)

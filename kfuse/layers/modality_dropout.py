@@ -46,8 +46,11 @@ class ModalityDropout(FusionLayer):
         if isinstance(fusion, dict):
             fusion = keras.saving.deserialize_keras_object(fusion)
         fusion = get_fusion(fusion)
-        if fusion.built:  # already in a graph (or revived built): use a fresh copy
-            fusion = type(fusion).from_config(fusion.get_config())
+        policy = keras.dtype_policies.serialize(self.dtype_policy)
+        if fusion.built or fusion.dtype_policy.name != self.dtype_policy.name:
+            # a fresh copy: built already (in a graph, or revived), or computing in another
+            # dtype than this wrapper (the inner fusion follows the wrapper's dtype policy)
+            fusion = type(fusion).from_config({**fusion.get_config(), "dtype": policy})
         self.rate = float(rate)
         self.fusion = fusion
         self.seed = seed

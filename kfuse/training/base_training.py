@@ -14,7 +14,7 @@ import numpy as np
 
 from kfuse.branch_outputs import final_activation, final_layer
 from kfuse.branches import Branch, readapt_preprocessing
-from kfuse.training.inputs import feed
+from kfuse.inputs import feed
 
 COMPILE_KEYS = (
     "optimizer",
@@ -111,7 +111,7 @@ def fresh_model(branch, input_shapes, head):
     return model
 
 
-def train(model, branch, head, arrays, y, rows, seed):
+def train(model, branch, head, arrays, y, rows, seed, sample_weight=None):
     """Compile `model` with the branch's settings and fit it on `rows`; returns it."""
     settings = {**DEFAULTS, **branch.fit_settings}
     optimizer = new_optimizer(
@@ -125,6 +125,8 @@ def train(model, branch, head, arrays, y, rows, seed):
     x = feed(model, branch.input_names, arrays, rows)
     if branch.readapt:  # leak-free: preprocessing statistics from these rows only
         readapt_preprocessing(model, x, where=f"Branch '{branch.name}'")
+    if sample_weight is not None:
+        settings["sample_weight"] = sample_weight if rows is None else sample_weight[rows]
     model.fit(x, y if rows is None else y[rows], **settings)
     return model
 
@@ -137,7 +139,7 @@ def feature_tap(branch, model, method):
         return branch.tap
     if branch.is_fresh:
         aux = model.get_layer(branch.name + AUX)
-        return aux.input._keras_history[0].name
+        return next(layer.name for layer in model.layers if layer.output is aux.input)
     raise ValueError(
         f"Branch '{branch.name}': stack_method='features' needs a layer to tap; give the "
         "branch tap='layer_name' (e.g. the base's last hidden layer)"

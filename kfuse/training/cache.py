@@ -3,9 +3,9 @@
 A frozen branch does not change while the layers above it train, so running it every
 epoch (as `Model.fit` on the whole graph does) repeats the same work. Here each frozen
 branch runs once over all rows (a batched predict); the fusion, meta-learner and head
-then train on the cached arrays as a "top" model that shares its layers with the full
-graph (`top_model`), with `fit_top`, which runs each epoch as one traced call
-(`kfuse.training.epoch_loop`). Three users, one route:
+then train on the cached arrays: that is `model.top` (the fused model's own sub-model
+above the branches, trained directly), with `fit_top`, which runs each epoch as one
+traced call (`kfuse.epoch_loop`). Three users, one route:
 
 - `FusedModel.fit_head`: a stack whose branches are all frozen;
 - `kfuse.Stacker`: frozen branches beside out-of-fold predictions of trained ones;
@@ -13,16 +13,11 @@ graph (`top_model`), with `fit_top`, which runs each epoch as one traced call
   `BranchCache` keeping the outputs per data set across trials.
 """
 
-import keras
-import numpy as np
-
+from kfuse.epoch_loop import compile_top, fit_top  # noqa: F401  (the one route, re-exported)
 from kfuse.training.base_training import feature_model, predict
-from kfuse.training.epoch_loop import fit_in_memory, supports
 from kfuse.training.inputs import data_digest
 
 CACHE_BATCH = 1024
-#: `Model.fit` on the top, where the in-memory loop does not apply: steps per traced call
-STEPS_PER_EXECUTION = 32
 
 
 def cached_features(branches, methods, arrays, input_shapes, batch_size=CACHE_BATCH):
@@ -32,14 +27,6 @@ def cached_features(branches, methods, arrays, input_shapes, batch_size=CACHE_BA
         model = feature_model(branch, branch.base, methods[branch.name], input_shapes)
         cache[branch.name] = predict(model, branch.input_names, arrays, batch_size=batch_size)
     return cache
-
-
-def graph_features(model, names, arrays, batch_size=CACHE_BATCH):
-    """{branch name: output} of the branches `names` of `model`, in one batched pass."""
-    probe = keras.Model(model.inputs, [model.branch_tensor(n) for n in names])
-    values = probe.predict(model.as_inputs(arrays), batch_size=batch_size, verbose=0)
-    values = [values] if len(names) == 1 else values
-    return {n: np.asarray(v) for n, v in zip(names, values, strict=True)}
 
 
 class BranchCache:
@@ -97,63 +84,25 @@ def branch_method(branch):
     return "features" if branch.tap is not None else OUTPUT_METHOD[branch.output]
 
 
-def top_raw_inputs(model):
-    """The input names the top of `model` reads besides branch outputs."""
-    info = model.kfuse_info
-    return model.input_names if info.get("passthrough") or info.get("presence_input") else []
+def through_graph(model, names):
+    """`model.top` with the branches `names` run in the graph (not cached), as one model.
 
-
-def top_model(model, branch_names=None, raw_names=None):
-    """The part of `model` above its branches, as a model sharing its layers.
-
-    Inputs: the outputs of `branch_names` (default: every branch), then the raw inputs
-    `raw_names` (default: those passthrough or a presence input feed to the top).
-    Training it trains `model`'s fusion, meta-learner and head.
+    Inputs: the cached outputs of the other branches, then the raw inputs that the
+    branches `names` and the top read. Training it trains `model.top`'s layers.
     """
-    branch_names = model.branch_names if branch_names is None else branch_names
-    raw_names = top_raw_inputs(model) if raw_names is None else raw_names
-    by_name = {t.name: t for t in model.inputs}
-    tensors = [model.branch_tensor(n) for n in branch_names] + [by_name[k] for k in raw_names]
-    # Keras cuts a graph at inner tensors by cloning its nodes onto the same layers
-    # (`functional.clone_graph_nodes`), and an input of `model` passed through as it is
-    # gets a second InputLayer node that rewrites the input tensor's history; `model`
-    # then no longer saves ("could not find node key"). The top holds its own nodes, so
-    # the layers' node lists and the inputs' histories are put back as they were.
-    layers = [(layer, list(layer._inbound_nodes), list(layer._outbound_nodes)) for layer in model.layers]
-    histories = [(t, t._keras_history) for t in model.inputs]
-    top = keras.Model(tensors, model.outputs, name=f"{model.name}_top")
-    for layer, inbound, outbound in layers:
-        layer._inbound_nodes[:] = inbound
-        layer._outbound_nodes[:] = outbound
-    for tensor, history in histories:
-        tensor._keras_history = history
-    return top
+    import keras
 
-
-def top_data(features, branch_names, arrays, raw_names, rows=None):
-    """The arrays `top_model(model, branch_names, raw_names)` reads, for `rows`."""
-    pick = (lambda a: np.asarray(a)) if rows is None else (lambda a: np.asarray(a)[rows])
-    return [pick(features[n]) for n in branch_names] + [pick(arrays[k]) for k in raw_names]
-
-
-def fit_top(top, x, y, seed=None, **fit_kwargs):
-    """Train the compiled `top` on in-memory arrays; returns the Keras `History`.
-
-    One traced call per epoch where it applies (`epoch_loop.supports`); otherwise
-    `top.fit`. `seed` fixes the shuffling order of the in-memory loop.
-    """
-    if supports(top, x, y, fit_kwargs):
-        return fit_in_memory(top, x, y, seed=seed, **fit_kwargs)
-    return top.fit(x, y, **fit_kwargs)
-
-
-def compile_top(top, model, metrics=None, **compile_kwargs):
-    """Compile `top` with `model`'s optimizer and loss (and `metrics`, fresh objects)."""
-    top.compile(
-        optimizer=model.optimizer,
-        loss=model.loss,
-        metrics=metrics,
-        steps_per_execution=STEPS_PER_EXECUTION,
-        **compile_kwargs,
-    )
-    return top
+    specs = {b["name"]: b["inputs"] for b in model.kfuse_info["branches"]}
+    raw = {}
+    for n in names:
+        raw.update({k: None for k in specs[n]})
+    raw.update({k: None for k in model.top_raw_inputs})
+    tensors = {k: keras.Input(shape=model.input[k].shape[1:], dtype=model.input[k].dtype, name=k) for k in raw}
+    cached = {
+        t.name: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name)
+        for t in model.top.inputs
+        if t.name in specs and t.name not in names
+    }
+    feed = {**cached, **{n: model.branch_tensor(n, tensors) for n in names}}
+    feed.update({k: tensors[k] for k in model.top_raw_inputs})
+    return keras.Model({**cached, **tensors}, model.top(feed), name=f"{model.name}_through_graph")

@@ -45,16 +45,16 @@ class LevelTwo:
 
     def __init__(self, stacker, features, y, rows, arrays):
         self.stacker = stacker
-        head = stacker.head
-        names = [b.name for b in stacker.branches]
+        head = stacker.head_
+        names = [b.name for b in stacker.branches_]
         parts = [_flat(features[n]) for n in names]
         if stacker.passthrough:
             parts += [_flat(arrays[k]) for k in stacker.input_names]
         matrix = np.concatenate(parts, axis=1)[rows]
         labels = y[rows]
         cv = stacker.cv if isinstance(stacker.cv, int) and not isinstance(stacker.cv, bool) else 5
-        plan = resolve_cv(cv, labels, head, stacker.seed + 1)
-        settings = dict(stacker.meta_fit)
+        plan = resolve_cv(cv, labels, head, stacker.seed_ + 1)
+        settings = {k: v for k, v in stacker.meta_fit_.items() if v is not None}
         settings["batch_size"] = meta_batch_size(settings["batch_size"], len(rows))
         optimizer = settings.pop("optimizer")
         learning_rate = settings.pop("learning_rate")
@@ -79,15 +79,15 @@ class LevelTwo:
         self.width = matrix.shape[1]
 
     def _fit(self, name, widths, matrix, labels, rows, optimizer, learning_rate, settings, offset):
-        head = self.stacker.head
-        keras.utils.set_random_seed(self.stacker.seed * 7919 + offset)
+        head = self.stacker.head_
+        keras.utils.set_random_seed(self.stacker.seed_ * 7919 + offset)
         model = _learner(name, widths, matrix.shape[1], head)
         model.compile(
             optimizer=bt.new_optimizer(optimizer, learning_rate),
             loss=bt.default_loss(model, head, name),
         )
         x, t = (matrix, labels) if rows is None else (matrix[rows], labels[rows])
-        fit_top(model, x, t, seed=self.stacker.seed * 7919 + offset, verbose=0, **settings)
+        fit_top(model, x, t, seed=self.stacker.seed_ * 7919 + offset, verbose=0, **settings)
         return model
 
     def build(self, branches, shapes):
@@ -99,7 +99,7 @@ class LevelTwo:
         for b in branches:
             sub = b.build_model(shapes)
             args = [inputs[k] for k in b.input_names]
-            structure = getattr(sub, "_inputs_struct", None)
+            structure = sub.input
             if isinstance(structure, dict):
                 args = dict(zip(structure, args, strict=True))
             elif len(args) == 1:

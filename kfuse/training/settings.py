@@ -14,6 +14,7 @@ META_FIT_DEFAULTS = {
     "optimizer": "adam",
     "learning_rate": 1e-2,
     "shuffle": True,
+    "class_weight": None,
 }
 #: L2 penalty of the default head when meta=None: a logistic regression on the features
 DEFAULT_L2 = 1e-4

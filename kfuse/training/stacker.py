@@ -1,31 +1,31 @@
 """`Stacker`: leak-free stacking of Keras networks into one Keras graph."""
 
+import contextlib
+import random
 import time
 
 import keras
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from kfuse.branches import Branch, shapes_agree
-from kfuse.graph import check_branches, stack, strategy_scope
+from kfuse.graph import check_branches, stack
+from kfuse.inputs import arrays_and_labels
 from kfuse.layers import FusionLayer
 from kfuse.quiet import quiet_tensorflow
+from kfuse.strategy import strategy_scope
 from kfuse.training import base_training as bt
 from kfuse.training.averaging import fold_average_model
-from kfuse.training.cache import cached_features, fit_top, graph_features, top_data, top_model
+from kfuse.training.cache import cached_features, fit_top, through_graph
 from kfuse.training.checkpoint import WorkDir
+from kfuse.training.estimator import EstimatorOutputs, classes_of, resolve_seed
 from kfuse.training.fingerprint import fingerprint
 from kfuse.training.folds import resolve_cv
-from kfuse.training.inputs import as_arrays
 from kfuse.training.levels import LevelTwo
-from kfuse.training.settings import (
-    check_meta_fit,
-    default_head,
-    meta_batch_size,
-    resolve_method,
-)
+from kfuse.training.settings import check_meta_fit, default_head, meta_batch_size, resolve_method
 
 
-class Stacker:
+class Stacker(EstimatorOutputs, BaseEstimator):
     """Out-of-fold stacking of Keras networks, returning ONE Keras graph.
 
     For each fold, every trainable base is cloned with fresh weights and trained on the
@@ -69,17 +69,18 @@ class Stacker:
     Example:
 
     ```python
-    import numpy as np, kfuse
-    from kfuse.demo import build_mlp
+    import keras, numpy as np, kfuse
 
     x = np.random.default_rng(0).normal(size=(60, 40)).astype("float32")
     y = np.arange(60) % 3
-    branches = [kfuse.Branch(build_mlp(n), name=n, inputs="signal", fit={"epochs": 1})
-                for n in ("a", "b")]
-    stacker = kfuse.Stacker(branches, head=kfuse.heads.Classification(10), cv=2,
-                            verbose=0, meta_fit={"epochs": 2})
+    trained = keras.Sequential([keras.Input((40,), name="signal"), keras.layers.Dense(3, activation="softmax")])
+    branches = [kfuse.Branch(trained, name="prior", trainable=False),  # used as it is
+                kfuse.Branch(lambda t: keras.layers.Dense(8, activation="relu")(t), name="fresh",
+                             inputs="signal", fit={"epochs": 1})]     # trained out-of-fold
+    stacker = kfuse.Stacker(branches, head=3, cv=2, verbose=0, meta_fit={"epochs": 2})
     stacker.fit(x, y)
-    stacker.predict(x).shape  # (60, 10)
+    stacker.predict(x).shape        # (60,): class labels
+    stacker.predict_proba(x).shape  # (60, 3)
     ```
     """
 
@@ -101,51 +102,62 @@ class Stacker:
         verbose=1,
         meta_fit=None,
         name="kfuse_stacker",
+        random_state=None,
     ):
-        self.branches = check_branches(branches)
-        if head is None:
-            raise ValueError(
-                "Stacker needs head= (an int number of classes or a kfuse.heads.* object)"
-            )
-        self.head = default_head(head, meta)
+        # scikit-learn's contract: store every argument unchanged; derive in fit
+        self.branches = branches
         self.meta = meta
+        self.head = head
         self.fusion = fusion
         self.cv = cv
         self.stack_method = stack_method
-        self.passthrough = bool(passthrough)
-        self.refit = bool(refit)
-        self.cache = bool(cache)
-        if levels not in (1, 2):
-            raise ValueError(f"Stacker: levels must be 1 or 2; received {levels!r}")
+        self.passthrough = passthrough
+        self.refit = refit
+        self.cache = cache
         self.levels = levels
-        self.seed = int(seed)
+        self.seed = seed
         self.work_dir = work_dir
         self.strategy = strategy
         self.verbose = verbose
-        self.meta_fit = check_meta_fit(meta_fit)
+        self.meta_fit = meta_fit
         self.name = name
-        self.methods = {b.name: resolve_method(stack_method, b, self.head) for b in self.branches}
-        for b in self.branches:
+        self.random_state = random_state
+        self._resolve()  # errors at construction; nothing is stored
+
+    def _resolve(self):
+        """(branches, head, methods, meta_fit) checked from the arguments."""
+        branches = check_branches(self.branches)
+        if self.head is None:
+            raise ValueError(
+                "Stacker needs head= (an int number of classes or a kfuse.heads.* object)"
+            )
+        head = default_head(self.head, self.meta)
+        if self.levels not in (1, 2):
+            raise ValueError(f"Stacker: levels must be 1 or 2; received {self.levels!r}")
+        meta_fit = check_meta_fit(self.meta_fit)
+        methods = {b.name: resolve_method(self.stack_method, b, head) for b in branches}
+        for b in branches:
             bt.check_fit_settings(b)
-            if b.trainable and self.methods[b.name] == "features":
+            if b.trainable and methods[b.name] == "features":
                 raise ValueError(
                     f"Branch '{b.name}': stack_method='features' on a branch trained per fold "
                     "is refused: the fold models' hidden units do not share one space (with each "
                     f"other, nor with the refit model; refit={self.refit}). Use "
                     "stack_method='predict_proba' / 'logits', or freeze the branch (trainable=False)."
                 )
+        return branches, head, methods, meta_fit
 
     # -- fitting ------------------------------------------------------------------------
     @property
     def input_names(self):
         names = []
-        for b in self.branches:
+        for b in check_branches(self.branches):
             names += [k for k in b.input_names if k not in names]
         return names
 
     def _input_shapes(self, arrays):
         shapes = {k: tuple(v.shape[1:]) for k, v in arrays.items()}
-        for b in self.branches:
+        for b in self.branches_:
             for k in b.input_names:
                 declared = b.input_shapes.get(k)
                 if declared is not None and not shapes_agree(tuple(declared), shapes[k]):
@@ -155,38 +167,57 @@ class Stacker:
                     )
         return shapes
 
-    def fit(self, x, y=None):
-        """Train bases out-of-fold, then the meta-learner and head; returns self."""
-        with quiet_tensorflow():  # a model per fold: TensorFlow's retracing warnings are noise
-            return self._fit(x, y)
+    def fit(self, x, y=None, sample_weight=None, allow_nonfinite=False):
+        """Train bases out-of-fold, then the meta-learner and head; returns self.
 
-    def _fit(self, x, y):
-        start = time.perf_counter()
-        arrays, y = as_arrays(x, y, self.input_names)
+        `x`: an array, a dict of input name -> array, or a `tf.data.Dataset` of (x, y)
+        or (x, y, sample_weight); `sample_weight` weighs the rows in every base's and
+        the head's loss. The caller's Python and numpy random states are left as they
+        were (the Stacker seeds its own work from `random_state` / `seed`).
+        """
+        python_state, numpy_state = random.getstate(), np.random.get_state()
         try:
-            self.head.check_labels(y)
+            with quiet_tensorflow():  # a model per fold: TensorFlow's retracing warnings are noise
+                return self._fit(x, y, sample_weight, allow_nonfinite)
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+    def _fit(self, x, y, sample_weight, allow_nonfinite):
+        start = time.perf_counter()
+        self.branches_, self.head_, self.methods_, self.meta_fit_ = self._resolve()
+        self.seed_ = resolve_seed(self.random_state, self.seed)
+        arrays, y, sample_weight = arrays_and_labels(
+            x, y, self.input_names, "Stacker.fit", allow_nonfinite, sample_weight
+        )
+        if y is None:
+            raise ValueError("Stacker.fit needs labels y (or a tf.data.Dataset of (x, y) pairs)")
+        try:
+            self.head_.check_labels(y)
         except ValueError as error:
-            raise ValueError(f"Stacker: labels do not fit the head {self.head}: {error}") from None
+            raise ValueError(f"Stacker: labels do not fit the head {self.head_}: {error}") from None
+        self.sample_weight_ = sample_weight
+        _, self.strategy_ = strategy_scope(self.strategy)
         shapes = self._input_shapes(arrays)
-        plan = resolve_cv(self.cv, y, self.head, self.seed)
+        plan = resolve_cv(self.cv, y, self.head_, self.seed_)
         if plan.kind == "prefit":
-            for b in self.branches:
+            for b in self.branches_:
                 if b.is_fresh:
                     raise ValueError(
                         f"Stacker(cv='prefit'): branch '{b.name}' is a callable, not a built "
                         "and trained keras.Model; prefit uses the bases as they are. Train it "
                         "first, or use cv=5."
                     )
-        trained = [b for b in self.branches if b.trainable and plan.kind != "prefit"]
-        frozen = [self._frozen(b, shapes) for b in self.branches if b not in trained]
+        trained = [b for b in self.branches_ if b.trainable and plan.kind != "prefit"]
+        frozen = [self._frozen(b, shapes) for b in self.branches_ if b not in trained]
         self._trained_names = {b.name for b in trained}
         print_ = fingerprint(
-            self.branches,
-            {b.name for b in trained},
-            self.methods,
+            self.branches_,
+            self._trained_names,
+            self.methods_,
             plan,
-            self.seed,
-            self.head,
+            self.seed_,
+            self.head_,
             arrays,
             y,
             shapes=shapes,
@@ -198,22 +229,22 @@ class Stacker:
         )
         oof, fold_models, scores = self._run_folds(plan, trained, arrays, y, shapes, store)
         finals = self._final_branches(trained, fold_models, arrays, y, shapes, store)
-        finals.update({b.name: bt.as_branch(b, b.base, self.methods[b.name]) for b in frozen})
+        finals.update({b.name: bt.as_branch(b, b.base, self.methods_[b.name]) for b in frozen})
         features = dict(oof)
         if self.levels == 2:
-            features.update(cached_features(frozen, self.methods, arrays, shapes))
+            features.update(cached_features(frozen, self.methods_, arrays, shapes))
         self.oof_rows_ = plan.held_out_rows(len(y))
-        ordered = [finals[b.name] for b in self.branches]
+        ordered = [finals[b.name] for b in self.branches_]
         if self.levels == 2:
             self.level2_ = LevelTwo(self, features, y, self.oof_rows_, arrays)
             self.model_ = self.level2_.build(ordered, shapes)
-            self._train_top(["level2"], self.level2_.oof, arrays, y, self.oof_rows_, False)
+            self._train_top(["level2"], self.level2_.oof, arrays, y, self.oof_rows_)
         else:
             self.model_ = self._stack(ordered, shapes)
             if self.cache and frozen:  # one batched pass over every frozen branch
-                features.update(graph_features(self.model_, [b.name for b in frozen], arrays))
-            names = [b.name for b in self.branches]
-            self._train_top(names, features, arrays, y, self.oof_rows_, self.passthrough)
+                features.update(self.model_.branch_outputs(arrays, 1024, names=[b.name for b in frozen]))
+            names = [b.name for b in self.branches_]
+            self._train_top(names, features, arrays, y, self.oof_rows_)
         self.oof_predictions_ = oof
         self.fold_models_ = fold_models
         self.features_ = features
@@ -221,18 +252,20 @@ class Stacker:
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model_.trainable_variables)
         self.cv_scores_ = scores
-        self.cv_metric_ = "mse" if self.head.activation is None else "accuracy"
+        self.cv_metric_ = "mse" if self.head_.activation is None else "accuracy"
+        self.classes_ = classes_of(self.head_)
+        self.n_features_in_ = len(self.input_names)
         self.fit_time_ = time.perf_counter() - start
         return self
 
     def _seed(self, fold, index):
-        return self.seed * 100_003 + fold * 101 + index
+        return self.seed_ * 100_003 + fold * 101 + index
 
     def _frozen(self, branch, shapes):
         """A frozen branch over a built model (a frozen callable is built once, seeded)."""
         if not branch.is_fresh:
             return branch
-        keras.utils.set_random_seed(self._seed(999, self.branches.index(branch)))
+        keras.utils.set_random_seed(self._seed(999, self.branches_.index(branch)))
         built = branch.build_model(shapes)
         return Branch(built, name=branch.name, inputs=branch.input_names, trainable=False)
 
@@ -246,13 +279,13 @@ class Stacker:
                 else:
                     model = self._train_base(b, arrays, y, train_rows, shapes, self._seed(k, i))
                     feats = bt.predict(
-                        bt.feature_model(b, model, self.methods[b.name], shapes),
+                        bt.feature_model(b, model, self.methods_[b.name], shapes),
                         b.input_names,
                         arrays,
                         test_rows,
                     )
                     raw = bt.predict(model, b.input_names, arrays, test_rows)
-                    fold_score = bt.score(self.head, raw, y[test_rows])
+                    fold_score = bt.score(self.head_, raw, y[test_rows])
                     store.save_fold(k, b.name, model, feats, fold_score)
                 if b.name not in sums:
                     sums[b.name] = np.zeros((n,) + feats.shape[1:], "float64")
@@ -272,15 +305,15 @@ class Stacker:
 
     def _train_base(self, branch, arrays, y, rows, shapes, seed):
         keras.utils.set_random_seed(seed)
-        scope, _ = strategy_scope(self.strategy)
+        scope = self.strategy_.scope() if self.strategy_ is not None else contextlib.nullcontext()
         with scope:
-            model = bt.fresh_model(branch, shapes, self.head)
-            return bt.train(model, branch, self.head, arrays, y, rows, seed)
+            model = bt.fresh_model(branch, shapes, self.head_)
+            return bt.train(model, branch, self.head_, arrays, y, rows, seed, self.sample_weight_)
 
     def _final_branches(self, trained, fold_models, arrays, y, shapes, store):
         finals, self.base_models_ = {}, {}
         for i, b in enumerate(trained):
-            method = self.methods[b.name]
+            method = self.methods_[b.name]
             if self.refit:
                 if store.has_refit(b.name):
                     model = store.load_refit(b.name)
@@ -303,78 +336,51 @@ class Stacker:
         return self.fusion
 
     def _stack(self, branches, shapes, fusion="from_self", passthrough=None):
-        keras.utils.set_random_seed(self.seed + 5)  # the head's initial weights
+        keras.utils.set_random_seed(self.seed_ + 5)  # the head's initial weights
         model = stack(
             branches,
             fusion=self._fusion() if fusion == "from_self" else fusion,
             meta=self.meta,
-            head=self.head,
-            passthrough=self.passthrough if passthrough is None else passthrough,
+            head=self.head_,
+            passthrough=bool(self.passthrough) if passthrough is None else passthrough,
             name=self.name,
             input_shapes=shapes,
-            strategy=self.strategy,
+            strategy=self.strategy_,
         )
         model.kfuse_info["stacker"] = {
             "cv": repr(self.cv),
-            "stack_method": self.methods,
-            "refit": self.refit,
+            "stack_method": self.methods_,
+            "refit": bool(self.refit),
             "levels": self.levels,
-            "seed": self.seed,
+            "seed": self.seed_,
         }
         return model
 
-    def _train_top(self, names, features, arrays, y, rows, passthrough):
-        """Train fusion + meta-learner + head of `model_` on the meta-features."""
-        frozen_inputs = []
-        if not self.cache and self.levels == 1:
-            through_graph = [n for n in names if n not in self._trained_names]
-            names = [n for n in names if n in self._trained_names]
-            for n in through_graph:
-                frozen_inputs += [k for k in self._branch(n).input_names if k not in frozen_inputs]
-        raw = list(frozen_inputs)
-        if passthrough:
-            raw += [k for k in self.input_names if k not in raw]
-        settings = dict(self.meta_fit)
+    def _train_top(self, names, features, arrays, y, rows):
+        """Train `model_.top` (fusion, meta-learner, head) on the meta-features of `rows`."""
+        model = self.model_
+        settings = {k: v for k, v in self.meta_fit_.items() if v is not None}
         settings["batch_size"] = meta_batch_size(settings["batch_size"], len(rows))
-        scope, _ = strategy_scope(self.strategy)
-        with scope:
-            top = top_model(self.model_, names, raw)
+        through = []
+        if not self.cache and self.levels == 1:
+            through = [n for n in names if n not in self._trained_names]
+        with model.strategy_scope():
+            top = model.top if not through else through_graph(model, through)
             optimizer = bt.new_optimizer(settings.pop("optimizer"), settings.pop("learning_rate"))
             top.compile(
-                optimizer=optimizer, loss=self.head.loss(), metrics=self.head.metrics(), jit_compile=False
+                optimizer=optimizer, loss=self.head_.loss(), metrics=self.head_.metrics(), jit_compile=False
             )
-        keras.utils.set_random_seed(self.seed + 7)
-        data = top_data(features, names, arrays, raw, rows)
-        history = fit_top(top, data, y[rows], seed=self.seed + 7, verbose=0, **settings)
+        keras.utils.set_random_seed(self.seed_ + 7)
+        top_names = [t.name for t in top.inputs] if not isinstance(top.input, dict) else list(top.input)
+        data = {k: np.asarray(features[k] if k in features else arrays[k])[rows] for k in top_names}
+        if self.sample_weight_ is not None:
+            settings["sample_weight"] = self.sample_weight_[rows]
+        history = fit_top(top, data, y[rows], seed=self.seed_ + 7, verbose=0, **settings)
         self.meta_history_ = history.history
 
-    def _branch(self, name):
-        return next(b for b in self.branches if b.name == name)
-
-    # -- using the fitted stack -----------------------------------------------------------
-    def _check_fitted(self):
-        if not hasattr(self, "model_"):
-            raise ValueError("This Stacker is not fitted yet; call fit(x, y) first")
-
-    def predict(self, x, batch_size=256):
-        """The fused model's outputs (logits for classification heads)."""
-        self._check_fitted()
-        arrays, _ = as_arrays(x, None, self.input_names, "Stacker.predict")
-        return self.model_.predict(arrays, batch_size=batch_size, verbose=0)
-
-    def predict_proba(self, x, batch_size=256):
-        self._check_fitted()
-        arrays, _ = as_arrays(x, None, self.input_names, "Stacker.predict_proba")
-        return self.model_.predict_proba(arrays, batch_size=batch_size, verbose=0)
-
-    def evaluate(self, x, y=None, batch_size=256):
-        """The head's loss and metrics on (x, y), as a dict."""
-        self._check_fitted()
-        arrays, y = as_arrays(x, y, self.input_names, "Stacker.evaluate")
-        return self.model_.evaluate(arrays, y, batch_size=batch_size, verbose=0, return_dict=True)
-
     def __repr__(self):
+        names = [b.name for b in check_branches(self.branches)]
         return (
-            f"Stacker(branches={[b.name for b in self.branches]}, cv={self.cv!r}, "
-            f"stack_method={self.stack_method!r}, refit={self.refit}, levels={self.levels})"
+            f"Stacker(branches={names}, cv={self.cv!r}, stack_method={self.stack_method!r}, "
+            f"refit={self.refit}, levels={self.levels})"
         )

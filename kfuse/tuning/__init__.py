@@ -3,9 +3,14 @@
 Example:
 
 ```python
-import kfuse
+import tempfile
+import keras, kfuse
+
+base = keras.Sequential([keras.Input((8,), name="x"), keras.layers.Dense(10)])
+branches = [kfuse.Branch(base, name="a", output="logits"), kfuse.Branch(base, name="b", output="logits")]
 hypermodel = kfuse.tuning.FusionHyperModel(branches, head=10, fusions=["concat", "gated"])
-tuner = kfuse.tuning.make_tuner(hypermodel, "bayesian", objective="val_accuracy", max_trials=10)
+tuner = kfuse.tuning.make_tuner(hypermodel, "bayesian", objective="val_accuracy", max_trials=10,
+                                directory=tempfile.mkdtemp())
 ```
 """
 

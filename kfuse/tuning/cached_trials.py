@@ -3,9 +3,9 @@
 A frozen branch gives the same outputs in every trial, so running it every epoch of every
 trial repeats the same work. `BranchCache` computes each frozen branch's outputs once per
 data set (with `kfuse.training.cache.cached_features`, the Stacker's cache); a trial
-whose included branches are all frozen then trains a "top" model that starts at the
-branch outputs. The top model shares its layers (fusion, meta-learner, head) with the
-full graph, so the trained head is already in place in the full stack when it returns.
+whose included branches are all frozen then trains `model.top` (the stack's own fusion,
+meta-learner and head, one sub-model) on those outputs, so the trained head is already
+in place in the full stack when it returns.
 """
 
 import os
@@ -13,27 +13,25 @@ import os
 import keras
 import numpy as np
 
-from kfuse.training.cache import (
-    BranchCache,
-    compile_top,
-    fit_top,
-    top_data,
-    top_model,
-    top_raw_inputs,
-)
+from kfuse import inputs as kinputs
+from kfuse.training.cache import BranchCache, compile_top, fit_top
 
 __all__ = ["BranchCache", "fit_cached"]
 
 
-def as_arrays(x, input_names):
-    """{input name: numpy array} for arrays or dicts of arrays; None for anything else."""
-    if isinstance(x, dict):
-        if not all(k in x and isinstance(x[k], np.ndarray) for k in input_names):
-            return None
-        return {k: x[k] for k in input_names}
-    if isinstance(x, np.ndarray) and len(input_names) == 1:
-        return {input_names[0]: x}
-    return None
+def in_memory(x, model):
+    """{input name: numpy array} when `x` is numpy data for `model`, else None."""
+    if kinputs.is_dataset(x) or x is None:
+        return None
+    try:
+        arrays = kinputs.named(x, model.input_names, model_name=model.name)
+    except (TypeError, ValueError):
+        return None
+    if not all(isinstance(v, np.ndarray) for v in arrays.values()):
+        return None
+    kinputs.check_rows(arrays, where=f"Model '{model.name}'.fit")
+    kinputs.check_finite(arrays, where=f"Model '{model.name}'.fit")
+    return arrays
 
 
 class _DeferredSaves:
@@ -117,21 +115,21 @@ def fit_cached(model, cache, metrics, x, y=None, **kwargs):
 
     Returns the `History`, or None when `x` (or `validation_data`) is not array data.
     """
-    arrays = as_arrays(x, model.input_names)
+    arrays = in_memory(x, model)
     if arrays is None:
         return None
     validation = kwargs.get("validation_data")
     if validation is not None:
         if not isinstance(validation, tuple) or len(validation) < 2:
             return None
-        val_arrays = as_arrays(validation[0], model.input_names)
+        val_arrays = in_memory(validation[0], model)
         if val_arrays is None:
             return None
-    raw = top_raw_inputs(model)
-    top = compile_top(top_model(model), model, metrics=metrics)
+    with model.strategy_scope():
+        top = compile_top(model.top, model, metrics=metrics)
     if validation is not None:
-        kwargs["validation_data"] = (top_data(cache.features(val_arrays), model.branch_names, val_arrays, raw), *validation[1:])
+        kwargs["validation_data"] = (model.top_data(cache.features(val_arrays), val_arrays), *validation[1:])
     model.stop_training = False
     kwargs["callbacks"] = [_Redirect(c, model) for c in kwargs.get("callbacks") or []]
     model._check_labels(y)
-    return fit_top(top, top_data(cache.features(arrays), model.branch_names, arrays, raw), y, **kwargs)
+    return fit_top(top, model.top_data(cache.features(arrays), arrays), y, **kwargs)

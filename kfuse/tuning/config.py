@@ -19,7 +19,6 @@ keys are refused by name, and missing branch files are reported before anything 
 
 import difflib
 import os
-import zipfile
 
 from kfuse.tuning.space import Range
 
@@ -199,34 +198,3 @@ def _dimension(value, where):
         except (TypeError, ValueError) as error:
             raise ValueError(f"{where}: {error}") from None
     return value
-
-
-def load_data(data):
-    """(x, y, validation or None) from a checked `data` section."""
-    import numpy as np
-
-    if data["source"] == "mnist1d":
-        from kfuse.data import load_mnist1d
-
-        (x, y), (x_val, y_val) = load_mnist1d()
-        validation = None
-    else:
-        try:
-            with np.load(data["source"]) as archive:
-                arrays = {k: archive[k] for k in archive.files}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(
-                f"data {data['source']!r} is damaged or not an .npz file ({type(error).__name__}); "
-                "write it again with np.savez(path, x=..., y=...)"
-            ) from None
-        keys = {k: data.get(k, k) for k in ("x", "y", "x_val", "y_val")}
-        for k in ("x", "y"):
-            if keys[k] not in arrays:
-                raise ValueError(f"data {data['source']!r} has no array {keys[k]!r}; it holds {sorted(arrays)}")
-        x, y = arrays[keys["x"]], arrays[keys["y"]]
-        has_val = keys["x_val"] in arrays and keys["y_val"] in arrays
-        validation = (arrays[keys["x_val"]], arrays[keys["y_val"]]) if has_val else None
-    rows = data.get("rows")
-    if rows:
-        x, y = x[:rows], y[:rows]
-    return x, y, validation

@@ -23,8 +23,15 @@ def make_tuner(hypermodel, kind="random", objective="val_accuracy", max_trials=1
     Example:
 
     ```python
+    import tempfile
+    import keras, kfuse
+
+    base = keras.Sequential([keras.Input((8,), name="x"), keras.layers.Dense(3)])
+    hypermodel = kfuse.tuning.FusionHyperModel(
+        [kfuse.Branch(base, name="a", output="logits"), kfuse.Branch(base, name="b", output="logits")],
+        head=3, fusions=["concat", "average"])
     tuner = kfuse.tuning.make_tuner(hypermodel, "hyperband", max_epochs=4,
-                                    directory="tune_runs", project_name="mnist1d")
+                                    directory=tempfile.mkdtemp(), project_name="mnist1d")
     ```
     """
     if kind not in TUNERS:

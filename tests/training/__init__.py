@@ -29,4 +29,7 @@ def trained_model(name, x, y, epochs=20, seed=0, **kwargs):
 
 
 def accuracy(scores, y):
-    return float(np.mean(np.argmax(scores, axis=-1) == y))
+    """Accuracy of class scores (n, k), or of class labels (n,) such as Stacker.predict's."""
+    scores = np.asarray(scores)
+    labels = scores if scores.ndim == 1 else np.argmax(scores, axis=-1)
+    return float(np.mean(labels == y))

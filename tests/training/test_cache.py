@@ -63,7 +63,7 @@ def test_tapped_features_with_passthrough(frozen_data, tmp_path):
         verbose=0,
         meta_fit={"epochs": 40},
     ).fit(x, y)
-    assert stacker.methods == {"a": "features", "b": "features"}
+    assert stacker.methods_ == {"a": "features", "b": "features"}
     assert stacker.features_["a"].shape == (120, 16) and stacker.features_["b"].shape == (120, 8)
     assert stacker.model_.kfuse_info["passthrough"] is True
     assert accuracy(stacker.predict(x_test), y_test) > 0.85

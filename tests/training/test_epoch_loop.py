@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kfuse.training.epoch_loop import fit_in_memory, supports
+from kfuse.epoch_loop import fit_in_memory, supports
 from tests.training import blobs
 
 

@@ -58,7 +58,7 @@ def test_regression_with_two_inputs_from_tf_data():
         meta_fit={"epochs": 60},
     ).fit(dataset)
     assert stacker.cv_metric_ == "mse"
-    assert stacker.methods == {"bu": "raw", "bv": "raw"}
+    assert stacker.methods_ == {"bu": "raw", "bv": "raw"}
     assert stacker.oof_predictions_["bu"].shape == (96, 1)
     # each branch sees one input, the stack sees both: it beats either branch
     stacked = float(np.mean((stacker.predict({"u": u, "v": v})[:, 0] - target) ** 2))

@@ -62,7 +62,8 @@ def test_one_graph_that_predicts_saves_and_reloads(fitted, data, tmp_path):
         "mlp": "predict_proba",
         "fresh": "predict_proba",
     }
-    logits = fitted.predict(x_test)
+    logits = fitted.decision_function(x_test)
+    np.testing.assert_array_equal(fitted.predict(x_test), logits.argmax(-1))
     assert logits.shape == (60, 3)
     assert accuracy(logits, y_test) > 0.85
     np.testing.assert_allclose(fitted.predict_proba(x_test).sum(-1), 1.0, atol=1e-5)
@@ -93,7 +94,7 @@ def test_no_leak_on_labels_a_base_can_memorise():
     branch = kfuse.Branch(memoriser, name="wide", inputs="signal", fit=fit)
     stacker = kfuse.Stacker([branch], head=3, cv=2, refit=False, verbose=0, meta_fit={"epochs": 2})
     stacker.fit(x, y)
-    plan = kfuse.training.folds.resolve_cv(2, y, stacker.head, seed=0)
+    plan = kfuse.training.folds.resolve_cv(2, y, stacker.head_, seed=0)
     for (train_rows, _), model in zip(plan.splits, stacker.fold_models_["wide"], strict=True):
         own = model.predict(x[train_rows], verbose=0)
         assert accuracy(own, y[train_rows]) > 0.95  # memorised its own rows

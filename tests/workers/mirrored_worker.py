@@ -62,6 +62,28 @@ def train(strategy, jit_compile=False):
     return weights, history.history["loss"], replicas, mirrored, prediction
 
 
+def recompile_outside_scope():
+    """stack(strategy=s), then compile and fit OUTSIDE s.scope(): the model keeps s."""
+    strategy = tf.distribute.MirroredStrategy(DEVICES)
+    model = kfuse.stack(branches(), strategy=strategy, head=3, meta=(8,))
+    model.compile(  # the optimizer is named, so compile creates its variables (in s's scope)
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    x, y = data()
+    history = model.fit(x, y, batch_size=32, epochs=3, verbose=0)
+    optimizer_mirrored = all(
+        isinstance(getattr(v, "value", v), tf.distribute.DistributedValues) for v in model.optimizer.variables
+    )
+    return {
+        "same_strategy": model.distribute_strategy is strategy,
+        "loss": history.history["loss"],
+        "optimizer_mirrored": optimizer_mirrored,
+        "evaluate": float(model.evaluate(x, y, verbose=0)[0]),
+    }
+
+
 def max_diff(a, b):
     return float(max(np.abs(p - q).max() for p, q in zip(a, b, strict=True)))
 
@@ -86,6 +108,7 @@ def main():
         "weights_diff_xla": max_diff(single[0], xla[0]),
         "prediction_diff_mirrored": float(np.abs(single[4] - mirrored[4]).max()),
         "xla_mirrored_error": xla_error,
+        "recompile_outside_scope": recompile_outside_scope(),
         "base_untouched": bool(np.allclose(BASE.get_weights()[0], make_base().get_weights()[0])),
     }
     print("RESULT " + json.dumps(report), flush=True)

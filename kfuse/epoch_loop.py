@@ -11,13 +11,17 @@ exactly those `compile` set. Epoch-level callbacks (History, EarlyStopping,
 ModelCheckpoint, KerasTuner's) run as usual; batch-level hooks are not called, as with
 `steps_per_execution` equal to an epoch.
 
-Use it through `supports()`: the TensorFlow backend, the default distribution strategy,
+`fit_top` and `compile_top` are how kfuse trains `model.top` on cached branch outputs
+(`FusedModel.fit_head`, the Stacker, cached tuner trials). Use the loop through
+`supports()`: the TensorFlow backend, the default distribution strategy,
 numpy data, no `sample_weight` or `class_weight`. Anything else goes to `Model.fit`.
 """
 
 import keras
 import numpy as np
 
+#: `Model.fit` on the top, where the in-memory loop does not apply: steps per traced call
+STEPS_PER_EXECUTION = 32
 #: `Model.fit` arguments the in-memory loop understands; any other one means `Model.fit`
 ACCEPTED = {
     "epochs",
@@ -99,7 +103,7 @@ def fit_in_memory(
 
     ```python
     import keras, numpy as np
-    from kfuse.training.epoch_loop import fit_in_memory
+    from kfuse.epoch_loop import fit_in_memory
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -197,3 +201,26 @@ def _loop(step_function, x, y, batch_size):
 
 def _numpy(logs):
     return {k: float(v) for k, v in logs.items()}
+
+
+def fit_top(top, x, y, seed=None, **fit_kwargs):
+    """Train the compiled `top` on in-memory arrays; returns the Keras `History`.
+
+    One traced call per epoch where it applies (`supports`); otherwise `top.fit`.
+    `seed` fixes the shuffling order of the in-memory loop.
+    """
+    if supports(top, x, y, fit_kwargs):
+        return fit_in_memory(top, x, y, seed=seed, **fit_kwargs)
+    return top.fit(x, y, **fit_kwargs)
+
+
+def compile_top(top, model, metrics=None, **compile_kwargs):
+    """Compile `top` with `model`'s optimizer and loss (and `metrics`, fresh objects)."""
+    top.compile(
+        optimizer=model.optimizer,
+        loss=model.loss,
+        metrics=metrics,
+        steps_per_execution=STEPS_PER_EXECUTION,
+        **compile_kwargs,
+    )
+    return top

@@ -1,0 +1,260 @@
+"""The one place kfuse normalises user inputs: names, structure, rows and finiteness.
+
+Every entry point (`FusedModel.fit` / `predict` / `fit_head`, `kfuse.Stacker`, cached
+tuner trials, `kfuse.compare`) goes through these functions, so one input is accepted and
+refused the same way everywhere:
+
+- names come from the model itself (`model.input`, a dict keyed by input name for a
+  kfuse stack), never from a private attribute;
+- `x` may be a dict of name -> array, a single array (a model with one input), a tuple
+  or list (one array per input, in the model's input order) or a `tf.data.Dataset` of
+  `(x, y)` or `(x, y, sample_weight)` elements, batched or not;
+- every input must have the same number of rows as the others and as `y`; the error
+  names each input and its row count;
+- numeric numpy inputs are checked for NaN and infinity (and a `tf.data` input's first
+  batch): the error names the input and the first bad rows. `allow_nonfinite=True`
+  switches the check off (a model with a NaN-aware first layer, say);
+- string arrays (numpy `str` / `bytes` / `object` dtype, `tf.string` tensors) pass
+  through unchanged: they are never cast.
+
+Example:
+
+```python
+import numpy as np
+from kfuse.inputs import named, check_finite
+
+arrays = named(np.zeros((3, 4)), ["signal"])          # {"signal": array (3, 4)}
+named({"a": np.ones(2), "b": np.zeros(2), "extra": 1}, ["a", "b"]).keys()  # a, b
+try:
+    check_finite({"signal": np.array([[0.0], [np.nan]])}, where="fit")
+except ValueError as error:
+    print(error)  # fit: input 'signal' has NaN or infinite values in rows [1] ...
+```
+"""
+
+import numpy as np
+
+#: how many bad row indices an error lists
+SHOW_ROWS = 5
+
+
+def is_dataset(x):
+    """Whether `x` is a `tf.data.Dataset` (without importing TensorFlow)."""
+    return type(x).__module__.startswith("tensorflow") and hasattr(x, "element_spec")
+
+
+def is_array_like(x):
+    """An array or tensor (has shape and dtype), not a dict or a model."""
+    return hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, dict) and not hasattr(x, "predict")
+
+
+def input_names(model):
+    """The input names of a Keras model, read from the public `model.input`."""
+    structure = model.input
+    if isinstance(structure, dict):
+        return list(structure)
+    if isinstance(structure, (list, tuple)):
+        return [t.name for t in structure]
+    return [structure.name]
+
+
+def named(x, names, where="kfuse", model_name=None):
+    """`x` as a dict of input name -> value (values untouched), checked against `names`.
+
+    Accepts a dict (extra keys are dropped), a single array for one input, or a tuple /
+    list of one array per input in the order of `names`.
+    """
+    owner = f"Model '{model_name}'" if model_name else where
+    if isinstance(x, dict):
+        missing = [n for n in names if n not in x]
+        if missing:
+            raise ValueError(
+                f"{owner} reads inputs {list(names)}; the data lacks {missing} "
+                f"(received keys {sorted(map(str, x))}). Pass a dict keyed by input name."
+            )
+        return {n: x[n] for n in names}
+    if isinstance(x, (list, tuple)) and x and all(is_array_like(v) or isinstance(v, list) for v in x):
+        if len(names) == 1 and not all(is_array_like(v) for v in x):
+            return {names[0]: x}
+        if len(x) != len(names):
+            raise ValueError(
+                f"{owner} reads {len(names)} input(s) {list(names)}; received a "
+                f"{type(x).__name__} of {len(x)} arrays. Pass one array per input, or a dict."
+            )
+        return dict(zip(names, x, strict=True))
+    if len(names) == 1 and (is_array_like(x) or isinstance(x, list)):
+        return {names[0]: x}
+    if len(names) > 1 and is_array_like(x):
+        raise ValueError(
+            f"{owner} reads several inputs {list(names)}; received one array of shape "
+            f"{tuple(x.shape)}. Pass a dict of input name -> array."
+        )
+    raise TypeError(
+        f"{owner}: inputs must be a dict of name -> array, an array, a tuple of arrays or a "
+        f"tf.data.Dataset; received {type(x).__name__}"
+    )
+
+
+def as_numpy(value):
+    """A numpy array of `value`; strings stay strings, as the object arrays of `str` that
+    Keras's `fit` / `predict` take (numpy `str` / `bytes` arrays and `tf.string` tensors
+    are converted: Keras refuses numpy's fixed-width string dtypes)."""
+    if isinstance(value, np.ndarray):
+        array = value
+    elif hasattr(value, "numpy") and callable(value.numpy):
+        array = np.asarray(value.numpy())
+    else:
+        array = np.asarray(value)
+    if array.dtype.kind not in "USO":
+        return array
+    if array.dtype.kind == "O" and not any(isinstance(v, bytes) for v in array.flat):
+        return array
+    decode = np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else v, otypes=[object])
+    return decode(array) if array.size else array.astype(object)
+
+
+def rows(value):
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(shape):
+        return shape[0]
+    return len(value)
+
+
+def check_rows(arrays, y=None, where="kfuse"):
+    """The common row count of the named arrays (and `y`); a ValueError naming each otherwise."""
+    counts = {k: rows(v) for k, v in arrays.items()}
+    if len(set(counts.values())) > 1:
+        listing = ", ".join(f"'{k}': {n}" for k, n in counts.items())
+        raise ValueError(f"{where}: the inputs have different numbers of rows ({listing}); every input needs one row per example")
+    n = next(iter(counts.values())) if counts else None
+    if y is not None and n is not None and rows(y) != n:
+        listing = ", ".join(f"'{k}': {c}" for k, c in counts.items())
+        raise ValueError(f"{where}: x has {n} rows ({listing}) but y has {rows(y)}; they must match")
+    return n
+
+
+def nonfinite_rows(array):
+    """Indices of the rows of a numeric array holding NaN or infinity (none for strings)."""
+    array = np.asarray(array) if not isinstance(array, np.ndarray) else array
+    if array.dtype.kind not in "fc" or array.size == 0:
+        return np.zeros(0, "int64")
+    bad = ~np.isfinite(array)
+    if array.ndim > 1:
+        bad = bad.reshape(len(array), -1).any(axis=1)
+    elif array.ndim == 0:
+        return np.zeros(0, "int64") if not bad else np.zeros(1, "int64")
+    return np.flatnonzero(bad)
+
+
+def check_finite(arrays, where="kfuse", allow_nonfinite=False, what="rows"):
+    """Raise a ValueError naming the first input with NaN / inf and its first bad rows."""
+    if allow_nonfinite:
+        return
+    for key, value in arrays.items():
+        if not isinstance(value, np.ndarray):
+            continue
+        bad = nonfinite_rows(value)
+        if bad.size:
+            shown = bad[:SHOW_ROWS].tolist()
+            more = f" and {bad.size - SHOW_ROWS} more" if bad.size > SHOW_ROWS else ""
+            raise ValueError(
+                f"{where}: input '{key}' has NaN or infinite values in {what} {shown}{more} "
+                f"({bad.size} of {len(value)}). Clean or impute them, or pass "
+                "allow_nonfinite=True if the model handles them."
+            )
+
+
+def check_dataset_finite(dataset, names, where="kfuse", allow_nonfinite=False):
+    """Check the first batch of a `tf.data.Dataset` for NaN / inf (cheap: one element)."""
+    if allow_nonfinite:
+        return
+    for element in dataset.take(1):
+        x = element[0] if isinstance(element, tuple) else element
+        if isinstance(x, dict):
+            arrays = {k: as_numpy(v) for k, v in x.items()}
+        elif isinstance(x, (list, tuple)):
+            arrays = {n: as_numpy(v) for n, v in zip(names, x, strict=False)}
+        else:
+            arrays = {names[0] if len(names) == 1 else "x": as_numpy(x)}
+        check_finite(arrays, where=f"{where} (first batch of the tf.data.Dataset)", what="batch rows")
+
+
+def read_dataset(dataset, where="kfuse", need_labels=True):
+    """A `tf.data.Dataset` of x, (x, y) or (x, y, sample_weight), batched or not, as numpy.
+
+    Returns (x, y, sample_weight); y and sample_weight are None where the dataset has none.
+    """
+    spec = dataset.element_spec
+    pairs = isinstance(spec, tuple) and len(spec) >= 2
+    if need_labels and not pairs:
+        raise ValueError(f"{where}: a tf.data.Dataset must yield (x, y) pairs; received elements {spec}")
+    first = spec[0] if pairs else spec
+    probe = next(iter(first.values())) if isinstance(first, dict) else (first[0] if isinstance(first, (list, tuple)) else first)
+    batched = len(probe.shape) > 0 and probe.shape[0] is None
+    parts = []
+    for element in dataset.as_numpy_iterator():
+        parts.append(element if pairs else (element,))
+    if not parts:
+        raise ValueError(f"{where}: the tf.data.Dataset is empty (no elements)")
+    join = np.concatenate if batched else np.stack
+
+    def gather(index):
+        values = [p[index] for p in parts]
+        if isinstance(values[0], dict):
+            return {k: join([v[k] for v in values]) for k in values[0]}
+        if isinstance(values[0], (list, tuple)):
+            return tuple(join([v[i] for v in values]) for i in range(len(values[0])))
+        return join(values)
+
+    width = len(parts[0])
+    x = gather(0)
+    y = gather(1) if width > 1 else None
+    weights = gather(2) if width > 2 else None
+    return x, y, weights
+
+
+def arrays_and_labels(x, y, names, where="kfuse", allow_nonfinite=False, sample_weight=None, model_name=None):
+    """({input name: numpy array}, y, sample_weight) from any accepted `x`, fully checked.
+
+    A `tf.data.Dataset` is read into memory (then y must come from it, not from `y=`).
+    Rows must agree across the inputs, y and sample_weight; numeric inputs must be finite
+    unless `allow_nonfinite`.
+    """
+    if is_dataset(x):
+        if y is not None:
+            raise ValueError(f"{where}: pass y inside the tf.data.Dataset, not as y=")
+        x, y, data_weights = read_dataset(x, where)
+        sample_weight = data_weights if sample_weight is None else sample_weight
+    arrays = {k: as_numpy(v) for k, v in named(x, names, where, model_name).items()}
+    n = check_rows(arrays, y, where)
+    if n == 0:
+        raise ValueError(f"{where}: x has no rows")
+    y = None if y is None else as_numpy(y)
+    if sample_weight is not None:
+        sample_weight = as_numpy(sample_weight)
+        if rows(sample_weight) != n:
+            raise ValueError(f"{where}: x has {n} rows but sample_weight has {rows(sample_weight)}")
+    check_finite(arrays, where, allow_nonfinite)
+    return arrays, y, sample_weight
+
+
+def feed(model, input_names, arrays, rows=None):
+    """Data for `model` (a base reading `input_names` in order) from the named arrays.
+
+    The model's own input structure (`model.input`: a dict, a list or one tensor) decides
+    the form: a dict keyed by its input names, a list, or a single array.
+    """
+    values = [arrays[k] if rows is None else arrays[k][rows] for k in input_names]
+    structure = model.input
+    if isinstance(structure, dict):
+        if set(structure) == set(input_names):
+            return {k: arrays[k] if rows is None else arrays[k][rows] for k in structure}
+        return dict(zip(structure, values, strict=True))
+    return values[0] if len(values) == 1 else values
+
+
+def take(arrays, rows=None):
+    """The rows `rows` (None: all) of every input."""
+    if rows is None:
+        return arrays
+    return {k: v[rows] for k, v in arrays.items()}

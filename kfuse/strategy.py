@@ -1,0 +1,189 @@
+"""Strategy resolution: a name or a `tf.distribute.Strategy` to a strategy, and its scope.
+
+The floor below `kfuse.graph`: `stack(..., strategy=)` resolves its strategy here, and
+`kfuse.distribute` (scope-safe building, precision, data) builds on it. TensorFlow is
+imported inside the functions, so importing this module never needs it.
+"""
+
+import contextlib
+import json
+import os
+
+STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker", "tpu", "one_device")
+
+
+def get_strategy(spec="auto", tpu=None):
+    """Resolve `spec` (a name from `STRATEGY_NAMES` or a Strategy) to a `tf.distribute.Strategy`.
+
+    Args:
+        spec: see the module table.
+        tpu: TPU name or address for "tpu"/"auto" (default: $TPU_NAME, $COLAB_TPU_ADDR).
+
+    Example:
+
+    ```python
+    import kfuse
+    kfuse.strategy.get_strategy("default").num_replicas_in_sync  # 1
+    ```
+    """
+    import tensorflow as tf
+
+    if isinstance(spec, tf.distribute.Strategy):
+        if isinstance(spec, tf.distribute.MultiWorkerMirroredStrategy):
+            _enable_multi_worker_fix()
+        return spec
+    if spec is None or spec == "default":
+        return tf.distribute.get_strategy()
+    if not isinstance(spec, str) or spec not in STRATEGY_NAMES:
+        raise ValueError(
+            f"Unknown strategy {spec!r}; valid: {', '.join(map(repr, STRATEGY_NAMES))}, "
+            "or a tf.distribute.Strategy"
+        )
+    if spec == "auto":
+        if _tpu_hint(tpu) is not None:
+            return tpu_strategy(tpu)
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    if spec == "mirrored":
+        return tf.distribute.MirroredStrategy(devices=mirrored_devices())
+    if spec == "multi_worker":
+        parse_tf_config()  # clear errors for a missing or malformed TF_CONFIG
+        _enable_multi_worker_fix()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if spec == "tpu":
+        return tpu_strategy(tpu)
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+def mirrored_devices():
+    """The devices "mirrored" replicates over: all GPUs, else all logical CPUs."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    return [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+
+
+def _enable_multi_worker_fix():
+    from kfuse import mwms_compat
+
+    mwms_compat.install()
+
+
+# -- TF_CONFIG ----------------------------------------------------------------------------
+def parse_tf_config(value=None):
+    """Read and check TF_CONFIG (a JSON string; default: the environment variable).
+
+    Returns the parsed dict. Raises ValueError naming what is wrong: missing, not JSON,
+    no `cluster`, a job that is not a list of "host:port" strings, a `task` whose type is
+    not a job of the cluster or whose index is out of range.
+
+    Example:
+
+    ```python
+    import kfuse
+    kfuse.strategy.parse_tf_config(
+        '{"cluster": {"worker": ["localhost:12345", "localhost:23456"]},'
+        ' "task": {"type": "worker", "index": 0}}')
+    ```
+    """
+    if value is None:
+        value = os.environ.get("TF_CONFIG")
+        if not value:
+            raise ValueError(
+                "strategy='multi_worker' needs the TF_CONFIG environment variable, e.g. "
+                '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
+                '"task": {"type": "worker", "index": 0}}'
+            )
+    if isinstance(value, dict):
+        config = value
+    else:
+        try:
+            config = json.loads(value)
+        except (TypeError, json.JSONDecodeError) as error:
+            raise ValueError(f"TF_CONFIG is not valid JSON ({error}): {value!r}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"TF_CONFIG must be a JSON object; received {config!r}")
+    cluster = config.get("cluster")
+    if not isinstance(cluster, dict) or not cluster:
+        raise ValueError(f"TF_CONFIG needs a non-empty 'cluster' object of job -> addresses; received {cluster!r}")
+    for job, addresses in cluster.items():
+        if not isinstance(addresses, list) or not addresses:
+            raise ValueError(f"TF_CONFIG cluster job {job!r} must be a non-empty list of 'host:port'; received {addresses!r}")
+        for address in addresses:
+            host, _, port = str(address).rpartition(":")
+            if not isinstance(address, str) or not host or not port.isdigit():
+                raise ValueError(f"TF_CONFIG cluster job {job!r}: {address!r} is not 'host:port'")
+    task = config.get("task")
+    if not isinstance(task, dict):
+        raise ValueError(f"TF_CONFIG needs a 'task' object with 'type' and 'index'; received {task!r}")
+    kind, index = task.get("type"), task.get("index")
+    if kind not in cluster:
+        raise ValueError(f"TF_CONFIG task type {kind!r} is not a job of the cluster {sorted(cluster)}")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(cluster[kind]):
+        raise ValueError(
+            f"TF_CONFIG task index {index!r} is out of range for job {kind!r} with "
+            f"{len(cluster[kind])} address(es)"
+        )
+    return config
+
+
+# -- TPU ----------------------------------------------------------------------------------
+def _tpu_hint(tpu=None):
+    """Where a TPU might be: the argument, an environment variable, or a local device."""
+    if tpu:
+        return tpu
+    for variable in ("TPU_NAME", "COLAB_TPU_ADDR"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    if any(os.path.exists(f"/dev/accel{i}") for i in range(4)) or os.path.exists("/dev/vfio/0"):
+        return "local"
+    return None
+
+
+def tpu_strategy(tpu=None):
+    """Connect to a TPU and return a `tf.distribute.TPUStrategy`.
+
+    Looks at `tpu` (a name or grpc:// address), then $TPU_NAME, $COLAB_TPU_ADDR, then a
+    local TPU (/dev/accel*, /dev/vfio). Raises RuntimeError naming all of these when no
+    TPU is found or the connection fails.
+    """
+    import tensorflow as tf
+
+    looked = (
+        f"the tpu= argument ({tpu!r}), $TPU_NAME ({os.environ.get('TPU_NAME')!r}), "
+        f"$COLAB_TPU_ADDR ({os.environ.get('COLAB_TPU_ADDR')!r}), local TPU devices "
+        "(/dev/accel0-3, /dev/vfio/0)"
+    )
+    hint = _tpu_hint(tpu)
+    if hint is None:
+        raise RuntimeError(f"strategy='tpu': no TPU found. Looked for {looked}.")
+    name = "local" if hint == "local" else hint
+    if os.environ.get("COLAB_TPU_ADDR") == hint and not hint.startswith("grpc://"):
+        name = f"grpc://{hint}"
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=name)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, OSError, tf.errors.OpError) as error:
+        raise RuntimeError(f"strategy='tpu': could not connect to TPU {name!r} ({error}). Looked for {looked}.") from error
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def strategy_scope(strategy):
+    """(context manager, strategy) for a strategy name, object or None (no scope).
+
+    Example:
+
+    ```python
+    from kfuse.strategy import strategy_scope
+
+    scope, resolved = strategy_scope(None)  # no strategy: a null context, None
+    with scope:
+        pass
+    ```
+    """
+    if strategy is None:
+        return contextlib.nullcontext(), None
+    resolved = get_strategy(strategy)
+    return resolved.scope(), resolved
