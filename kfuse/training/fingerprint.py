@@ -80,6 +80,8 @@ def fingerprint(branches, trained, methods, plan, seed, head, arrays, y, shapes=
                 "trained": b.name in trained,
                 "stack_method": methods[b.name],
                 "tap": b.tap,
+                "select": _jsonable(b.select),
+                "readapt": bool(b.readapt),
                 "fit": _jsonable(b.fit_settings),
             }
             for b in branches

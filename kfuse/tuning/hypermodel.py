@@ -351,6 +351,8 @@ def _variant(branch, finetune):
         tap=branch.tap,
         output=branch.output,
         fit=branch.fit_settings,
+        select=branch.select,
+        readapt=branch.readapt,
     )
     copy.source = branch.source
     return copy
