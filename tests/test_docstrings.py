@@ -21,6 +21,8 @@ BLOCK = re.compile(r"Example:[ \t]*\n(?:[ \t]*\n)*([ \t]*)```python[ \t]*\n(.*?)
 def _modules():
     found, missing = [], []
     for info in pkgutil.walk_packages(kfuse.__path__, "kfuse."):
+        if info.name.endswith(".__main__"):  # runs the command on import
+            continue
         try:
             found.append(importlib.import_module(info.name))
         except ImportError as error:  # an optional dependency (e.g. another backend's)
