@@ -12,6 +12,18 @@ class Dataset:
     `x_train` and `x_test` are dicts of input name -> array (what `kfuse.stack` and
     `kfuse.Stacker` take); `y_train` / `y_test` are int64 class ids indexing `classes`.
     Unpacks like Keras's loaders: `(x, y), (x_test, y_test) = dataset`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.datasets import Dataset
+
+    data = Dataset("toy", {"a": np.zeros((4, 2))}, np.array([0, 1, 0, 1]),
+                   {"a": np.zeros((2, 2))}, np.array([1, 0]), ("no", "yes"), "binary", "memory")
+    (x, y), (x_test, y_test) = data
+    data.input_shapes, data.num_classes  # {'a': (2,)}, 2
+    ```
     """
 
     name: str
@@ -50,7 +62,16 @@ class Dataset:
 
 
 def encode_labels(train, test, classes=None):
-    """String labels -> int64 ids in the order of `classes` (default: sorted)."""
+    """String labels -> int64 ids in the order of `classes` (default: sorted).
+
+    Example:
+
+    ```python
+    from kfuse.datasets.dataset import encode_labels
+
+    encode_labels(["b", "a"], ["a"])  # (array([1, 0]), array([0]), ('a', 'b'))
+    ```
+    """
     train, test = np.asarray(train).astype(str), np.asarray(test).astype(str)
     classes = tuple(classes) if classes is not None else tuple(sorted(set(train) | set(test)))
     lookup = {c: i for i, c in enumerate(classes)}

@@ -17,6 +17,16 @@ class Series:
 
     `test_start` is the first position of the test segment (see each loader), so
     `values[:test_start]` is all a forecaster may train on.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.datasets import Series
+
+    s = Series("toy", np.arange(10.0), np.arange(10), 2, "yearly", 8, "memory")
+    s.train.shape, s.test.tolist()  # (8,), [8.0, 9.0]
+    ```
     """
 
     name: str

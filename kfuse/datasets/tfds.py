@@ -21,7 +21,20 @@ def _version_key(text):
 
 
 def dataset_folder(name, data_dir, version=None):
-    """The prepared folder of `name` under `data_dir` (newest version unless given)."""
+    """The prepared folder of `name` under `data_dir` (newest version unless given).
+
+    Example:
+
+    ```python
+    import os, tempfile
+    from kfuse.datasets.tfds import dataset_folder
+
+    root = tempfile.mkdtemp()
+    os.makedirs(os.path.join(root, "toy", "1.0.0"))
+    open(os.path.join(root, "toy", "1.0.0", "dataset_info.json"), "w").close()
+    dataset_folder("toy", root).endswith("1.0.0")  # True
+    ```
+    """
     root = os.path.join(os.fspath(data_dir), name)
     if not os.path.isdir(root):
         found = sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else []

@@ -28,13 +28,35 @@ BASIC_MOTIONS_MODALITIES = {"accelerometer": (0, 1, 2), "gyroscope": (3, 4, 5)}
 
 
 def available():
-    """Names of the classification sets the installed aeon bundles."""
+    """Names of the classification sets the installed aeon bundles.
+
+    Example:
+
+    ```python
+    from kfuse.datasets.ucr import available
+
+    "GunPoint" in available()  # True
+    ```
+    """
     root = package_dir("aeon", "load_ucr") / DATA_DIR
     return sorted(p.name for p in root.iterdir() if (p / f"{p.name}_TRAIN.ts").exists())
 
 
 def read_ts(path):
-    """Parse one `.ts` file: (array (n, length, channels) float32, labels, class names)."""
+    r"""Parse one `.ts` file: (array (n, length, channels) float32, labels, class names).
+
+    Example:
+
+    ```python
+    import os, tempfile
+    from kfuse.datasets.ucr import read_ts
+
+    path = os.path.join(tempfile.mkdtemp(), "toy.ts")
+    with open(path, "w") as f:
+        f.write("@classLabel true a b\n@data\n1,2,3:a\n3,2,1:b\n")
+    x, labels, classes = read_ts(path)  # x.shape (2, 3, 1), classes ('a', 'b')
+    ```
+    """
     classes, rows, labels, in_data = None, [], [], False
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):

