@@ -8,7 +8,7 @@ import kfuse.datasets as kd
 tf = pytest.importorskip("tensorflow")
 tfds = pytest.importorskip("tensorflow_datasets")
 # tensorflow-datasets 4.9 imports importlib_resources when it writes a data set but does
-# not declare it on Python >= 3.9; kfuse's dependencies list it (see pyproject.toml)
+# not declare it on Python >= 3.9: `pip install importlib_resources` runs this test
 pytest.importorskip("importlib_resources", reason="tensorflow-datasets needs importlib_resources to write a data set")
 
 
