@@ -9,6 +9,7 @@ from kfuse.evaluation.diversity import diversity as member_diversity
 from kfuse.evaluation.metrics import LOWER_IS_BETTER, resolve_metrics, score_table
 from kfuse.evaluation.predictions import collect, fused_model
 from kfuse.evaluation.significance import significance as significance_table
+from kfuse.evaluation.self_check import branch_drift, drift_notes
 from kfuse.quiet import quiet_tensorflow
 
 
@@ -71,6 +72,8 @@ def _compare(models, x, y, task, reference, metrics, batch_size, n_boot, seed, a
     members = [n for n in models if n != reference]
     table, notes = score_table(task, labels, predictions, names)
     notes = sorted(notes) + [note for p in predictions.values() for note in p.notes]
+    drift = branch_drift(models, x, batch_size=batch_size)
+    notes += drift_notes(drift)
     diversity = member_diversity(task, labels, predictions, members)
     significance = (
         significance_table(task, labels, predictions, reference, members, n_boot=n_boot, seed=seed, alpha=alpha)
@@ -83,7 +86,9 @@ def _compare(models, x, y, task, reference, metrics, batch_size, n_boot, seed, a
             c = branch_contributions(name, model, x, labels, task, batch_size=batch_size)
             if c is not None:
                 found[name] = c
-    return Report(task, labels, predictions, table, diversity, significance, found, reference, members, notes, alpha)
+    report = Report(task, labels, predictions, table, diversity, significance, found, reference, members, notes, alpha)
+    report.branch_drift = drift
+    return report
 
 
 def _reference(models, reference):
@@ -117,6 +122,9 @@ class Report:
         significance: pandas DataFrame (reference vs each member) or None.
         contributions: dict model name -> `Contributions` for kfuse models.
         notes: what was converted or could not be computed, in words.
+        branch_drift: {fused model: {branch: largest |branch - base|}} for each branch whose
+            base was also given under the branch's name (`kfuse.evaluation.self_check`);
+            a gap beyond float noise adds a note.
         predictions: dict name -> `Prediction` (probabilities or values).
 
     Example:
