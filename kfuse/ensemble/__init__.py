@@ -3,7 +3,7 @@
 Every estimator follows scikit-learn's conventions (`__init__` stores its arguments,
 `fit(x, y)` returns self, fitted attributes end in `_`); after `fit`, `model_` is one
 `kfuse.FusedModel` whose members are frozen branches `member_0`, `member_1`... It saves
-as `.keras` (import `kfuse.ensemble` before loading: its layers register on import),
+as `.keras` (`import kfuse` registers its layers, so any process that imports kfuse loads it),
 exports a SavedModel with `kfuse.export` and goes through `kfuse.compare`.
 
 Example:
