@@ -93,7 +93,7 @@ def test_crash_mid_write_leaves_no_version_directory(tmp_path, monkeypatch):
     def crash(*args):
         raise KeyboardInterrupt("simulated crash after the SavedModel was written")
 
-    monkeypatch.setattr(kfuse.export_versions, "publish", crash)
+    monkeypatch.setattr(kfuse.export.versions, "publish", crash)
     with pytest.raises(KeyboardInterrupt):
         kfuse.export.export_saved_model(model, str(base))
     assert kfuse.export.existing_versions(str(base)) == []

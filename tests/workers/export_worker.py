@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 
 from kfuse import export  # noqa: E402
-from kfuse import export_versions as store  # noqa: E402
+from kfuse.export import versions as store  # noqa: E402
 
 
 def model(width):

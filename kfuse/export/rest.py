@@ -11,7 +11,7 @@ import os
 import keras
 import numpy as np
 
-from kfuse import export as _export
+from kfuse.export import saved_model as _export
 
 
 def _as_named(x, names):
