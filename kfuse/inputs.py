@@ -87,7 +87,7 @@ def named(x, names, where="kfuse", model_name=None):
     if len(names) > 1 and is_array_like(x):
         raise ValueError(
             f"{owner} reads several inputs {list(names)}; received one array of shape "
-            f"{tuple(x.shape)}. Pass a dict of input name -> array."
+            f"{tuple(x.shape)}: pass x as a dict of input name -> array."
         )
     raise TypeError(
         f"{owner}: inputs must be a dict of name -> array, an array, a tuple of arrays or a "

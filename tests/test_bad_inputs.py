@@ -93,7 +93,7 @@ def test_fusion_layer_names_do_not_grow_across_stacks():
     for _ in range(3):
         model = kfuse.stack([kfuse.Branch(mlp("a"), name="a", inputs="signal"),
                              kfuse.Branch(mlp("b"), name="b", inputs="signal")], fusion="concat", head=3)
-        names.append([layer.name for layer in model.layers if "concat" in layer.name])
+        names.append([layer.name for layer in model.top.layers if "concat" in layer.name])
     assert names == [["concat"]] * 3
 
 

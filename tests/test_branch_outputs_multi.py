@@ -129,4 +129,4 @@ def test_stacker_trains_the_selected_output_of_a_multi_output_base():
         {"x": x}, y
     )
     assert stacker.oof_predictions_["t"].shape == (len(y), 3)
-    assert stacker.predict({"x": x}).shape == (len(y), 3)
+    assert stacker.predict_proba({"x": x}).shape == (len(y), 3)

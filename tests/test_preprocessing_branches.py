@@ -212,7 +212,7 @@ def test_stacker_text_branch_folds_keep_the_vocabulary():
     vocab = base.get_layer(index=1).get_vocabulary()
     for model in stacker.fold_models_["t"]:
         assert model.get_layer(index=1).get_vocabulary() == vocab
-    assert stacker.predict(TEXT).shape == (len(TEXT), 2)
+    assert stacker.predict_proba(TEXT).shape == (len(TEXT), 2)
     assert rng is not None
 
 

@@ -40,7 +40,7 @@ def test_stacker_on_strings_folds_cache_and_resume(tmp_path):
         head=2, cv=KFold(2), verbose=0, meta_fit={"epochs": 2}, work_dir=str(tmp_path / "run")
     )
     first = kfuse.Stacker([trained, frozen], **kwargs).fit(TEXT, LABELS)  # numpy object array
-    expected = first.predict(TEXT)
+    expected = first.predict_proba(TEXT)
     assert expected.shape == (len(TEXT), 2) and np.all(np.isfinite(expected))
     assert set(first.features_) == {"t", "f"}  # the frozen text branch came from the cache
     saved = {f: os.path.getmtime(f) for f in glob.glob(str(tmp_path / "run" / "fold_*" / "*"))}
@@ -48,7 +48,7 @@ def test_stacker_on_strings_folds_cache_and_resume(tmp_path):
     # a tf.constant of the same strings: the same data, so the run resumes from its folds
     again = kfuse.Stacker([trained, frozen], **kwargs).fit(tf.constant(TEXT.astype(str)), LABELS)
     assert {f: os.path.getmtime(f) for f in saved} == saved
-    np.testing.assert_allclose(again.predict(TEXT), expected, atol=1e-5)
+    np.testing.assert_allclose(again.predict_proba(TEXT), expected, atol=1e-5)
 
 
 def test_compare_a_text_stack_with_its_base():
