@@ -121,3 +121,20 @@ def test_fit_head_on_strings_and_per_class_metrics():
     regression = kfuse.compare({"r": np.array([0.5, 1.0])}, y=np.array([0.4, 1.2]), task="regression")
     with pytest.raises(ValueError, match="classification"):
         regression.per_class()
+
+
+def test_padded_tf_idf_vocabulary_smaller_than_max_tokens_copies():
+    # pad_to_max_tokens=True stores idf weights padded to max_tokens; the copy must keep
+    # the output width and values (the branch once failed: "idf_weights must be the same
+    # length as vocabulary")
+    vectorize = keras.layers.TextVectorization(max_tokens=500, output_mode="tf_idf", pad_to_max_tokens=True)
+    vectorize.adapt(TEXT)
+    assert len(vectorize.get_vocabulary()) < 500
+    inp = keras.Input(shape=(), dtype="string", name="text")
+    base = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(vectorize(inp)))
+    model = kfuse.stack([kfuse.Branch(base, name="t", inputs="text", trainable=False)], head=2)
+    got = model.branch_outputs({"text": TEXT})["t"]
+    np.testing.assert_allclose(got, base.predict(TEXT, verbose=0), atol=1e-6)
+    trained = kfuse.Branch(base, name="t", inputs="text", fit={"epochs": 1}, readapt=True)
+    stacker = kfuse.Stacker([trained], head=2, cv=KFold(2), refit=False, verbose=0, meta_fit={"epochs": 1})
+    assert stacker.fit({"text": TEXT}, LABELS).predict_proba({"text": TEXT}).shape == (len(TEXT), 2)
