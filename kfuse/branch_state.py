@@ -55,8 +55,8 @@ def copy_vocabulary(source, target):
         return  # never adapted: nothing to copy
     idf = _own_store(source).get("idf_weights")
     vocabulary = source.get_vocabulary(include_special_tokens=True)
-    if idf is not None:
-        target.set_vocabulary(vocabulary, idf_weights=np.asarray(idf))
+    if idf is not None:  # padded to max_tokens when pad_to_max_tokens=True: keep the vocabulary's part
+        target.set_vocabulary(vocabulary, idf_weights=np.asarray(idf)[: len(vocabulary)])
     else:
         target.set_vocabulary(vocabulary)
 

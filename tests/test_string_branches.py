@@ -92,3 +92,49 @@ def test_export_takes_strings_and_rest_payload_round_trip(tmp_path):
     np.testing.assert_allclose(
         model.branch_outputs({"text": rows})["t"], base.predict(rows, verbose=0), atol=1e-5
     )
+
+
+def test_fit_head_on_strings_and_per_class_metrics():
+    bases = {"m": text_classifier(), "c": text_classifier("count")}
+    for base in bases.values():
+        base.compile("adam", "sparse_categorical_crossentropy")
+        base.fit(TEXT, LABELS, epochs=2, verbose=0)
+    model = kfuse.stack(
+        [kfuse.Branch(b, name=n, inputs="x", trainable=False, output="probabilities") for n, b in bases.items()],
+        head=2, optimizer=keras.optimizers.Adam(0.05),
+    )  # fmt: skip
+    before = model.predict({"x": TEXT}, verbose=0)
+    model.fit_head({"x": TEXT}, LABELS, epochs=3, batch_size=8, seed=0, verbose=0)  # numpy object array
+    after = model.predict({"x": TEXT}, verbose=0)
+    assert after.shape == (len(TEXT), 2) and not np.allclose(before, after)
+    report = kfuse.compare({"m": bases["m"], "fused": model}, {"x": TEXT}, LABELS, n_boot=20)
+    table = report.per_class()
+    assert list(table.columns) == ["precision", "recall", "f1", "support"]
+    assert list(table.index) == [("m", 0), ("m", 1), ("fused", 0), ("fused", 1)]
+    pred = after.argmax(-1)
+    for k in (0, 1):  # against a numpy count of true / predicted positives
+        tp = np.sum((pred == k) & (LABELS == k))
+        row = table.loc[("fused", k)]
+        assert row["support"] == np.sum(LABELS == k)
+        assert row["recall"] == pytest.approx(tp / np.sum(LABELS == k))
+        assert row["precision"] == pytest.approx(tp / max(np.sum(pred == k), 1))
+    regression = kfuse.compare({"r": np.array([0.5, 1.0])}, y=np.array([0.4, 1.2]), task="regression")
+    with pytest.raises(ValueError, match="classification"):
+        regression.per_class()
+
+
+def test_padded_tf_idf_vocabulary_smaller_than_max_tokens_copies():
+    # pad_to_max_tokens=True stores idf weights padded to max_tokens; the copy must keep
+    # the output width and values (the branch once failed: "idf_weights must be the same
+    # length as vocabulary")
+    vectorize = keras.layers.TextVectorization(max_tokens=500, output_mode="tf_idf", pad_to_max_tokens=True)
+    vectorize.adapt(TEXT)
+    assert len(vectorize.get_vocabulary()) < 500
+    inp = keras.Input(shape=(), dtype="string", name="text")
+    base = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(vectorize(inp)))
+    model = kfuse.stack([kfuse.Branch(base, name="t", inputs="text", trainable=False)], head=2)
+    got = model.branch_outputs({"text": TEXT})["t"]
+    np.testing.assert_allclose(got, base.predict(TEXT, verbose=0), atol=1e-6)
+    trained = kfuse.Branch(base, name="t", inputs="text", fit={"epochs": 1}, readapt=True)
+    stacker = kfuse.Stacker([trained], head=2, cv=KFold(2), refit=False, verbose=0, meta_fit={"epochs": 1})
+    assert stacker.fit({"text": TEXT}, LABELS).predict_proba({"text": TEXT}).shape == (len(TEXT), 2)

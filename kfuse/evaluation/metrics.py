@@ -102,6 +102,16 @@ def classification_scores(y, proba, names, notes):
     return {k_: float(v) for k_, v in out.items()}
 
 
+def per_class_scores(y, pred, k):
+    """DataFrame (one row per class 0..k-1): precision, recall, f1, support."""
+    import pandas as pd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p, r, f, n = skm.precision_recall_fscore_support(y, pred, labels=np.arange(k), zero_division=0)
+    return pd.DataFrame({"precision": p, "recall": r, "f1": f, "support": n}, index=pd.RangeIndex(k, name="class"))
+
+
 def _roc_auc(y, proba, labels, notes):
     present = np.unique(y)
     if present.size < 2:

@@ -6,7 +6,7 @@ from kfuse.evaluation import html as render
 from kfuse.evaluation import plots
 from kfuse.evaluation.contributions import contributions as branch_contributions
 from kfuse.evaluation.diversity import diversity as member_diversity
-from kfuse.evaluation.metrics import LOWER_IS_BETTER, resolve_metrics, score_table
+from kfuse.evaluation.metrics import LOWER_IS_BETTER, per_class_scores, resolve_metrics, score_table
 from kfuse.evaluation.predictions import collect, fused_model
 from kfuse.evaluation.significance import significance as significance_table
 from kfuse.evaluation.self_check import branch_drift, drift_notes
@@ -195,6 +195,18 @@ class Report:
                 f"({_change(c.metric, col.min())})."
             )
         return lines
+
+    def per_class(self):
+        """Precision, recall, F1 and support of each class, per model (classification).
+
+        A DataFrame indexed by (model, class). Example: `report.per_class().loc["fused"]`.
+        """
+        self._need("classification", "Per-class metrics")
+        import pandas as pd
+
+        k = next(iter(self.predictions.values())).values.shape[1]
+        frames = {name: per_class_scores(self.y, p.labels, k) for name, p in self.predictions.items()}
+        return pd.concat(frames, names=["model", "class"])
 
     def __repr__(self):
         return f"Report(task={self.task!r}, models={list(self.predictions)}, reference={self.reference!r})"
