@@ -79,7 +79,8 @@ def _layer_pairs(source, target):
             f"({len(source.layers)} vs {len(target.layers)}); cannot copy their state"
         )
     for a, b in zip(source.layers, target.layers, strict=True):
-        if type(a) is not type(b) or a.name != b.name:
+        renamed_input = isinstance(a, keras.layers.InputLayer)  # no state; a clone may rename it
+        if type(a) is not type(b) or (a.name != b.name and not renamed_input):
             raise ValueError(
                 f"Model '{source.name}': its clone has layer {b.name!r} ({type(b).__name__}) "
                 f"where the base has {a.name!r} ({type(a).__name__}); cannot copy their state"

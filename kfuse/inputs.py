@@ -245,7 +245,10 @@ def feed(model, input_names, arrays, rows=None):
     the form: a dict keyed by its input names, a list, or a single array.
     """
     values = [arrays[k] if rows is None else arrays[k][rows] for k in input_names]
-    structure = model.input
+    try:
+        structure = model.input
+    except AttributeError:  # a Sequential rebuilt from its config, not yet called: plain arrays
+        structure = None
     if isinstance(structure, dict):
         if set(structure) == set(input_names):
             return {k: arrays[k] if rows is None else arrays[k][rows] for k in structure}

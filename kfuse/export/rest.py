@@ -12,14 +12,8 @@ import keras
 import numpy as np
 
 from kfuse.export import saved_model as _export
+from kfuse.export.saved_model import as_named as _as_named
 
-
-def _as_named(x, names):
-    if isinstance(x, dict):
-        return {k: np.asarray(v) for k, v in x.items()}
-    if len(names) != 1:
-        raise ValueError(f"The signature takes inputs {names}; pass a dict keyed by those names")
-    return {names[0]: np.asarray(x)}
 
 
 def _expected_inputs(signature, signature_name):

@@ -263,6 +263,15 @@ def latest(path):
     raise ValueError(f"{os.fspath(path)!r} holds no complete version: " + _incomplete(dirs[max(dirs, key=int)]))
 
 
+def as_named(x, names):
+    """{input name: array} from a dict, or from one array for a signature of one input."""
+    if isinstance(x, dict):
+        return {k: np.asarray(v) for k, v in x.items()}
+    if len(names) != 1:
+        raise ValueError(f"The signature takes inputs {names}; pass a dict keyed by those names")
+    return {names[0]: np.asarray(x)}
+
+
 def verify(model, path, x, atol=1e-5):
     """Load the export at `path` in this process, call `serving_default` on `x` (a dict of
     input name -> array, or one array), and check it matches `model`'s predictions.
@@ -273,7 +282,7 @@ def verify(model, path, x, atol=1e-5):
 
     pairs, mode = serving_inputs(model)
     names = [n for n, _ in pairs]
-    inputs = _as_named(x, names)
+    inputs = as_named(x, names)
     loaded = tf.saved_model.load(latest(path))
     served = loaded.signatures[SERVING](**{k: tf.constant(v) for k, v in inputs.items()})
     expected = named_outputs(model, _call(model, mode, names, inputs))
