@@ -209,8 +209,10 @@ def activation_matching(model_a, model_b, x, sizes, produced, batch_size=256):
 
     def features(model):
         outs = [model.layers[li].output for li in layers]
-        return dict(zip(layers, keras.Model(model.inputs, outs).predict(
-            x, batch_size=batch_size, verbose=0), strict=True))
+        found = keras.Model(model.inputs, outs).predict(x, batch_size=batch_size, verbose=0)
+        if len(outs) == 1:  # Keras hands back one array, not a list of one
+            found = [found]
+        return dict(zip(layers, found, strict=True))
 
     fa, fb = features(model_a), features(model_b)
     cost = {g: np.zeros((n, n)) for g, n in sizes.items()}
