@@ -15,7 +15,6 @@ from kfuse.export import saved_model as _export
 from kfuse.export.saved_model import as_named as _as_named
 
 
-
 def _expected_inputs(signature, signature_name):
     """{name: (shape without batch, dtype name or None)} from a model, an export path or a
     dict of name -> shape (or -> {"shape": ..., "dtype": ...})."""
