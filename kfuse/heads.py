@@ -93,6 +93,17 @@ def to_probabilities(logits, activation, where="head"):
     return 0.5 * (1.0 + np.tanh(0.5 * logits))  # the sigmoid, without overflow
 
 
+def _refuse_text(y, head):
+    """Labels must be numbers: strings (or other objects) get a clear error, not a numpy one."""
+    if y.dtype.kind in "USO":
+        sample = [str(v) for v in y.ravel()[:3]]
+        raise ValueError(
+            f"The head {head} takes numeric labels; received {y.dtype} labels (e.g. {sample}). "
+            "Encode them as class ids first, e.g. "
+            "sklearn.preprocessing.LabelEncoder().fit_transform(y) (its classes_ maps the ids back)"
+        )
+
+
 def _shape_text(y):
     return f"shape {tuple(y.shape)}, dtype {y.dtype}"
 
@@ -143,6 +154,7 @@ class Classification(Head):
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
     def check_labels(self, y):
+        _refuse_text(np.asarray(y), self)
         n = self.units
         if self.labels == "one_hot":
             if y.ndim != 2 or y.shape[1] != n:
@@ -203,6 +215,7 @@ class Binary(Head):
         return [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)]
 
     def check_labels(self, y):
+        _refuse_text(np.asarray(y), self)
         if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
             raise ValueError(f"The binary head expects labels of shape (batch,) or (batch, 1); received {_shape_text(y)}.")
         bad = np.setdiff1d(np.unique(y), [0, 1])
@@ -240,6 +253,7 @@ class MultiLabel(Head):
         return [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)]
 
     def check_labels(self, y):
+        _refuse_text(np.asarray(y), self)
         if y.ndim != 2 or y.shape[1] != self.units:
             raise ValueError(
                 f"The multi-label head expects 0/1 labels of shape (batch, {self.units}); "
@@ -280,6 +294,7 @@ class Regression(Head):
         return [keras.metrics.MeanAbsoluteError(name="mae")]
 
     def check_labels(self, y):
+        _refuse_text(np.asarray(y), self)
         expected = (self.units,) if self.units > 1 else ((), (1,))
         tail = tuple(y.shape[1:])
         ok = tail in expected if self.units == 1 else tail == expected

@@ -243,6 +243,23 @@ class FusedModel(keras.Model):
         except ValueError as error:
             raise ValueError(f"Model '{self.name}': labels do not fit the head {head}: {error}") from None
 
+    def _check_dataset_labels(self, dataset):
+        """The head's label check on the first batch of a tf.data.Dataset of (x, y, ...)."""
+        spec = dataset.element_spec
+        if self.head is None or not isinstance(spec, tuple) or len(spec) < 2:
+            return
+        for element in dataset.take(1):
+            labels = element[1]
+            if isinstance(labels, dict):
+                return
+            try:
+                self.head.check_labels(np.asarray(labels))
+            except ValueError as error:
+                raise ValueError(
+                    f"Model '{self.name}': the labels in the first batch of the tf.data.Dataset "
+                    f"do not fit the head {self.head}: {error}"
+                ) from None
+
     # -- Keras entry points -------------------------------------------------------------
     def strategy_scope(self):
         """The scope of the strategy the model was built under, unless already in it."""
@@ -271,6 +288,8 @@ class FusedModel(keras.Model):
     def fit(self, x=None, y=None, *args, allow_nonfinite=False, **kwargs):
         where = f"Model '{self.name}'.fit"
         self._check_labels(y)
+        if kinputs.is_dataset(x):
+            self._check_dataset_labels(x)
         validation = kwargs.get("validation_data")
         if isinstance(validation, tuple) and len(validation) >= 2:
             self._check_labels(validation[1])

@@ -49,6 +49,13 @@ def build_top(branch_specs, raw_specs, fusion_layer, meta, head, passthrough, me
         flat = [_flatten(raw[k], f"passthrough_flatten_{k}") for k in raw]
         fused = keras.layers.Concatenate(name="passthrough")([_flatten(fused, "meta_input"), *flat])
     x = apply_meta(meta, fused, dropout=meta_dropout)
+    if head is not None and len(x.shape) > 2:
+        raise ValueError(
+            f"The head {head} receives a tensor of shape {tuple(x.shape)} (batch, ...): a "
+            "sequence or feature map (a tapped layer, or a fusion that keeps the time axis). "
+            "The head takes (batch, features): pool or flatten it first, e.g. tap a pooling "
+            "layer, or pass meta=keras.layers.GlobalAveragePooling1D() (or Flatten())"
+        )
     out = head(x) if head is not None else x
     # a list (branch order, then raw inputs) keeps the branches' order in the fused graph;
     # the top still takes a dict keyed by these input names

@@ -378,3 +378,35 @@ def test_tune_config_yaml_syntax_error(tmp_path):
     path.write_text("branches: [a\n  data: mnist1d\n")
     with pytest.raises(ValueError, match=r"bad.yaml: YAML syntax error at line 2, column \d+"):
         load_config(str(path))
+
+
+# -- shapes and labels the head cannot take, caught before any training ---------------------------
+def test_a_sequence_reaching_the_head_is_refused_at_stack():
+    x = keras.Input((10, 4), name="s")
+    h = keras.layers.Conv1D(8, 3, padding="same", name="conv")(x)
+    base = keras.Model(x, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling1D()(h)))
+    with pytest.raises(ValueError, match=r"shape \(None, 10, 8\).*pool or flatten it first.*GlobalAveragePooling1D"):
+        kfuse.stack([kfuse.Branch(base, name="b", inputs="s", tap="conv")], fusion=None, head=3)
+    pooled = kfuse.stack([kfuse.Branch(base, name="b", inputs="s", tap="conv")], fusion=None,
+                         meta=keras.layers.GlobalAveragePooling1D(), head=3)
+    assert pooled.output_shape == (None, 3)
+
+
+@requires_tensorflow()
+def test_labels_inside_a_dataset_are_checked_on_the_first_batch():
+    import tensorflow as tf
+
+    model = kfuse.stack([kfuse.Branch(mlp(), name="m", inputs="signal")], head=3)
+    data = tf.data.Dataset.from_tensor_slices((np.zeros((8, 4), "float32"), np.full(8, 7))).batch(4)
+    with pytest.raises(ValueError, match=r"first batch of the tf.data.Dataset.*3 classes.*from 7 to 7.*head=8"):
+        model.fit(data, verbose=0)
+
+
+@pytest.mark.parametrize("labels", [np.array(list("abab")), np.array(["x", "y", "x", "y"], dtype=object)])
+def test_string_class_labels_name_the_encoder(labels):
+    model = kfuse.stack([kfuse.Branch(mlp(classes=2), name="m", inputs="signal")], head=2)
+    with pytest.raises(ValueError, match=r"takes numeric labels.*LabelEncoder"):
+        model.fit(np.zeros((4, 4), "float32"), labels, epochs=1, verbose=0)
+    stacker = kfuse.Stacker([kfuse.Branch(mlp(classes=2), name="m", inputs="signal")], head=2, cv=2, verbose=0)
+    with pytest.raises(ValueError, match=r"Stacker: labels do not fit.*LabelEncoder"):
+        stacker.fit(np.zeros((4, 4), "float32"), labels)
