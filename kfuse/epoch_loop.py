@@ -12,9 +12,11 @@ ModelCheckpoint, KerasTuner's) run as usual; batch-level hooks are not called, a
 `steps_per_execution` equal to an epoch.
 
 `fit_top` and `compile_top` are how kfuse trains `model.top` on cached branch outputs
-(`FusedModel.fit_head`, the Stacker, cached tuner trials). Use the loop through
-`supports()`: the TensorFlow backend, the default distribution strategy,
-numpy data, no `sample_weight` or `class_weight`. Anything else goes to `Model.fit`.
+(`FusedModel.fit_head`, the Stacker, cached tuner trials); `fit` is how the Stacker and
+the ensembles train their bases and members (the same loop: a small Keras base on a few
+thousand rows pays as much in per-step dispatch as in arithmetic). Use the loop through
+`supports()`: the TensorFlow backend, the default distribution strategy, numpy data, no
+`class_weight`, no `jit_compile` or `run_eagerly`. Anything else goes to `Model.fit`.
 """
 
 import keras
@@ -33,6 +35,7 @@ ACCEPTED = {
     "callbacks",
     "initial_epoch",
     "verbose",
+    "sample_weight",
 }
 
 
@@ -49,13 +52,60 @@ def supports(model, x, y, fit_kwargs):
         return False
     if fit_kwargs.get("shuffle", True) not in (True, False):
         return False  # "batch" shuffling
+    if _compiled_with_jit(model):
+        return False  # Model.fit compiles its train function with XLA; this loop does not
+    if any(_has_batch_hooks(c) for c in fit_kwargs.get("callbacks") or []):
+        return False  # the loop calls epoch-level hooks only
     arrays = _flatten(x) + [y]
+    if fit_kwargs.get("sample_weight") is not None:
+        arrays.append(fit_kwargs["sample_weight"])
     validation = fit_kwargs.get("validation_data")
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             return False
         arrays += _flatten(validation[0]) + [validation[1]]
     return all(isinstance(a, np.ndarray) for a in arrays) and not model.run_eagerly
+
+
+BATCH_HOOKS = (
+    "on_batch_begin",
+    "on_batch_end",
+    "on_train_batch_begin",
+    "on_train_batch_end",
+    "on_test_batch_begin",
+    "on_test_batch_end",
+)
+
+
+def _has_batch_hooks(callback):
+    """Whether `callback` does anything per batch (a hook overridden, or set as LambdaCallback does)."""
+    tuner = getattr(callback, "tuner", None)
+    for name in BATCH_HOOKS:
+        hook = getattr(callback, name)
+        if getattr(hook, "__func__", None) is getattr(keras.callbacks.Callback, name):
+            continue
+        # KerasTuner's TunerCallback forwards its batch hooks to the tuner, whose own are
+        # no-ops unless a Tuner subclass overrides them
+        owner = type(tuner) if tuner is not None and type(callback).__name__ == "TunerCallback" else None
+        if owner is not None and _tuner_hook_is_noop(owner, name):
+            continue
+        return True
+    return False
+
+
+def _tuner_hook_is_noop(tuner_class, name):
+    if name not in ("on_batch_begin", "on_batch_end"):
+        return False
+    import keras_tuner
+
+    return getattr(tuner_class, name, None) is getattr(keras_tuner.Tuner, name)
+
+
+def _compiled_with_jit(model):
+    try:
+        return model.jit_compile is True
+    except AttributeError:  # not compiled yet
+        return False
 
 
 def _flatten(x):
@@ -92,12 +142,14 @@ def fit_in_memory(
     initial_epoch=0,
     verbose=0,
     seed=None,
+    sample_weight=None,
 ):
     """Train a compiled `model` like `model.fit(x, y, ...)`; returns the `History`.
 
     Same batches and updates as `Model.fit` with `shuffle=False`; with `shuffle=True`
     the rows are permuted every epoch from `seed` (default: drawn from numpy's global
     state, so `keras.utils.set_random_seed` makes runs repeatable, as with `Model.fit`).
+    `sample_weight` (one weight per row) reaches `train_step` as `Model.fit` passes it.
 
     Example:
 
@@ -119,11 +171,14 @@ def fit_in_memory(
         cut = int(n * (1.0 - validation_split))
         validation_data = (_take(x, slice(cut, None)), y[cut:])
         x, y = _take(x, slice(0, cut)), y[:cut]
+        if sample_weight is not None:
+            sample_weight = sample_weight[:cut]
     batch_size = int(batch_size or 32)
     n = _rows(x)
     steps = -(-n // batch_size)
     train_x = tf.nest.map_structure(tf.constant, x)
     train_y = tf.constant(y)
+    train_w = None if sample_weight is None else tf.constant(np.asarray(sample_weight, "float32"))
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     if seed is None:  # from numpy's global state, which keras.utils.set_random_seed seeds
@@ -150,9 +205,10 @@ def fit_in_memory(
             order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=key)
             xs = tf.nest.map_structure(lambda t: tf.gather(t, order), train_x)
             ys = tf.gather(train_y, order)
+            ws = None if train_w is None else tf.gather(train_w, order)
         else:
-            xs, ys = train_x, train_y
-        _loop(model.train_step, xs, ys, batch_size)
+            xs, ys, ws = train_x, train_y, train_w
+        _loop(model.train_step, xs, ys, batch_size, ws)
         logs = model.get_metrics_result()
         if validation is None:
             return logs, {}
@@ -184,15 +240,16 @@ def fit_in_memory(
     return history
 
 
-def _loop(step_function, x, y, batch_size):
-    """Run `step_function((x_batch, y_batch))` over consecutive batches (in a graph)."""
+def _loop(step_function, x, y, batch_size, weights=None):
+    """Run `step_function((x_batch, y_batch[, w_batch]))` over consecutive batches (in a graph)."""
     import tensorflow as tf
 
     n = tf.shape(y)[0]
 
     def body(i):
         rows = slice(i * batch_size, (i + 1) * batch_size)
-        step_function((tf.nest.map_structure(lambda t: t[rows], x), y[rows]))
+        batch = (tf.nest.map_structure(lambda t: t[rows], x), y[rows])
+        step_function(batch if weights is None else batch + (weights[rows],))
         return (i + 1,)
 
     steps = (n + batch_size - 1) // batch_size
@@ -203,15 +260,32 @@ def _numpy(logs):
     return {k: float(v) for k, v in logs.items()}
 
 
-def fit_top(top, x, y, seed=None, **fit_kwargs):
-    """Train the compiled `top` on in-memory arrays; returns the Keras `History`.
+def fit(model, x, y, seed=None, **fit_kwargs):
+    """Train the compiled `model` on in-memory arrays; returns the Keras `History`.
 
-    One traced call per epoch where it applies (`supports`); otherwise `top.fit`.
-    `seed` fixes the shuffling order of the in-memory loop.
+    One traced call per epoch where it applies (`supports`); otherwise `model.fit` with
+    the same arguments. `seed` fixes the shuffling order of the in-memory loop.
+
+    Example:
+
+    ```python
+    import keras, numpy as np
+    from kfuse import epoch_loop
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = np.ones((40, 4), "float32"), np.zeros(40)
+    epoch_loop.fit(model, x, y, epochs=2, batch_size=8, sample_weight=np.ones(40))
+    ```
     """
-    if supports(top, x, y, fit_kwargs):
-        return fit_in_memory(top, x, y, seed=seed, **fit_kwargs)
-    return top.fit(x, y, **fit_kwargs)
+    if supports(model, x, y, fit_kwargs):
+        return fit_in_memory(model, x, y, seed=seed, **fit_kwargs)
+    return model.fit(x, y, **fit_kwargs)
+
+
+def fit_top(top, x, y, seed=None, **fit_kwargs):
+    """Train the compiled `top` on in-memory arrays (`fit`); returns the Keras `History`."""
+    return fit(top, x, y, seed=seed, **fit_kwargs)
 
 
 def compile_top(top, model, metrics=None, **compile_kwargs):

@@ -20,6 +20,7 @@ import os
 import keras
 import numpy as np
 
+from kfuse import epoch_loop
 from kfuse.branch_outputs import final_activation, final_layer
 
 FINGERPRINT = "run.json"
@@ -133,7 +134,8 @@ def fit_member(model, x, y, settings, sample_weight=None, callbacks=()):
     settings = dict(settings)
     settings.setdefault("verbose", 0)
     extra = list(settings.pop("callbacks", []) or []) + list(callbacks)
-    return model.fit(x, y, sample_weight=sample_weight, callbacks=extra or None, **settings)
+    # one traced call per epoch where the settings allow it (epoch_loop.supports)
+    return epoch_loop.fit(model, x, y, sample_weight=sample_weight, callbacks=extra or None, **settings)
 
 
 def probabilities(model, x, batch_size=256):

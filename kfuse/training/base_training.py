@@ -12,6 +12,7 @@ import inspect
 import keras
 import numpy as np
 
+from kfuse import epoch_loop
 from kfuse.branch_outputs import final_activation, final_layer
 from kfuse.branches import Branch, readapt_preprocessing
 from kfuse.inputs import feed
@@ -127,7 +128,9 @@ def train(model, branch, head, arrays, y, rows, seed, sample_weight=None):
         readapt_preprocessing(model, x, where=f"Branch '{branch.name}'")
     if sample_weight is not None:
         settings["sample_weight"] = sample_weight if rows is None else sample_weight[rows]
-    model.fit(x, y if rows is None else y[rows], **settings)
+    # one traced call per epoch where the settings allow it (epoch_loop.supports), else
+    # Model.fit; the shuffling order is drawn from `seed` either way
+    epoch_loop.fit(model, x, y if rows is None else y[rows], seed=seed, **settings)
     return model
 
 
@@ -171,13 +174,19 @@ def predict(model, input_names, arrays, rows=None, batch_size=1024):
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
 
 
-def score(head, output, y):
-    """Accuracy for classification heads, mean squared error for regression."""
+def score(head, output, y, from_logits=None):
+    """Accuracy for classification heads, mean squared error for regression.
+
+    `from_logits` says whether a sigmoid head's `output` holds logits (threshold 0) or
+    probabilities (threshold 0.5); None guesses from the range.
+    """
     output = np.asarray(output, "float64")
     if head.activation is None:
         return float(np.mean((output.reshape(len(y), -1) - np.asarray(y).reshape(len(y), -1)) ** 2))
     if head.activation == "softmax":
         truth = y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y))
         return float(np.mean(output.argmax(-1) == truth))
-    threshold = 0.5 if np.all((output >= 0) & (output <= 1)) else 0.0
+    if from_logits is None:
+        from_logits = not np.all((output >= 0) & (output <= 1))
+    threshold = 0.0 if from_logits else 0.5
     return float(np.mean((output > threshold) == (np.asarray(y).reshape(output.shape) > 0.5)))

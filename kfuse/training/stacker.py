@@ -284,8 +284,14 @@ class Stacker(EstimatorOutputs, BaseEstimator):
                         arrays,
                         test_rows,
                     )
-                    raw = bt.predict(model, b.input_names, arrays, test_rows)
-                    fold_score = bt.score(self.head_, raw, y[test_rows])
+                    # probabilities, logits and raw outputs rank the classes as the base's
+                    # own output does, so they score the fold without a second predict
+                    method = self.methods_[b.name]
+                    if method == "features":
+                        raw, logits = bt.predict(model, b.input_names, arrays, test_rows), None
+                    else:
+                        raw, logits = feats, {"logits": True, "predict_proba": False}.get(method)
+                    fold_score = bt.score(self.head_, raw, y[test_rows], from_logits=logits)
                     store.save_fold(k, b.name, model, feats, fold_score)
                 if b.name not in sums:
                     sums[b.name] = np.zeros((n,) + feats.shape[1:], "float64")

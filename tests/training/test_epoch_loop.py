@@ -90,10 +90,35 @@ def test_supports_only_what_it_reproduces(data):
     x, y, xv, yv = data
     model = two_input_model()
     assert supports(model, x, y, {"epochs": 2, "validation_data": (xv, yv), "callbacks": []})
-    assert not supports(model, x, y, {"sample_weight": np.ones(len(y))})
+    assert supports(model, x, y, {"sample_weight": np.ones(len(y))})
+    assert not supports(model, x, y, {"sample_weight": list(np.ones(len(y)))})
     assert not supports(model, x, y, {"class_weight": {0: 1.0, 1: 2.0, 2: 1.0}})
     assert not supports(model, x, y, {"shuffle": "batch"})
     assert not supports(model, tf.data.Dataset.from_tensor_slices((tuple(x), y)), None, {})
     assert not supports(model, x, list(y), {})
     with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
         assert not supports(two_input_model(), x, y, {})
+    xla = two_input_model()
+    xla.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=True)
+    assert not supports(xla, x, y, {})  # Model.fit would compile with XLA: not the same
+    per_batch = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: None)
+    assert not supports(model, x, y, {"callbacks": [per_batch]})  # the loop has no batch hooks
+    assert not supports(model, x, y, {"callbacks": [keras.callbacks.TerminateOnNaN()]})
+    per_epoch = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: None)
+    assert supports(model, x, y, {"callbacks": [per_epoch, keras.callbacks.EarlyStopping()]})
+
+
+def test_sample_weights_train_as_in_keras_fit(data):
+    x, y, xv, yv = data
+    weights = np.random.default_rng(3).uniform(0.0, 2.0, len(y)).astype("float32")
+    weights[y == 2] = 0.0  # class 2 rows carry no loss
+    settings = dict(epochs=3, batch_size=32, shuffle=False, sample_weight=weights)
+    reference, fast = two_input_model(), two_input_model()
+    want = reference.fit(x, y, verbose=0, **settings).history
+    got = fit_in_memory(fast, x, y, **settings).history
+    np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5, atol=1e-6)
+    for w_fast, w_ref in zip(fast.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_allclose(w_fast, w_ref, rtol=1e-5, atol=1e-6)
+    unweighted = two_input_model()
+    fit_in_memory(unweighted, x, y, epochs=3, batch_size=32, shuffle=False)
+    assert not np.allclose(unweighted.get_weights()[0], fast.get_weights()[0])
