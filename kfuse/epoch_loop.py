@@ -143,6 +143,7 @@ def fit_in_memory(
     verbose=0,
     seed=None,
     sample_weight=None,
+    epoch_function=None,
 ):
     """Train a compiled `model` like `model.fit(x, y, ...)`; returns the `History`.
 
@@ -150,6 +151,8 @@ def fit_in_memory(
     the rows are permuted every epoch from `seed` (default: drawn from numpy's global
     state, so `keras.utils.set_random_seed` makes runs repeatable, as with `Model.fit`).
     `sample_weight` (one weight per row) reaches `train_step` as `Model.fit` passes it.
+    `epoch_function` (an `EpochFunction` of this model) reuses a function traced before,
+    for other rows of the same shapes: tracing is most of a short fit's time.
 
     Example:
 
@@ -176,46 +179,19 @@ def fit_in_memory(
     batch_size = int(batch_size or 32)
     n = _rows(x)
     steps = -(-n // batch_size)
-    train_x = tf.nest.map_structure(tf.constant, x)
-    train_y = tf.constant(y)
-    train_w = None if sample_weight is None else tf.constant(np.asarray(sample_weight, "float32"))
+    data = (x, y) if sample_weight is None else (x, y, np.asarray(sample_weight, "float32"))
+    validation = () if validation_data is None else tuple(validation_data)
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     if seed is None:  # from numpy's global state, which keras.utils.set_random_seed seeds
         seed = np.random.randint(2**31 - 1)
-    seed = int(seed)
-
-    validation = None
-    if validation_data is not None:
-        val_x, val_y = validation_data
-        validation = (
-            tf.nest.map_structure(tf.constant, val_x),
-            tf.constant(val_y),
-            int(validation_batch_size or batch_size),
-        )
-
-    # One traced function per epoch: shuffle, every training step, then the validation
-    # pass. autograph=False: the loops are tf.while_loop already, so tracing need not
-    # convert Keras's own train_step code (a good part of a search trial's fixed cost).
-    @tf.function(autograph=False)
-    def run_epoch(epoch):
-        model.reset_metrics()
-        if shuffle:
-            key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
-            order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=key)
-            xs = tf.nest.map_structure(lambda t: tf.gather(t, order), train_x)
-            ys = tf.gather(train_y, order)
-            ws = None if train_w is None else tf.gather(train_w, order)
-        else:
-            xs, ys, ws = train_x, train_y, train_w
-        _loop(model.train_step, xs, ys, batch_size, ws)
-        logs = model.get_metrics_result()
-        if validation is None:
-            return logs, {}
-        with tf.control_dependencies(tf.nest.flatten(logs)):
-            model.reset_metrics()
-        _loop(model.test_step, *validation)
-        return logs, model.get_metrics_result()
+    if epoch_function is None:
+        epoch_function = EpochFunction(model, batch_size, shuffle, validation_batch_size)
+    elif not epoch_function.serves(model, batch_size, shuffle, validation_batch_size):
+        raise ValueError("fit_in_memory: epoch_function was made for another model or batch settings")
+    data = tf.nest.map_structure(tf.constant, data)
+    validation = tf.nest.map_structure(tf.constant, validation)
+    seed = tf.constant(int(seed), tf.int64)
 
     history = keras.callbacks.History()
     callback_list = keras.callbacks.CallbackList(
@@ -231,13 +207,79 @@ def fit_in_memory(
     logs = {}
     for epoch in range(initial_epoch, epochs):
         callback_list.on_epoch_begin(epoch)
-        train_logs, val_logs = run_epoch(tf.constant(epoch))
+        train_logs, val_logs = epoch_function(tf.constant(epoch, tf.int64), seed, data, validation)
         logs = {**_numpy(train_logs), **{"val_" + k: v for k, v in _numpy(val_logs).items()}}
         callback_list.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
     callback_list.on_train_end(logs)
     return history
+
+
+class EpochFunction:
+    """One epoch of `model` (shuffle, every training step, the validation pass), traced once.
+
+    The rows are arguments, not constants of the graph, with the row count left open,
+    so one trace serves every call on rows of the same feature shapes: the K fold
+    models of one base, trained one after another in one model's variables
+    (`kfuse.training.shared_fit`), pay for one trace, not K.
+    """
+
+    def __init__(self, model, batch_size, shuffle=True, validation_batch_size=None):
+        self.model = model
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.validation_batch_size = int(validation_batch_size or batch_size)
+        self._functions = {}
+
+    @property
+    def traces(self):
+        """How many traced functions this epoch has needed (one per structure of rows)."""
+        return len(self._functions)
+
+    def serves(self, model, batch_size, shuffle=True, validation_batch_size=None):
+        return (
+            model is self.model
+            and int(batch_size) == self.batch_size
+            and bool(shuffle) == self.shuffle
+            and int(validation_batch_size or batch_size) == self.validation_batch_size
+        )
+
+    def __call__(self, epoch, seed, data, validation):
+        import tensorflow as tf
+
+        specs = tf.nest.map_structure(
+            lambda t: tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype), (data, validation)
+        )
+        key = repr(specs)
+        if key not in self._functions:
+            # autograph=False: the loops are tf.while_loop already, so tracing need not
+            # convert Keras's own train_step code (a good part of a short fit's fixed cost)
+            self._functions[key] = tf.function(
+                self._epoch,
+                input_signature=[tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64), *specs],
+                autograph=False,
+            )
+        return self._functions[key](epoch, seed, data, validation)
+
+    def _epoch(self, epoch, seed, data, validation):
+        import tensorflow as tf
+
+        model = self.model
+        model.reset_metrics()
+        if self.shuffle:
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(tf.shape(data[1])[0]), seed=tf.stack([seed, epoch])
+            )
+            data = tf.nest.map_structure(lambda t: tf.gather(t, order), data)
+        _loop(model.train_step, data[0], data[1], self.batch_size, data[2] if len(data) == 3 else None)
+        logs = model.get_metrics_result()
+        if not validation:
+            return logs, {}
+        with tf.control_dependencies(tf.nest.flatten(logs)):
+            model.reset_metrics()
+        _loop(model.test_step, validation[0], validation[1], self.validation_batch_size)
+        return logs, model.get_metrics_result()
 
 
 def _loop(step_function, x, y, batch_size, weights=None):

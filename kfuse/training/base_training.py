@@ -112,8 +112,8 @@ def fresh_model(branch, input_shapes, head):
     return model
 
 
-def train(model, branch, head, arrays, y, rows, seed, sample_weight=None):
-    """Compile `model` with the branch's settings and fit it on `rows`; returns it."""
+def compile_base(model, branch, head):
+    """Compile `model` with the branch's settings; returns the remaining fit settings."""
     settings = {**DEFAULTS, **branch.fit_settings}
     optimizer = new_optimizer(
         settings.pop("optimizer", "adam"), settings.pop("learning_rate", None)
@@ -122,15 +122,27 @@ def train(model, branch, head, arrays, y, rows, seed, sample_weight=None):
     compile_kwargs = {k: settings.pop(k) for k in COMPILE_KEYS[3:] if k in settings}
     compile_kwargs.setdefault("jit_compile", False)
     model.compile(optimizer=optimizer, loss=loss, **compile_kwargs)
+    return settings
+
+
+def train(model, branch, head, arrays, y, rows, seed, sample_weight=None, shared=None):
+    """Compile `model` with the branch's settings and fit it on `rows`; returns it.
+
+    `shared` (a `SharedFit` for this branch) trains it through a training function
+    traced for an earlier model of the branch, where it can.
+    """
+    settings = compile_base(model, branch, head)
     keras.utils.set_random_seed(seed)
     x = feed(model, branch.input_names, arrays, rows)
     if branch.readapt:  # leak-free: preprocessing statistics from these rows only
         readapt_preprocessing(model, x, where=f"Branch '{branch.name}'")
+        shared = None  # adapted vocabularies are lookup tables, not variables to copy
     if sample_weight is not None:
         settings["sample_weight"] = sample_weight if rows is None else sample_weight[rows]
     # one traced call per epoch where the settings allow it (epoch_loop.supports), else
     # Model.fit; the shuffling order is drawn from `seed` either way
-    epoch_loop.fit(model, x, y if rows is None else y[rows], seed=seed, **settings)
+    fit = shared.fit if shared is not None else epoch_loop.fit
+    fit(model, x, y if rows is None else y[rows], seed=seed, **settings)
     return model
 
 

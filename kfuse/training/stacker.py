@@ -23,6 +23,7 @@ from kfuse.training.fingerprint import fingerprint
 from kfuse.training.folds import resolve_cv
 from kfuse.training.levels import LevelTwo
 from kfuse.training.settings import check_meta_fit, default_head, meta_batch_size, resolve_method
+from kfuse.training.shared_fit import SharedFit
 
 
 class Stacker(EstimatorOutputs, BaseEstimator):
@@ -227,6 +228,9 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         self._bar = keras.utils.Progbar(
             max(steps, 1), verbose=self.verbose, unit_name="fit", stateful_metrics=["fold", "refit"]
         )
+        # one traced training function per base, shared by its fold models and refit
+        self._shared = {b.name: SharedFit(self._worker_maker(b, shapes)) for b in trained}
+        self._worker_features = {}
         oof, fold_models, scores = self._run_folds(plan, trained, arrays, y, shapes, store)
         finals = self._final_branches(trained, fold_models, arrays, y, shapes, store)
         finals.update({b.name: bt.as_branch(b, b.base, self.methods_[b.name]) for b in frozen})
@@ -278,12 +282,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
                     model, feats, fold_score = store.load_fold(k, b.name, need_model=not self.refit)
                 else:
                     model = self._train_base(b, arrays, y, train_rows, shapes, self._seed(k, i))
-                    feats = bt.predict(
-                        bt.feature_model(b, model, self.methods_[b.name], shapes),
-                        b.input_names,
-                        arrays,
-                        test_rows,
-                    )
+                    feats = bt.predict(self._features_of(b, model, shapes), b.input_names, arrays, test_rows)
                     # probabilities, logits and raw outputs rank the classes as the base's
                     # own output does, so they score the fold without a second predict
                     method = self.methods_[b.name]
@@ -312,9 +311,28 @@ class Stacker(EstimatorOutputs, BaseEstimator):
     def _train_base(self, branch, arrays, y, rows, shapes, seed):
         keras.utils.set_random_seed(seed)
         scope = self.strategy_.scope() if self.strategy_ is not None else contextlib.nullcontext()
+        shared = getattr(self, "_shared", {}).get(branch.name)
         with scope:
             model = bt.fresh_model(branch, shapes, self.head_)
-            return bt.train(model, branch, self.head_, arrays, y, rows, seed, self.sample_weight_)
+            return bt.train(model, branch, self.head_, arrays, y, rows, seed, self.sample_weight_, shared)
+
+    def _worker_maker(self, branch, shapes):
+        def make():
+            model = bt.fresh_model(branch, shapes, self.head_)
+            bt.compile_base(model, branch, self.head_)
+            return model
+
+        return make
+
+    def _features_of(self, branch, model, shapes):
+        """The meta-feature model of a trained fold model (one per base while it can share)."""
+        method = self.methods_[branch.name]
+        shared = self._shared.get(branch.name)
+        if shared is None or not shared.holds(model):
+            return bt.feature_model(branch, model, method, shapes)
+        if branch.name not in self._worker_features:  # over the worker: one predict trace
+            self._worker_features[branch.name] = bt.feature_model(branch, shared.worker, method, shapes)
+        return self._worker_features[branch.name]
 
     def _final_branches(self, trained, fold_models, arrays, y, shapes, store):
         finals, self.base_models_ = {}, {}
