@@ -94,7 +94,7 @@ class SharedFit:
 def _same_architecture(a, b):
     if len(a.variables) != len(b.variables):
         return False
-    if any(u.shape != v.shape or u.dtype != v.dtype for u, v in zip(a.variables, b.variables)):
+    if any(u.shape != v.shape or u.dtype != v.dtype for u, v in zip(a.variables, b.variables, strict=True)):
         return False
     if type(a.optimizer) is not type(b.optimizer) or _config(a.optimizer) != _config(b.optimizer):
         return False

@@ -325,14 +325,21 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         return make
 
     def _features_of(self, branch, model, shapes):
-        """The meta-feature model of a trained fold model (one per base while it can share)."""
+        """The meta-feature model of a trained fold model.
+
+        Built once per base (a copy of the first fold model) and given each later fold
+        model's weights, so its predict function is traced once, not once per fold.
+        """
         method = self.methods_[branch.name]
-        shared = self._shared.get(branch.name)
-        if shared is None or not shared.holds(model):
-            return bt.feature_model(branch, model, method, shapes)
-        if branch.name not in self._worker_features:  # over the worker: one predict trace
-            self._worker_features[branch.name] = bt.feature_model(branch, shared.worker, method, shapes)
-        return self._worker_features[branch.name]
+        cached = self._worker_features.get(branch.name)
+        paths = [v.path for v in model.weights]
+        scoped = [f"{branch.name}/{p}" for p in paths]  # build_model's name scope
+        if cached is not None and [v.path for v in cached.weights] in (paths, scoped):
+            cached.set_weights(model.get_weights())
+            return cached
+        features = bt.feature_model(branch, model, method, shapes)
+        self._worker_features[branch.name] = features
+        return features
 
     def _final_branches(self, trained, fold_models, arrays, y, shapes, store):
         finals, self.base_models_ = {}, {}

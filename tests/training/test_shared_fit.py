@@ -57,3 +57,22 @@ def test_a_different_architecture_trains_on_its_own():
     before = other.get_weights()[0].copy()
     shared.fit(other, x, y, seed=0, epochs=2, batch_size=16)
     assert not shared.holds(other) and not np.allclose(other.get_weights()[0], before)
+
+
+def test_stacker_oof_predictions_are_each_fold_models_own():
+    """The fold models share one training function and one feature model: each fold's
+    out-of-fold rows must still be predicted by that fold's own weights."""
+    from sklearn.model_selection import StratifiedKFold
+
+    import kfuse
+    from tests.training import small_model
+
+    x, y = blobs(90, seed=2)
+    branch = kfuse.Branch(small_model("mlp"), name="mlp", inputs="signal", fit={"epochs": 2, "batch_size": 16})
+    stacker = kfuse.Stacker([branch], head=3, cv=3, refit=False, verbose=0, meta_fit={"epochs": 2}).fit(x, y)
+    splits = StratifiedKFold(3, shuffle=True, random_state=stacker.seed_).split(np.zeros(len(y)), y)
+    models = stacker.fold_models_["mlp"]
+    for k, (_, held_out) in enumerate(splits):
+        own = models[k].predict(x[held_out], verbose=0)
+        np.testing.assert_allclose(stacker.oof_predictions_["mlp"][held_out], own, atol=1e-6)
+    assert not np.allclose(models[0].get_weights()[0], models[1].get_weights()[0])
