@@ -13,23 +13,8 @@ import json
 import keras
 import numpy as np
 
+from kfuse.jsonable import jsonable as _jsonable
 from kfuse.training.inputs import data_digest
-
-
-def _jsonable(value):
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, keras.optimizers.Optimizer):
-        return {"optimizer": type(value).__name__, "config": _jsonable(value.get_config())}
-    if isinstance(value, keras.callbacks.Callback):
-        return type(value).__name__
-    if isinstance(value, np.generic):
-        return value.item()
-    return type(value).__name__
 
 
 def _hash(text):
