@@ -14,8 +14,13 @@ candidates on the OOF rows, each by an inner cross-validation over the cached fe
 - "best": the best single member (Caruana with one pick).
 
 Each is fitted on the inner training rows and scored on the inner held-out rows, in the
-Stacker's metric: accuracy, or mean squared error for regression heads. The best score
-wins; a tie goes to the simpler candidate ("best", then "caruana", then "meta"). A
+Stacker's metric (accuracy, or mean squared error for regression heads) and in log loss,
+each row weighted by `sample_weight` and `meta_fit`'s `class_weight` when given
+(Caruana's own steps weigh every row once). Starting from the simplest ("best", then
+"caruana", then "meta"), a candidate replaces the one kept when its metric is better by
+more than one standard error of the paired per-row difference or, within that noise,
+when its log loss is lower (on few rows accuracy moves by whole rows; log loss uses every
+row's probabilities). A
 "caruana" or "best" winner gets its weights from all OOF rows and its graph is the
 members' fixed `WeightedAverage` (`kfuse.ensemble.assemble.fixed_average`), ending in
 `ProbabilityLogits` for classification heads, so the graph still hands out logits.
@@ -44,6 +49,7 @@ SIMPLEST_FIRST = ("best", "caruana", "meta")
 ENSEMBLE_SIZE = 25
 #: inner folds: the Stacker's int cv, at most this many (3 for other cv kinds)
 MAX_INNER_FOLDS = 5
+EPS = 1e-15
 
 
 def check_selection(selection, branches, methods, head):
@@ -82,10 +88,11 @@ def weights_refused(branches, methods, head, features=None):
 class Choice:
     """What `choose` found: `selection`, `weights` (branch -> float, or None), `scores`."""
 
-    def __init__(self, selection, weights=None, scores=None, metric=None, reason=None):
+    def __init__(self, selection, weights=None, scores=None, metric=None, reason=None, losses=None):
         self.selection = selection
         self.weights = weights
         self.scores = scores or {}
+        self.losses = losses or {}
         self.metric = metric
         self.reason = reason
 
@@ -95,24 +102,58 @@ def metric_name(head):
     return "mse" if head.activation is None else "accuracy"
 
 
-def score(head, predicted, y, sample_weight=None):
-    """Accuracy of probabilities, or mean squared error of values (weighted by rows)."""
+def row_scores(head, predicted, y):
+    """Per row: 1.0 / 0.0 for a right / wrong class (the mean over units for sigmoid
+    heads), or the squared error (mean over units) for regression."""
     predicted = np.asarray(predicted, "float64")
     n = len(predicted)
     y = np.asarray(y)
     if head.activation is None:
-        per_row = np.mean((predicted.reshape(n, -1) - y.reshape(n, -1).astype("float64")) ** 2, axis=1)
-    elif head.activation == "softmax":
+        return np.mean((predicted.reshape(n, -1) - y.reshape(n, -1).astype("float64")) ** 2, axis=1)
+    if head.activation == "softmax":
         truth = y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(n)
-        per_row = (predicted.argmax(-1) == truth).astype("float64")
+        return (predicted.argmax(-1) == truth).astype("float64")
+    return np.mean((predicted.reshape(n, -1) > 0.5) == (y.reshape(n, -1) > 0.5), axis=1)
+
+
+def score(head, predicted, y, sample_weight=None):
+    """Accuracy of probabilities, or mean squared error of values (weighted by rows)."""
+    return float(np.average(row_scores(head, predicted, y), weights=sample_weight))
+
+
+def loss(head, predicted, y, sample_weight=None):
+    """Log loss of probabilities (softmax: -log p of the true class; sigmoid: binary
+    cross-entropy per unit), or mean squared error of values; weighted by rows."""
+    if head.activation is None:
+        return score(head, predicted, y, sample_weight)
+    predicted = np.clip(np.asarray(predicted, "float64"), EPS, 1.0 - EPS)
+    n = len(predicted)
+    y = np.asarray(y)
+    if head.activation == "softmax":
+        truth = y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(n)
+        per_row = -np.log(predicted[np.arange(n), truth.astype("int64")])
     else:
-        per_row = np.mean((predicted.reshape(n, -1) > 0.5) == (y.reshape(n, -1) > 0.5), axis=1)
+        p, t = predicted.reshape(n, -1), (y.reshape(n, -1) > 0.5)
+        per_row = -np.mean(np.where(t, np.log(p), np.log(1.0 - p)), axis=1)
     return float(np.average(per_row, weights=sample_weight))
 
 
-def _better(head, a, b):
-    """Whether score `a` beats `b` (strictly)."""
-    return a < b - 1e-12 if head.activation is None else a > b + 1e-12
+def beats(head, challenger, incumbent, y, sample_weight=None):
+    """Whether the `challenger` predictions beat the `incumbent`'s on these rows.
+
+    By the metric (accuracy, or MSE) where the two differ by more than one standard error
+    of the paired per-row difference; within that noise, by the smoother log loss
+    (classification; MSE again for regression). A tie keeps the incumbent."""
+    diff = row_scores(head, challenger, y) - row_scores(head, incumbent, y)
+    if head.activation is None:
+        diff = -diff  # lower squared error is better
+    w = np.ones(len(diff)) if sample_weight is None else np.asarray(sample_weight, "float64")
+    w = w / w.sum()
+    mean = float(np.sum(w * diff))
+    noise = float(np.sqrt(np.sum(w**2 * (diff - mean) ** 2)))
+    if abs(mean) > noise:
+        return mean > 0
+    return loss(head, challenger, y, sample_weight) < loss(head, incumbent, y, sample_weight) - 1e-12
 
 
 # -- the candidates -------------------------------------------------------------------------
@@ -159,6 +200,20 @@ def train_top(stacker, top, features, arrays, y, rows, seed, metrics=True):
 def top_data(top, features, arrays, rows):
     names = [t.name for t in top.inputs] if not isinstance(top.input, dict) else list(top.input)
     return {k: np.asarray(features[k] if k in features else arrays[k])[rows] for k in names}
+
+
+def row_weights(stacker, labels, rows):
+    """The weight of each OOF row in the scores: `sample_weight` times the class weight
+    of `meta_fit={"class_weight": ...}` (None: every row counts once)."""
+    weights = None if stacker.sample_weight_ is None else np.asarray(stacker.sample_weight_, "float64")[rows]
+    by_class = stacker.meta_fit_.get("class_weight")
+    if by_class and stacker.head_.activation == "softmax":
+        ids = labels.argmax(-1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(len(labels))
+        factor = np.array([float(by_class.get(int(i), 1.0)) for i in ids])
+        weights = factor if weights is None else weights * factor
+    if weights is not None and not np.sum(weights) > 0:
+        return None
+    return weights
 
 
 def _inner_folds(stacker, y, rows):
@@ -218,7 +273,7 @@ def choose(stacker, top, top_features, member_features, arrays, y, rows):
     splits, reason = _inner_folds(stacker, y, rows)
     if splits is None:
         return Choice("meta", metric=metric, reason=reason)
-    weights_of = stacker.sample_weight_[rows] if stacker.sample_weight_ is not None else None
+    weights_of = row_weights(stacker, labels, rows)
     candidates = {}
     for name, size in (("best", 1), ("caruana", ENSEMBLE_SIZE)):
         out = np.zeros_like(predictions[0])
@@ -228,14 +283,15 @@ def choose(stacker, top, top_features, member_features, arrays, y, rows):
         candidates[name] = out
     candidates["meta"] = _meta_predictions(stacker, top, top_features, arrays, y, rows, splits)
     scores = {name: score(head, candidates[name], labels, weights_of) for name in SIMPLEST_FIRST}
+    losses = {name: loss(head, candidates[name], labels, weights_of) for name in SIMPLEST_FIRST}
     chosen = SIMPLEST_FIRST[0]
     for name in SIMPLEST_FIRST[1:]:
-        if _better(head, scores[name], scores[chosen]):
+        if beats(head, candidates[name], candidates[chosen], labels, weights_of):
             chosen = name
     if chosen == "meta":
-        return Choice("meta", scores=scores, metric=metric)
+        return Choice("meta", scores=scores, losses=losses, metric=metric)
     weights = member_weights(head, predictions, labels, 1 if chosen == "best" else ENSEMBLE_SIZE)
-    return Choice(chosen, dict(zip(names, map(float, weights), strict=True)), scores, metric)
+    return Choice(chosen, dict(zip(names, map(float, weights), strict=True)), scores, metric, losses=losses)
 
 
 def weighted_model(stacker, branches, shapes, weights, info):

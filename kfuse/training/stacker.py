@@ -60,12 +60,29 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         verbose: 1 shows one progress bar over folds x branches; 0 is silent.
         meta_fit: dict of settings for training the meta-learner and head (epochs,
             batch_size, optimizer, learning_rate); defaults `META_FIT_DEFAULTS`.
+        selection: "auto" (default) scores, by an inner cross-validation over the cached
+            OOF meta-features, the learned top ("meta"), Caruana-selected fixed weights
+            over the members' OOF outputs ("caruana") and the best single member
+            ("best"), and keeps the best (ties to the simpler): so the Stacker does no
+            harm where a meta-learner would learn noise from a useless member. "meta"
+            forces the learned fusion / meta-learner / head (the behaviour before
+            `selection` existed), "caruana" or "best" the fixed weights. Fixed weights
+            need class probabilities (`stack_method="predict_proba"`) or, for a regression
+            head, head-shaped raw outputs (compared by MSE); elsewhere "auto" keeps "meta".
+            See `kfuse.training.selection`.
 
     Fitted attributes: `model_` (a `kfuse.FusedModel`), `oof_predictions_` (branch ->
     array, NaN on rows no fold held out), `oof_rows_`, `cv_scores_` (branch -> score per
     fold: accuracy, or mean squared error for regression), `cv_metric_`, `fit_time_`,
     `base_models_` (refit=True: each base retrained on all rows), `fold_models_`
-    (refit=False: branch -> its K fold models), `features_` (the meta-features used).
+    (refit=False: branch -> its K fold models), `features_` (the meta-features used),
+    `selection_` ("meta", "caruana" or "best": what `model_` is), `selection_scores_`
+    (candidate -> inner-CV score on the OOF rows; empty unless selection="auto"),
+    `selection_losses_` (the same in log loss; MSE for regression),
+    `selection_metric_` ("accuracy" or "mse"), `selection_weights_` (branch -> fixed
+    weight, None for "meta"; a weights graph is the members' `WeightedAverage`, read with
+    `model_.fusion_layer.branch_weights()`, ending in logits) and `selection_reason_`
+    (why no comparison ran, or None).
 
     Example:
 
@@ -255,6 +272,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             names, top_features = [b.name for b in self.branches_], features
         choice = select.choose(self, self.model_.top, {**members, **top_features}, members, arrays, y, self.oof_rows_)
         self.selection_, self.selection_scores_ = choice.selection, choice.scores
+        self.selection_losses_ = choice.losses
         self.selection_metric_, self.selection_reason_ = choice.metric, choice.reason
         self.selection_weights_ = choice.weights
         info = {**self.model_.kfuse_info["stacker"], "selection": choice.selection}
