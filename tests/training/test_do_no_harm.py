@@ -158,3 +158,21 @@ def test_selection_is_a_checked_parameter():
         kfuse.Stacker([branch], head=3, selection="caruna")
     with pytest.raises(ValueError, match="fixed member weights do not apply.*'logits'"):
         kfuse.Stacker([branch], head=3, stack_method="logits", selection="best")
+
+
+def test_regression_compares_by_mse_and_keeps_the_exact_member():
+    """Regression: the same choice by mean squared error; a frozen exact linear member
+    beside a random one is kept alone, and the graph predicts what that member does."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(150, 4)).astype("float32")
+    w = np.array([[1.0], [-2.0], [0.5], [3.0]], "float32")
+    y = (x @ w).reshape(-1)
+    exact, noise = (keras.Sequential([keras.Input((4,), name="u"), keras.layers.Dense(1)], name=n) for n in ("exact", "noise"))
+    exact.set_weights([w, np.zeros(1, "float32")])
+    branches = [kfuse.Branch(m, name=m.name, trainable=False) for m in (exact, noise)]
+    stacker = kfuse.Stacker(branches, meta=(16,), head=kfuse.heads.Regression(1), cv=3, verbose=0, meta_fit={"epochs": 20})
+    stacker.fit(x, y)
+    assert stacker.selection_metric_ == "mse" and stacker.selection_ in ("best", "caruana")
+    assert stacker.selection_weights_["exact"] > 0.95, stacker.selection_weights_
+    assert stacker.selection_scores_[stacker.selection_] < stacker.selection_scores_["meta"]
+    np.testing.assert_allclose(stacker.predict(x[:20]).reshape(-1), y[:20], atol=0.2)
