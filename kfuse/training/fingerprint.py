@@ -2,8 +2,10 @@
 
 Two runs with equal fingerprints train identical fold models, so a `work_dir` may be
 resumed; anything else is refused. The meta-learner, fusion and passthrough are not part
-of it, nor `refit` and `levels`: they act after the folds, on the checkpointed fold
-models and out-of-fold blocks, and may change between runs sharing a work_dir.
+of it, nor `refit`, `levels` and `selection`: they act after the folds, on the
+checkpointed fold models and out-of-fold blocks, and may change between runs sharing a
+work_dir (`tests/training/test_do_no_harm.py` fits `selection="meta"` on the folds of an
+"auto" run).
 """
 
 import hashlib
