@@ -3,7 +3,7 @@
 import keras
 
 import kfuse
-from kfuse.ensemble.layers import WeightedVote
+from kfuse.ensemble.layers import ProbabilityLogits, WeightedVote
 
 
 def member_branches(members, output, input_name="x"):
@@ -18,14 +18,22 @@ def member_branches(members, output, input_name="x"):
     return branches
 
 
-def weighted_graph(members, weights, task, name, input_name="x"):
-    """Weighted average of member probabilities (classification) or outputs (regression)."""
-    output = "probabilities" if task == "classification" else "raw"
-    branches = member_branches(members, output, input_name)
+def fixed_average(branches, weights, name, logits=None, **stack_kwargs):
+    """Frozen branches averaged with fixed `weights` (a `WeightedAverage` that never
+    trains) in ONE graph; `logits` "softmax" / "sigmoid" ends it with `ProbabilityLogits`,
+    so a graph over class probabilities hands out logits as a classification head does.
+    `stack_kwargs` go to `kfuse.stack` (input_shapes, strategy, ...)."""
     fusion = kfuse.layers.WeightedAverage(weights=list(map(float, weights)), learnable=False)
     if len(branches) == 1:
         fusion = None
-    return kfuse.stack(branches, fusion=fusion, head=None, compile=False, name=name)
+    meta = ProbabilityLogits(logits, name="probability_logits") if logits else None
+    return kfuse.stack(branches, fusion=fusion, meta=meta, head=None, compile=False, name=name, **stack_kwargs)
+
+
+def weighted_graph(members, weights, task, name, input_name="x"):
+    """Weighted average of member probabilities (classification) or outputs (regression)."""
+    output = "probabilities" if task == "classification" else "raw"
+    return fixed_average(member_branches(members, output, input_name), weights, name)
 
 
 def vote_graph(members, weights, name, input_name="x"):

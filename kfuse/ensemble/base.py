@@ -22,6 +22,7 @@ import numpy as np
 
 from kfuse import epoch_loop
 from kfuse.branch_outputs import final_activation, final_layer
+from kfuse.jsonable import jsonable as _jsonable
 
 FINGERPRINT = "run.json"
 
@@ -165,16 +166,16 @@ def data_digest(*arrays):
     return h.hexdigest()[:16]
 
 
-def jsonable(value):
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
+def _spec_or_repr(value):
+    """A member spec (a keras.Model or builder) by `spec_name`; any other value by `repr`."""
     if isinstance(value, keras.Model) or callable(value):
         return spec_name(value)
     return repr(value)
+
+
+def jsonable(value):
+    """`kfuse.jsonable.jsonable`, with member specs named by `spec_name`."""
+    return _jsonable(value, leaf=_spec_or_repr)
 
 
 class MemberStore:

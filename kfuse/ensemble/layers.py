@@ -1,4 +1,4 @@
-"""`WeightedVote`: hard voting with fixed member weights (AdaBoost SAMME's decision)."""
+"""Fixed ensemble layers: `WeightedVote` (AdaBoost SAMME's hard vote) and `ProbabilityLogits`."""
 
 import keras
 import numpy as np
@@ -66,4 +66,49 @@ class WeightedVote(FusionLayer):
     def get_config(self):
         config = super().get_config()
         config.update({"weights": self.weights_init})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kfuse_ensemble")
+class ProbabilityLogits(keras.layers.Layer):
+    """Logits whose softmax (or sigmoid) gives back the input probabilities.
+
+    "softmax": log(p), so softmax(log p) = p for rows that sum to one; "sigmoid": the
+    log-odds log(p) - log(1 - p) per unit. Probabilities are clipped to [eps, 1 - eps]
+    first. It ends a fixed average of class probabilities (`assemble.fixed_average`) so the
+    graph hands out logits, as a classification head does.
+
+    Args:
+        activation: "softmax" or "sigmoid" (the head's).
+        epsilon: the clip, default 1e-7.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.ensemble.layers import ProbabilityLogits
+
+    ProbabilityLogits("sigmoid")(np.array([[0.5, 0.75]]))  # [[0.0, 1.0986]]
+    ```
+    """
+
+    def __init__(self, activation="softmax", epsilon=1e-7, **kwargs):
+        super().__init__(**kwargs)
+        if activation not in ("softmax", "sigmoid"):
+            raise ValueError(f"ProbabilityLogits: `activation` must be 'softmax' or 'sigmoid'; received {activation!r}")
+        self.activation = activation
+        self.epsilon = float(epsilon)
+
+    def call(self, inputs):
+        p = ops.clip(inputs, self.epsilon, 1.0 - self.epsilon)
+        if self.activation == "softmax":
+            return ops.log(p)
+        return ops.log(p) - ops.log(1.0 - p)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"activation": self.activation, "epsilon": self.epsilon})
         return config

@@ -38,6 +38,14 @@ def _unknown(key, valid, where):
     return ConfigError(f"{where}: unknown key {key!r} (expected {', '.join(valid)}){hint}")
 
 
+def _parameters(value, where):
+    """A ``parameters`` entry as a dict (absent or empty: ``{}``); anything else is refused."""
+    value = value or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping")
+    return dict(value)
+
+
 def load_config(path):
     """Read and check a merge YAML; returns a dict of ``merge`` arguments and ``output``.
 
@@ -92,14 +100,9 @@ def load_config(path):
         for key in entry:
             if key not in MODEL_KEYS:
                 raise _unknown(key, MODEL_KEYS, f"{path}: models[{i}]")
-        params = entry.get("parameters") or {}
-        if not isinstance(params, dict):
-            raise ConfigError(f"{path}: models[{i}].parameters must be a mapping")
         files.append(where(entry["model"]))
-        model_parameters.append(dict(params))
-    parameters = raw.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise ConfigError(f"{path}: 'parameters' must be a mapping")
+        model_parameters.append(_parameters(entry.get("parameters"), f"{path}: models[{i}].parameters"))
+    parameters = _parameters(raw.get("parameters"), f"{path}: 'parameters'")
     for f in files + ([where(raw["base_model"])] if raw.get("base_model") else []):
         if not os.path.exists(f):
             raise ConfigError(f"{path}: model file {f!r} does not exist")
@@ -108,7 +111,7 @@ def load_config(path):
         "method": method,
         "base": where(raw["base_model"]) if raw.get("base_model") else None,
         "model_parameters": model_parameters if any(model_parameters) else None,
-        "parameters": dict(parameters),
+        "parameters": parameters,
         "dtype": raw.get("dtype", "float32"),
         "output": where(raw["output"]) if raw.get("output") else None,
     }

@@ -2,8 +2,10 @@
 
 Two runs with equal fingerprints train identical fold models, so a `work_dir` may be
 resumed; anything else is refused. The meta-learner, fusion and passthrough are not part
-of it, nor `refit` and `levels`: they act after the folds, on the checkpointed fold
-models and out-of-fold blocks, and may change between runs sharing a work_dir.
+of it, nor `refit`, `levels` and `selection`: they act after the folds, on the
+checkpointed fold models and out-of-fold blocks, and may change between runs sharing a
+work_dir (`tests/training/test_do_no_harm.py` fits `selection="meta"` on the folds of an
+"auto" run).
 """
 
 import hashlib
@@ -13,23 +15,8 @@ import json
 import keras
 import numpy as np
 
+from kfuse.jsonable import jsonable as _jsonable
 from kfuse.training.inputs import data_digest
-
-
-def _jsonable(value):
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, keras.optimizers.Optimizer):
-        return {"optimizer": type(value).__name__, "config": _jsonable(value.get_config())}
-    if isinstance(value, keras.callbacks.Callback):
-        return type(value).__name__
-    if isinstance(value, np.generic):
-        return value.item()
-    return type(value).__name__
 
 
 def _hash(text):

@@ -15,14 +15,15 @@ from kfuse.layers import FusionLayer
 from kfuse.quiet import quiet_tensorflow
 from kfuse.strategy import strategy_scope
 from kfuse.training import base_training as bt
+from kfuse.training import selection as select
 from kfuse.training.averaging import fold_average_model
-from kfuse.training.cache import cached_features, fit_top, through_graph
+from kfuse.training.cache import cached_features, through_graph
 from kfuse.training.checkpoint import WorkDir
 from kfuse.training.estimator import EstimatorOutputs, classes_of, resolve_seed
 from kfuse.training.fingerprint import fingerprint
 from kfuse.training.folds import resolve_cv
 from kfuse.training.levels import LevelTwo
-from kfuse.training.settings import check_meta_fit, default_head, meta_batch_size, resolve_method
+from kfuse.training.settings import check_meta_fit, default_head, resolve_method
 from kfuse.training.shared_fit import SharedFit
 
 
@@ -60,12 +61,29 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         verbose: 1 shows one progress bar over folds x branches; 0 is silent.
         meta_fit: dict of settings for training the meta-learner and head (epochs,
             batch_size, optimizer, learning_rate); defaults `META_FIT_DEFAULTS`.
+        selection: "auto" (default) scores, by an inner cross-validation over the cached
+            OOF meta-features, the learned top ("meta"), Caruana-selected fixed weights
+            over the members' OOF outputs ("caruana") and the best single member
+            ("best"), and keeps the best (ties to the simpler): so the Stacker does no
+            harm where a meta-learner would learn noise from a useless member. "meta"
+            forces the learned fusion / meta-learner / head (the behaviour before
+            `selection` existed), "caruana" or "best" the fixed weights. Fixed weights
+            need class probabilities (`stack_method="predict_proba"`) or, for a regression
+            head, head-shaped raw outputs (compared by MSE); elsewhere "auto" keeps "meta".
+            See `kfuse.training.selection`.
 
     Fitted attributes: `model_` (a `kfuse.FusedModel`), `oof_predictions_` (branch ->
     array, NaN on rows no fold held out), `oof_rows_`, `cv_scores_` (branch -> score per
     fold: accuracy, or mean squared error for regression), `cv_metric_`, `fit_time_`,
     `base_models_` (refit=True: each base retrained on all rows), `fold_models_`
-    (refit=False: branch -> its K fold models), `features_` (the meta-features used).
+    (refit=False: branch -> its K fold models), `features_` (the meta-features used),
+    `selection_` ("meta", "caruana" or "best": what `model_` is), `selection_scores_`
+    (candidate -> inner-CV score on the OOF rows; empty unless selection="auto"),
+    `selection_losses_` (the same in log loss; MSE for regression),
+    `selection_metric_` ("accuracy" or "mse"), `selection_weights_` (branch -> fixed
+    weight, None for "meta"; a weights graph is the members' `WeightedAverage`, read with
+    `model_.fusion_layer.branch_weights()`, ending in logits) and `selection_reason_`
+    (why no comparison ran, or None).
 
     Example:
 
@@ -104,6 +122,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         meta_fit=None,
         name="kfuse_stacker",
         random_state=None,
+        selection="auto",
     ):
         # scikit-learn's contract: store every argument unchanged; derive in fit
         self.branches = branches
@@ -123,7 +142,9 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         self.meta_fit = meta_fit
         self.name = name
         self.random_state = random_state
-        self._resolve()  # errors at construction; nothing is stored
+        self.selection = selection
+        branches, head, methods, _ = self._resolve()  # errors at construction; nothing is stored
+        select.check_selection(selection, branches, methods, head)
 
     def _resolve(self):
         """(branches, head, methods, meta_fit) checked from the arguments."""
@@ -187,6 +208,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
     def _fit(self, x, y, sample_weight, allow_nonfinite):
         start = time.perf_counter()
         self.branches_, self.head_, self.methods_, self.meta_fit_ = self._resolve()
+        select.check_selection(self.selection, self.branches_, self.methods_, self.head_)
         self.seed_ = resolve_seed(self.random_state, self.seed)
         arrays, y, sample_weight = arrays_and_labels(
             x, y, self.input_names, "Stacker.fit", allow_nonfinite, sample_weight
@@ -239,16 +261,32 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             features.update(cached_features(frozen, self.methods_, arrays, shapes))
         self.oof_rows_ = plan.held_out_rows(len(y))
         ordered = [finals[b.name] for b in self.branches_]
+        members = features  # every member's meta-features, for fixed weights (selection)
         if self.levels == 2:
             self.level2_ = LevelTwo(self, features, y, self.oof_rows_, arrays)
             self.model_ = self.level2_.build(ordered, shapes)
-            self._train_top(["level2"], self.level2_.oof, arrays, y, self.oof_rows_)
+            names, top_features = ["level2"], self.level2_.oof
         else:
             self.model_ = self._stack(ordered, shapes)
+            frozen_names = [b.name for b in frozen]
             if self.cache and frozen:  # one batched pass over every frozen branch
-                features.update(self.model_.branch_outputs(arrays, 1024, names=[b.name for b in frozen]))
-            names = [b.name for b in self.branches_]
-            self._train_top(names, features, arrays, y, self.oof_rows_)
+                features.update(self.model_.branch_outputs(arrays, 1024, names=frozen_names))
+            elif frozen and self.selection != "meta":  # cache=False: still cached for the choice
+                members = {**features, **self.model_.branch_outputs(arrays, 1024, names=frozen_names)}
+            names, top_features = [b.name for b in self.branches_], features
+        choice = select.choose(self, self.model_.top, {**members, **top_features}, members, arrays, y, self.oof_rows_)
+        self.selection_, self.selection_scores_ = choice.selection, choice.scores
+        self.selection_losses_ = choice.losses
+        self.selection_metric_, self.selection_reason_ = choice.metric, choice.reason
+        self.selection_weights_ = choice.weights
+        info = {**self.model_.kfuse_info["stacker"], "selection": choice.selection}
+        if choice.weights is None:
+            self.model_.kfuse_info["stacker"] = info
+            self._train_top(names, top_features, arrays, y, self.oof_rows_)
+        else:
+            info["weights"] = choice.weights
+            self.model_ = select.weighted_model(self, ordered, shapes, choice.weights, info)
+            self.meta_history_ = {}
         self.oof_predictions_ = oof
         self.fold_models_ = fold_models
         self.features_ = features
@@ -390,23 +428,12 @@ class Stacker(EstimatorOutputs, BaseEstimator):
     def _train_top(self, names, features, arrays, y, rows):
         """Train `model_.top` (fusion, meta-learner, head) on the meta-features of `rows`."""
         model = self.model_
-        settings = {k: v for k, v in self.meta_fit_.items() if v is not None}
-        settings["batch_size"] = meta_batch_size(settings["batch_size"], len(rows))
         through = []
         if not self.cache and self.levels == 1:
             through = [n for n in names if n not in self._trained_names]
         with model.strategy_scope():
             top = model.top if not through else through_graph(model, through)
-            optimizer = bt.new_optimizer(settings.pop("optimizer"), settings.pop("learning_rate"))
-            top.compile(
-                optimizer=optimizer, loss=self.head_.loss(), metrics=self.head_.metrics(), jit_compile=False
-            )
-        keras.utils.set_random_seed(self.seed_ + 7)
-        top_names = [t.name for t in top.inputs] if not isinstance(top.input, dict) else list(top.input)
-        data = {k: np.asarray(features[k] if k in features else arrays[k])[rows] for k in top_names}
-        if self.sample_weight_ is not None:
-            settings["sample_weight"] = self.sample_weight_[rows]
-        history = fit_top(top, data, y[rows], seed=self.seed_ + 7, verbose=0, **settings)
+        history = select.train_top(self, top, features, arrays, y, rows, seed=self.seed_ + 7)
         self.meta_history_ = history.history
 
     def __repr__(self):

@@ -84,10 +84,11 @@ def test_random_state_leaves_the_callers_random_numbers_alone(data):
 
 def test_sample_weight_and_class_weight_reach_the_head(data):
     x, y, bases = data
-    plain = make(bases, meta_fit={"epochs": 20, "learning_rate": 0.1}).fit(x, y)
+    meta = {"selection": "meta"}  # the learned head (auto may pick fixed member weights)
+    plain = make(bases, meta_fit={"epochs": 20, "learning_rate": 0.1}, **meta).fit(x, y)
     weights = np.where(y == 1, 0.0, 1.0)
-    weighted = make(bases, meta_fit={"epochs": 20, "learning_rate": 0.1}).fit(x, y, sample_weight=weights)
-    by_class = make(bases, meta_fit={"epochs": 20, "learning_rate": 0.1, "class_weight": {0: 1.0, 1: 0.0, 2: 1.0}})
+    weighted = make(bases, meta_fit={"epochs": 20, "learning_rate": 0.1}, **meta).fit(x, y, sample_weight=weights)
+    by_class = make(bases, meta_fit={"epochs": 20, "learning_rate": 0.1, "class_weight": {0: 1.0, 1: 0.0, 2: 1.0}}, **meta)
     by_class.fit(x, y)
     ones = lambda s: int(np.sum(s.predict(x) == 1))  # noqa: E731
     assert ones(weighted) < ones(plain) and ones(by_class) < ones(plain)

@@ -26,7 +26,8 @@ def test_two_level_stacking_is_one_graph(tmp_path):
             trained_model("b", x, y, epochs=10, seed=1), name="b", inputs="signal", trainable=False
         ),
     ]
-    stacker = kfuse.Stacker(branches, head=3, cv=2, levels=2, verbose=0, meta_fit={"epochs": 30})
+    # selection="meta": the level-2 graph itself (auto may choose fixed level-1 weights)
+    stacker = kfuse.Stacker(branches, head=3, cv=2, levels=2, verbose=0, meta_fit={"epochs": 30}, selection="meta")
     stacker.fit(x, y)
     level2 = stacker.level2_
     assert set(level2.cv_scores) == {"l2_linear", "l2_mlp"}
