@@ -80,7 +80,8 @@ def test_default_stacker_holds_the_line_with_a_useless_member(useless):
     assert default.selection_ in ("best", "caruana"), default.selection_scores_
     assert default.selection_weights_["mlp"] >= 0.8 and default.selection_metric_ == "accuracy"
     assert set(default.selection_scores_) == {"meta", "caruana", "best"}
-    assert default.selection_scores_[default.selection_] >= default.selection_scores_["meta"]
+    # within noise on accuracy, the lower log loss decides (selection's documented rule)
+    assert default.selection_scores_[default.selection_] >= default.selection_scores_["meta"] - TOLERANCE
     assert default.selection_losses_[default.selection_] < default.selection_losses_["meta"]
     assert default.selection_reason_ is None and default.meta_history_ == {}
     # the old behaviour stays reachable, and scores no better than the default here
