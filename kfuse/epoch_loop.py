@@ -139,6 +139,8 @@ def fit_in_memory(
             int(validation_batch_size or batch_size),
         )
 
+    _build_state(model, x, y)
+
     # One traced function per epoch: shuffle, every training step, then the validation
     # pass. autograph=False: the loops are tf.while_loop already, so tracing need not
     # convert Keras's own train_step code (a good part of a search trial's fixed cost).
@@ -182,6 +184,24 @@ def fit_in_memory(
             break
     callback_list.on_train_end(logs)
     return history
+
+
+def _build_state(model, x, y):
+    """Create the compiled loss's and metrics' variables now, eagerly, on one row.
+
+    Keras builds them on the first train step; inside the traced epoch that means
+    variables created during tracing, and TensorFlow then traces the whole epoch a second
+    time (half of a short fit's fixed cost). `Model.fit` avoids it the same way, by
+    building them before its first step. One eager forward pass in inference mode (no
+    dropout draw, no BatchNormalization update), then the metrics are reset: the
+    training that follows is unchanged.
+    """
+    rows = slice(0, 1)
+    x1, y1 = _take(x, rows), y[rows]
+    y_pred = model(x1, training=False)
+    model.compute_loss(x=x1, y=y1, y_pred=y_pred)
+    model.compute_metrics(x1, y1, y_pred, sample_weight=None)
+    model.reset_metrics()
 
 
 def _loop(step_function, x, y, batch_size):
