@@ -29,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
+import keras_tuner  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kfuse  # noqa: E402
@@ -38,17 +39,29 @@ from kfuse.tuning import FusionHyperModel, make_tuner  # noqa: E402
 
 QUICK = bool(os.environ.get("KFUSE_QUICK"))
 TRIALS = 3 if QUICK else 10
-EPOCHS_LIST = [2] if QUICK else [int(e) for e in os.environ.get("KFUSE_BENCH_EPOCHS", "10,30").split(",")]
+EPOCHS_LIST = [2] if QUICK else [int(e) for e in os.environ.get("KFUSE_BENCH_EPOCHS", "10,30").split(",") if e]
+#: the fixed cost per cached trial: trials at FIXED_EPOCHS[0] vs FIXED_EPOCHS[1] epochs
+FIXED_EPOCHS = (1, 2) if QUICK else (2, 10)
+ROUNDS = 1 if QUICK else int(os.environ.get("KFUSE_BENCH_ROUNDS", 2))
 BASE_EPOCHS = {k: (2 if QUICK else 3 * v) for k, v in QUICK_EPOCHS.items()}
 
 
-def search(branches, x, y, validation, cache, directory, epochs):
-    hypermodel = FusionHyperModel(
+def hypermodel_for(branches, cache):
+    return FusionHyperModel(
         branches, head=10, finetune=0, cache=cache,
         fusions=["concat", "average", "weighted_average", "gated", "attention", "low_rank"],
     )
-    tuner = make_tuner(hypermodel, "random", objective="val_accuracy", max_trials=TRIALS, seed=0,
-                       directory=directory, project_name=f"{'cache' if cache else 'plain'}_{epochs}")
+
+
+def search(branches, x, y, validation, cache, directory, epochs, hypermodel=None, tuner="kfuse", trials=TRIALS):
+    hypermodel = hypermodel or hypermodel_for(branches, cache)
+    name = f"{'cache' if cache else 'plain'}_{epochs}_{tuner}_{trials}"
+    if tuner == "kfuse":
+        tuner = make_tuner(hypermodel, "random", objective="val_accuracy", max_trials=trials, seed=0,
+                           directory=directory, project_name=name)
+    else:  # KerasTuner's own class: its per-trial gc.collect() walks the whole heap
+        tuner = keras_tuner.RandomSearch(hypermodel, objective="val_accuracy", max_trials=trials, seed=0,
+                                         directory=directory, project_name=name)
     start, cpu = time.perf_counter(), time.process_time()
     tuner.search(x, y, validation_data=validation, epochs=epochs, batch_size=64, verbose=0)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -68,9 +81,11 @@ def main():
     print(f"{TRIALS}-trial RandomSearch, {x[train_rows].shape[0]} train / {validation[0].shape[0]} val rows, "
           f"bases {list(bases)} frozen, batch 64")
     print()
-    print("| epochs/trial | run | wall s | s/trial | CPU s | best val_accuracy | mean val_accuracy |")
-    print("|---|---|---|---|---|---|---|")
     try:
+        fixed_costs(branches, x[train_rows], y[train_rows], validation, directory)
+        if EPOCHS_LIST:
+            print("| epochs/trial | run | wall s | s/trial | CPU s | best val_accuracy | mean val_accuracy |")
+            print("|---|---|---|---|---|---|---|")
         for epochs in EPOCHS_LIST:
             results = {}
             for cache in (True, False):
@@ -81,6 +96,40 @@ def main():
         shutil.rmtree(directory, ignore_errors=True)
     for name, model in bases.items():
         print(f"(base {name}: test accuracy {np.mean(model.predict(x_test, verbose=0).argmax(-1) == y_test):.3f})")
+
+
+def fixed_costs(branches, x, y, validation, directory):
+    """Seconds per cached trial at 1 and 10 epochs; the fixed cost is what 0 epochs would take.
+
+    One hypermodel for all runs, its branch outputs cached and TensorFlow warmed by a
+    1-trial search first, so the table holds the per-trial cost alone. Both tuners draw
+    the same designs (seed 0); the rounds alternate their order.
+    """
+    hypermodel = hypermodel_for(branches, True)
+    search(branches, x, y, validation, True, directory, 1, hypermodel, trials=1)
+    low, high = FIXED_EPOCHS
+    runs = {}
+    for tuners in [("kfuse", "keras_tuner"), ("keras_tuner", "kfuse")][:ROUNDS]:
+        for tuner in tuners:
+            for epochs in (low, high):
+                keras.utils.set_random_seed(0)
+                (seconds, cpu), best, _, _ = search(branches, x, y, validation, True, directory, epochs,
+                                                    hypermodel, tuner, TRIALS)
+                runs.setdefault((tuner, epochs), []).append((seconds / TRIALS, cpu / TRIALS, best.score))
+                shutil.rmtree(os.path.join(directory, f"cache_{epochs}_{tuner}_{TRIALS}"), ignore_errors=True)
+    print(f"| tuner (cached trials) | clock | s/trial at {low} epochs | s/trial at {high} epochs | s/epoch | "
+          f"**fixed s/trial** | best val_accuracy at {high} |")
+    print("|---|---|---|---|---|---|---|")
+    for tuner, label in (("keras_tuner", "keras_tuner.RandomSearch (plain gc)"),
+                         ("kfuse", "kfuse.tuning.make_tuner (frozen heap)")):
+        scores = sorted({r[2] for r in runs[(tuner, high)]})
+        for column, clock in ((0, "wall"), (1, "CPU")):
+            t_low = min(r[column] for r in runs[(tuner, low)])
+            t_high = min(r[column] for r in runs[(tuner, high)])
+            per_epoch = (t_high - t_low) / (high - low)
+            print(f"| {label} | {clock} | {t_low:.2f} | {t_high:.2f} | {per_epoch:.3f} | "
+                  f"**{t_low - low * per_epoch:.2f}** | {', '.join(f'{s:.4f}' for s in scores)} |", flush=True)
+    print()
 
 
 def report(epochs, results):
