@@ -24,17 +24,18 @@ Measured here (2 cores shared with three other engineers' jobs, so +-15% between
 
 | knob | batch 256 | batch 2048 |
 |---|---|---|
-| Keras predict on the fused graph (before) | 0.71-0.82 | 0.57-0.85 |
-| kfuse predict (in-memory loop, after) | SEE_README | SEE_README |
-| + XLA (`jit_compile`) | 0.71-0.84 | 0.87-1.18 |
-| + one chunk | about the kfuse predict's | about the kfuse predict's |
+| Keras predict on the fused graph (before) | 0.65 (0.68-0.82 in earlier runs) | 0.99 (0.57-0.85) |
+| **kfuse predict (in-memory loop, after)** | **0.50** | **0.56** |
+| in-memory loop + XLA (`jit_compile`) | 0.73 | 1.02 |
+| in-memory loop, the whole set as one batch | 0.43 | 0.71 |
+| branches only (no fusion, meta, head) | 0.46 | 0.67 |
 
-Inter-op threads (same script under `KFUSE_BENCH_INTEROP`, in-memory loop vs separate):
+Inter-op threads (a probe script, the in-memory loop vs separate, 10,000 rows):
 1 thread 0.41-0.61x, TensorFlow's default 0.37-0.57x, 2 threads with 1 intra-op thread
 0.66-0.71x. XLA on CPU speeds the MLP up (2x) but slows the GRU's while loop (1.6x), a
 net loss here. The in-memory loop's gain over Keras's predict holds at batch 2048 too,
-where Keras's per-batch overhead is small: on 2 busy cores, Keras's `tf.data` threads
-(prefetch, slicing) take CPU from the model's own arithmetic.
+where Keras's per-batch overhead is small; our reading (not profiled): Keras's `tf.data` threads
+(prefetch, slicing) take CPU from the model's own arithmetic on 2 busy cores.
 `KFUSE_QUICK=1`: 1,000 rows, one repeat.
 """
 
