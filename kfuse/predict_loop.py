@@ -35,6 +35,15 @@ def _flatten(x):
     return [x]
 
 
+def _structure(model):
+    """`model.input` (a tensor, list or dict); a Sequential model never called has only `inputs`."""
+    try:
+        return model.input
+    except (AttributeError, ValueError):
+        inputs = list(model.inputs or [])
+        return inputs[0] if len(inputs) == 1 else inputs
+
+
 def _numeric(array):
     return isinstance(array, np.ndarray) and (
         np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
@@ -63,10 +72,10 @@ def supports(model, x, predict_kwargs):
         return False
     if len({len(a) for a in arrays}) != 1 or len(arrays[0]) == 0:
         return False
-    specs = _flatten(model.input)
+    specs = _flatten(_structure(model))
     if len(specs) != len(arrays):
         return False
-    if isinstance(x, dict) and isinstance(model.input, dict) and set(x) != set(model.input):
+    if isinstance(x, dict) and isinstance(_structure(model), dict) and set(x) != set(_structure(model)):
         return False
     # the input's dtype must be what Keras would feed (else Keras's own casts apply)
     return all(
@@ -77,10 +86,10 @@ def supports(model, x, predict_kwargs):
 
 def _ordered(x, model):
     """The arrays of `x` in the order of `model.input`."""
-    if isinstance(x, dict) and isinstance(model.input, dict):
-        return [x[k] for k in model.input]
+    if isinstance(x, dict) and isinstance(_structure(model), dict):
+        return [x[k] for k in _structure(model)]
     if isinstance(x, dict):
-        names = [t.name for t in _flatten(model.input)]
+        names = [t.name for t in _flatten(_structure(model))]
         if set(names) == set(x):
             return [x[k] for k in names]
         return list(x.values())
@@ -96,9 +105,9 @@ def _function(model):
     if jit not in functions:
         specs = [
             tf.TensorSpec((None, *tuple(s.shape)[1:]), keras.backend.standardize_dtype(s.dtype))
-            for s in _flatten(model.input)
+            for s in _flatten(_structure(model))
         ]
-        structure = model.input
+        structure = _structure(model)
         ref = weakref.ref(model)  # no strong reference from the cache back to its key
 
         def forward(*tensors):
