@@ -185,6 +185,7 @@ def fit_in_memory(
         model.optimizer.build(model.trainable_variables)
     if seed is None:  # from numpy's global state, which keras.utils.set_random_seed seeds
         seed = np.random.randint(2**31 - 1)
+    _build_state(model, x, y)
     if epoch_function is None:
         epoch_function = EpochFunction(model, batch_size, shuffle, validation_batch_size)
     elif not epoch_function.serves(model, batch_size, shuffle, validation_batch_size):
@@ -280,6 +281,24 @@ class EpochFunction:
             model.reset_metrics()
         _loop(model.test_step, validation[0], validation[1], self.validation_batch_size)
         return logs, model.get_metrics_result()
+
+
+def _build_state(model, x, y):
+    """Create the compiled loss's and metrics' variables now, eagerly, on one row.
+
+    Keras builds them on the first train step; inside the traced epoch that means
+    variables created during tracing, and TensorFlow then traces the whole epoch a second
+    time (half of a short fit's fixed cost). `Model.fit` avoids it the same way, by
+    building them before its first step. One eager forward pass in inference mode (no
+    dropout draw, no BatchNormalization update), then the metrics are reset: the
+    training that follows is unchanged.
+    """
+    rows = slice(0, 1)
+    x1, y1 = _take(x, rows), y[rows]
+    y_pred = model(x1, training=False)
+    model.compute_loss(x=x1, y=y1, y_pred=y_pred)
+    model.compute_metrics(x1, y1, y_pred, sample_weight=None)
+    model.reset_metrics()
 
 
 def _loop(step_function, x, y, batch_size, weights=None):

@@ -8,6 +8,8 @@ import numpy as np
 from kfuse import inputs as kinputs
 from kfuse.epoch_loop import compile_top, fit_top
 from kfuse.heads import head_from_config
+from kfuse.predict_loop import predict_in_memory
+from kfuse.predict_loop import supports as predicts_in_memory
 
 #: the first kfuse version whose models hold `model.top`
 TOP_VERSION = "0.2.0"
@@ -130,7 +132,11 @@ class FusedModel(keras.Model):
         """Every branch's output on `x`, as a dict of branch name -> array (one pass)."""
         names = self.branch_names if names is None else list(names)
         probe = keras.Model(self.input, [self.branch_tensor(n) for n in names])
-        values = probe.predict(self.as_inputs(x), batch_size=batch_size, verbose=verbose)
+        x = self.as_inputs(x)
+        if getattr(self, "kfuse_strategy", None) is None and predicts_in_memory(probe, x, {}):
+            values = predict_in_memory(probe, x, batch_size=batch_size, verbose=verbose)
+        else:
+            values = probe.predict(x, batch_size=batch_size, verbose=verbose)
         values = [values] if len(names) == 1 else values
         return {n: np.asarray(v) for n, v in zip(names, values, strict=True)}
 
@@ -306,7 +312,20 @@ class FusedModel(keras.Model):
             return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, allow_nonfinite=False, **kwargs):
+        """`keras.Model.predict`, the same result; faster on in-memory arrays.
+
+        On numpy data (the TensorFlow backend, no strategy, no `steps`) the batches run
+        through one cached traced function, not Keras's `tf.data` pipeline
+        (`kfuse.predict_loop`): the same batches, callbacks and output, bit for bit.
+        """
         x = self._checked(x, f"Model '{self.name}'.predict", allow_nonfinite)
+        names = ("batch_size", "verbose", "steps", "callbacks")
+        if len(args) <= len(names):
+            options = {**dict(zip(names[: len(args)], args, strict=True)), **kwargs}  # Keras's order
+            if options.get("steps") is None:
+                options.pop("steps", None)
+            if predicts_in_memory(self, x, options):
+                return predict_in_memory(self, x, **options)
         with self.strategy_scope():
             return super().predict(x, *args, **kwargs)
 

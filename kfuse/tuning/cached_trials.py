@@ -39,28 +39,36 @@ class _DeferredSaves:
 
     KerasTuner saves the weights at every better epoch. Saving the full stack writes the
     bases' weights too, which costs more than a whole cached epoch; the view keeps an
-    in-memory copy per file instead and `flush` writes each file once, with the weights
-    its last save asked for: the same files a direct save leaves after training.
+    in-memory copy of the weights of `part` (the one sub-model that trains: `model.top`;
+    the rest is frozen) per file instead, and `flush` writes each file once, with the
+    weights its last save asked for: the same files a direct save leaves after training.
+    When those are the weights the model holds already (the best epoch was the last),
+    nothing is swapped in and out.
     """
 
-    def __init__(self, full):
+    def __init__(self, full, part=None):
         object.__setattr__(self, "_full", full)
+        object.__setattr__(self, "_part", full if part is None else part)
         object.__setattr__(self, "_pending", {})
 
     def save_weights(self, filepath, overwrite=True, **kwargs):
-        self._pending[os.fspath(filepath)] = (self._full.get_weights(), overwrite, kwargs)
+        self._pending[os.fspath(filepath)] = (self._part.get_weights(), overwrite, kwargs)
 
     def flush(self):
         if not self._pending:
             return
-        current = self._full.get_weights()
+        current = self._part.get_weights()
+        swapped = False
         try:
             for path, (weights, overwrite, kwargs) in self._pending.items():
-                self._full.set_weights(weights)
+                if swapped or not _same(weights, current):
+                    self._part.set_weights(weights)
+                    swapped = True
                 os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
                 self._full.save_weights(path, overwrite=overwrite, **kwargs)
         finally:
-            self._full.set_weights(current)
+            if swapped:
+                self._part.set_weights(current)
             self._pending.clear()
 
     def __getattr__(self, name):
@@ -68,6 +76,12 @@ class _DeferredSaves:
 
     def __setattr__(self, name, value):
         setattr(self._full, name, value)
+
+
+def _same(weights, others):
+    return len(weights) == len(others) and all(
+        a.shape == b.shape and np.array_equal(a, b) for a, b in zip(weights, others, strict=True)
+    )
 
 
 class _Redirect(keras.callbacks.Callback):
@@ -78,11 +92,11 @@ class _Redirect(keras.callbacks.Callback):
     `tuner.get_best_models()` reloads them into an ordinary kfuse stack.
     """
 
-    def __init__(self, inner, full):
+    def __init__(self, inner, full, part=None):
         super().__init__()
         self.inner = inner
         self.full = full
-        self.view = _DeferredSaves(full)
+        self.view = _DeferredSaves(full, part)
 
     def set_model(self, model):
         self._top = model
@@ -130,6 +144,6 @@ def fit_cached(model, cache, metrics, x, y=None, **kwargs):
     if validation is not None:
         kwargs["validation_data"] = (model.top_data(cache.features(val_arrays), val_arrays), *validation[1:])
     model.stop_training = False
-    kwargs["callbacks"] = [_Redirect(c, model) for c in kwargs.get("callbacks") or []]
+    kwargs["callbacks"] = [_Redirect(c, model, top) for c in kwargs.get("callbacks") or []]
     model._check_labels(y)
     return fit_top(top, model.top_data(cache.features(arrays), arrays), y, **kwargs)

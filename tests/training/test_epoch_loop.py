@@ -122,3 +122,18 @@ def test_sample_weights_train_as_in_keras_fit(data):
     unweighted = two_input_model()
     fit_in_memory(unweighted, x, y, epochs=3, batch_size=32, shuffle=False)
     assert not np.allclose(unweighted.get_weights()[0], fast.get_weights()[0])
+
+
+def test_the_epoch_is_traced_once_and_the_training_is_unchanged(data):
+    # the loss's and metrics' variables are built before tracing: no second trace at epoch 2
+    x, y, xv, yv = data
+    model, reference = two_input_model(dropout=0.2), two_input_model(dropout=0.2)
+    traced = []
+    train_step, test_step = model.train_step, model.test_step
+    model.train_step = lambda batch: (traced.append("train"), train_step(batch))[1]
+    model.test_step = lambda batch: (traced.append("test"), test_step(batch))[1]
+    got = fit_in_memory(model, x, y, epochs=3, batch_size=32, validation_data=(xv, yv), seed=4).history
+    assert traced == ["train", "test"]
+    want = fit_in_memory(reference, x, y, epochs=3, batch_size=32, validation_data=(xv, yv), seed=4).history
+    assert got == want  # the same model, seed and rows: the same numbers
+    assert got["accuracy"][-1] > 0.5
