@@ -223,7 +223,7 @@ class EpochFunction:
     The rows are arguments, not constants of the graph, with the row count left open,
     so one trace serves every call on rows of the same feature shapes: the K fold
     models of one base, trained one after another in one model's variables
-    (`kfuse.training.shared_fit`), pay for one trace, not K.
+    (`kfuse.shared_fit`), pay for one trace, not K.
     """
 
     def __init__(self, model, batch_size, shuffle=True, validation_batch_size=None):
@@ -340,8 +340,35 @@ def fit(model, x, y, seed=None, **fit_kwargs):
     ```
     """
     if supports(model, x, y, fit_kwargs):
-        return fit_in_memory(model, x, y, seed=seed, **fit_kwargs)
+        function = _epoch_function_of(model, fit_kwargs)
+        return fit_in_memory(model, x, y, seed=seed, epoch_function=function, **fit_kwargs)
     return model.fit(x, y, **fit_kwargs)
+
+
+#: where `fit` keeps a model's traced epoch, as Model.fit keeps its train function: a
+#: model trained again (boosting's reused trainer network) is not traced again
+EPOCH_FUNCTION_ATTRIBUTE = "_kfuse_epoch_function"
+
+
+def _epoch_function_of(model, fit_kwargs):
+    """The model's cached `EpochFunction` for these settings (a new one after a compile)."""
+    batch_size = int(fit_kwargs.get("batch_size") or 32)
+    shuffle = fit_kwargs.get("shuffle", True)
+    validation_batch_size = fit_kwargs.get("validation_batch_size")
+    cached = getattr(model, EPOCH_FUNCTION_ATTRIBUTE, None)
+    # the trace holds the optimizer and loss it was made with: a re-compile starts afresh
+    if cached is not None:
+        optimizer, loss, function = cached
+        if (
+            optimizer is model.optimizer
+            and loss is model.loss
+            and function.serves(model, batch_size, shuffle, validation_batch_size)
+        ):
+            return function
+    function = EpochFunction(model, batch_size, shuffle, validation_batch_size)
+    # object.__setattr__: a plain attribute, outside Keras's layer and variable tracking
+    object.__setattr__(model, EPOCH_FUNCTION_ATTRIBUTE, (model.optimizer, model.loss, function))
+    return function
 
 
 def fit_top(top, x, y, seed=None, **fit_kwargs):

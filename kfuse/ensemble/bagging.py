@@ -6,6 +6,7 @@ import numpy as np
 
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import weighted_graph
+from kfuse.shared_fit import FitPool
 
 
 class BaggingClassifier(base.BaseEnsemble):
@@ -102,12 +103,14 @@ class BaggingClassifier(base.BaseEnsemble):
         store = base.MemberStore(self.work_dir, self._fingerprint(x, y), who)
         bar = self._progress(n_estimators)
         members = self._fit_parallel(specs, samples, x, target, n, store, bar)
+        pool = FitPool()
         for i, rows in enumerate(samples if members is None else []):
             if store.has(i):
                 model, _ = store.load(i)
             else:
                 model = base.new_member(specs[i % len(specs)], self._seed(i), self.task, who, i)
-                base.fit_member(model, base.take(x, rows), target[rows], base.member_fit_settings(self.fit_params, i, who))
+                settings = base.member_fit_settings(self.fit_params, i, who)
+                base.fit_member(model, base.take(x, rows), target[rows], settings, pool=pool)
                 store.save(i, model, rows=rows)
             members = (members or []) + [model]
             bar.update(i + 1)

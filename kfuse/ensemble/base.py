@@ -131,12 +131,15 @@ def member_fit_settings(fit_params, index, who):
     raise TypeError(f"{who}: `fit_params` must be a dict or a list of dicts; received {type(fit_params).__name__}")
 
 
-def fit_member(model, x, y, settings, sample_weight=None, callbacks=()):
+def fit_member(model, x, y, settings, sample_weight=None, callbacks=(), pool=None):
+    """Train one member: one traced call per epoch where the settings allow it
+    (`epoch_loop.supports`); with `pool` (a `kfuse.shared_fit.FitPool`), fresh members of
+    one architecture also share that traced function (one trace, not one per member)."""
     settings = dict(settings)
     settings.setdefault("verbose", 0)
     extra = list(settings.pop("callbacks", []) or []) + list(callbacks)
-    # one traced call per epoch where the settings allow it (epoch_loop.supports)
-    return epoch_loop.fit(model, x, y, sample_weight=sample_weight, callbacks=extra or None, **settings)
+    fit = pool.fit if pool is not None else epoch_loop.fit
+    return fit(model, x, y, sample_weight=sample_weight, callbacks=extra or None, **settings)
 
 
 def probabilities(model, x, batch_size=256):

@@ -13,6 +13,7 @@ from kfuse.graph import check_branches, stack
 from kfuse.inputs import arrays_and_labels
 from kfuse.layers import FusionLayer
 from kfuse.quiet import quiet_tensorflow
+from kfuse.shared_fit import SharedFit
 from kfuse.strategy import strategy_scope
 from kfuse.training import base_training as bt
 from kfuse.training import selection as select
@@ -24,7 +25,6 @@ from kfuse.training.fingerprint import fingerprint
 from kfuse.training.folds import resolve_cv
 from kfuse.training.levels import LevelTwo
 from kfuse.training.settings import check_meta_fit, default_head, resolve_method
-from kfuse.training.shared_fit import SharedFit
 
 
 class Stacker(EstimatorOutputs, BaseEstimator):

@@ -137,3 +137,20 @@ def test_the_epoch_is_traced_once_and_the_training_is_unchanged(data):
     want = fit_in_memory(reference, x, y, epochs=3, batch_size=32, validation_data=(xv, yv), seed=4).history
     assert got == want  # the same model, seed and rows: the same numbers
     assert got["accuracy"][-1] > 0.5
+
+
+def test_fit_traces_a_model_once_over_several_fits_and_again_after_compile(data):
+    from kfuse import epoch_loop
+
+    x, y, _, _ = data
+    model = two_input_model()
+    epoch_loop.fit(model, x, y, epochs=1, batch_size=32)
+    function = getattr(model, epoch_loop.EPOCH_FUNCTION_ATTRIBUTE)[2]
+    epoch_loop.fit(model, x[:100], y[:100], epochs=2, batch_size=32)  # other rows: same trace
+    assert getattr(model, epoch_loop.EPOCH_FUNCTION_ATTRIBUTE)[2] is function and function.traces == 1
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=model.loss)  # a new optimizer
+    before = model.get_weights()[0].copy()
+    epoch_loop.fit(model, x, y, epochs=1, batch_size=32)
+    assert getattr(model, epoch_loop.EPOCH_FUNCTION_ATTRIBUTE)[2] is not function
+    assert int(model.optimizer.iterations.numpy()) == 5  # the SGD did the training
+    assert not np.allclose(model.get_weights()[0], before)

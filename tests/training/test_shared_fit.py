@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from kfuse.epoch_loop import fit_in_memory
-from kfuse.training.shared_fit import SharedFit
+from kfuse.shared_fit import SharedFit
 from tests.training import blobs
 
 
@@ -76,3 +76,25 @@ def test_stacker_oof_predictions_are_each_fold_models_own():
         own = models[k].predict(x[held_out], verbose=0)
         np.testing.assert_allclose(stacker.oof_predictions_["mlp"][held_out], own, atol=1e-6)
     assert not np.allclose(models[0].get_weights()[0], models[1].get_weights()[0])
+
+
+def test_fit_pool_keeps_one_worker_per_architecture():
+    from kfuse.shared_fit import FitPool
+
+    x, y = blobs(60, seed=3)
+
+    def wide(seed, units):
+        keras.utils.set_random_seed(seed)
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(units, activation="relu"), keras.layers.Dense(3)])
+        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
+
+    pool = FitPool()
+    for k, units in enumerate((4, 6, 4, 6)):
+        reference, model = wide(k, units), wide(k, units)
+        want = fit_in_memory(reference, x, y, epochs=2, batch_size=16, seed=k).history["loss"]
+        got = pool.fit(model, x, y, seed=k, epochs=2, batch_size=16).history["loss"]
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+        for a, b in zip(model.get_weights(), reference.get_weights(), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert len(pool.shared) == 2 and all(s.epoch_function.traces == 1 for s in pool.shared)

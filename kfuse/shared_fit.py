@@ -13,12 +13,14 @@ dropout stream), and only the first pays for tracing.
 
 It applies where `epoch_loop.supports` does and the branch does not re-adapt its
 preprocessing per fold (adapted vocabularies live in lookup tables, not variables).
-Anything else trains the fold model itself.
+Anything else trains the fold model itself. `FitPool` does the same for members of
+several architectures (a heterogeneous bagging ensemble): one worker per architecture.
 """
 
 import numpy as np
 
 from kfuse import epoch_loop
+from kfuse.branch_state import clone_with_state
 
 
 class SharedFit:
@@ -26,13 +28,14 @@ class SharedFit:
 
     Args:
         make_worker: a callable returning a new compiled model of the architecture; called
-            once, at the first `fit` that can share.
+            once, at the first `fit` that can share. None: a copy of the first model
+            trained (its preprocessing state kept, compiled from its compile config).
 
     Example:
 
     ```python
     import keras, numpy as np
-    from kfuse.training.shared_fit import SharedFit
+    from kfuse.shared_fit import SharedFit
 
     def build():
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
@@ -47,7 +50,7 @@ class SharedFit:
     ```
     """
 
-    def __init__(self, make_worker):
+    def __init__(self, make_worker=None):
         self.make_worker = make_worker
         self.worker = None
         self._initial_optimizer = None
@@ -84,11 +87,62 @@ class SharedFit:
     def _start(self, model):
         """Make the worker on first use; whether `model` can train in its variables."""
         if self.worker is None:
-            worker = self.make_worker()
+            worker = self.make_worker() if self.make_worker is not None else _copy_compiled(model)
+            if worker is None:
+                return False
             worker.optimizer.build(worker.trainable_variables)
             self._initial_optimizer = [np.array(v.numpy()) for v in worker.optimizer.variables]
             self.worker = worker
         return _same_architecture(self.worker, model)
+
+
+class FitPool:
+    """`SharedFit`s for models of several architectures: each model trains in the worker
+    of its own architecture (a new one for an architecture not seen before).
+
+    Example:
+
+    ```python
+    import keras, numpy as np
+    from kfuse.shared_fit import FitPool
+
+    def build(units):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units), keras.layers.Dense(2)])
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
+
+    pool = FitPool()
+    x, y = np.ones((40, 4), "float32"), np.zeros(40)
+    for units in (3, 5, 3):
+        pool.fit(build(units), x, y, seed=0, epochs=1, batch_size=8)
+    len(pool.shared)  # 2: one worker per architecture
+    ```
+    """
+
+    def __init__(self):
+        self.shared = []
+
+    def fit(self, model, x, y, seed=None, **fit_kwargs):
+        for shared in self.shared:
+            if _same_architecture(shared.worker, model):
+                return shared.fit(model, x, y, seed=seed, **fit_kwargs)
+        shared = SharedFit()
+        history = shared.fit(model, x, y, seed=seed, **fit_kwargs)
+        if shared.worker is not None:
+            self.shared.append(shared)
+        return history
+
+
+def _copy_compiled(model):
+    """A copy of `model` compiled as it is, or None where its compile settings do not copy."""
+    try:
+        worker = clone_with_state(model, weights=True)
+        worker.compile_from_config(model.get_compile_config())
+    except Exception:  # a custom loss or optimizer without a config: no sharing
+        return None
+    if worker.optimizer is None:
+        return None
+    return worker
 
 
 def _same_architecture(a, b):
