@@ -56,14 +56,14 @@ def supports(model, x, y, fit_kwargs):
         return False  # Model.fit compiles its train function with XLA; this loop does not
     if any(_has_batch_hooks(c) for c in fit_kwargs.get("callbacks") or []):
         return False  # the loop calls epoch-level hooks only
-    arrays = _flatten(x) + [y]
+    arrays = flatten(x) + [y]
     if fit_kwargs.get("sample_weight") is not None:
         arrays.append(fit_kwargs["sample_weight"])
     validation = fit_kwargs.get("validation_data")
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             return False
-        arrays += _flatten(validation[0]) + [validation[1]]
+        arrays += flatten(validation[0]) + [validation[1]]
     return all(isinstance(a, np.ndarray) for a in arrays) and not model.run_eagerly
 
 
@@ -108,7 +108,8 @@ def _compiled_with_jit(model):
         return False
 
 
-def _flatten(x):
+def flatten(x):
+    """The arrays of `x` (one array, a list / tuple, or a dict of named arrays) as a list."""
     if isinstance(x, dict):
         return list(x.values())
     if isinstance(x, (list, tuple)):
@@ -117,7 +118,7 @@ def _flatten(x):
 
 
 def _rows(x):
-    return len(_flatten(x)[0])
+    return len(flatten(x)[0])
 
 
 def _take(x, rows):

@@ -20,19 +20,13 @@ import weakref
 import keras
 import numpy as np
 
+from kfuse.epoch_loop import flatten
+
 #: `Model.predict` arguments the in-memory loop understands
 ACCEPTED = {"batch_size", "verbose", "callbacks"}
 
 #: model -> {jit_compile: traced predict function}; weak, so a dropped model frees its graph
 _FUNCTIONS = weakref.WeakKeyDictionary()
-
-
-def _flatten(x):
-    if isinstance(x, dict):
-        return list(x.values())
-    if isinstance(x, (list, tuple)):
-        return list(x)
-    return [x]
 
 
 def _structure(model):
@@ -67,12 +61,12 @@ def supports(model, x, predict_kwargs):
         return False
     if any(key not in ACCEPTED for key in predict_kwargs) or model.run_eagerly:
         return False
-    arrays = _flatten(x)
+    arrays = flatten(x)
     if not arrays or not all(_numeric(a) and a.ndim >= 1 for a in arrays):
         return False
     if len({len(a) for a in arrays}) != 1 or len(arrays[0]) == 0:
         return False
-    specs = _flatten(_structure(model))
+    specs = flatten(_structure(model))
     if len(specs) != len(arrays):
         return False
     if isinstance(x, dict) and isinstance(_structure(model), dict) and set(x) != set(_structure(model)):
@@ -89,11 +83,11 @@ def _ordered(x, model):
     if isinstance(x, dict) and isinstance(_structure(model), dict):
         return [x[k] for k in _structure(model)]
     if isinstance(x, dict):
-        names = [t.name for t in _flatten(_structure(model))]
+        names = [t.name for t in flatten(_structure(model))]
         if set(names) == set(x):
             return [x[k] for k in names]
         return list(x.values())
-    return _flatten(x)
+    return flatten(x)
 
 
 def _function(model):
@@ -105,7 +99,7 @@ def _function(model):
     if jit not in functions:
         specs = [
             tf.TensorSpec((None, *tuple(s.shape)[1:]), keras.backend.standardize_dtype(s.dtype))
-            for s in _flatten(_structure(model))
+            for s in flatten(_structure(model))
         ]
         structure = _structure(model)
         ref = weakref.ref(model)  # no strong reference from the cache back to its key
