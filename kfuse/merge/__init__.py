@@ -9,6 +9,7 @@ from .api import merge
 from .batchnorm import repair_batchnorm
 from .methods import METHODS, get_method
 from .soups import GreedySoup, greedy_soup, uniform_soup
+from .to_file import merge_to_file
 
 __all__ = [
     "METHODS",
@@ -16,6 +17,7 @@ __all__ = [
     "get_method",
     "greedy_soup",
     "merge",
+    "merge_to_file",
     "repair_batchnorm",
     "uniform_soup",
 ]

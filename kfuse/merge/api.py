@@ -1,6 +1,8 @@
 """``merge(models, method, base=None, **parameters)``: one network from many, weight by weight."""
 
+import contextlib
 import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -8,7 +10,13 @@ import numpy as np
 from .checks import weight_specs
 from .methods import get_method
 from .params import check_names, check_parameter, resolve
-from .sources import FileSource, ModelSource, build_from_file, reference_layout
+from .sources import (
+    FileSource,
+    ModelSource,
+    build_from_file,
+    load_keras_file,
+    reference_layout,
+)
 
 DTYPES = ("float16", "float32", "float64")
 
@@ -27,13 +35,43 @@ def _as_list(models):
     return models
 
 
+LOOKUP_CLASSES = ("StringLookup", "IntegerLookup", "TextVectorization")
+
+
 def _skeleton(first, name):
     """A new model of ``first``'s architecture; every weight is then written by the merge,
-    so a file's weights are not loaded here (its config is rebuilt with safe_mode=True)."""
+    so a file's weights are not loaded here (its config is rebuilt with safe_mode=True).
+
+    Adapted vocabularies are lookup tables, not weights, and neither ``clone_model`` nor a
+    config carries them: they are copied from ``first`` (a model), or ``first`` (a file with
+    a lookup layer) is loaded whole, assets included."""
     if isinstance(first, keras.Model):
-        return keras.models.clone_model(first), None
+        skeleton = keras.models.clone_model(first)
+        _copy_vocabularies(first, skeleton)
+        return skeleton, None
     path = str(first)
+    with zipfile.ZipFile(path) if zipfile.is_zipfile(path) else contextlib.nullcontext() as z:
+        has_lookup = z is not None and any(
+            f'"class_name": "{c}"' in z.read("config.json").decode() for c in LOOKUP_CLASSES)
+    if has_lookup:
+        return load_keras_file(path, name), path
     return build_from_file(path, name), path
+
+
+def _walk(layer):
+    yield layer
+    if isinstance(layer, keras.Model):
+        for sub in layer.layers:
+            yield from _walk(sub)
+
+
+def _copy_vocabularies(source, target):
+    for a, b in zip(_walk(source), _walk(target), strict=True):
+        if type(a).__name__ in LOOKUP_CLASSES and hasattr(a, "get_vocabulary"):
+            kwargs = {}
+            if getattr(a, "output_mode", None) == "tf_idf" and getattr(a, "idf_weights", None) is not None:
+                kwargs["idf_weights"] = keras.ops.convert_to_numpy(a.idf_weights)
+            b.set_vocabulary(a.get_vocabulary(), **kwargs)
 
 
 def _source(item, name, layout):
@@ -86,6 +124,42 @@ def _validate(method, models, base, model_parameters, parameters):
     return models, base
 
 
+def prepare(models, method, base, model_parameters, dtype, parameters):
+    """Checked arguments of a merge: ``(method, models, base, model_parameters, parameters)``."""
+    method = get_method(method)
+    models = _as_list(models)
+    parameters = dict(parameters)
+    if "lambda_" in parameters:
+        parameters["lambda"] = parameters.pop("lambda_")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    models, base = _validate(method, models, base, model_parameters, parameters)
+    model_parameters = model_parameters or [{} for _ in models]
+    return method, models, base, model_parameters, parameters
+
+
+def first_model(models, base):
+    """The model whose architecture (and non-float weights) the merge keeps, and its name."""
+    return (base, "base") if base is not None else (models[0], "models[0]")
+
+
+@contextlib.contextmanager
+def open_sources(models, base, specs, layout, first_name):
+    """Open every input (checked against ``specs``) and close them all afterwards."""
+    sources, base_source = [], None
+    try:
+        if base is not None:
+            base_source = _source(base, "base", layout)
+            base_source.check(specs, first_name)
+        for i, m in enumerate(models):
+            sources.append(_source(m, f"models[{i}]", layout))
+            sources[-1].check(specs, first_name)
+        yield sources, base_source
+    finally:
+        for src in sources + ([base_source] if base_source is not None else []):
+            src.close()
+
+
 def merge(models, method, base=None, *, model_parameters=None, dtype="float32",
           repair_data=None, batch_size=256, **parameters):
     """Merge models of one architecture into a new ``keras.Model`` of that architecture.
@@ -122,82 +196,77 @@ def merge(models, method, base=None, *, model_parameters=None, dtype="float32",
     print(merged.count_params())
     ```
     """
-    method = get_method(method)
-    models = _as_list(models)
-    if "lambda_" in parameters:
-        parameters["lambda"] = parameters.pop("lambda_")
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    models, base = _validate(method, models, base, model_parameters, parameters)
-    model_parameters = model_parameters or [{} for _ in models]
-    names = [f"models[{i}]" for i in range(len(models))]
-    first, first_name = (base, "base") if base is not None else (models[0], names[0])
+    method, models, base, model_parameters, parameters = prepare(
+        models, method, base, model_parameters, dtype, parameters)
+    first, first_name = first_model(models, base)
     skeleton, path = _skeleton(first, first_name)
     specs = weight_specs(skeleton)
     needs_layout = any(not isinstance(m, keras.Model) for m in models + [base] if m is not None)
     layout = reference_layout(skeleton, path) if needs_layout else None
-    sources, base_source = [], None
-    try:
-        if base is not None:
-            base_source = _source(base, "base", layout)
-            base_source.check(specs, first_name)
-        for m, n in zip(models, names, strict=False):
-            sources.append(_source(m, n, layout))
-            sources[-1].check(specs, first_name)
+    with open_sources(models, base, specs, layout, first_name) as (sources, base_source):
         _merge_into(skeleton, specs, method, sources, base_source, model_parameters,
                     parameters, np.dtype(dtype))
-    finally:
-        for src in sources + ([base_source] if base_source is not None else []):
-            src.close()
     if any(s.kind == "bn_stat" for s in specs):
         if repair_data is not None:
             from .batchnorm import repair_batchnorm
 
             repair_batchnorm(skeleton, repair_data, batch_size=batch_size)
         else:
-            warnings.warn(
-                "The merged model has BatchNormalization layers; their moving statistics were "
-                "copied from one input, not recomputed. Pass repair_data= (training inputs) "
-                "or call kfuse.merge.repair_batchnorm(model, x).",
-                stacklevel=2,
-            )
+            warn_unrepaired(stacklevel=3)
     return skeleton
+
+
+def warn_unrepaired(stacklevel=2):
+    warnings.warn(
+        "The merged model has BatchNormalization layers; their moving statistics were "
+        "copied from one input, not recomputed. Pass repair_data= (training inputs) "
+        "or call kfuse.merge.repair_batchnorm(model, x).",
+        stacklevel=stacklevel,
+    )
 
 
 def _merge_into(skeleton, specs, method, sources, base_source, model_parameters, parameters,
                 dtype):
     variables = skeleton.weights
-    seed = parameters.get("seed", method.global_parameters.get("seed", 0))
     for spec in specs:
-        i = spec.index
-        arrays = [src.read(i) for src in sources]
-        base = base_source.read(i) if base_source is not None else None
-        if spec.kind != "float" or any(a is None for a in arrays):
-            keep = base if base is not None else arrays[0]
-            if keep is not None:
-                variables[i].assign(keep)
+        merged = merged_tensor(spec, method, sources, base_source, model_parameters, parameters,
+                               dtype)
+        if merged is not None:
+            variables[spec.index].assign(merged)
+
+
+def merged_tensor(spec, method, sources, base_source, model_parameters, parameters, dtype):
+    """The merged value of weight ``spec`` (in the weight's own dtype), read one tensor per
+    source; non-float weights and BatchNorm statistics come from the base (or the first
+    model). ``None`` when no source holds the weight (a file without it: the skeleton's
+    value stays)."""
+    i = spec.index
+    seed = parameters.get("seed", method.global_parameters.get("seed", 0))
+    arrays = [src.read(i) for src in sources]
+    base = base_source.read(i) if base_source is not None else None
+    if spec.kind != "float" or any(a is None for a in arrays):
+        return base if base is not None else arrays[0]
+    arrays = [a.astype(dtype) for a in arrays]
+    kwargs = {}
+    for p, default in method.model_parameters.items():
+        values = []
+        for mp in model_parameters:
+            v = resolve(mp.get(p, parameters.get(p, default)), spec.path, spec.depth)
+            values.append(default if v is None else v)
+        kwargs[p] = values
+    for p, default in method.global_parameters.items():
+        if p == "seed":
             continue
-        arrays = [a.astype(dtype) for a in arrays]
-        kwargs = {}
-        for p, default in method.model_parameters.items():
-            values = []
-            for mp in model_parameters:
-                v = resolve(mp.get(p, parameters.get(p, default)), spec.path, spec.depth)
-                values.append(default if v is None else v)
-            kwargs[p] = values
-        for p, default in method.global_parameters.items():
-            if p == "seed":
-                continue
-            v = resolve(parameters.get(p, default), spec.path, spec.depth)
-            kwargs[p] = default if v is None else v
-        if method.random:
-            kwargs["rng"] = np.random.default_rng([seed, i])
-        if method.name == "slerp":
-            if base is not None:
-                arrays = [base.astype(dtype)] + arrays
-            merged = method.fn(arrays, **kwargs)
-        elif method.needs_base:
-            merged = method.fn(arrays, base.astype(dtype), **kwargs)
-        else:
-            merged = method.fn(arrays, **kwargs)
-        variables[i].assign(np.asarray(merged).astype(spec.dtype))
+        v = resolve(parameters.get(p, default), spec.path, spec.depth)
+        kwargs[p] = default if v is None else v
+    if method.random:
+        kwargs["rng"] = np.random.default_rng([seed, i])
+    if method.name == "slerp":
+        if base is not None:
+            arrays = [base.astype(dtype)] + arrays
+        merged = method.fn(arrays, **kwargs)
+    elif method.needs_base:
+        merged = method.fn(arrays, base.astype(dtype), **kwargs)
+    else:
+        merged = method.fn(arrays, **kwargs)
+    return np.asarray(merged).astype(spec.dtype)

@@ -118,7 +118,8 @@ def load_config(path):
 
 
 def run_config(path, output=None):
-    """Merge as ``path`` says and save the ``.keras`` file; returns the output path.
+    """Merge as ``path`` says into the ``.keras`` file (``merge_to_file``: one tensor per input
+    in memory; the file is complete or absent); returns the output path.
 
     Example:
 
@@ -136,7 +137,7 @@ def run_config(path, output=None):
     print(os.path.basename(run_config(path)))  # out.keras
     ```
     """
-    from .api import merge
+    from .to_file import merge_to_file
 
     config = load_config(path)
     output = output or config["output"]
@@ -147,12 +148,11 @@ def run_config(path, output=None):
     if config["model_parameters"] is not None and config["method"] == "slerp":
         raise ConfigError(f"{path}: slerp takes no per-model parameters; set parameters: {{t: ..}}")
     try:
-        model = merge(config["models"], config["method"], base=config["base"],
+        merge_to_file(config["models"], config["method"], output, base=config["base"],
                       model_parameters=config["model_parameters"], dtype=config["dtype"],
                       **config["parameters"])
     except (ValueError, TypeError, FileNotFoundError) as e:
         raise ConfigError(f"{path}: {e}") from None
-    model.save(output)
     return output
 
 
