@@ -137,7 +137,7 @@ def test_real_fit_beats_the_first_member_and_is_one_graph(boosted):
     mse = lambda p: float(np.mean((np.asarray(p).ravel() - Y[200:]) ** 2))  # noqa: E731
     ensemble = mse(fitted.predict(X[200:]))
     first = mse(fitted.estimators_[0].predict(X[200:], verbose=0))
-    # observed: ensemble 0.37, first member 0.52 (held-out MSE)
+    # observed: ensemble 0.387, first member 0.463 (held-out MSE; y variance 1.32)
     assert ensemble <= first
     model = fitted.model_
     assert isinstance(model, kfuse.FusedModel)
