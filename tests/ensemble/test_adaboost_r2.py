@@ -149,12 +149,16 @@ def test_real_fit_beats_the_first_member_and_is_one_graph(boosted):
                                atol=1e-6)
 
 
-def test_save_and_reload_give_equal_predictions(boosted, tmp_path):
+def test_save_reload_and_export_give_equal_predictions(boosted, tmp_path):
     fitted, _ = boosted
     path = tmp_path / "r2.keras"
     fitted.model_.save(path)
     loaded = keras.saving.load_model(path)
     np.testing.assert_allclose(loaded.predict(X[200:], verbose=0), fitted.predict(X[200:]), atol=1e-6)
+    from kfuse import export
+
+    served = export.export_saved_model(fitted.model_, str(tmp_path / "served"))
+    assert export.verify(fitted.model_, served, X[:8]) < 1e-5
 
 
 def test_work_dir_resumes_and_refuses_another_configuration(boosted):
