@@ -1,5 +1,10 @@
 """Ensembles that end as ONE kfuse graph: bagging, boosting, snapshots, SWA, weights.
 
+Estimators: `BaggingClassifier`, `BaggingRegressor`, `AdaBoostClassifier` (SAMME),
+`AdaBoostRegressor` (AdaBoost.R2, weighted median), `GradientBoostingClassifier`,
+`GradientBoostingRegressor`, `SnapshotEnsemble`, `FastGeometricEnsemble`, `SWA`, and
+`WeightedEnsemble` (fixed weights over trained members).
+
 Every estimator follows scikit-learn's conventions (`__init__` stores its arguments,
 `fit(x, y)` returns self, fitted attributes end in `_`); after `fit`, `model_` is one
 `kfuse.FusedModel` whose members are frozen branches `member_0`, `member_1`... It saves
@@ -22,12 +27,13 @@ sel.model_.fusion_layer.branch_weights()
 
 from kfuse.ensemble.bagging import BaggingClassifier, BaggingRegressor
 from kfuse.ensemble.boosting import AdaBoostClassifier, samme_step
+from kfuse.ensemble.boosting_r2 import AdaBoostRegressor, r2_step
 from kfuse.ensemble.gradient_boosting import (
     GradientBoostingClassifier,
     GradientBoostingRegressor,
     pseudo_residual,
 )
-from kfuse.ensemble.layers import WeightedVote
+from kfuse.ensemble.layers import WeightedMedian, WeightedVote
 from kfuse.ensemble.snapshots import (
     SWA,
     FastGeometricEnsemble,
@@ -40,6 +46,7 @@ from kfuse.ensemble.weights import WeightedEnsemble, caruana, ensemble_weights
 __all__ = [
     "SWA",
     "AdaBoostClassifier",
+    "AdaBoostRegressor",
     "BaggingClassifier",
     "BaggingRegressor",
     "FastGeometricEnsemble",
@@ -48,10 +55,12 @@ __all__ = [
     "SnapshotEnsemble",
     "TriangularCycle",
     "WeightedEnsemble",
+    "WeightedMedian",
     "WeightedVote",
     "caruana",
     "ensemble_weights",
     "pseudo_residual",
+    "r2_step",
     "recompute_batchnorm",
     "samme_step",
 ]

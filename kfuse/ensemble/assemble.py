@@ -3,7 +3,7 @@
 import keras
 
 import kfuse
-from kfuse.ensemble.layers import ProbabilityLogits, WeightedVote
+from kfuse.ensemble.layers import ProbabilityLogits, WeightedMedian, WeightedVote
 
 
 def member_branches(members, output, input_name="x"):
@@ -40,6 +40,13 @@ def vote_graph(members, weights, name, input_name="x"):
     """Weighted hard vote (SAMME) over member probabilities."""
     branches = member_branches(members, "probabilities", input_name)
     return kfuse.stack(branches, fusion=WeightedVote(list(map(float, weights))), head=None,
+                       compile=False, name=name)
+
+
+def median_graph(members, weights, name, input_name="x"):
+    """Weighted median (AdaBoost.R2) of the members' raw outputs."""
+    branches = member_branches(members, "raw", input_name)
+    return kfuse.stack(branches, fusion=WeightedMedian(list(map(float, weights))), head=None,
                        compile=False, name=name)
 
 

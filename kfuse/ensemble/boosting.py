@@ -1,9 +1,8 @@
 """AdaBoost SAMME (Zhu et al. 2009) over Keras networks, ending as ONE graph.
 
-Regression (AdaBoost.R2) is not provided: its prediction is the weighted median of the
-members, a sort inside the graph whose gradient and SavedModel export kfuse does not
-support yet; `AdaBoostClassifier` refuses continuous targets and points to
-`GradientBoostingRegressor` / `BaggingRegressor` instead.
+Regression (AdaBoost.R2, a weighted median of the members) is `AdaBoostRegressor` in
+`kfuse.ensemble.boosting_r2`; `AdaBoostClassifier` refuses continuous targets and points
+to it.
 """
 
 import numpy as np
@@ -91,8 +90,7 @@ class AdaBoostClassifier(base.BaseEnsemble):
         if not base.is_classification_labels(y):
             raise ValueError(
                 f"{who} needs integer class labels; received y of dtype {y.dtype} and shape {y.shape}. "
-                "AdaBoost.R2 (regression) is not provided: its weighted-median prediction does not "
-                "fit kfuse's graph yet. Use GradientBoostingRegressor or BaggingRegressor."
+                "For regression targets use AdaBoostRegressor (AdaBoost.R2, same arguments plus `loss`)."
             )
         specs = base.spec_list(self.estimator, who)
         self.classes_ = np.unique(y)

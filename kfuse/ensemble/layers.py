@@ -1,4 +1,5 @@
-"""Fixed ensemble layers: `WeightedVote` (AdaBoost SAMME's hard vote) and `ProbabilityLogits`."""
+"""Fixed ensemble layers: `WeightedVote` (AdaBoost SAMME's hard vote), `WeightedMedian`
+(AdaBoost.R2's prediction) and `ProbabilityLogits`."""
 
 import keras
 import numpy as np
@@ -62,6 +63,74 @@ class WeightedVote(FusionLayer):
         values = np.asarray(self.weights_init) / sum(self.weights_init)
         names = self.branch_names or [f"branch_{i}" for i in range(len(values))]
         return {name: float(v) for name, v in zip(names, values, strict=False)}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"weights": self.weights_init})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kfuse_ensemble")
+class WeightedMedian(FusionLayer):
+    """The weighted median of the members' outputs, per row and output column.
+
+    scikit-learn's `AdaBoostRegressor._get_median_predict` rule: sort the M member values
+    of a row, accumulate their weights in that order, and return the first value whose
+    cumulative weight reaches half the total. Ties give the same value whatever their
+    order. Weights are fixed (not trained); the cumulative sums are float64, as
+    scikit-learn's `stable_cumsum`. Branches are `(batch, outputs)`; each output column
+    gets its own median.
+
+    Args:
+        weights: list of M non-negative numbers (all zero picks the smallest value, as
+            scikit-learn does).
+        branch_names: optional branch names (set by `kfuse.stack`).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.ensemble.layers import WeightedMedian
+
+    a, b, c = np.array([[1.0]]), np.array([[5.0]]), np.array([[2.0]])
+    WeightedMedian([1.0, 3.0, 1.0])([a, b, c])  # [[5.0]]: 5 holds 3/5 of the weight
+    ```
+    """
+
+    min_branches = 1
+    requires_equal_shapes = True
+
+    def __init__(self, weights, **kwargs):
+        super().__init__(**kwargs)
+        weights = [float(w) for w in weights]
+        if not weights or any(not np.isfinite(w) or w < 0 for w in weights):
+            raise ValueError(f"WeightedMedian: `weights` must be finite and non-negative; received {weights}")
+        self.weights_init = weights
+
+    def build(self, input_shape):
+        shapes = self._check_shapes(input_shape)
+        if len(shapes) != len(self.weights_init):
+            raise ValueError(
+                f"WeightedMedian was given {len(self.weights_init)} weights for {len(shapes)} branches"
+            )
+        self._check_flat(shapes)
+        self.built = True
+
+    def fuse(self, inputs, presence):
+        values = ops.stack(inputs, axis=-1)  # (batch, outputs, M)
+        order = ops.argsort(values, axis=-1)
+        weights = ops.convert_to_tensor(np.asarray(self.weights_init, "float64"))
+        cdf = ops.cumsum(ops.take(weights, order), axis=-1)
+        reached = ops.cast(cdf >= 0.5 * cdf[..., -1:], "int32")
+        first = ops.argmax(reached, axis=-1)[..., None]  # first index at or past half
+        chosen = ops.take_along_axis(order, first, axis=-1)
+        return ops.take_along_axis(values, chosen, axis=-1)[..., 0]
+
+    def branch_weights(self):
+        """The normalised member weights as a dict of branch name to float."""
+        total = sum(self.weights_init) or 1.0
+        names = self.branch_names or [f"branch_{i}" for i in range(len(self.weights_init))]
+        return {name: w / total for name, w in zip(names, self.weights_init, strict=False)}
 
     def get_config(self):
         config = super().get_config()

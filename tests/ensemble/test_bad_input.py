@@ -42,7 +42,7 @@ def test_oob_without_bootstrap():
 
 
 def test_adaboost_on_regression_targets():
-    with pytest.raises(ValueError, match="AdaBoost.R2.*not provided.*GradientBoostingRegressor"):
+    with pytest.raises(ValueError, match="integer class labels.*use AdaBoostRegressor"):
         AdaBoostClassifier(net).fit(X, X[:, 0])
 
 
