@@ -12,7 +12,11 @@ every merge are recomputed on the training rows (``repair_data``).
 Part 2, per seed: two networks from different initialisations; test accuracy at the midpoint
 of the straight line between them, naive and after ``align``, each with and without
 ``repair_batchnorm``; barrier = mean end-point accuracy - midpoint accuracy.
-KFUSE_QUICK=1: one seed, 3 copies, few epochs. Arguments ``soups`` / ``barrier`` run one part.
+Part 1b (transfer, the soups paper's setting: a pretrained model fine-tuned on a new task):
+the network is pretrained on a shifted MNIST-1D (another generator seed, shear 1.2, twice the
+noise), then each copy is fine-tuned 10 epochs on the default MNIST-1D training rows.
+KFUSE_QUICK=1: one seed, 3 copies, few epochs. Arguments ``soups`` / ``transfer`` /
+``barrier`` run one part (``soups`` runs 1 and 1b).
 """
 
 import os
@@ -32,6 +36,7 @@ SEEDS = [0] if QUICK else [0, 1, 2]
 PRE_EPOCHS, FT_EPOCHS, PAIR_EPOCHS = (3, 1, 3) if QUICK else (30, 3, 10)
 FT = [(1e-4, 0), (3e-4, 1), (1e-3, 2), (3e-4, 3)][: 3 if QUICK else 4]
 STEPS = 3 if QUICK else 5
+TRANSFER_EPOCHS = 1 if QUICK else 10
 
 
 def cnn():
@@ -67,13 +72,30 @@ def pretrained(train):
     return fit(cnn(), *train, 3e-3, PRE_EPOCHS)
 
 
-def soups(seed, pre, train, val, test):
+def shifted_data():
+    """A related source task: MNIST-1D drawn with another generator seed, more shear and
+    twice the noise (3,200 rows); the target task is the default MNIST-1D."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.seed, args.num_samples, args.shear_scale = 1, 4000, 1.2
+    args.iid_noise_scale, args.corr_noise_scale = 4e-2, 0.5
+    d = make_dataset(args)
+    return d["x"].astype("float32")[..., None], d["y"].astype("int64")
+
+
+def pretrained_shifted():
+    keras.utils.set_random_seed(0)
+    return fit(cnn(), *shifted_data(), 3e-3, PRE_EPOCHS)
+
+
+def soups(seed, pre, train, val, test, ft_epochs=None):
     copies = []
     for lr, j in FT:
         keras.utils.set_random_seed(1000 * (seed + 1) + j)
         m = keras.models.clone_model(pre)
         m.set_weights(pre.get_weights())
-        copies.append(fit(m, *train, lr, FT_EPOCHS))
+        copies.append(fit(m, *train, lr, ft_epochs or FT_EPOCHS))
     val_acc = [acc(m, *val) for m in copies]
     test_acc = [acc(m, *test) for m in copies]
     row = {"pretrained": acc(pre, *test),
@@ -121,15 +143,23 @@ def main():
     train, val, test = data()
     if "soups" in parts:
         table_soups(train, val, test)
+    if "soups" in parts or "transfer" in parts:
+        table_soups(train, val, test, transfer=True)
     if "barrier" in parts:
         table_barrier(train, test)
     return 0
 
 
-def table_soups(train, val, test):
-    pre = pretrained(train)
-    rows = [soups(seed, pre, train, val, test) for seed in SEEDS]
-    print(f"Part 1: fine-tuned copies of one pretrained CNN ({len(FT)} copies), test accuracy")
+def table_soups(train, val, test, transfer=False):
+    if transfer:
+        pre = pretrained_shifted()
+        rows = [soups(seed, pre, train, val, test, TRANSFER_EPOCHS) for seed in SEEDS]
+        print(f"Part 1b: a CNN pretrained on shifted MNIST-1D, {len(FT)} copies fine-tuned "
+              f"{TRANSFER_EPOCHS} epochs on MNIST-1D, test accuracy")
+    else:
+        pre = pretrained(train)
+        rows = [soups(seed, pre, train, val, test) for seed in SEEDS]
+        print(f"Part 1: fine-tuned copies of one pretrained CNN ({len(FT)} copies), test accuracy")
     print("| setup | " + " | ".join(f"seed {s}" for s in SEEDS) + " | mean |")
     print("|---|" + "---|" * (len(SEEDS) + 1))
     for key in rows[0]:

@@ -114,3 +114,21 @@ def test_branch_outputs_match_each_base():
     values = model.branch_outputs(x, batch_size=10)
     np.testing.assert_allclose(values["cnn"], cnn.predict(x, verbose=0), atol=1e-6)
     np.testing.assert_allclose(values["gru"], gru.predict(x, verbose=0), atol=1e-6)
+
+
+def test_a_dropped_model_frees_its_traced_predict():
+    # the cache is keyed weakly by model and its traced function holds only a weak reference
+    # back: a model nobody holds any more leaves the cache (no graph kept alive per model)
+    import gc
+
+    from kfuse import predict_loop
+
+    before = len(predict_loop._FUNCTIONS)
+    for _ in range(3):
+        inp = keras.Input((4,))
+        model = keras.Model(inp, layers.Dense(2)(layers.Dense(3)(inp)))
+        predict_in_memory(model, np.ones((5, 4), "float32"), verbose=0)
+        assert len(predict_loop._FUNCTIONS) == before + 1
+        del model
+        gc.collect()
+        assert len(predict_loop._FUNCTIONS) == before
