@@ -2,7 +2,6 @@
 
 import keras
 
-from kfuse import top as top_module
 from kfuse.branches import Branch
 from kfuse.heads import get_head, head_config
 from kfuse.layers import get_fusion
@@ -10,6 +9,7 @@ from kfuse.model import FusedModel
 from kfuse.names import check_name
 from kfuse.strategy import strategy_scope
 from kfuse.top import TOP_NAME, build_top, check_warm, warm_start_plan
+from kfuse.top import warm_start as warm_start_top  # `warm_start` is also stack()'s argument
 from kfuse.version import __version__
 
 RESERVED_NAMES = ("fusion", "passthrough", "meta_input", TOP_NAME)
@@ -187,7 +187,7 @@ def stack(
         if warm is True and kind is None:
             raise ValueError(f"warm_start=True does not apply: {reason}. Use warm_start='auto' or False.")
         if warm and kind is not None:
-            top_module.warm_start(top, head, kind, len(branches), fusion_layer)
+            warm_start_top(top, head, kind, len(branches), fusion_layer)
         out = top([*outputs.values(), *(inputs[k] for k in raw_names)])
         info = {
             "version": __version__,

@@ -2,8 +2,10 @@
 
 import keras
 
-import kfuse
+from kfuse.branches import Branch
 from kfuse.ensemble.layers import ProbabilityLogits, WeightedMedian, WeightedVote
+from kfuse.graph import stack
+from kfuse.layers import WeightedAverage
 
 
 def member_branches(members, output, input_name="x"):
@@ -12,7 +14,7 @@ def member_branches(members, output, input_name="x"):
     for i, model in enumerate(members):
         single = len(model.inputs) == 1
         branches.append(
-            kfuse.Branch(model, name=f"member_{i}", inputs=input_name if single else None,
+            Branch(model, name=f"member_{i}", inputs=input_name if single else None,
                          trainable=False, output=output)
         )
     return branches
@@ -23,11 +25,11 @@ def fixed_average(branches, weights, name, logits=None, **stack_kwargs):
     trains) in ONE graph; `logits` "softmax" / "sigmoid" ends it with `ProbabilityLogits`,
     so a graph over class probabilities hands out logits as a classification head does.
     `stack_kwargs` go to `kfuse.stack` (input_shapes, strategy, ...)."""
-    fusion = kfuse.layers.WeightedAverage(weights=list(map(float, weights)), learnable=False)
+    fusion = WeightedAverage(weights=list(map(float, weights)), learnable=False)
     if len(branches) == 1:
         fusion = None
     meta = ProbabilityLogits(logits, name="probability_logits") if logits else None
-    return kfuse.stack(branches, fusion=fusion, meta=meta, head=None, compile=False, name=name, **stack_kwargs)
+    return stack(branches, fusion=fusion, meta=meta, head=None, compile=False, name=name, **stack_kwargs)
 
 
 def weighted_graph(members, weights, task, name, input_name="x"):
@@ -39,14 +41,14 @@ def weighted_graph(members, weights, task, name, input_name="x"):
 def vote_graph(members, weights, name, input_name="x"):
     """Weighted hard vote (SAMME) over member probabilities."""
     branches = member_branches(members, "probabilities", input_name)
-    return kfuse.stack(branches, fusion=WeightedVote(list(map(float, weights))), head=None,
+    return stack(branches, fusion=WeightedVote(list(map(float, weights))), head=None,
                        compile=False, name=name)
 
 
 def median_graph(members, weights, name, input_name="x"):
     """Weighted median (AdaBoost.R2) of the members' raw outputs."""
     branches = member_branches(members, "raw", input_name)
-    return kfuse.stack(branches, fusion=WeightedMedian(list(map(float, weights))), head=None,
+    return stack(branches, fusion=WeightedMedian(list(map(float, weights))), head=None,
                        compile=False, name=name)
 
 
@@ -55,5 +57,5 @@ def scaled_sum_graph(members, learning_rate, name, input_name="x"):
     branches = member_branches(members, "raw", input_name)
     count = len(branches)
     scale = keras.layers.Rescaling(float(learning_rate) * count, name="shrinkage")
-    fusion = kfuse.layers.WeightedAverage(weights=[1.0] * count, learnable=False) if count > 1 else None
-    return kfuse.stack(branches, fusion=fusion, meta=scale, head=None, compile=False, name=name)
+    fusion = WeightedAverage(weights=[1.0] * count, learnable=False) if count > 1 else None
+    return stack(branches, fusion=fusion, meta=scale, head=None, compile=False, name=name)
