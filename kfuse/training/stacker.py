@@ -1,6 +1,5 @@
 """`Stacker`: leak-free stacking of Keras networks into one Keras graph."""
 
-import contextlib
 import random
 import time
 
@@ -13,11 +12,10 @@ from kfuse.graph import check_branches, stack
 from kfuse.inputs import arrays_and_labels
 from kfuse.layers import FusionLayer
 from kfuse.quiet import quiet_tensorflow
-from kfuse.shared_fit import SharedFit
 from kfuse.strategy import strategy_scope
 from kfuse.training import base_training as bt
 from kfuse.training import selection as select
-from kfuse.training.averaging import fold_average_model
+from kfuse.training.base_folds import BaseFolds, fold_seed
 from kfuse.training.cache import cached_features, through_graph
 from kfuse.training.checkpoint import WorkDir
 from kfuse.training.estimator import EstimatorOutputs, classes_of, resolve_seed
@@ -250,11 +248,11 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         self._bar = keras.utils.Progbar(
             max(steps, 1), verbose=self.verbose, unit_name="fit", stateful_metrics=["fold", "refit"]
         )
-        # one traced training function per base, shared by its fold models and refit
-        self._shared = {b.name: SharedFit(self._worker_maker(b, shapes)) for b in trained}
-        self._worker_features = {}
-        oof, fold_models, scores = self._run_folds(plan, trained, arrays, y, shapes, store)
-        finals = self._final_branches(trained, fold_models, arrays, y, shapes, store)
+        folds = BaseFolds(trained, self.methods_, self.head_, shapes, store, self.seed_,
+                          self.strategy_, self.sample_weight_, self._bar)
+        oof, fold_models, scores = folds.run(plan, arrays, y, keep_fold_models=not self.refit)
+        finals = folds.final_branches(fold_models, arrays, y, self.refit)
+        self.base_models_ = folds.base_models
         finals.update({b.name: bt.as_branch(b, b.base, self.methods_[b.name]) for b in frozen})
         features = dict(oof)
         if self.levels == 2:
@@ -300,104 +298,13 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         self.fit_time_ = time.perf_counter() - start
         return self
 
-    def _seed(self, fold, index):
-        return self.seed_ * 100_003 + fold * 101 + index
-
     def _frozen(self, branch, shapes):
         """A frozen branch over a built model (a frozen callable is built once, seeded)."""
         if not branch.is_fresh:
             return branch
-        keras.utils.set_random_seed(self._seed(999, self.branches_.index(branch)))
+        keras.utils.set_random_seed(fold_seed(self.seed_, 999, self.branches_.index(branch)))
         built = branch.build_model(shapes)
         return Branch(built, name=branch.name, inputs=branch.input_names, trainable=False)
-
-    def _run_folds(self, plan, trained, arrays, y, shapes, store):
-        n = len(y)
-        sums, counts, scores, fold_models = {}, {}, {b.name: [] for b in trained}, {}
-        for k, (train_rows, test_rows) in enumerate(plan.splits):
-            for i, b in enumerate(trained):
-                if store.has_fold(k, b.name):
-                    model, feats, fold_score = store.load_fold(k, b.name, need_model=not self.refit)
-                else:
-                    model = self._train_base(b, arrays, y, train_rows, shapes, self._seed(k, i))
-                    feats = bt.predict(self._features_of(b, model, shapes), b.input_names, arrays, test_rows)
-                    # probabilities, logits and raw outputs rank the classes as the base's
-                    # own output does, so they score the fold without a second predict
-                    method = self.methods_[b.name]
-                    if method == "features":
-                        raw, logits = bt.predict(model, b.input_names, arrays, test_rows), None
-                    else:
-                        raw, logits = feats, {"logits": True, "predict_proba": False}.get(method)
-                    fold_score = bt.score(self.head_, raw, y[test_rows], from_logits=logits)
-                    store.save_fold(k, b.name, model, feats, fold_score)
-                if b.name not in sums:
-                    sums[b.name] = np.zeros((n,) + feats.shape[1:], "float64")
-                    counts[b.name] = np.zeros(n, "int64")
-                sums[b.name][test_rows] += feats
-                counts[b.name][test_rows] += 1
-                scores[b.name].append(fold_score)
-                if not self.refit:
-                    fold_models.setdefault(b.name, []).append(model)
-                self._bar.add(1, values=[("fold", k + 1)])
-        oof = {}
-        for name, total in sums.items():
-            shape = (-1,) + (1,) * (total.ndim - 1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                oof[name] = (total / counts[name].reshape(shape)).astype("float32")
-        return oof, fold_models, scores
-
-    def _train_base(self, branch, arrays, y, rows, shapes, seed):
-        keras.utils.set_random_seed(seed)
-        scope = self.strategy_.scope() if self.strategy_ is not None else contextlib.nullcontext()
-        shared = getattr(self, "_shared", {}).get(branch.name)
-        with scope:
-            model = bt.fresh_model(branch, shapes, self.head_)
-            return bt.train(model, branch, self.head_, arrays, y, rows, seed, self.sample_weight_, shared)
-
-    def _worker_maker(self, branch, shapes):
-        def make():
-            model = bt.fresh_model(branch, shapes, self.head_)
-            bt.compile_base(model, branch, self.head_)
-            return model
-
-        return make
-
-    def _features_of(self, branch, model, shapes):
-        """The meta-feature model of a trained fold model.
-
-        Built once per base (a copy of the first fold model) and given each later fold
-        model's weights, so its predict function is traced once, not once per fold.
-        """
-        method = self.methods_[branch.name]
-        cached = self._worker_features.get(branch.name)
-        paths = [v.path for v in model.weights]
-        scoped = [f"{branch.name}/{p}" for p in paths]  # build_model's name scope
-        if cached is not None and [v.path for v in cached.weights] in (paths, scoped):
-            cached.set_weights(model.get_weights())
-            return cached
-        features = bt.feature_model(branch, model, method, shapes)
-        self._worker_features[branch.name] = features
-        return features
-
-    def _final_branches(self, trained, fold_models, arrays, y, shapes, store):
-        finals, self.base_models_ = {}, {}
-        for i, b in enumerate(trained):
-            method = self.methods_[b.name]
-            if self.refit:
-                if store.has_refit(b.name):
-                    model = store.load_refit(b.name)
-                else:
-                    model = self._train_base(b, arrays, y, None, shapes, self._seed(10_000, i))
-                    store.save_refit(b.name, model)
-                self._bar.add(1, values=[("refit", i + 1)])
-                self.base_models_[b.name] = model
-                finals[b.name] = bt.as_branch(b, model, method)
-            else:
-                average = fold_average_model(b, fold_models[b.name], method, shapes)
-                finals[b.name] = Branch(
-                    average, name=b.name, inputs=b.input_names, trainable=False, output="raw"
-                )
-        return finals
 
     def _fusion(self):
         if isinstance(self.fusion, FusionLayer):

@@ -1,0 +1,149 @@
+"""`BaseFolds`: each trainable base trained out-of-fold (and refit), for the `Stacker`.
+
+The K fold models of one base train one after another in one worker's variables
+(`kfuse.shared_fit.SharedFit`: one traced training function per base), each fold is scored
+from its meta-features, and the meta-feature model is built once per base and given each fold
+model's weights (one predict trace per base). Resumable: every finished fold and refit is in
+the `WorkDir`.
+"""
+
+import contextlib
+
+import keras
+import numpy as np
+
+from kfuse.branches import Branch
+from kfuse.shared_fit import SharedFit
+from kfuse.training import base_training as bt
+from kfuse.training.averaging import fold_average_model
+
+
+def fold_seed(seed, fold, index):
+    """The seed of base ``index`` in fold ``fold`` (refit: fold 10,000; frozen builds: 999)."""
+    return seed * 100_003 + fold * 101 + index
+
+
+class BaseFolds:
+    """Out-of-fold training of the ``trained`` branches of one `Stacker.fit`.
+
+    Args:
+        trained: the branches trained here (fresh callables or models to re-initialise).
+        methods: branch name -> stack method (``predict_proba``, ``logits``, ``features``...).
+        head: the `kfuse.heads` head every base is trained under.
+        shapes: input name -> shape.
+        store: the `WorkDir` holding finished folds and refits.
+        seed: the Stacker's resolved seed; ``strategy``, ``sample_weight``: as the Stacker's.
+        progress: a `keras.utils.Progbar` advanced once per trained model.
+    """
+
+    def __init__(self, trained, methods, head, shapes, store, seed, strategy=None,
+                 sample_weight=None, progress=None):
+        self.trained, self.methods, self.head, self.shapes = trained, methods, head, shapes
+        self.store, self.seed, self.strategy = store, seed, strategy
+        self.sample_weight, self.progress = sample_weight, progress
+        # one traced training function per base, shared by its fold models and refit
+        self.shared = {b.name: SharedFit(self._worker_maker(b)) for b in trained}
+        self._feature_models = {}
+        self.base_models = {}
+
+    def run(self, plan, arrays, y, keep_fold_models):
+        """``(oof, fold_models, scores)``: out-of-fold meta-features per base (mean over the
+        folds that hold a row out), the fold models (when ``keep_fold_models``), and each
+        fold's score."""
+        n = len(y)
+        sums, counts = {}, {}
+        scores, fold_models = {b.name: [] for b in self.trained}, {}
+        for k, (train_rows, test_rows) in enumerate(plan.splits):
+            for i, b in enumerate(self.trained):
+                if self.store.has_fold(k, b.name):
+                    model, feats, fold_score = self.store.load_fold(
+                        k, b.name, need_model=keep_fold_models)
+                else:
+                    model = self.train(b, arrays, y, train_rows, fold_seed(self.seed, k, i))
+                    feats, fold_score = self._held_out(b, model, arrays, y, test_rows)
+                    self.store.save_fold(k, b.name, model, feats, fold_score)
+                if b.name not in sums:
+                    sums[b.name] = np.zeros((n,) + feats.shape[1:], "float64")
+                    counts[b.name] = np.zeros(n, "int64")
+                sums[b.name][test_rows] += feats
+                counts[b.name][test_rows] += 1
+                scores[b.name].append(fold_score)
+                if keep_fold_models:
+                    fold_models.setdefault(b.name, []).append(model)
+                self._advance("fold", k + 1)
+        oof = {}
+        for name, total in sums.items():
+            shape = (-1,) + (1,) * (total.ndim - 1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                oof[name] = (total / counts[name].reshape(shape)).astype("float32")
+        return oof, fold_models, scores
+
+    def final_branches(self, fold_models, arrays, y, refit):
+        """Branch name -> the frozen branch the stacked graph holds: the refit model
+        (``refit=True``; also in ``base_models``) or the average of the fold models."""
+        finals = {}
+        for i, b in enumerate(self.trained):
+            method = self.methods[b.name]
+            if refit:
+                if self.store.has_refit(b.name):
+                    model = self.store.load_refit(b.name)
+                else:
+                    model = self.train(b, arrays, y, None, fold_seed(self.seed, 10_000, i))
+                    self.store.save_refit(b.name, model)
+                self._advance("refit", i + 1)
+                self.base_models[b.name] = model
+                finals[b.name] = bt.as_branch(b, model, method)
+            else:
+                average = fold_average_model(b, fold_models[b.name], method, self.shapes)
+                finals[b.name] = Branch(
+                    average, name=b.name, inputs=b.input_names, trainable=False, output="raw"
+                )
+        return finals
+
+    def train(self, branch, arrays, y, rows, seed):
+        """A fresh model of ``branch`` trained on ``rows`` (``None``: every row)."""
+        keras.utils.set_random_seed(seed)
+        scope = self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+        with scope:
+            model = bt.fresh_model(branch, self.shapes, self.head)
+            return bt.train(model, branch, self.head, arrays, y, rows, seed, self.sample_weight,
+                            self.shared.get(branch.name))
+
+    def _held_out(self, branch, model, arrays, y, rows):
+        feats = bt.predict(self._features_of(branch, model), branch.input_names, arrays, rows)
+        # probabilities, logits and raw outputs rank the classes as the base's own output
+        # does, so they score the fold without a second predict
+        method = self.methods[branch.name]
+        if method == "features":
+            raw, logits = bt.predict(model, branch.input_names, arrays, rows), None
+        else:
+            raw, logits = feats, {"logits": True, "predict_proba": False}.get(method)
+        return feats, bt.score(self.head, raw, y[rows], from_logits=logits)
+
+    def _worker_maker(self, branch):
+        def make():
+            model = bt.fresh_model(branch, self.shapes, self.head)
+            bt.compile_base(model, branch, self.head)
+            return model
+
+        return make
+
+    def _features_of(self, branch, model):
+        """The meta-feature model of a trained fold model.
+
+        Built once per base (a copy of the first fold model) and given each later fold
+        model's weights, so its predict function is traced once, not once per fold.
+        """
+        cached = self._feature_models.get(branch.name)
+        paths = [v.path for v in model.weights]
+        scoped = [f"{branch.name}/{p}" for p in paths]  # build_model's name scope
+        if cached is not None and [v.path for v in cached.weights] in (paths, scoped):
+            cached.set_weights(model.get_weights())
+            return cached
+        features = bt.feature_model(branch, model, self.methods[branch.name], self.shapes)
+        self._feature_models[branch.name] = features
+        return features
+
+    def _advance(self, stage, count):
+        if self.progress is not None:
+            self.progress.add(1, values=[(stage, count)])
