@@ -10,33 +10,28 @@ least 5x faster, with the same best score within noise. `KFUSE_BENCH_EPOCHS` lis
 epochs per trial to measure (default "10,30"); `KFUSE_QUICK=1` shrinks it (3 trials,
 2 epochs) to check that it runs.
 
-Measured here (2 cores, quiet): 10 epochs/trial 4.5x faster in wall time (2.2 s vs 9.9 s
-per trial), 30 epochs/trial 7.0x (3.4 s vs 23.5 s); best val_accuracy equal within one
+Measured here (2 cores, quiet): 10 epochs/trial 5.2x faster in wall time (2.7 s vs 14.3 s
+per trial), 30 epochs/trial 10.6x (3.3 s vs 34.9 s); best val_accuracy equal within one
 validation row. Before this version (Keras `fit` on the top, the bases cloned per trial,
 a checkpoint per better epoch): 1.6-2.0x.
 
-Fixed cost per cached trial (the first table: 10 trials at 2 and at 10 epochs, one warm
-hypermodel, the cost extrapolated to 0 epochs; `KFUSE_BENCH_EPOCHS=""` prints it alone).
-What it was: tracing the top's epoch twice (Keras builds the loss's and metrics'
-variables in the first step, so TensorFlow traced the epoch again at the second one),
-KerasTuner's two `gc.collect()` per trial walking the whole heap, the full stack's
-weights copied out and back in for its one checkpoint. Now: the variables are built
-eagerly on one row before tracing (`fit_in_memory`, one trace), `make_tuner`'s tuners
-freeze the heap alive at the start of `search` (`gc.freeze()`), the checkpoint copies only
-`model.top`'s weights and swaps none when the last epoch was the best. Measured on 2 cores
-shared with three other engineers' jobs (wall times 3-4x the quiet figures above; CPU
-seconds of this process are steadier), the old code and the new in two processes side
-by side:
+Fixed cost per cached trial, before and after (the first table): the code of
+`KFUSE_BENCH_BASELINE` (a git revision, default 71b0e4a, before the fixed-cost work of
+issue 17; "" skips it) and this checkout, each in a fresh process on the same saved
+bases, alternating, `KFUSE_BENCH_ROUNDS` rounds; 10 trials at 2 and at 10 epochs, the cost
+extrapolated to 0 epochs, the best round shown, and after/before as a ratio. The second
+table: this checkout's `make_tuner` against `keras_tuner.RandomSearch` in one process
+(`KFUSE_BENCH_EPOCHS=""` prints the two alone).
 
-| code | fixed CPU s/trial | fixed wall s/trial | best val_accuracy (10 epochs) |
-|---|---|---|---|
-| before (KerasTuner's tuner classes, two traces) | 2.25-2.65 | 8.1-10.7 | 0.9300 |
-| after, `keras_tuner.RandomSearch` (no frozen heap) | 2.90 | 12.5 | 0.9300 |
-| **after, `kfuse.tuning.make_tuner`** | **1.53** | **5.95** | **0.9300** |
-
-That is 0.58-0.68x of the fixed cost before (goal 0.5x, not reached): what remains is
-one trace of the train and test steps, building the trial's stack, `clear_session` and
-one checkpoint of the full stack.
+Measured (2 quiet cores): before 2.14 CPU s per trial, after 1.27: **0.59x** (wall the
+same); best val_accuracy 0.9287 / 0.9300 at 2 / 10 epochs, before and after. What was
+removed: the cached trials fell back to `Model.fit` on the top (the callback wrapper's
+forwarding batch hooks; fixed), the epoch traced twice (variables now built before
+tracing), KerasTuner's `gc.collect()` walking the whole heap (`make_tuner` freezes it),
+the full stack's weights copied for every better epoch. What remains: one trace of the
+epoch (about 1.1 s, Python tracing plus TensorFlow's graph optimisation at the first
+call), building the trial's stack, `clear_session` and one checkpoint of the full stack.
+Goal 0.5x: not reached.
 """
 
 import json
