@@ -10,43 +10,42 @@ least 5x faster, with the same best score within noise. `KFUSE_BENCH_EPOCHS` lis
 epochs per trial to measure (default "10,30"); `KFUSE_QUICK=1` shrinks it (3 trials,
 2 epochs) to check that it runs.
 
-Measured here (2 cores, quiet): 10 epochs/trial 4.5x faster in wall time (2.2 s vs 9.9 s
-per trial), 30 epochs/trial 7.0x (3.4 s vs 23.5 s); best val_accuracy equal within one
+Measured here (2 cores, quiet): 10 epochs/trial 5.2x faster in wall time (2.7 s vs 14.3 s
+per trial), 30 epochs/trial 10.6x (3.3 s vs 34.9 s); best val_accuracy equal within one
 validation row. Before this version (Keras `fit` on the top, the bases cloned per trial,
 a checkpoint per better epoch): 1.6-2.0x.
 
-Fixed cost per cached trial (the first table: 10 trials at 2 and at 10 epochs, one warm
-hypermodel, the cost extrapolated to 0 epochs; `KFUSE_BENCH_EPOCHS=""` prints it alone).
-What it was: tracing the top's epoch twice (Keras builds the loss's and metrics'
-variables in the first step, so TensorFlow traced the epoch again at the second one),
-KerasTuner's two `gc.collect()` per trial walking the whole heap, the full stack's
-weights copied out and back in for its one checkpoint. Now: the variables are built
-eagerly on one row before tracing (`fit_in_memory`, one trace), `make_tuner`'s tuners
-freeze the heap alive at the start of `search` (`gc.freeze()`), the checkpoint copies only
-`model.top`'s weights and swaps none when the last epoch was the best. Measured on 2 cores
-shared with three other engineers' jobs (wall times 3-4x the quiet figures above; CPU
-seconds of this process are steadier), the old code and the new in two processes side
-by side:
+Fixed cost per cached trial, before and after (the first table): the code of
+`KFUSE_BENCH_BASELINE` (a git revision, default 71b0e4a, before the fixed-cost work of
+issue 17; "" skips it) and this checkout, each in a fresh process on the same saved
+bases, alternating, `KFUSE_BENCH_ROUNDS` rounds; 10 trials at 2 and at 10 epochs, the cost
+extrapolated to 0 epochs, the best round shown, and after/before as a ratio. The second
+table: this checkout's `make_tuner` against `keras_tuner.RandomSearch` in one process
+(`KFUSE_BENCH_EPOCHS=""` prints the two alone).
 
-| code | fixed CPU s/trial | fixed wall s/trial | best val_accuracy (10 epochs) |
-|---|---|---|---|
-| before (KerasTuner's tuner classes, two traces) | 2.25-2.65 | 8.1-10.7 | 0.9300 |
-| after, `keras_tuner.RandomSearch` (no frozen heap) | 2.90 | 12.5 | 0.9300 |
-| **after, `kfuse.tuning.make_tuner`** | **1.53** | **5.95** | **0.9300** |
-
-That is 0.58-0.68x of the fixed cost before (goal 0.5x, not reached): what remains is
-one trace of the train and test steps, building the trial's stack, `clear_session` and
-one checkpoint of the full stack.
+Measured (2 quiet cores): before 2.14 CPU s per trial, after 1.27: **0.59x** (wall the
+same); best val_accuracy 0.9287 / 0.9300 at 2 / 10 epochs, before and after. What was
+removed: the cached trials fell back to `Model.fit` on the top (the callback wrapper's
+forwarding batch hooks; fixed), the epoch traced twice (variables now built before
+tracing), KerasTuner's `gc.collect()` walking the whole heap (`make_tuner` freezes it),
+the full stack's weights copied for every better epoch. What remains: one trace of the
+epoch (about 1.1 s, Python tracing plus TensorFlow's graph optimisation at the first
+call), building the trial's stack, `clear_session` and one checkpoint of the full stack.
+Goal 0.5x: not reached.
 """
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: the kfuse source tree to measure: this checkout, or (in a worker) an exported baseline
+sys.path.insert(0, os.environ.get("KFUSE_BENCH_TREE") or HERE)
 
 import keras  # noqa: E402
 import keras_tuner  # noqa: E402
@@ -63,6 +62,9 @@ EPOCHS_LIST = [2] if QUICK else [int(e) for e in os.environ.get("KFUSE_BENCH_EPO
 #: the fixed cost per cached trial: trials at FIXED_EPOCHS[0] vs FIXED_EPOCHS[1] epochs
 FIXED_EPOCHS = (1, 2) if QUICK else (2, 10)
 ROUNDS = 1 if QUICK else int(os.environ.get("KFUSE_BENCH_ROUNDS", 2))
+#: the code "before": a git revision of this repository, measured beside this checkout in
+#: the same run (each in its own process, alternating); "" skips the comparison
+BASELINE = os.environ.get("KFUSE_BENCH_BASELINE", "71b0e4a")
 BASE_EPOCHS = {k: (2 if QUICK else 3 * v) for k, v in QUICK_EPOCHS.items()}
 
 
@@ -91,6 +93,84 @@ def search(branches, x, y, validation, cache, directory, epochs, hypermodel=None
     return (seconds, cpu), best, designs, scores
 
 
+def worker(out_path, bases_dir):
+    """One process's fixed cost per cached trial (the tree on sys.path), as JSON in `out_path`."""
+    (x, y), (x_test, y_test) = load_mnist1d()
+    train_rows, val_rows = slice(1600, 4000 if not QUICK else 2400), slice(0, 800)
+    branches = [kfuse.Branch(keras.saving.load_model(os.path.join(bases_dir, f"{name}.keras")), name=name,
+                             output="probabilities") for name in BASE_EPOCHS]
+    validation = (x_test[val_rows], y_test[val_rows])
+    directory = tempfile.mkdtemp(prefix="kfuse_bench_tuning_worker_")
+    try:
+        hypermodel = hypermodel_for(branches, True)
+        search(branches, x[train_rows], y[train_rows], validation, True, directory, 1, hypermodel, trials=1)
+        result = {"kfuse": kfuse.__file__}
+        for epochs in FIXED_EPOCHS:
+            keras.utils.set_random_seed(0)
+            (seconds, cpu), best, _, scores = search(branches, x[train_rows], y[train_rows], validation, True,
+                                                     directory, epochs, hypermodel, "kfuse", TRIALS)
+            result[str(epochs)] = {"wall": seconds / TRIALS, "cpu": cpu / TRIALS, "best": best.score,
+                                   "scores": [float(s) for s in scores]}
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    with open(out_path, "w") as f:
+        json.dump(result, f)
+
+
+def before_after(bases, directory):
+    """The fixed cost per cached trial of BASELINE's code and of this checkout, side by side.
+
+    Each run is a fresh process on the same saved bases and data (`worker`), the two
+    codes alternating, `ROUNDS` each; the fixed cost is extrapolated to 0 epochs from
+    `FIXED_EPOCHS` as in `fixed_costs`, per run, and the table shows the best of the rounds.
+    """
+    bases_dir = os.path.join(directory, "bases")
+    os.makedirs(bases_dir, exist_ok=True)
+    for name, model in bases.items():
+        model.save(os.path.join(bases_dir, f"{name}.keras"))
+    tree = os.path.join(directory, "baseline")
+    os.makedirs(tree)
+    archive = subprocess.run(["git", "-C", HERE, "archive", BASELINE], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+    trees = {"before": tree, "after": HERE}
+    runs = {}
+    for order in [("before", "after"), ("after", "before")] * ROUNDS:
+        for label in order:
+            out = os.path.join(directory, f"{label}.json")
+            env = {**os.environ, "KFUSE_BENCH_TREE": trees[label]}
+            done = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", out, bases_dir], env=env,
+                                  capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"the {label} worker failed:\n{done.stderr[-3000:]}")
+            with open(out) as f:
+                result = json.load(f)
+            assert result["kfuse"].startswith(trees[label]), result["kfuse"]
+            runs.setdefault(label, []).append(result)
+        if len(runs["after"]) >= ROUNDS and len(runs["before"]) >= ROUNDS:
+            break
+    low, high = FIXED_EPOCHS
+    fixed = {}
+    print(f"Before ({BASELINE}) and after (this checkout), fixed cost per cached trial, {TRIALS} trials "
+          f"at {low} and {high} epochs, one process per run, best of {ROUNDS} rounds:")
+    print()
+    print(f"| code | clock | s/trial at {low} | s/trial at {high} | **fixed s/trial** | best val_accuracy at {low}, {high} |")
+    print("|---|---|---|---|---|---|")
+    for label in ("before", "after"):
+        for clock in ("cpu", "wall"):
+            costs = []
+            for r in runs[label]:
+                t_low, t_high = r[str(low)][clock], r[str(high)][clock]
+                costs.append((t_low - low * (t_high - t_low) / (high - low), t_low, t_high))
+            f, t_low, t_high = min(costs)
+            fixed[label, clock] = f
+            bests = sorted({(r[str(low)]["best"], r[str(high)]["best"]) for r in runs[label]})
+            print(f"| {label} | {clock} | {t_low:.2f} | {t_high:.2f} | **{f:.2f}** | "
+                  f"{'; '.join(f'{a:.4f}, {b:.4f}' for a, b in bests)} |")
+    for clock in ("cpu", "wall"):
+        print(f"| **after / before** | {clock} | | | **{fixed['after', clock] / fixed['before', clock]:.2f}x** | |")
+    print(flush=True)
+
+
 def main():
     (x, y), (x_test, y_test) = load_mnist1d()
     base_rows, train_rows, val_rows = slice(0, 1600), slice(1600, 4000 if not QUICK else 2400), slice(0, 800)
@@ -102,6 +182,8 @@ def main():
           f"bases {list(bases)} frozen, batch 64")
     print()
     try:
+        if BASELINE:
+            before_after(bases, directory)
         fixed_costs(branches, x[train_rows], y[train_rows], validation, directory)
         if EPOCHS_LIST:
             print("| epochs/trial | run | wall s | s/trial | CPU s | best val_accuracy | mean val_accuracy |")
@@ -167,4 +249,7 @@ def report(epochs, results):
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--worker"]:
+        worker(*sys.argv[2:4])
+    else:
+        main()

@@ -77,8 +77,16 @@ BATCH_HOOKS = (
 )
 
 
+#: a wrapping callback (kfuse's `_Redirect`) names the callback it forwards to here, so
+#: the loop judges the batch hooks of what runs, not the wrapper's forwarding ones
+WRAPPED_CALLBACK_ATTRIBUTE = "kfuse_wrapped_callback"
+
+
 def _has_batch_hooks(callback):
     """Whether `callback` does anything per batch (a hook overridden, or set as LambdaCallback does)."""
+    wrapped = getattr(callback, WRAPPED_CALLBACK_ATTRIBUTE, None)
+    if wrapped is not None:
+        return _has_batch_hooks(wrapped)
     tuner = getattr(callback, "tuner", None)
     for name in BATCH_HOOKS:
         hook = getattr(callback, name)

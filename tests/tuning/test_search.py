@@ -123,3 +123,32 @@ def test_frozen_bases_are_cloned_once_per_search(branches, data):
     )
     with pytest.raises(ValueError, match="only a frozen branch"):
         kfuse.Branch(branches[0].base, name="c")._share_frozen_model({"signal": (40,)})
+
+
+def test_a_cached_trial_with_the_tuners_callbacks_runs_the_in_memory_epoch_loop(branches, data, tmp_path):
+    """KerasTuner's epoch-level callbacks reach the trial wrapped (`_Redirect`); the wrapper's
+    forwarding batch hooks must not send the trial to `Model.fit` (one traced epoch instead)."""
+    from keras_tuner.src.engine import tuner_utils
+
+    from kfuse.epoch_loop import EPOCH_FUNCTION_ATTRIBUTE
+
+    (x, y), (xv, yv) = data["train"], data["val"]
+    hypermodel = FusionHyperModel(branches, head=10, **FROZEN)
+    callbacks = [tuner_utils.SaveBestEpoch(keras_tuner.Objective("val_accuracy", "max"), str(tmp_path / "ckpt.weights.h5")),
+                 keras.callbacks.EarlyStopping(monitor="val_loss", patience=5)]
+    model = hypermodel.build(fixed(**DESIGN))
+    history = hypermodel.fit(fixed(**DESIGN), model, x, y, validation_data=(xv, yv), epochs=3,
+                             batch_size=64, verbose=0, callbacks=callbacks)
+    assert len(history.history["val_accuracy"]) == 3
+    _, _, function = getattr(model.top, EPOCH_FUNCTION_ATTRIBUTE)
+    assert function.traces == 1
+    assert getattr(model.top, "train_function", None) is None  # Model.fit never ran
+    assert os.path.exists(tmp_path / "ckpt.weights.h5")  # the best epoch's full stack, written once
+
+    # a callback that does work per batch still trains through Model.fit
+    per_batch = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: None)
+    model = hypermodel.build(fixed(**DESIGN))
+    hypermodel.fit(fixed(**DESIGN), model, x, y, validation_data=(xv, yv), epochs=1, batch_size=64,
+                   verbose=0, callbacks=[per_batch])
+    assert getattr(model.top, EPOCH_FUNCTION_ATTRIBUTE, None) is None
+    assert model.top.train_function is not None
