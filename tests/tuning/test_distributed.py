@@ -72,5 +72,5 @@ def test_chief_and_two_workers_run_every_trial_once(bases, data, tmp_path):
     assert all(t["status"] == "COMPLETED" for t in report["trials"].values())
     best = max(report["trials"], key=lambda tid: report["trials"][tid]["score"])
     assert report["best_trial"] == best
-    assert report["best_score"] == report["trials"][best]["score"] > 0.1
+    assert report["best_score"] == report["trials"][best]["score"] > 0.2  # chance: 0.1
     assert f'"best_trial": "{best}"' in outputs["chief"]
