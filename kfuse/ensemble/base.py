@@ -60,6 +60,12 @@ def check_positive_int(value, name, who):
     return int(value)
 
 
+def check_positive_number(value, name, who):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{who}: `{name}` must be a number > 0; received {value!r}")
+    return value
+
+
 def is_classification_labels(y):
     y = np.asarray(y)
     return y.ndim == 1 and np.issubdtype(y.dtype, np.integer)

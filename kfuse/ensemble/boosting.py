@@ -85,8 +85,7 @@ class AdaBoostClassifier(base.BaseEnsemble):
         who = self._who()
         y = base.check_xy(x, y, who)
         n_estimators = base.check_positive_int(self.n_estimators, "n_estimators", who)
-        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) or self.learning_rate <= 0:
-            raise ValueError(f"{who}: `learning_rate` must be a number > 0; received {self.learning_rate!r}")
+        base.check_positive_number(self.learning_rate, "learning_rate", who)
         if not base.is_classification_labels(y):
             raise ValueError(
                 f"{who} needs integer class labels; received y of dtype {y.dtype} and shape {y.shape}. "

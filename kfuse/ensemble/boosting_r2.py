@@ -126,8 +126,7 @@ class AdaBoostRegressor(base.BaseEnsemble):
         who = self._who()
         y = base.check_xy(x, y, who)
         n_estimators = base.check_positive_int(self.n_estimators, "n_estimators", who)
-        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) or self.learning_rate <= 0:
-            raise ValueError(f"{who}: `learning_rate` must be a number > 0; received {self.learning_rate!r}")
+        base.check_positive_number(self.learning_rate, "learning_rate", who)
         loss = check_loss(self.loss, who)
         if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
             raise ValueError(
