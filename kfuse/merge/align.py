@@ -150,10 +150,45 @@ def _rows(w, axis, n, repeat):
     return w.transpose(1, 0, 2).reshape(n, -1)
 
 
-def weight_matching(weights_a, weights_b, sizes, axes, max_iter=100, seed=0):
+def _objective(weights_a, weights_b, axes, perms):
+    """``sum_w <W_a, P W_b>`` over every weight named in ``axes``."""
+    by_weight = {}
+    for entry in axes:
+        by_weight.setdefault(entry[:2], []).append(entry)
+    return sum(float(np.sum(weights_a[k] * _permute(weights_b[k], entries, perms)))
+               for k, entries in by_weight.items())
+
+
+def _descent(weights_a, weights_b, sizes, axes, by_weight, perms, rng, max_iter):
+    for _ in range(max_iter):
+        changed = False
+        for g in rng.permutation(sorted(sizes)):
+            n = sizes[g]
+            cost = np.zeros((n, n))
+            for entry in axes:
+                li, wi, ax, group, rep = entry
+                if group != g:
+                    continue
+                b = _permute(weights_b[(li, wi)], by_weight[(li, wi)], perms, skip_axis=ax)
+                cost += _rows(weights_a[(li, wi)], ax, n, rep) @ _rows(b, ax, n, rep).T
+            _, p = linear_sum_assignment(cost, maximize=True)
+            old = cost[np.arange(n), perms[g]].sum()
+            if cost[np.arange(n), p].sum() > old + 1e-9 * max(1.0, abs(old)):
+                perms[g], changed = p, True
+        if not changed:
+            break
+    return perms
+
+
+def weight_matching(weights_a, weights_b, sizes, axes, max_iter=100, seed=0, restarts=8):
     """The permutation of each unit group maximising ``sum <W_a, P W_b>`` (coordinate descent).
 
-    ``weights_*``: ``{(layer_index, weight_index): array}``. Returns ``{group: permutation}``.
+    Git Re-Basin's Algorithm 1: each step solves ``linear_sum_assignment`` for one group on
+    every weight touching it (into and out of the layer, the other groups' permutations
+    applied), in random group order, until no permutation changes; ``restarts`` runs (the
+    first from the identity, the others from random permutations and orders) keep the
+    highest objective. ``weights_*``: ``{(layer_index, weight_index): array}``. Returns
+    ``{group: permutation}``.
 
     Example:
 
@@ -169,26 +204,15 @@ def weight_matching(weights_a, weights_b, sizes, axes, max_iter=100, seed=0):
     by_weight = {}
     for entry in axes:
         by_weight.setdefault(entry[:2], []).append(entry)
-    perms = {g: np.arange(n) for g, n in sizes.items()}
     rng = np.random.default_rng(seed)
-    for _ in range(max_iter):
-        changed = False
-        for g in rng.permutation(sorted(sizes)):
-            n = sizes[g]
-            cost = np.zeros((n, n))
-            for entry in axes:
-                li, wi, ax, group, rep = entry
-                if group != g:
-                    continue
-                b = _permute(weights_b[(li, wi)], by_weight[(li, wi)], perms, skip_axis=ax)
-                cost += _rows(weights_a[(li, wi)], ax, n, rep) @ _rows(b, ax, n, rep).T
-            _, p = linear_sum_assignment(cost, maximize=True)
-            old = cost[np.arange(n), perms[g]].sum()
-            if cost[np.arange(n), p].sum() > old + 1e-12:
-                perms[g], changed = p, True
-        if not changed:
-            break
-    return perms
+    best, best_value = None, -np.inf
+    for r in range(max(1, restarts)):
+        start = {g: np.arange(n) if r == 0 else rng.permutation(n) for g, n in sizes.items()}
+        perms = _descent(weights_a, weights_b, sizes, axes, by_weight, start, rng, max_iter)
+        value = _objective(weights_a, weights_b, axes, perms)
+        if best is None or value > best_value + 1e-9 * max(1.0, abs(best_value)):
+            best, best_value = perms, value
+    return best
 
 
 def activation_matching(model_a, model_b, x, sizes, produced, batch_size=256):
