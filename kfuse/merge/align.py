@@ -150,13 +150,18 @@ def _rows(w, axis, n, repeat):
     return w.transpose(1, 0, 2).reshape(n, -1)
 
 
-def _objective(weights_a, weights_b, axes, perms):
-    """``sum_w <W_a, P W_b>`` over every weight named in ``axes``."""
+def _by_weight(axes):
+    """``axes`` grouped by the weight they permute: ``{(layer_index, weight_index): entries}``."""
     by_weight = {}
     for entry in axes:
         by_weight.setdefault(entry[:2], []).append(entry)
+    return by_weight
+
+
+def _objective(weights_a, weights_b, axes, perms):
+    """``sum_w <W_a, P W_b>`` over every weight named in ``axes``."""
     return sum(float(np.sum(weights_a[k] * _permute(weights_b[k], entries, perms)))
-               for k, entries in by_weight.items())
+               for k, entries in _by_weight(axes).items())
 
 
 def _descent(weights_a, weights_b, sizes, axes, by_weight, perms, rng, max_iter):
@@ -201,9 +206,7 @@ def weight_matching(weights_a, weights_b, sizes, axes, max_iter=100, seed=0, res
     print(weight_matching(w, w, sizes, axes))  # identity
     ```
     """
-    by_weight = {}
-    for entry in axes:
-        by_weight.setdefault(entry[:2], []).append(entry)
+    by_weight = _by_weight(axes)
     rng = np.random.default_rng(seed)
     best, best_value = None, -np.inf
     for r in range(max(1, restarts)):
@@ -286,10 +289,7 @@ def align(model_a, model_b, data=None, max_iter=100, seed=0, method="weights"):
         perms = activation_matching(model_a, model_b, x, sizes, produced)
     out = keras.models.clone_model(model_b)
     out.set_weights(model_b.get_weights())
-    by_weight = {}
-    for entry in axes:
-        by_weight.setdefault(entry[:2], []).append(entry)
-    for (li, wi), entries in by_weight.items():
+    for (li, wi), entries in _by_weight(axes).items():
         out.layers[li].weights[wi].assign(_permute(wb[(li, wi)], entries, perms))
     if x is not None:
         pa = out.predict(x, verbose=0)
