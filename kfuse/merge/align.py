@@ -206,10 +206,13 @@ def weight_matching(weights_a, weights_b, sizes, axes, max_iter=100, seed=0, res
     print(weight_matching(w, w, sizes, axes))  # identity
     ```
     """
+    if not isinstance(restarts, (int, np.integer)) or isinstance(restarts, bool) or restarts < 1:
+        raise ValueError(f"restarts must be an integer >= 1 (1 = one run from the identity), "
+                         f"got {restarts!r}")
     by_weight = _by_weight(axes)
     rng = np.random.default_rng(seed)
     best, best_value = None, -np.inf
-    for r in range(max(1, restarts)):
+    for r in range(restarts):
         start = {g: np.arange(n) if r == 0 else rng.permutation(n) for g, n in sizes.items()}
         perms = _descent(weights_a, weights_b, sizes, axes, by_weight, start, rng, max_iter)
         value = _objective(weights_a, weights_b, axes, perms)
@@ -252,14 +255,23 @@ def activation_matching(model_a, model_b, x, sizes, produced, batch_size=256):
     return {g: linear_sum_assignment(c, maximize=True)[1] for g, c in cost.items()}
 
 
-def align(model_a, model_b, data=None, max_iter=100, seed=0, method="weights"):
+def _is_moving_statistic(layer, weight_index):
+    """A BatchNorm moving mean or variance (by the variable's name, so frozen layers count)."""
+    return (isinstance(layer, keras.layers.BatchNormalization)
+            and layer.weights[weight_index].name in ("moving_mean", "moving_variance"))
+
+
+def align(model_a, model_b, data=None, max_iter=100, seed=0, method="weights", restarts=8):
     """``model_b`` with its hidden units permuted to match ``model_a`` (a new model).
 
     Dense / Conv / BatchNorm / LayerNorm stacks, with Flatten, pooling, activations,
     dropout and residual ``Add``. ``method="weights"``: weight matching (no data needed);
     ``method="activations"``: match units by the correlation of their activations on
-    ``data`` (inputs). With ``data``, the aligned model's predictions are also checked
-    against ``model_b``'s (a permutation must not change the function).
+    ``data`` (inputs). Weight matching scores units on their trainable weights only:
+    BatchNorm's moving mean and variance are permuted with their units but left out of
+    the cost (their magnitudes, not the units' function, would otherwise drive it; Git
+    Re-Basin matches a norm layer on scale and bias). With ``data``, the aligned model's
+    predictions are also checked against ``model_b``'s (a permutation must not change the function).
 
     Example:
 
@@ -284,7 +296,9 @@ def align(model_a, model_b, data=None, max_iter=100, seed=0, method="weights"):
     wa = {k: keras.ops.convert_to_numpy(model_a.layers[k[0]].weights[k[1]]) for k in keys}
     wb = {k: keras.ops.convert_to_numpy(model_b.layers[k[0]].weights[k[1]]) for k in keys}
     if method == "weights":
-        perms = weight_matching(wa, wb, sizes, axes, max_iter=max_iter, seed=seed)
+        scored = [a for a in axes if not _is_moving_statistic(model_a.layers[a[0]], a[1])]
+        perms = weight_matching(wa, wb, sizes, scored, max_iter=max_iter, seed=seed,
+                                restarts=restarts)
     else:
         perms = activation_matching(model_a, model_b, x, sizes, produced)
     out = keras.models.clone_model(model_b)

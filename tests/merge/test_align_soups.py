@@ -149,3 +149,33 @@ def test_weight_matching_recovers_an_exact_permutation_and_beats_one_pass(rng):
     best = _objective(wa, wb, axes, weight_matching(wa, wb, sizes, axes))
     ident = _objective(wa, wb, axes, {g: np.arange(n) for g, n in sizes.items()})
     assert best >= single - 1e-9 and single >= one - 1e-9 and one >= ident - 1e-9
+
+
+def test_weight_matching_ignores_batchnorm_moving_statistics(rng):
+    """The permutation comes from the trainable weights: moving statistics of any size
+    (here a thousand times the kernels') are permuted with their units but do not choose it."""
+    a = resnet()
+    bn_a = next(layer for layer in a.layers if isinstance(layer, keras.layers.BatchNormalization))
+    bn_a.moving_mean.assign(1e3 * rng.normal(size=bn_a.moving_mean.shape))
+    bn_a.moving_variance.assign(1e3 * rng.uniform(1, 2, size=bn_a.moving_variance.shape))
+    b = _permuted_copy(a, rng)
+    noisy = keras.models.clone_model(b)
+    noisy.set_weights(b.get_weights())
+    bn = next(layer for layer in noisy.layers if isinstance(layer, keras.layers.BatchNormalization))
+    bn.moving_mean.assign(1e3 * rng.normal(size=bn.moving_mean.shape))
+    bn.moving_variance.assign(1e3 * rng.uniform(1, 2, size=bn.moving_variance.shape))
+    aligned = align(a, noisy)
+    for wa, wn, w in zip(a.weights, aligned.weights, noisy.weights, strict=True):
+        if w.name in ("moving_mean", "moving_variance"):
+            continue  # noisy's own statistics, permuted: not a's
+        np.testing.assert_allclose(wn.numpy(), wa.numpy(), atol=1e-6, err_msg=w.path)
+    # and the statistics travel with their units: the function of `noisy` is unchanged
+    x = rng.normal(size=(8, 12, 1)).astype("float32")
+    np.testing.assert_allclose(aligned.predict(x, verbose=0), noisy.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("restarts", [0, -1, 1.5, True])
+def test_weight_matching_refuses_a_restart_count_below_one(restarts):
+    with pytest.raises(ValueError, match=r"restarts must be an integer >= 1.*got"):
+        align(_mlp(), _mlp(), restarts=restarts)
