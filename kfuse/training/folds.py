@@ -38,6 +38,18 @@ class Plan:
         return np.flatnonzero(seen)
 
 
+def time_ordered(cv):
+    """Whether the splitter `cv` keeps time order: a scikit-learn `TimeSeriesSplit`, or any
+    splitter object whose class name says so (contains "TimeSeries", e.g. a purged or
+    grouped variant). Its rows are taken to be in time order, so work derived from its
+    out-of-fold rows (the Stacker's inner selection folds) must also split forward in time."""
+    from sklearn.model_selection import TimeSeriesSplit
+
+    if isinstance(cv, (str, numbers.Number)) or not hasattr(cv, "split"):
+        return False
+    return isinstance(cv, TimeSeriesSplit) or "timeseries" in type(cv).__name__.lower().replace("_", "")
+
+
 def describe_cv(cv):
     """A stable text for `cv` (used in the work_dir fingerprint)."""
     if isinstance(cv, (str, numbers.Number)):

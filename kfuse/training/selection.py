@@ -13,6 +13,14 @@ candidates on the OOF rows, each by an inner cross-validation over the cached fe
   members' OOF class probabilities (log loss) or outputs (MSE, regression);
 - "best": the best single member (Caruana with one pick).
 
+The inner folds are a shuffled (Stratified)KFold over the OOF rows (the Stacker's int
+`cv`, at most 5 folds; 3 otherwise). When the Stacker's `cv` keeps time order (a
+`TimeSeriesSplit`, or a splitter whose class name contains "TimeSeries";
+`kfuse.training.folds.time_ordered`) they are a `TimeSeriesSplit(3)` over the OOF rows in
+time order instead (with the outer `gap`): each inner training part precedes its held-out
+part, so no future row informs the choice; the earliest chunk is then never held out, and
+the scores below cover only the rows some inner fold held out.
+
 Each is fitted on the inner training rows and scored on the inner held-out rows, in the
 Stacker's metric (accuracy, or mean squared error for regression heads) and in log loss,
 each row weighted by `sample_weight` and `meta_fit`'s `class_weight` when given
@@ -32,6 +40,7 @@ says why in `selection_reason_`; an explicit "caruana" or "best" is refused.
 """
 
 import difflib
+import numbers
 
 import keras
 import numpy as np
@@ -39,7 +48,7 @@ import numpy as np
 from kfuse.heads import head_config
 from kfuse.training import base_training as bt
 from kfuse.training.cache import fit_top
-from kfuse.training.folds import resolve_cv
+from kfuse.training.folds import resolve_cv, time_ordered
 from kfuse.training.settings import meta_batch_size
 
 SELECTIONS = ("auto", "meta", "caruana", "best")
@@ -217,11 +226,20 @@ def row_weights(stacker, labels, rows):
 
 
 def _inner_folds(stacker, y, rows):
-    """The inner splits of the OOF rows (positions into `rows`), or (None, reason)."""
+    """The inner splits of the OOF rows (positions into `rows`), or (None, reason).
+
+    A shuffled (Stratified)KFold over the OOF rows, or, when the Stacker's `cv` keeps time
+    order (`kfuse.training.folds.time_ordered`: a `TimeSeriesSplit`), a
+    `TimeSeriesSplit(k)` over the OOF rows in the order of their positions in the training
+    data (with the outer splitter's `gap`): every inner training position precedes every
+    held-out one, so no later row informs the choice for an earlier one. Such splits never
+    hold out the earliest rows; `choose` scores only the rows some split held out."""
     head = stacker.head_
     cv = stacker.cv
     k = min(int(cv), MAX_INNER_FOLDS) if isinstance(cv, int) and not isinstance(cv, bool) else 3
     labels = y[rows]
+    if time_ordered(cv):
+        return _forward_folds(k, rows, getattr(cv, "gap", 0))
     if head.activation == "softmax":
         ids = labels.argmax(-1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(len(labels))
         k = min(k, int(np.unique(ids, return_counts=True)[1].min()))
@@ -231,6 +249,26 @@ def _inner_folds(stacker, y, rows):
     if k < 2:
         return None, f"the {len(rows)} out-of-fold rows allow no inner cross-validation"
     return resolve_cv(k, labels, head, stacker.seed_ + 11).splits, None
+
+
+def _forward_folds(k, rows, gap=0):
+    """`TimeSeriesSplit(k, gap=gap)` over `rows` sorted by position (fewer splits where
+    the rows are too few for k; none under 2): positions into `rows`, in time order."""
+    from sklearn.model_selection import TimeSeriesSplit
+
+    gap = int(gap) if isinstance(gap, numbers.Integral) and gap > 0 else 0
+    order = np.argsort(np.asarray(rows), kind="stable")
+    n = len(order)
+    # TimeSeriesSplit(k): k + 1 chunks of n // (k + 1) rows; the first training part is
+    # what remains after the gap and the k held-out chunks
+    while k >= 2 and (n // (k + 1) < 1 or n - gap - k * (n // (k + 1)) <= 0):
+        k -= 1
+    if k < 2:
+        return None, f"the {n} out-of-fold rows allow no forward-in-time inner cross-validation" + (
+            f" with gap={gap}" if gap else ""
+        )
+    splitter = TimeSeriesSplit(n_splits=k, gap=gap)
+    return [(order[tr], order[te]) for tr, te in splitter.split(order)], None
 
 
 def _meta_predictions(stacker, top, features, arrays, y, rows, splits):
@@ -273,7 +311,6 @@ def choose(stacker, top, top_features, member_features, arrays, y, rows):
     splits, reason = _inner_folds(stacker, y, rows)
     if splits is None:
         return Choice("meta", metric=metric, reason=reason)
-    weights_of = row_weights(stacker, labels, rows)
     candidates = {}
     for name, size in (("best", 1), ("caruana", ENSEMBLE_SIZE)):
         out = np.zeros_like(predictions[0])
@@ -282,11 +319,20 @@ def choose(stacker, top, top_features, member_features, arrays, y, rows):
             out[te] = _average([p[te] for p in predictions], w)
         candidates[name] = out
     candidates["meta"] = _meta_predictions(stacker, top, top_features, arrays, y, rows, splits)
-    scores = {name: score(head, candidates[name], labels, weights_of) for name in SIMPLEST_FIRST}
-    losses = {name: loss(head, candidates[name], labels, weights_of) for name in SIMPLEST_FIRST}
+    # scored: the rows some inner split held out (every row for k-fold; forward-in-time
+    # splits never hold out the earliest chunk, which has no inner prediction)
+    held = np.zeros(len(rows), bool)
+    for _, te in splits:
+        held[te] = True
+    scored = np.flatnonzero(held)
+    truth = labels[scored]
+    weights_of = row_weights(stacker, truth, rows[scored])
+    candidates = {name: p[scored] for name, p in candidates.items()}
+    scores = {name: score(head, candidates[name], truth, weights_of) for name in SIMPLEST_FIRST}
+    losses = {name: loss(head, candidates[name], truth, weights_of) for name in SIMPLEST_FIRST}
     chosen = SIMPLEST_FIRST[0]
     for name in SIMPLEST_FIRST[1:]:
-        if beats(head, candidates[name], candidates[chosen], labels, weights_of):
+        if beats(head, candidates[name], candidates[chosen], truth, weights_of):
             chosen = name
     if chosen == "meta":
         return Choice("meta", scores=scores, losses=losses, metric=metric)

@@ -68,7 +68,8 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             `selection` existed), "caruana" or "best" the fixed weights. Fixed weights
             need class probabilities (`stack_method="predict_proba"`) or, for a regression
             head, head-shaped raw outputs (compared by MSE); elsewhere "auto" keeps "meta".
-            See `kfuse.training.selection`.
+            With a time-ordered `cv` (`TimeSeriesSplit`) the inner folds are forward in
+            time too. See `kfuse.training.selection`.
 
     Fitted attributes: `model_` (a `kfuse.FusedModel`), `oof_predictions_` (branch ->
     array, NaN on rows no fold held out), `oof_rows_`, `cv_scores_` (branch -> score per
