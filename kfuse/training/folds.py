@@ -42,12 +42,38 @@ def time_ordered(cv):
     """Whether the splitter `cv` keeps time order: a scikit-learn `TimeSeriesSplit`, or any
     splitter object whose class name says so (contains "TimeSeries", e.g. a purged or
     grouped variant). Its rows are taken to be in time order, so work derived from its
-    out-of-fold rows (the Stacker's inner selection folds) must also split forward in time."""
+    out-of-fold rows (the Stacker's inner selection folds, the level-two folds of
+    `levels=2`) must also split forward in time (`forward_folds`)."""
     from sklearn.model_selection import TimeSeriesSplit
 
     if isinstance(cv, (str, numbers.Number)) or not hasattr(cv, "split"):
         return False
     return isinstance(cv, TimeSeriesSplit) or "timeseries" in type(cv).__name__.lower().replace("_", "")
+
+
+def forward_folds(k, rows, gap=0):
+    """Forward-in-time splits of `rows` (positions into the training data, whose order is
+    time order): `TimeSeriesSplit(k, gap=gap)` over `rows` sorted by position, as
+    (train, held-out) positions into `rows`, each training part before its held-out part.
+    k shrinks where the rows are too few; under 2 splits it gives (None, reason), else
+    (splits, None). The earliest chunk of `rows` is never held out: work built on these
+    splits has no prediction there (the Stacker's inner selection folds, level-two folds).
+    """
+    from sklearn.model_selection import TimeSeriesSplit
+
+    gap = int(gap) if isinstance(gap, numbers.Integral) and gap > 0 else 0
+    order = np.argsort(np.asarray(rows), kind="stable")
+    n = len(order)
+    # TimeSeriesSplit(k): k + 1 chunks of n // (k + 1) rows; the first training part is
+    # what remains after the gap and the k held-out chunks
+    while k >= 2 and (n // (k + 1) < 1 or n - gap - k * (n // (k + 1)) <= 0):
+        k -= 1
+    if k < 2:
+        return None, f"the {n} out-of-fold rows allow no forward-in-time cross-validation" + (
+            f" with gap={gap}" if gap else ""
+        )
+    splitter = TimeSeriesSplit(n_splits=k, gap=gap)
+    return [(order[tr], order[te]) for tr, te in splitter.split(order)], None
 
 
 def describe_cv(cv):

@@ -4,6 +4,16 @@ As in AutoGluon's multi-layer stacking, each level-2 learner sees every level-1 
 out-of-fold outputs (and, with `passthrough=True`, the raw inputs); its own out-of-fold
 outputs train the final meta-learner and head. In the graph, the level-1 bases, the
 concatenation and the level-2 learners form one frozen branch named "level2".
+
+The level-2 folds over the level-1 OOF rows are a shuffled (Stratified)KFold (the
+Stacker's int `cv`, else 5 folds). When the Stacker's `cv` keeps time order (a
+`TimeSeriesSplit`; `kfuse.training.folds.time_ordered`) they are forward in time instead
+(`kfuse.training.folds.forward_folds`: `TimeSeriesSplit(5)` over the OOF rows in time
+order, with the outer `gap`), so no later row trains a level-2 learner whose prediction
+feeds an earlier row. Those splits never hold out the earliest chunk of the OOF rows: it
+has no level-2 OOF prediction (NaN in `oof`), and `rows` (the rows that have one) is where
+the final meta-learner trains and the Stacker's selection is scored. For k-fold, `rows`
+is every level-1 OOF row.
 """
 
 import keras
@@ -12,12 +22,14 @@ import numpy as np
 from kfuse.branches import Branch
 from kfuse.training import base_training as bt
 from kfuse.training.cache import fit_top
-from kfuse.training.folds import resolve_cv
+from kfuse.training.folds import forward_folds, resolve_cv, time_ordered
 from kfuse.training.settings import meta_batch_size
 
 #: level-2 learners: name -> hidden widths (() is a regularised linear model)
 LEARNERS = {"l2_linear": (), "l2_mlp": (64,)}
 L2_PENALTY = 1e-4
+#: level-2 folds unless the Stacker's cv is an int
+LEVEL2_FOLDS = 5
 
 
 def _learner(name, widths, width, head):
@@ -52,8 +64,10 @@ class LevelTwo:
             parts += [_flat(arrays[k]) for k in stacker.input_names]
         matrix = np.concatenate(parts, axis=1)[rows]
         labels = y[rows]
-        cv = stacker.cv if isinstance(stacker.cv, int) and not isinstance(stacker.cv, bool) else 5
-        plan = resolve_cv(cv, labels, head, stacker.seed_ + 1)
+        splits = self._splits(labels, rows)
+        held = np.zeros(len(rows), bool)
+        for _, te in splits:
+            held[te] = True
         settings = {k: v for k, v in stacker.meta_fit_.items() if v is not None}
         settings["batch_size"] = meta_batch_size(settings["batch_size"], len(rows))
         optimizer = settings.pop("optimizer")
@@ -62,7 +76,7 @@ class LevelTwo:
         for j, (name, widths) in enumerate(LEARNERS.items()):
             block = np.zeros((len(rows), head.units), "float32")
             scores = []
-            for k, (tr, te) in enumerate(plan.splits):
+            for k, (tr, te) in enumerate(splits):
                 model = self._fit(
                     name, widths, matrix, labels, tr, optimizer, learning_rate, settings, k * 31 + j
                 )
@@ -73,10 +87,29 @@ class LevelTwo:
                 name, widths, matrix, labels, None, optimizer, learning_rate, settings, 997 + j
             )
             blocks.append(block)
+        # rows no level-2 fold held out (the earliest chunk under forward-in-time folds)
+        # stay NaN, and are left out of `rows`: never filled in
+        self.rows = np.asarray(rows)[held]
         full = np.full((len(y), head.units * len(LEARNERS)), np.nan, "float32")
-        full[rows] = np.concatenate(blocks, axis=1)
+        full[self.rows] = np.concatenate(blocks, axis=1)[held]
         self.oof = {"level2": full}
         self.width = matrix.shape[1]
+
+    def _splits(self, labels, rows):
+        """The level-2 folds over the OOF `rows`: (train, held-out) positions into `rows`."""
+        stacker = self.stacker
+        cv = stacker.cv
+        if time_ordered(cv):
+            splits, reason = forward_folds(LEVEL2_FOLDS, rows, getattr(cv, "gap", 0))
+            if splits is None:
+                raise ValueError(
+                    f"Stacker(levels=2, cv={cv!r}): {reason} for the level-2 learners (they "
+                    "train on earlier rows and predict later ones). Pass more rows, fewer "
+                    "outer splits or a smaller gap, or use levels=1."
+                )
+            return splits
+        k = cv if isinstance(cv, int) and not isinstance(cv, bool) else LEVEL2_FOLDS
+        return resolve_cv(k, labels, stacker.head_, stacker.seed_ + 1).splits
 
     def _fit(self, name, widths, matrix, labels, rows, optimizer, learning_rate, settings, offset):
         head = self.stacker.head_

@@ -40,7 +40,6 @@ says why in `selection_reason_`; an explicit "caruana" or "best" is refused.
 """
 
 import difflib
-import numbers
 
 import keras
 import numpy as np
@@ -48,7 +47,7 @@ import numpy as np
 from kfuse.heads import head_config
 from kfuse.training import base_training as bt
 from kfuse.training.cache import fit_top
-from kfuse.training.folds import resolve_cv, time_ordered
+from kfuse.training.folds import forward_folds, resolve_cv, time_ordered
 from kfuse.training.settings import meta_batch_size
 
 SELECTIONS = ("auto", "meta", "caruana", "best")
@@ -239,7 +238,7 @@ def _inner_folds(stacker, y, rows):
     k = min(int(cv), MAX_INNER_FOLDS) if isinstance(cv, int) and not isinstance(cv, bool) else 3
     labels = y[rows]
     if time_ordered(cv):
-        return _forward_folds(k, rows, getattr(cv, "gap", 0))
+        return forward_folds(k, rows, getattr(cv, "gap", 0))
     if head.activation == "softmax":
         ids = labels.argmax(-1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(len(labels))
         k = min(k, int(np.unique(ids, return_counts=True)[1].min()))
@@ -249,26 +248,6 @@ def _inner_folds(stacker, y, rows):
     if k < 2:
         return None, f"the {len(rows)} out-of-fold rows allow no inner cross-validation"
     return resolve_cv(k, labels, head, stacker.seed_ + 11).splits, None
-
-
-def _forward_folds(k, rows, gap=0):
-    """`TimeSeriesSplit(k, gap=gap)` over `rows` sorted by position (fewer splits where
-    the rows are too few for k; none under 2): positions into `rows`, in time order."""
-    from sklearn.model_selection import TimeSeriesSplit
-
-    gap = int(gap) if isinstance(gap, numbers.Integral) and gap > 0 else 0
-    order = np.argsort(np.asarray(rows), kind="stable")
-    n = len(order)
-    # TimeSeriesSplit(k): k + 1 chunks of n // (k + 1) rows; the first training part is
-    # what remains after the gap and the k held-out chunks
-    while k >= 2 and (n // (k + 1) < 1 or n - gap - k * (n // (k + 1)) <= 0):
-        k -= 1
-    if k < 2:
-        return None, f"the {n} out-of-fold rows allow no forward-in-time inner cross-validation" + (
-            f" with gap={gap}" if gap else ""
-        )
-    splitter = TimeSeriesSplit(n_splits=k, gap=gap)
-    return [(order[tr], order[te]) for tr, te in splitter.split(order)], None
 
 
 def _meta_predictions(stacker, top, features, arrays, y, rows, splits):

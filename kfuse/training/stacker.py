@@ -53,6 +53,10 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             K fold models and averages them inside the graph.
         cache: train the head on cached frozen-branch outputs (False: through the graph).
         levels: 1, or 2 (level-2 learners trained out-of-fold on the level-1 OOF outputs).
+            With a time-ordered `cv` (`TimeSeriesSplit`) the level-2 folds are forward in
+            time; the earliest chunk of the OOF rows then has no level-2 OOF prediction,
+            and the meta-learner trains (and the selection scores) on `level2_.rows`, the
+            rows that have one. See `kfuse.training.levels`.
         seed: every fold and base is seeded from it; results are deterministic.
         work_dir: folder for checkpoints; a second `fit` resumes after a crash.
         strategy: a `tf.distribute` strategy or name, as for `kfuse.stack`.
@@ -261,10 +265,12 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         self.oof_rows_ = plan.held_out_rows(len(y))
         ordered = [finals[b.name] for b in self.branches_]
         members = features  # every member's meta-features, for fixed weights (selection)
+        top_rows = self.oof_rows_  # the rows the top trains on and the selection scores
         if self.levels == 2:
             self.level2_ = LevelTwo(self, features, y, self.oof_rows_, arrays)
             self.model_ = self.level2_.build(ordered, shapes)
             names, top_features = ["level2"], self.level2_.oof
+            top_rows = self.level2_.rows  # with a level-2 OOF prediction (all, for k-fold)
         else:
             self.model_ = self._stack(ordered, shapes)
             frozen_names = [b.name for b in frozen]
@@ -273,7 +279,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             elif frozen and self.selection != "meta":  # cache=False: still cached for the choice
                 members = {**features, **self.model_.branch_outputs(arrays, 1024, names=frozen_names)}
             names, top_features = [b.name for b in self.branches_], features
-        choice = select.choose(self, self.model_.top, {**members, **top_features}, members, arrays, y, self.oof_rows_)
+        choice = select.choose(self, self.model_.top, {**members, **top_features}, members, arrays, y, top_rows)
         self.selection_, self.selection_scores_ = choice.selection, choice.scores
         self.selection_losses_ = choice.losses
         self.selection_metric_, self.selection_reason_ = choice.metric, choice.reason
@@ -281,7 +287,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         info = {**self.model_.kfuse_info["stacker"], "selection": choice.selection}
         if choice.weights is None:
             self.model_.kfuse_info["stacker"] = info
-            self._train_top(names, top_features, arrays, y, self.oof_rows_)
+            self._train_top(names, top_features, arrays, y, top_rows)
         else:
             info["weights"] = choice.weights
             self.model_ = select.weighted_model(self, ordered, shapes, choice.weights, info)

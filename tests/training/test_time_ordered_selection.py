@@ -13,7 +13,7 @@ from sklearn.model_selection import KFold, TimeSeriesSplit
 
 import kfuse
 from kfuse.training import selection
-from kfuse.training.folds import resolve_cv, time_ordered
+from kfuse.training.folds import forward_folds, resolve_cv, time_ordered
 
 N = 120
 
@@ -112,16 +112,16 @@ def test_which_splitters_are_time_ordered():
 
 def test_forward_folds_are_positions_into_rows_in_time_order():
     rows = np.array([50, 10, 40, 20, 30, 60, 90, 70, 80])  # positions into the training data
-    splits, reason = selection._forward_folds(3, rows)
+    splits, reason = forward_folds(3, rows)
     assert reason is None and len(splits) == 3
     for tr, te in splits:
         assert rows[tr].max() < rows[te].min()
     np.testing.assert_array_equal(rows[splits[0][0]], [10, 20, 30])
     np.testing.assert_array_equal(rows[np.concatenate([te for _, te in splits])], [40, 50, 60, 70, 80, 90])
     # the outer splitter's gap is kept between each training part and its held-out part
-    splits, _ = selection._forward_folds(2, np.arange(30), gap=4)
+    splits, _ = forward_folds(2, np.arange(30), gap=4)
     for tr, te in splits:
         assert te.min() - tr.max() > 4
     # too few rows for any forward split: no inner cross-validation, and why
-    splits, reason = selection._forward_folds(3, np.arange(3), gap=2)
+    splits, reason = forward_folds(3, np.arange(3), gap=2)
     assert splits is None and "forward-in-time" in reason
