@@ -48,16 +48,30 @@ BATCH, LR = 100, float(os.environ.get("KFUSE_BENCH_LR", "1e-3"))
 SNAP_LR, FGE_LR = 5 * LR, (5 * LR, 1e-4)  # one setting for both libraries
 FGE_CYCLE = 2
 FIT = {"epochs": EPOCHS, "batch_size": BATCH}
+#: "torch" (default): the Keras net starts as PyTorch's Conv1d / Linear do (kaiming_uniform with
+#: a = sqrt(5) on kernels, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) on biases), so both libraries
+#: train the same network from the same distribution; "keras": Keras's Glorot / zeros
+INIT = os.environ.get("KFUSE_BENCH_INIT", "torch")
 
 
 # -- the one member network, in Keras and in PyTorch -------------------------------------------
+def _init(fan_in):
+    """Keras initialisers equal to PyTorch's defaults for a layer of `fan_in` inputs."""
+    if INIT == "keras":
+        return {}
+    bound = 1.0 / np.sqrt(fan_in)
+    return {"kernel_initializer": keras.initializers.VarianceScaling(1.0 / 3, "fan_in", "uniform"),
+            "bias_initializer": keras.initializers.RandomUniform(-bound, bound)}
+
+
 def keras_net(softmax=False):
     inp = keras.Input((40,))
     h = keras.layers.Reshape((40, 1))(inp)
-    h = keras.layers.Conv1D(16, 5, strides=2, padding="same", activation="relu")(h)
-    h = keras.layers.Conv1D(16, 3, strides=2, padding="same", activation="relu")(h)
-    h = keras.layers.Conv1D(16, 3, strides=2, padding="same", activation="relu")(h)
-    out = keras.layers.Dense(10, activation="softmax" if softmax else None)(keras.layers.Flatten()(h))
+    h = keras.layers.Conv1D(16, 5, strides=2, padding="same", activation="relu", **_init(1 * 5))(h)
+    h = keras.layers.Conv1D(16, 3, strides=2, padding="same", activation="relu", **_init(16 * 3))(h)
+    h = keras.layers.Conv1D(16, 3, strides=2, padding="same", activation="relu", **_init(16 * 3))(h)
+    out = keras.layers.Dense(10, activation="softmax" if softmax else None,
+                             **_init(16 * 5))(keras.layers.Flatten()(h))
     model = keras.Model(inp, out)
     model.compile(keras.optimizers.Adam(LR), keras.losses.SparseCategoricalCrossentropy(from_logits=not softmax),
                   jit_compile=False)

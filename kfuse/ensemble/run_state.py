@@ -1,6 +1,7 @@
 """`RunState`: the state of ONE training run in `work_dir`, saved per epoch, to resume it.
 
-An ensemble trained in one run (`SWA`) keeps, after every epoch, everything the rest of
+An ensemble trained in one run (`SWA` after every epoch; `SnapshotEnsemble` and
+`FastGeometricEnsemble` after the warm-up and every cycle) keeps everything the rest of
 the run depends on: the network's variables (`model.variables`: weights, BatchNorm
 statistics and the random-seed state of layers such as Dropout), the optimizer's
 variables (step count, moments), the phase and the epochs it has finished, plus any
@@ -62,11 +63,17 @@ class RunState:
         return state
 
     @staticmethod
-    def restore(model, state, who):
-        """Assign the saved model and optimizer variables (the optimizer built first)."""
-        if not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
-        for group, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
+    def restore(model, state, who, optimizer=True):
+        """Assign the saved model and optimizer variables (the optimizer built first).
+
+        `optimizer=False` assigns the model's variables only: the run goes on with a new
+        optimizer (a phase compiled afresh), as the uninterrupted run did."""
+        groups = [("model", model.variables)]
+        if optimizer:
+            if not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            groups.append(("optimizer", model.optimizer.variables))
+        for group, variables in groups:
             values = state[group]
             if len(values) != len(variables):
                 raise ValueError(

@@ -61,6 +61,25 @@ def _copy(model):
     return clone
 
 
+def _cycle_seeds(count):
+    """One shuffling seed per phase or cycle, drawn from the state `new_member` seeded, so a
+    resumed run shuffles every cycle as the uninterrupted run did."""
+    return [int(np.random.randint(2**31 - 1)) for _ in range(count)]
+
+
+def _finished_cycles(run, model, who, state=None):
+    """Cycles finished in an earlier run of this work_dir; their end state is restored.
+
+    The run state is written after each cycle's snapshot, so a crash between the two
+    leaves the cycle counted unfinished: it is trained again from the previous cycle's
+    end, with its own seed, and its snapshot is overwritten with the same weights."""
+    state = run.load() if state is None else state
+    if state is None or state["phase"] != "cycle":
+        return 0
+    run.restore(model, state, who)
+    return state["epoch"]
+
+
 class _OneRun(base.BaseEnsemble):
     def _setup(self, x, y):
         who = self._who()
@@ -97,8 +116,11 @@ class SnapshotEnsemble(_OneRun):
             optimizer is `optimizer` with the cosine schedule).
         n_estimators: cycles = snapshots; must divide `epochs`.
         epochs, batch_size, learning_rate (lr0), optimizer (a Keras optimizer name).
-        fit_params, random_state, verbose, work_dir: as for `BaggingClassifier`; a resumed
-            run restarts at the last finished cycle (the cosine restarts there too).
+        fit_params, random_state, verbose, work_dir: as for `BaggingClassifier`. With
+            `work_dir`, the network's and optimizer's variables are saved after every
+            cycle (`RunState`); a second `fit` continues after the last finished cycle and
+            ends with the snapshots of a run never interrupted (each cycle shuffles from
+            its own seed; on the in-memory epoch loop, the default for numpy data).
 
     Fitted attributes: `model_` (average of the snapshots' probabilities, or outputs for
     regression), `estimators_` (the snapshots), `learning_rates_` (lr per step), `classes_`.
@@ -139,6 +161,7 @@ class SnapshotEnsemble(_OneRun):
             raise ValueError(f"{who}: {m} cycles do not divide epochs={epochs}; give n_estimators in {close} "
                              f"or epochs a multiple of {m} (e.g. {m * max(1, round(epochs / m))})")
         model, target = self._setup(x, y)
+        seeds = _cycle_seeds(m)
         per_cycle = epochs // m
         cycle_steps = per_cycle * self._steps(x)
         schedule = keras.optimizers.schedules.CosineDecayRestarts(
@@ -146,15 +169,17 @@ class SnapshotEnsemble(_OneRun):
         self.learning_rates_ = np.asarray([float(schedule(s)) for s in range(epochs * self._steps(x))])
         model.compile(optimizer=_optimizer(self.optimizer, schedule, who), loss=model.loss, jit_compile=False)
         store = base.MemberStore(self.work_dir, self._fingerprint(x, y), who)
+        run = RunState(store.path)
+        done = _finished_cycles(run, model, who)
         settings, bar, snaps = self._fit_settings(), self._progress(m), []
         for c in range(m):
-            if store.has(c):
+            if c < done:
                 snap, _ = store.load(c)
-                model.set_weights(snap.get_weights())
             else:
-                base.fit_member(model, x, target, dict(settings, epochs=per_cycle))
+                base.fit_member(model, x, target, dict(settings, epochs=per_cycle, seed=seeds[c]))
                 snap = _copy(model)
                 store.save(c, snap)
+                run.save(model, "cycle", c + 1)
             snaps.append(snap)
             bar.update(c + 1)
         self.estimators_ = snaps
@@ -214,22 +239,30 @@ class FastGeometricEnsemble(_OneRun):
         if cycle % 2:
             raise ValueError(f"{who}: `cycle`={cycle} epochs must be even (a snapshot at mid-cycle); try {cycle + 1}")
         model, target = self._setup(x, y)
+        seeds = _cycle_seeds(m + 1)  # the warm-up's, then each cycle's
         settings, bar = self._fit_settings(), self._progress(m)
         store = base.MemberStore(self.work_dir, self._fingerprint(x, y), who)
+        run = RunState(store.path)
+        state = run.load()
         model.compile(optimizer=_optimizer(self.optimizer, float(self.learning_rate), who), loss=model.loss, jit_compile=False)
-        if self.epochs and not store.has(0):
-            base.fit_member(model, x, target, dict(settings, epochs=int(self.epochs)))
+        if self.epochs and state is None:
+            base.fit_member(model, x, target, dict(settings, epochs=int(self.epochs), seed=seeds[0]))
+            run.save(model, "warm-up", 0)
         schedule = TriangularCycle(self.lr_1, self.lr_2, cycle * self._steps(x))
+        # the cyclic phase starts with a new optimizer, in a resumed run as in the first
         model.compile(optimizer=_optimizer(self.optimizer, schedule, who), loss=model.loss, jit_compile=False)
+        if state is not None and state["phase"] == "warm-up":
+            run.restore(model, state, who, optimizer=False)
+        done = _finished_cycles(run, model, who, state)
         snaps = []
         for c in range(m):
-            if store.has(c):
+            if c < done:
                 snap, _ = store.load(c)
-                model.set_weights(snap.get_weights())
             else:
-                base.fit_member(model, x, target, dict(settings, epochs=cycle // 2 if c == 0 else cycle))
+                base.fit_member(model, x, target, dict(settings, epochs=cycle // 2 if c == 0 else cycle, seed=seeds[c + 1]))
                 snap = _copy(model)
                 store.save(c, snap)
+                run.save(model, "cycle", c + 1)
             snaps.append(snap)
             bar.update(c + 1)
         self.estimators_ = snaps
