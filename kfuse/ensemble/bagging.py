@@ -129,7 +129,8 @@ class BaggingClassifier(base.BaseEnsemble):
         if not base.same_optimizers(members):
             return None
         weights = [np.bincount(rows, minlength=n) for rows in samples]
-        base.fit_parallel(members, x, target, weights, base.member_fit_settings(self.fit_params, 0, who))
+        base.fit_parallel(members, x, target, weights, base.member_fit_settings(self.fit_params, 0, who),
+                          seed=self.random_state)
         for i, (model, rows) in enumerate(zip(members, samples, strict=True)):
             store.save(i, model, rows=rows)
         bar.update(len(members))

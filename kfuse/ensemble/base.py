@@ -319,33 +319,60 @@ class Trainers:
         return trainer
 
 
-def fit_parallel(members, x, targets, weights, settings):
+def fit_parallel(members, x, targets, weights, settings, seed=None):
     """Train every member in one Keras model (one trace, one pass over the batches).
 
-    The joint model has one output per member and the sum of the members' losses; member
-    i's rows enter with `weights[i]` (bootstrap counts, 0/1 for subsamples). One Adam (or
-    the first member's optimizer) over all weights equals one optimizer per member, since
-    each member's gradients come from its own loss only.
+    The joint model has one input and one output per member and the sum of the members'
+    losses; member i's rows enter with `weights[i]` (bootstrap counts, 0/1 for
+    subsamples). One Adam (or the first member's optimizer) over all weights equals one
+    optimizer per member, since each member's gradients come from its own loss only.
+    With shuffling on (`Model.fit`'s default), member i reads the rows in its own order
+    (a fixed permutation from `seed`, then the epoch's shuffle), so its batches are not
+    the other members' batches: as when each trains alone, the batch order is a source
+    of diversity (sharing one order cost Voting ensembles accuracy). This holds one
+    copy of `x` per member.
     """
     first = members[0]
-    inputs = {t.name: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name) for t in first.inputs}
-    if len(inputs) == 1:
-        tensor = next(iter(inputs.values()))
-        outputs = [m(tensor) for m in members]
-        joint = keras.Model(tensor, outputs)
-    else:
-        outputs = [m(dict(inputs)) for m in members]
-        joint = keras.Model(inputs, outputs)
+    n = n_rows(x)
+    shuffled = settings.get("shuffle", True) is not False
+    rng = np.random.default_rng(seed)
+    orders = [rng.permutation(n) if shuffled else np.arange(n) for _ in members]
+    inputs, outputs, feeds = {}, [], {}  # keyed "member_<i>_<input name>"
+    for i, (member, order) in enumerate(zip(members, orders, strict=True)):
+        own = {t.name: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=f"member_{i}_{t.name}")
+               for t in member.inputs}
+        for name, tensor in own.items():
+            inputs[f"member_{i}_{name}"] = tensor
+            feeds[f"member_{i}_{name}"] = np.asarray(x[name] if isinstance(x, dict) else x)[order]
+        outputs.append(member(next(iter(own.values()))) if len(own) == 1 else member(own))
+    joint = keras.Model(inputs, outputs)
     optimizer = keras.optimizers.get(
         {"class_name": first.optimizer.__class__.__name__, "config": first.optimizer.get_config()}
     )
     joint.compile(optimizer=optimizer, loss=[m.loss for m in members], jit_compile=False)
     settings = dict(settings)
     settings.setdefault("verbose", 0)
-    joint.fit(x, [targets] * len(members), sample_weight=[np.asarray(w, "float32") for w in weights], **settings)
+    validation = settings.pop("validation_data", None)
+    if validation is not None:
+        xv, yv = validation[0], validation[1]
+        val_feeds = {}
+        for i, member in enumerate(members):
+            for t in member.inputs:
+                val_feeds[f"member_{i}_{t.name}"] = xv[t.name] if isinstance(xv, dict) else xv
+        settings["validation_data"] = (val_feeds, [yv] * len(members))
+    joint.fit(feeds, [np.asarray(targets)[order] for order in orders],
+              sample_weight=[np.asarray(w, "float32")[order] for w, order in zip(weights, orders, strict=True)],
+              **settings)
     return members
 
 
+def _optimizer_key(optimizer):
+    # Keras names every new optimizer uniquely ("adam", "adam_1", ...): the name is no setting
+    config = {k: v for k, v in optimizer.get_config().items() if k != "name"}
+    return json.dumps(jsonable(config), sort_keys=True) + type(optimizer).__name__
+
+
 def same_optimizers(members):
-    configs = {json.dumps(jsonable(m.optimizer.get_config()), sort_keys=True) + type(m.optimizer).__name__ for m in members}
+    """Whether the members' optimizers have one class and one configuration (names aside)."""
+    configs = {_optimizer_key(m.optimizer) for m in members}
     return len(configs) == 1 and all(len(m.inputs) == len(members[0].inputs) for m in members)
