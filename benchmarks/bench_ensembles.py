@@ -15,15 +15,15 @@ Knobs: KFUSE_SEEDS (default 0,1,2), KFUSE_BENCH_ROWS (training rows, default all
 KFUSE_BENCH_EPOCHS (default 25), KFUSE_BENCH_MEMBERS (default 4), KFUSE_BENCH_LR (Adam's
 rate, default 1e-3; the snapshot and FGE peak rates are 5x it), KFUSE_BENCH_INIT ("torch",
 the default: the Keras net starts as PyTorch's layers do; "keras": Glorot / zeros).
-On the 2-core machine one seed at the defaults takes about 1.3 min, at 25 epochs 3.5 min
+On the 2-core machine one seed at the defaults takes about 3.5 min (8 epochs: 1.3 min)
 (torchensemble needs ~0.1-0.2 s per member-epoch on 4,000 rows, about what Keras needs; an
 earlier note here said 12 s, which was wrong).
 
-Measured at KFUSE_BENCH_EPOCHS=25 (seeds 0-2, 4 members x 25 epochs, quiet machine; mean
-test accuracy % peer / kfuse, fit s peer / kfuse): Voting 59.0 / 56.3, 14.2 / 9.4; Bagging
-57.7 / 58.2, 14.8 / 10.1; GradientBoosting 81.7 / 79.2, 26.5 / 10.8; Snapshot 85.4 / 85.2,
-14.3 / 16.1; FGE 63.2 / 60.5, 4.5 / 4.6; scikit-learn Bagging 50.0 / 58.2, 23.8 / 10.4;
-AdaBoost SAMME 55.9 / 57.2, 28.0 / 10.5. See the README for the reading.
+Measured at the defaults (seeds 0-2, 4 members x 25 epochs, quiet machine; mean
+test accuracy % peer / kfuse, fit s peer / kfuse): Voting 59.0 / 56.3, 14.4 / 9.7; Bagging
+57.7 / 58.2, 13.8 / 10.4; GradientBoosting 81.7 / 79.2, 26.5 / 10.8; Snapshot 85.4 / 85.2,
+15.4 / 15.5; FGE 63.2 / 60.5, 4.9 / 4.4; scikit-learn Bagging 50.0 / 58.2, 24.5 / 10.3;
+AdaBoost SAMME 55.9 / 57.2, 30.6 / 10.2. See the README for the reading.
 """
 
 import logging

@@ -23,7 +23,9 @@ extrapolated to 0 epochs, the best round shown, and after/before as a ratio. The
 table: this checkout's `make_tuner` against `keras_tuner.RandomSearch` in one process
 (`KFUSE_BENCH_EPOCHS=""` prints the two alone).
 
-Measured (2 quiet cores): before 2.14 CPU s per trial, after 1.27: **0.59x** (wall the
+Measured (2 quiet cores), latest run with the top's epoch run without Grappler: before
+1.25 CPU s per trial, after 0.70: **0.56x** (wall 0.55x; best val_accuracy 0.9325 / 0.9388
+at 2 / 10 epochs both). The run before that: before 2.14 CPU s per trial, after 1.27: 0.59x (wall the
 same); best val_accuracy 0.9287 / 0.9300 at 2 / 10 epochs, before and after. What was
 removed: the cached trials fell back to `Model.fit` on the top (the callback wrapper's
 forwarding batch hooks; fixed), the epoch traced twice (variables now built before

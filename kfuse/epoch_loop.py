@@ -19,6 +19,8 @@ thousand rows pays as much in per-step dispatch as in arithmetic). Use the loop 
 `class_weight`, no `jit_compile` or `run_eagerly`. Anything else goes to `Model.fit`.
 """
 
+import contextlib
+
 import keras
 import numpy as np
 
@@ -197,7 +199,7 @@ def fit_in_memory(
     _build_state(model, x, y)
     if epoch_function is None:
         epoch_function = EpochFunction(model, batch_size, shuffle, validation_batch_size)
-    elif not epoch_function.serves(model, batch_size, shuffle, validation_batch_size):
+    elif not epoch_function.serves(model, batch_size, shuffle, validation_batch_size, epoch_function.graph_rewrites):
         raise ValueError("fit_in_memory: epoch_function was made for another model or batch settings")
     data = tf.nest.map_structure(tf.constant, data)
     validation = tf.nest.map_structure(tf.constant, validation)
@@ -235,11 +237,12 @@ class EpochFunction:
     (`kfuse.shared_fit`), pay for one trace, not K.
     """
 
-    def __init__(self, model, batch_size, shuffle=True, validation_batch_size=None):
+    def __init__(self, model, batch_size, shuffle=True, validation_batch_size=None, graph_rewrites=True):
         self.model = model
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.validation_batch_size = int(validation_batch_size or batch_size)
+        self.graph_rewrites = bool(graph_rewrites)
         self._functions = {}
 
     @property
@@ -247,9 +250,10 @@ class EpochFunction:
         """How many traced functions this epoch has needed (one per structure of rows)."""
         return len(self._functions)
 
-    def serves(self, model, batch_size, shuffle=True, validation_batch_size=None):
+    def serves(self, model, batch_size, shuffle=True, validation_batch_size=None, graph_rewrites=True):
         return (
             model is self.model
+            and bool(graph_rewrites) == self.graph_rewrites
             and int(batch_size) == self.batch_size
             and bool(shuffle) == self.shuffle
             and int(validation_batch_size or batch_size) == self.validation_batch_size
@@ -270,7 +274,10 @@ class EpochFunction:
                 input_signature=[tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64), *specs],
                 autograph=False,
             )
-        return self._functions[key](epoch, seed, data, validation)
+        if self.graph_rewrites:
+            return self._functions[key](epoch, seed, data, validation)
+        with _without_graph_rewrites():
+            return self._functions[key](epoch, seed, data, validation)
 
     def _epoch(self, epoch, seed, data, validation):
         import tensorflow as tf
@@ -290,6 +297,28 @@ class EpochFunction:
             model.reset_metrics()
         _loop(model.test_step, validation[0], validation[1], self.validation_batch_size)
         return logs, model.get_metrics_result()
+
+
+@contextlib.contextmanager
+def _without_graph_rewrites():
+    """TensorFlow's graph optimiser (Grappler) off while the epoch function runs.
+
+    Grappler rewrites a function's graph when it is first called: for the small layers
+    above cached branch outputs (a tuning trial's or a Stacker's top) that pass costs
+    about as much as the epochs it would speed up, and a new top per trial pays it every
+    trial. The setting is TensorFlow's global, public one
+    (`tf.config.optimizer.set_experimental_options`); it is put back on exit, and every
+    call of one function runs under the same setting, so the function is optimised (or
+    not) once. Not for use while other threads run TensorFlow functions.
+    """
+    import tensorflow as tf
+
+    before = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": before})
 
 
 def _build_state(model, x, y):
@@ -348,8 +377,12 @@ def fit(model, x, y, seed=None, **fit_kwargs):
     epoch_loop.fit(model, x, y, epochs=2, batch_size=8, sample_weight=np.ones(40))
     ```
     """
+    return _fit(model, x, y, seed, True, fit_kwargs)
+
+
+def _fit(model, x, y, seed, graph_rewrites, fit_kwargs):
     if supports(model, x, y, fit_kwargs):
-        function = _epoch_function_of(model, fit_kwargs)
+        function = _epoch_function_of(model, fit_kwargs, graph_rewrites)
         return fit_in_memory(model, x, y, seed=seed, epoch_function=function, **fit_kwargs)
     return model.fit(x, y, **fit_kwargs)
 
@@ -359,7 +392,7 @@ def fit(model, x, y, seed=None, **fit_kwargs):
 EPOCH_FUNCTION_ATTRIBUTE = "_kfuse_epoch_function"
 
 
-def _epoch_function_of(model, fit_kwargs):
+def _epoch_function_of(model, fit_kwargs, graph_rewrites=True):
     """The model's cached `EpochFunction` for these settings (a new one after a compile)."""
     batch_size = int(fit_kwargs.get("batch_size") or 32)
     shuffle = fit_kwargs.get("shuffle", True)
@@ -371,18 +404,21 @@ def _epoch_function_of(model, fit_kwargs):
         if (
             optimizer is model.optimizer
             and loss is model.loss
-            and function.serves(model, batch_size, shuffle, validation_batch_size)
+            and function.serves(model, batch_size, shuffle, validation_batch_size, graph_rewrites)
         ):
             return function
-    function = EpochFunction(model, batch_size, shuffle, validation_batch_size)
+    function = EpochFunction(model, batch_size, shuffle, validation_batch_size, graph_rewrites)
     # object.__setattr__: a plain attribute, outside Keras's layer and variable tracking
     object.__setattr__(model, EPOCH_FUNCTION_ATTRIBUTE, (model.optimizer, model.loss, function))
     return function
 
 
 def fit_top(top, x, y, seed=None, **fit_kwargs):
-    """Train the compiled `top` on in-memory arrays (`fit`); returns the Keras `History`."""
-    return fit(top, x, y, seed=seed, **fit_kwargs)
+    """Train the compiled `top` on in-memory arrays (`fit`); returns the Keras `History`.
+
+    As `fit`, with TensorFlow's graph optimiser off for the top's epoch function
+    (`_without_graph_rewrites`: a small graph, traced anew for every top)."""
+    return _fit(top, x, y, seed, False, fit_kwargs)
 
 
 def compile_top(top, model, metrics=None, **compile_kwargs):

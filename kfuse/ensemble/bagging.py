@@ -33,8 +33,10 @@ class BaggingClassifier(base.BaseEnsemble):
         parallel: train all members at once in one Keras model (one trace, one pass over
             the batches), each weighting rows by its sample (bootstrap counts, as
             scikit-learn does for estimators with `sample_weight`). Used when one
-            `fit_params` dict serves every member and they share an optimizer; False
-            trains them one by one on their rows.
+            `fit_params` dict serves every member and they share an optimizer. False
+            (the default) trains them one by one on their rows, through one traced epoch
+            per architecture (`kfuse.shared_fit.FitPool`): measured faster (4 MNIST-1D
+            CNNs x 25 epochs: 9.4 s one by one, 18 s in one model through `Model.fit`).
 
     Fitted attributes: `model_` (the graph), `estimators_`, `estimators_samples_`,
     `classes_`, `n_classes_`, `oob_score_`, `oob_decision_function_`.
@@ -55,7 +57,7 @@ class BaggingClassifier(base.BaseEnsemble):
     task = "classification"
 
     def __init__(self, estimator, n_estimators=10, max_samples=1.0, bootstrap=True, oob_score=False,
-                 fit_params=None, random_state=None, verbose=0, work_dir=None, parallel=True):
+                 fit_params=None, random_state=None, verbose=0, work_dir=None, parallel=False):
         self.estimator = estimator
         self.parallel = parallel
         self.n_estimators = n_estimators

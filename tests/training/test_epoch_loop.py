@@ -154,3 +154,27 @@ def test_fit_traces_a_model_once_over_several_fits_and_again_after_compile(data)
     assert getattr(model, epoch_loop.EPOCH_FUNCTION_ATTRIBUTE)[2] is not function
     assert int(model.optimizer.iterations.numpy()) == 5  # the SGD did the training
     assert not np.allclose(model.get_weights()[0], before)
+
+
+def test_fit_top_runs_without_graph_rewrites_and_puts_the_setting_back(data):
+    """fit_top (a top on cached features) runs its epoch with Grappler off: the same
+    training as Model.fit, and TensorFlow's global optimiser setting unchanged after."""
+    from kfuse import epoch_loop
+
+    x, y, xv, yv = data
+    settings = dict(epochs=3, batch_size=32, shuffle=False, validation_data=(xv, yv))
+    before = tf.config.optimizer.get_experimental_options()
+    reference, top = two_input_model(), two_input_model()
+    want = reference.fit(x, y, verbose=0, **settings).history
+    got = epoch_loop.fit_top(top, x, y, **settings).history
+    assert tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False) is \
+        before.get("disable_meta_optimizer", False)
+    function = getattr(top, epoch_loop.EPOCH_FUNCTION_ATTRIBUTE)[2]
+    assert function.graph_rewrites is False
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)
+    for w_top, w_ref in zip(top.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_allclose(w_top, w_ref, rtol=1e-5, atol=1e-6)
+    # a later plain fit of the same model gets a function with the optimiser on
+    epoch_loop.fit(top, x, y, epochs=1, batch_size=32, shuffle=False)
+    assert getattr(top, epoch_loop.EPOCH_FUNCTION_ATTRIBUTE)[2].graph_rewrites is True
