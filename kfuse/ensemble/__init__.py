@@ -34,13 +34,8 @@ from kfuse.ensemble.gradient_boosting import (
     pseudo_residual,
 )
 from kfuse.ensemble.layers import WeightedMedian, WeightedVote
-from kfuse.ensemble.snapshots import (
-    SWA,
-    FastGeometricEnsemble,
-    SnapshotEnsemble,
-    TriangularCycle,
-    recompute_batchnorm,
-)
+from kfuse.ensemble.snapshots import FastGeometricEnsemble, SnapshotEnsemble, TriangularCycle
+from kfuse.ensemble.swa import SWA, recompute_batchnorm
 from kfuse.ensemble.weights import WeightedEnsemble, caruana, ensemble_weights
 
 __all__ = [

@@ -3,35 +3,15 @@ snapshots of an uninterrupted run (the network's and optimizer's state is kept p
 
 import os
 
-import keras
 import numpy as np
 import pytest
 
 from kfuse.ensemble import FastGeometricEnsemble, SnapshotEnsemble
+from tests.ensemble import Crash
+from tests.ensemble import resumable_net as net
 
 X = np.random.default_rng(1).normal(size=(96, 6)).astype("float32")
 Y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype("int64")
-
-
-def net():  # BatchNorm (moving statistics) and Dropout (seed state) are part of the run's state too
-    inp = keras.Input((6,))
-    h = keras.layers.Dense(16, activation="relu")(inp)
-    h = keras.layers.BatchNormalization()(h)
-    h = keras.layers.Dropout(0.3)(h)
-    return keras.Model(inp, keras.layers.Dense(2)(h))
-
-
-class Crash(keras.callbacks.Callback):
-    """Counts the epochs begun over the whole run; raises when the count reaches `at`."""
-
-    def __init__(self, at=None):
-        super().__init__()
-        self.at, self.begun = at, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.begun += 1
-        if self.at is not None and self.begun == self.at:
-            raise RuntimeError(f"crash at epoch {self.begun}")
 
 
 def snapshot(callback, work_dir=None):

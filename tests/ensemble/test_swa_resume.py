@@ -2,36 +2,16 @@
 
 import os
 
-import keras
 import numpy as np
 import pytest
 
 from kfuse.ensemble import SWA
+from tests.ensemble import Crash
+from tests.ensemble import resumable_net as net
 
 X = np.random.default_rng(0).normal(size=(96, 6)).astype("float32")
 Y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype("int64")
 EPOCHS, SWA_EPOCHS = 3, 4
-
-
-def net():  # BatchNorm (moving statistics) and Dropout (seed state) are part of the run's state too
-    inp = keras.Input((6,))
-    h = keras.layers.Dense(16, activation="relu")(inp)
-    h = keras.layers.BatchNormalization()(h)
-    h = keras.layers.Dropout(0.3)(h)
-    return keras.Model(inp, keras.layers.Dense(2)(h))
-
-
-class Crash(keras.callbacks.Callback):
-    """Counts the epochs begun (both phases); raises when the count reaches `at`."""
-
-    def __init__(self, at=None):
-        super().__init__()
-        self.at, self.begun = at, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.begun += 1
-        if self.at is not None and self.begun == self.at:
-            raise RuntimeError(f"crash at epoch {self.begun}")
 
 
 def swa(callback, work_dir=None, **kwargs):

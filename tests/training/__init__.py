@@ -33,3 +33,23 @@ def accuracy(scores, y):
     scores = np.asarray(scores)
     labels = scores if scores.ndim == 1 else np.argmax(scores, axis=-1)
     return float(np.mean(labels == y))
+
+
+def time_rows(n=120):
+    """`n` rows in time order for the time-ordered cv tests: x (n, 4) float32, binary y."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 4)).astype("float32")
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int64")
+    return x, y
+
+
+def two_dense_branches():
+    """Two fresh one-layer branches on input "x" (4 features), trained 1 epoch each."""
+    import kfuse
+
+    inputs = {"x": (4,)}
+    settings = {"epochs": 1, "batch_size": 32}
+    return [
+        kfuse.Branch(lambda t: keras.layers.Dense(4, activation="relu")(t), name="a", inputs=inputs, fit=settings),
+        kfuse.Branch(lambda t: keras.layers.Dense(2, activation="relu")(t), name="b", inputs=inputs, fit=settings),
+    ]

@@ -6,7 +6,6 @@ on earlier rows and score on later ones (a shuffled KFold there lets future rows
 for past ones). An int cv keeps the shuffled, stratified inner folds.
 """
 
-import keras
 import numpy as np
 import pytest
 from sklearn.model_selection import KFold, TimeSeriesSplit
@@ -14,24 +13,16 @@ from sklearn.model_selection import KFold, TimeSeriesSplit
 import kfuse
 from kfuse.training import selection
 from kfuse.training.folds import forward_folds, resolve_cv, time_ordered
+from tests.training import time_rows, two_dense_branches
 
 N = 120
 
 
 def _data():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(N, 4)).astype("float32")
-    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int64")
-    return x, y
+    return time_rows(N)
 
 
-def _branches():
-    inputs = {"x": (4,)}
-    settings = {"epochs": 1, "batch_size": 32}
-    return [
-        kfuse.Branch(lambda t: keras.layers.Dense(4, activation="relu")(t), name="a", inputs=inputs, fit=settings),
-        kfuse.Branch(lambda t: keras.layers.Dense(2, activation="relu")(t), name="b", inputs=inputs, fit=settings),
-    ]
+_branches = two_dense_branches
 
 
 def _fit_recording(monkeypatch, cv):
