@@ -23,6 +23,7 @@ _LAZY = {
     "ensemble": "kfuse.ensemble",
     "merge": "kfuse.merge",
     "datasets": "kfuse.datasets",
+    "features": "kfuse.features",
 }
 _LAZY_NAMES = {
     "Stacker": ("kfuse.training", "Stacker"),
