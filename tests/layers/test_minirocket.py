@@ -57,7 +57,7 @@ def test_biases_are_the_quantiles_of_a_training_series_convolution():
     layer = MiniRocket(num_features=84 * 4, seed=3)
     layer.adapt(x)
     biases, q, start = np.asarray(layer.biases), quantiles(layer.output_width), 0
-    for dilation, count in zip(layer.dilations, layer.features_per_dilation):
+    for dilation, count in zip(layer.dilations, layer.features_per_dilation, strict=True):
         for kernel in range(84):
             conv = _numpy_convolution(one, kernel, dilation)
             np.testing.assert_allclose(biases[start:start + count],
