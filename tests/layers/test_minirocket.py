@@ -127,3 +127,24 @@ def test_bad_arguments_name_the_value():
         MiniRocket(num_features=50)
     with pytest.raises(ValueError, match="positive integer; received 0"):
         MiniRocket(max_dilations_per_kernel=0)
+
+
+def test_standardization_equals_scikit_learn_and_leaves_constant_features_finite(tmp_path):
+    from sklearn.preprocessing import StandardScaler
+
+    from kfuse.features import Standardization
+
+    rng = np.random.default_rng(0)
+    x = np.c_[rng.normal(3, 2, size=(30, 3)), np.ones(30), np.zeros(30)].astype("float32")
+    test = rng.normal(size=(5, 5)).astype("float32")  # the constant features vary here
+    layer = Standardization()
+    layer.adapt(x)
+    expected = StandardScaler().fit(x).transform(test)
+    np.testing.assert_allclose(np.asarray(layer(test)), expected, rtol=1e-4, atol=1e-4)
+    assert np.abs(np.asarray(layer(test))).max() < 100  # Normalization gives ~1e7 here
+    model = keras.Sequential([keras.Input((5,)), layer])
+    model.save(tmp_path / "s.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "s.keras").predict(test, verbose=0),
+                               expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="non-finite value in row 2"):
+        Standardization().adapt(np.where(np.arange(10).reshape(5, 2) == 5, np.nan, 0.0))
