@@ -59,6 +59,20 @@ def quantiles(n):
     return np.array([(k * ((np.sqrt(5) + 1) / 2)) % 1 for k in range(1, n + 1)], dtype="float32")
 
 
+def _traced(variable):
+    """Whether `variable` reads as a symbolic value here (inside tf.function or jax.jit)."""
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return not tf.executing_eagerly()
+    if backend == "jax":
+        import jax
+
+        return isinstance(variable.value, jax.core.Tracer)
+    return False
+
+
 @keras.saving.register_keras_serializable(package="kfuse")
 class MiniRocket(keras.layers.Layer):
     """MiniRocket features of a (batch, steps, channels) series: (batch, ~num_features).
@@ -175,11 +189,11 @@ class MiniRocket(keras.layers.Layer):
         return ops.concatenate(features, axis=-1) * guard
 
     def _check_adapted(self):
-        try:  # eager calls only: a traced call cannot read the flag (fit, predict)
-            adapted = float(ops.convert_to_numpy(self.adapted))
-        except Exception:
+        # eager calls only: a traced call (fit, predict) cannot read the flag, and relies
+        # on the NaN guard in call()
+        if _traced(self.adapted):
             return
-        if not adapted:
+        if not float(ops.convert_to_numpy(self.adapted)):
             raise ValueError(
                 f"MiniRocket '{self.name}' is not adapted: call `.adapt(training_series)` "
                 "first (its biases come from the training series)"
