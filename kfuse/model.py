@@ -1,6 +1,7 @@
 """`FusedModel`: the functional `keras.Model` that `kfuse.stack` returns."""
 
 import contextlib
+import os
 
 import keras
 import numpy as np
@@ -13,6 +14,8 @@ from kfuse.predict_loop import supports as predicts_in_memory
 
 #: the first kfuse version whose models hold `model.top`
 TOP_VERSION = "0.2.0"
+#: the attribute that marks a weights file of `save_top_weights` (the top alone)
+TOP_WEIGHTS_MARK = "kfuse_top_weights"
 
 
 @keras.saving.register_keras_serializable(package="kfuse")
@@ -291,6 +294,32 @@ class FusedModel(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
+    # -- weights files of the top alone -------------------------------------------------
+    def save_top_weights(self, filepath, overwrite=True):
+        """Write `model.top`'s layer weights alone, as a `.weights.h5` file.
+
+        For a stack whose branches are frozen and shared (a tuning search's trials): the
+        top is all that differs, and writing the bases again costs more than a short
+        trial's epochs. `load_weights` on a stack of the same design reads the file back
+        (into its top; its branches keep the weights they have). No optimizer state is
+        written, as in a full checkpoint of a stack whose top trained on cached outputs.
+        """
+        import h5py
+
+        path = str(filepath)
+        if not path.endswith(".weights.h5"):
+            raise ValueError(f"save_top_weights writes a '.weights.h5' file; received {path!r}")
+        plain = keras.Model(self.top.inputs, self.top.outputs, name=self.top.name)  # the layers, no optimizer
+        plain.save_weights(path, overwrite=overwrite)
+        with h5py.File(path, "a") as f:
+            f.attrs[TOP_WEIGHTS_MARK] = self.top.name
+
+    def load_weights(self, filepath, skip_mismatch=False, **kwargs):
+        """`keras.Model.load_weights`; a file of `save_top_weights` goes into `model.top`."""
+        if _is_top_weights(filepath):
+            return self.top.load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
+        return super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
+
     def fit(self, x=None, y=None, *args, allow_nonfinite=False, **kwargs):
         where = f"Model '{self.name}'.fit"
         self._check_labels(y)
@@ -342,3 +371,14 @@ class FusedModel(keras.Model):
         config = super().get_config()
         config["kfuse_info"] = self.kfuse_info
         return config
+
+
+def _is_top_weights(filepath):
+    """Whether `filepath` is a `.weights.h5` file that `FusedModel.save_top_weights` wrote."""
+    path = str(filepath)
+    if not path.endswith(".weights.h5") or not os.path.isfile(path):
+        return False
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return TOP_WEIGHTS_MARK in f.attrs

@@ -181,3 +181,38 @@ def test_imports_flow_one_way():
         with open(os.path.join(ROOT, "kfuse", name)) as f:
             source = f.read()
         assert not re.search(r"(from|import) kfuse\.(training|data)\b", source), name
+
+
+def test_top_weights_file_reloads_into_a_stack_of_the_same_design(tmp_path):
+    """`save_top_weights` writes the top alone (what a cached tuning trial checkpoints);
+    `load_weights` puts it back into the top of a fresh stack and leaves its branches be."""
+    keras.utils.set_random_seed(0)
+    a, b = scorer("a"), scorer("b")
+
+    def build():
+        return kfuse.stack(
+            [kfuse.Branch(a, name="a", inputs="x", trainable=False), kfuse.Branch(b, name="b", inputs="x", trainable=False)],
+            fusion="gated", meta=(8,), head=3,
+        )  # fmt: skip
+
+    x = np.random.default_rng(0).normal(size=(32, 8)).astype("float32")
+    trained = build()
+    trained.fit(x, np.arange(32) % 3, epochs=3, verbose=0)
+    path = str(tmp_path / "trial.weights.h5")
+    trained.save_top_weights(path)
+    full = str(tmp_path / "full.weights.h5")
+    trained.save_weights(full)
+    assert os.path.getsize(path) < os.path.getsize(full)  # no branch weights, no optimizer state
+    fresh = build()
+    assert not np.allclose(fresh.predict(x, verbose=0), trained.predict(x, verbose=0), atol=1e-4)
+    fresh.load_weights(path)
+    np.testing.assert_array_equal(fresh.predict(x, verbose=0), trained.predict(x, verbose=0))
+    # an ordinary full weights file still loads as Keras loads it
+    other = build()
+    other.load_weights(full)
+    np.testing.assert_array_equal(other.predict(x, verbose=0), trained.predict(x, verbose=0))
+    # another design's top does not take the file: Keras's own error, not a silent partial load
+    with pytest.raises(ValueError):
+        kfuse.stack([kfuse.Branch(a, name="a", inputs="x", trainable=False)], fusion=None, meta=(4,), head=3).load_weights(path)
+    with pytest.raises(ValueError, match="'.weights.h5'"):
+        trained.save_top_weights(str(tmp_path / "trial.h5"))
