@@ -21,6 +21,7 @@ import numpy as np
 
 from kfuse import epoch_loop
 from kfuse.branch_state import clone_with_state
+from kfuse.epoch_function import EpochFunction
 
 
 class SharedFit:
@@ -77,7 +78,7 @@ class SharedFit:
         shuffle = fit_kwargs.get("shuffle", True)
         validation_batch_size = fit_kwargs.get("validation_batch_size")
         if self.epoch_function is None or not self.epoch_function.serves(worker, batch_size, shuffle, validation_batch_size):
-            self.epoch_function = epoch_loop.EpochFunction(worker, batch_size, shuffle, validation_batch_size)
+            self.epoch_function = EpochFunction(worker, batch_size, shuffle, validation_batch_size)
         history = epoch_loop.fit_in_memory(worker, x, y, seed=seed, epoch_function=self.epoch_function, **fit_kwargs)
         for target, source in zip(model.variables, worker.variables, strict=True):
             target.assign(source)
