@@ -29,6 +29,7 @@ Measured here (2 cores shared with three other engineers' jobs, so +-15% between
 | in-memory loop + XLA (`jit_compile`) | 0.73 | 1.02 |
 | in-memory loop, the whole set as one batch | 0.43 | 0.71 |
 | branches only (no fusion, meta, head) | 0.46 | 0.67 |
+| latest run, kfuse predict (Keras's loop 0.77 / 0.77; XLA 0.76 / 0.56; one batch 0.55 / 0.55) | **0.66** | **0.68** |
 
 Inter-op threads (a probe script, the in-memory loop vs separate, 10,000 rows):
 1 thread 0.41-0.61x, TensorFlow's default 0.37-0.57x, 2 threads with 1 intra-op thread

@@ -23,17 +23,18 @@ extrapolated to 0 epochs, the best round shown, and after/before as a ratio. The
 table: this checkout's `make_tuner` against `keras_tuner.RandomSearch` in one process
 (`KFUSE_BENCH_EPOCHS=""` prints the two alone).
 
-Measured (2 quiet cores), latest run with the top's epoch run without Grappler: before
-1.25 CPU s per trial, after 0.70: **0.56x** (wall 0.55x; best val_accuracy 0.9325 / 0.9388
-at 2 / 10 epochs both). The run before that: before 2.14 CPU s per trial, after 1.27: 0.59x (wall the
-same); best val_accuracy 0.9287 / 0.9300 at 2 / 10 epochs, before and after. What was
-removed: the cached trials fell back to `Model.fit` on the top (the callback wrapper's
-forwarding batch hooks; fixed), the epoch traced twice (variables now built before
-tracing), KerasTuner's `gc.collect()` walking the whole heap (`make_tuner` freezes it),
-the full stack's weights copied for every better epoch. What remains: one trace of the
-epoch (about 1.1 s, Python tracing plus TensorFlow's graph optimisation at the first
-call), building the trial's stack, `clear_session` and one checkpoint of the full stack.
-Goal 0.5x: not reached.
+Measured (2 quiet cores), latest run, with a cached trial checkpointing the top alone
+(`FusedModel.save_top_weights`) and no full collection before the heap is frozen: before
+0.74 CPU s per trial, after 0.34: **0.46x** (wall 0.46x; best val_accuracy 0.9325 / 0.9388
+at 2 / 10 epochs, before and after). The run before those two changes: 1.25 and 0.70 s,
+0.56x; the one before that (the epoch still run through Grappler): 2.14 and 1.27 s, 0.59x.
+What was removed in all: the cached trials fell back to `Model.fit` on the top (the
+callback wrapper's forwarding batch hooks; fixed), the epoch traced twice (variables now
+built before tracing), TensorFlow's graph optimiser on every new top, KerasTuner's
+`gc.collect()` walking the whole heap (`make_tuner` freezes it), the full stack's weights
+copied for every better epoch and written at the end. What remains: one trace of the
+epoch and its first call, building the trial's stack, `clear_session` and one small
+checkpoint. Goal 0.5x: met in the latest run.
 """
 
 import json
