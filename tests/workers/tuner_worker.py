@@ -32,6 +32,9 @@ def main(work, max_trials):
     hypermodel = FusionHyperModel(
         branches, head=10, fusions=["concat", "average", "weighted_average"], finetune=0,
         meta_dropout=0.0, modality_dropout=0.0,
+        # a fixed rate that trains the top in 20 steps: drawn from the default 1e-4..1e-2,
+        # all 3 trials once scored under 0.2 (0.125-0.165) and the floor below failed CI
+        learning_rate=(1e-2,),
     )
 
     class LoggingSearch(keras_tuner.RandomSearch):
