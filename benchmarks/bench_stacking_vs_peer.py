@@ -11,6 +11,10 @@ the 1,000 test rows scored), the demo's CNN, GRU and MLP (`kfuse.demo`), epochs
 - kfuse refit: `Stacker(cv=5, refit=True)` with the same bases and settings: the same 18
   trainings, then its default meta-learner on the out-of-fold probabilities.
 - kfuse no refit: `Stacker(cv=5, refit=False)`: the 15 fold models, averaged in the graph.
+- the same two with `n_jobs` = the machine's cores (`KFUSE_BENCH_JOBS`): that many models
+  train at once in threads, the same models as one at a time (`kfuse.training.threads`).
+  `KFUSE_BENCH_PEER_JOBS=1` adds the peer with `StackingClassifier(n_jobs=...)` (joblib
+  processes) for comparison; the issue's setting is the peer as it comes (n_jobs=None).
 
 Two rounds, the order reversed in the second, so neither side always runs on a warmer
 (or busier) machine. The ratio is kfuse's fit time over the peer's, summed over rounds.
@@ -44,10 +48,12 @@ EPOCHS = {"cnn": 2, "gru": 2, "mlp": 2} if QUICK else {"cnn": 30, "gru": 20, "ml
 FOLDS = 3 if QUICK else 5
 ROUNDS = 1 if QUICK else int(os.environ.get("KFUSE_BENCH_ROUNDS", 2))
 BATCH, LEARNING_RATE, SEED = 100, 3e-3, 0
+JOBS = int(os.environ.get("KFUSE_BENCH_JOBS", os.cpu_count() or 1))
+PEER_JOBS = bool(os.environ.get("KFUSE_BENCH_PEER_JOBS"))
 BUILDERS = {"cnn": build_cnn, "gru": build_gru, "mlp": build_mlp}
 
 
-def peer(x, y, x_test, y_test):
+def peer(x, y, x_test, y_test, n_jobs=None):
     from scikeras.wrappers import KerasClassifier
     from sklearn.ensemble import StackingClassifier
     from sklearn.linear_model import LogisticRegression
@@ -74,6 +80,7 @@ def peer(x, y, x_test, y_test):
         final_estimator=LogisticRegression(max_iter=2000),
         cv=StratifiedKFold(FOLDS, shuffle=True, random_state=SEED),
         stack_method="predict_proba",
+        n_jobs=n_jobs,
     )
     start = time.perf_counter()
     with warnings.catch_warnings():
@@ -83,7 +90,7 @@ def peer(x, y, x_test, y_test):
     return seconds, float(np.mean(stack.predict(x_test) == y_test))
 
 
-def kfuse_stacker(x, y, x_test, y_test, refit):
+def kfuse_stacker(x, y, x_test, y_test, refit, n_jobs=None):
     keras.utils.set_random_seed(SEED)
     branches = [
         kfuse.Branch(
@@ -94,7 +101,7 @@ def kfuse_stacker(x, y, x_test, y_test, refit):
         )
         for name, build in BUILDERS.items()
     ]
-    stacker = kfuse.Stacker(branches, head=10, cv=FOLDS, refit=refit, seed=SEED, verbose=0)
+    stacker = kfuse.Stacker(branches, head=10, cv=FOLDS, refit=refit, seed=SEED, verbose=0, n_jobs=n_jobs)
     start = time.perf_counter()
     stacker.fit({"signal": x}, y)
     seconds = time.perf_counter() - start
@@ -109,7 +116,11 @@ def main():
         "peer: SciKeras + StackingClassifier": lambda: peer(x, y, x_test, y_test),
         "kfuse Stacker(refit=True)": lambda: kfuse_stacker(x, y, x_test, y_test, True),
         "kfuse Stacker(refit=False)": lambda: kfuse_stacker(x, y, x_test, y_test, False),
+        f"kfuse Stacker(refit=True, n_jobs={JOBS})": lambda: kfuse_stacker(x, y, x_test, y_test, True, JOBS),
+        f"kfuse Stacker(refit=False, n_jobs={JOBS})": lambda: kfuse_stacker(x, y, x_test, y_test, False, JOBS),
     }
+    if PEER_JOBS:  # the peer's own parallelism: joblib processes, each importing TensorFlow
+        runs[f"peer, n_jobs={JOBS}"] = lambda: peer(x, y, x_test, y_test, JOBS)
     results = {name: [] for name in runs}
     for round_ in range(ROUNDS):
         order = list(runs) if round_ % 2 == 0 else list(reversed(runs))

@@ -85,6 +85,14 @@ class SharedFit:
         self._holding = model
         return history
 
+    def ready(self, model):
+        """Make the worker now, in the calling thread; whether `model` can train in it.
+
+        Building the worker draws from the global random state, so a caller that trains
+        in other threads makes it here, in the thread that seeds that state.
+        """
+        return self._start(model)
+
     def _start(self, model):
         """Make the worker on first use; whether `model` can train in its variables."""
         if self.worker is None:

@@ -15,7 +15,16 @@ import numpy as np
 from kfuse.branches import Branch
 from kfuse.shared_fit import SharedFit
 from kfuse.training import base_training as bt
+from kfuse.training import threads
 from kfuse.training.averaging import fold_average_model
+
+
+class _Job:
+    """One model to train: ``branch`` on ``rows`` (None: every row, the refit) from ``seed``;
+    a fold's job also names its fold and held-out rows. Hashed by identity."""
+
+    def __init__(self, branch, seed, rows=None, fold=None, test_rows=None):
+        self.branch, self.seed, self.rows, self.fold, self.test_rows = branch, seed, rows, fold, test_rows
 
 
 def fold_seed(seed, fold, index):
@@ -34,34 +43,62 @@ class BaseFolds:
         store: the `WorkDir` holding finished folds and refits.
         seed: the Stacker's resolved seed; ``strategy``, ``sample_weight``: as the Stacker's.
         progress: a `keras.utils.Progbar` advanced once per trained model.
+        n_jobs: models trained at once, in threads (`kfuse.training.threads`); 1 under a
+            strategy.
     """
 
     def __init__(self, trained, methods, head, shapes, store, seed, strategy=None,
-                 sample_weight=None, progress=None):
+                 sample_weight=None, progress=None, n_jobs=1):
         self.trained, self.methods, self.head, self.shapes = trained, methods, head, shapes
         self.store, self.seed, self.strategy = store, seed, strategy
         self.sample_weight, self.progress = sample_weight, progress
+        self.n_jobs = n_jobs if strategy is None else 1  # a strategy trains through Model.fit
         # one traced training function per base, shared by its fold models and refit
         self.shared = {b.name: SharedFit(self._worker_maker(b)) for b in trained}
+        # threads each take an idle one (a base's first is `shared`; more where folds of one
+        # base train at once)
+        self._idle = {b.name: [self.shared[b.name]] for b in trained}
+        self._lent = {}
         self._feature_models = {}
+        self._refits = {}
         self.base_models = {}
 
-    def run(self, plan, arrays, y, keep_fold_models):
+    def run(self, plan, arrays, y, keep_fold_models, refit=False):
         """``(oof, fold_models, scores)``: out-of-fold meta-features per base (mean over the
         folds that hold a row out), the fold models (when ``keep_fold_models``), and each
-        fold's score."""
-        n = len(y)
-        sums, counts = {}, {}
-        scores, fold_models = {b.name: [] for b in self.trained}, {}
+        fold's score. With ``n_jobs > 1`` and ``refit``, the refits train here too, in the
+        same queue as the folds (so no thread idles while the last folds finish)."""
+        finished, jobs = {}, []
         for k, (train_rows, test_rows) in enumerate(plan.splits):
             for i, b in enumerate(self.trained):
                 if self.store.has_fold(k, b.name):
-                    model, feats, fold_score = self.store.load_fold(
-                        k, b.name, need_model=keep_fold_models)
+                    finished[(k, b.name)] = self.store.load_fold(k, b.name, need_model=keep_fold_models)
+                    self._advance("fold", k + 1)
                 else:
-                    model = self.train(b, arrays, y, train_rows, fold_seed(self.seed, k, i))
-                    feats, fold_score = self._held_out(b, model, arrays, y, test_rows)
-                    self.store.save_fold(k, b.name, model, feats, fold_score)
+                    jobs.append(_Job(b, fold_seed(self.seed, k, i), train_rows, k, test_rows))
+        if refit and self.n_jobs > 1:
+            jobs += [_Job(b, fold_seed(self.seed, 10_000, i)) for i, b in enumerate(self.trained)
+                     if not self.store.has_refit(b.name)]
+
+        def done(job, model):
+            self._give_back(job)
+            if job.fold is None:
+                self.store.save_refit(job.branch.name, model)
+                self._refits[job.branch.name] = model
+                return
+            feats, fold_score = self._held_out(job.branch, model, arrays, y, job.test_rows)
+            self.store.save_fold(job.fold, job.branch.name, model, feats, fold_score)
+            finished[(job.fold, job.branch.name)] = (model if keep_fold_models else None, feats, fold_score)
+            self._advance("fold", job.fold + 1)
+
+        threads.run(jobs, lambda job: self._prepare(job, arrays, y), self._fit, done, self.n_jobs)
+        # summed in fold order: the same meta-features whatever order the folds finished in
+        n = len(y)
+        sums, counts = {}, {}
+        scores, fold_models = {b.name: [] for b in self.trained}, {}
+        for k, (_, test_rows) in enumerate(plan.splits):
+            for b in self.trained:
+                model, feats, fold_score = finished[(k, b.name)]
                 if b.name not in sums:
                     sums[b.name] = np.zeros((n,) + feats.shape[1:], "float64")
                     counts[b.name] = np.zeros(n, "int64")
@@ -70,7 +107,6 @@ class BaseFolds:
                 scores[b.name].append(fold_score)
                 if keep_fold_models:
                     fold_models.setdefault(b.name, []).append(model)
-                self._advance("fold", k + 1)
         oof = {}
         for name, total in sums.items():
             shape = (-1,) + (1,) * (total.ndim - 1)
@@ -85,7 +121,9 @@ class BaseFolds:
         for i, b in enumerate(self.trained):
             method = self.methods[b.name]
             if refit:
-                if self.store.has_refit(b.name):
+                if b.name in self._refits:  # trained by `run`
+                    model = self._refits[b.name]
+                elif self.store.has_refit(b.name):
                     model = self.store.load_refit(b.name)
                 else:
                     model = self.train(b, arrays, y, None, fold_seed(self.seed, 10_000, i))
@@ -102,12 +140,43 @@ class BaseFolds:
 
     def train(self, branch, arrays, y, rows, seed):
         """A fresh model of ``branch`` trained on ``rows`` (``None``: every row)."""
-        keras.utils.set_random_seed(seed)
-        scope = self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
-        with scope:
-            model = bt.fresh_model(branch, self.shapes, self.head)
-            return bt.train(model, branch, self.head, arrays, y, rows, seed, self.sample_weight,
-                            self.shared.get(branch.name))
+        job = _Job(branch, seed, rows)
+        state, _ = self._prepare(job, arrays, y, threads_allowed=False)
+        return self._fit(job, state)
+
+    def _scope(self):
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    def _prepare(self, job, arrays, y, threads_allowed=True):
+        """In the calling thread (it seeds the global random state): a fresh model of the
+        job's branch, compiled and fed its rows; whether it may train in a pool thread."""
+        keras.utils.set_random_seed(job.seed)
+        with self._scope():
+            model = bt.fresh_model(job.branch, self.shapes, self.head)
+            x, y_rows, settings, shareable = bt.prepare(
+                model, job.branch, self.head, arrays, y, job.rows, job.seed, self.sample_weight)
+        in_thread = threads_allowed and self.n_jobs > 1 and threads.threadable(model, x, y_rows, settings)
+        shared = None
+        if shareable and in_thread:
+            idle = self._idle[job.branch.name]
+            shared = idle.pop() if idle else SharedFit(self._worker_maker(job.branch))
+            self._lent[job] = shared
+            shared.ready(model)  # builds the worker here, not in the pool thread
+        elif shareable:
+            shared = self.shared[job.branch.name]
+        return (model, x, y_rows, settings, shared, in_thread), in_thread
+
+    def _fit(self, job, state):
+        model, x, y_rows, settings, shared, in_thread = state
+        if not in_thread:  # `Model.fit` draws from the global state: as `prepare` left it
+            keras.utils.set_random_seed(job.seed)
+        with self._scope():
+            return bt.fit_prepared(model, x, y_rows, settings, job.seed, shared)
+
+    def _give_back(self, job):
+        shared = self._lent.pop(job, None)
+        if shared is not None:
+            self._idle[job.branch.name].append(shared)
 
     def _held_out(self, branch, model, arrays, y, rows):
         feats = bt.predict(self._features_of(branch, model), branch.input_names, arrays, rows)

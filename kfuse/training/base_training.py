@@ -125,25 +125,42 @@ def compile_base(model, branch, head):
     return settings
 
 
+def prepare(model, branch, head, arrays, y, rows, seed, sample_weight=None):
+    """Compile `model` with the branch's settings, seed, and feed it `rows`.
+
+    Returns `(x, y, fit settings, shareable)`: what `fit` takes, and whether a
+    `SharedFit` may train the model (not where its preprocessing was re-adapted: adapted
+    vocabularies are lookup tables, not variables to copy).
+    """
+    settings = compile_base(model, branch, head)
+    keras.utils.set_random_seed(seed)
+    x = feed(model, branch.input_names, arrays, rows)
+    shareable = True
+    if branch.readapt:  # leak-free: preprocessing statistics from these rows only
+        readapt_preprocessing(model, x, where=f"Branch '{branch.name}'")
+        shareable = False
+    if sample_weight is not None:
+        settings["sample_weight"] = sample_weight if rows is None else sample_weight[rows]
+    return x, (y if rows is None else y[rows]), settings, shareable
+
+
+def fit_prepared(model, x, y, settings, seed, shared=None):
+    """Train `model` on what `prepare` returned: one traced call per epoch where the
+    settings allow it (`epoch_loop.supports`), else `Model.fit`; the shuffling order is
+    drawn from `seed` either way. `shared`: a `SharedFit` to train it in, or None."""
+    fit = shared.fit if shared is not None else epoch_loop.fit
+    fit(model, x, y, seed=seed, **settings)
+    return model
+
+
 def train(model, branch, head, arrays, y, rows, seed, sample_weight=None, shared=None):
     """Compile `model` with the branch's settings and fit it on `rows`; returns it.
 
     `shared` (a `SharedFit` for this branch) trains it through a training function
     traced for an earlier model of the branch, where it can.
     """
-    settings = compile_base(model, branch, head)
-    keras.utils.set_random_seed(seed)
-    x = feed(model, branch.input_names, arrays, rows)
-    if branch.readapt:  # leak-free: preprocessing statistics from these rows only
-        readapt_preprocessing(model, x, where=f"Branch '{branch.name}'")
-        shared = None  # adapted vocabularies are lookup tables, not variables to copy
-    if sample_weight is not None:
-        settings["sample_weight"] = sample_weight if rows is None else sample_weight[rows]
-    # one traced call per epoch where the settings allow it (epoch_loop.supports), else
-    # Model.fit; the shuffling order is drawn from `seed` either way
-    fit = shared.fit if shared is not None else epoch_loop.fit
-    fit(model, x, y if rows is None else y[rows], seed=seed, **settings)
-    return model
+    x, y_rows, settings, shareable = prepare(model, branch, head, arrays, y, rows, seed, sample_weight)
+    return fit_prepared(model, x, y_rows, settings, seed, shared if shareable else None)
 
 
 def feature_tap(branch, model, method):

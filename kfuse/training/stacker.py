@@ -23,6 +23,7 @@ from kfuse.training.fingerprint import fingerprint
 from kfuse.training.folds import resolve_cv
 from kfuse.training.levels import LevelTwo
 from kfuse.training.settings import check_meta_fit, default_head, resolve_method
+from kfuse.training.threads import resolve_n_jobs
 
 
 class Stacker(EstimatorOutputs, BaseEstimator):
@@ -74,6 +75,12 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             head, head-shaped raw outputs (compared by MSE); elsewhere "auto" keeps "meta".
             With a time-ordered `cv` (`TimeSeriesSplit`) the inner folds are forward in
             time too. See `kfuse.training.selection`.
+        n_jobs: how many base models train at once, in threads (scikit-learn's name;
+            None: 1, -1: one per core). The fold models (and the refits) are the same
+            whatever the number: everything that draws from a random state runs in the
+            calling thread, in order, and each thread runs one model's seeded epochs
+            (`kfuse.training.threads`). Bases whose settings need `Model.fit` (callbacks,
+            `validation_split`, a strategy, ...) or `verbose` train one at a time.
 
     Fitted attributes: `model_` (a `kfuse.FusedModel`), `oof_predictions_` (branch ->
     array, NaN on rows no fold held out), `oof_rows_`, `cv_scores_` (branch -> score per
@@ -126,6 +133,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         name="kfuse_stacker",
         random_state=None,
         selection="auto",
+        n_jobs=None,
     ):
         # scikit-learn's contract: store every argument unchanged; derive in fit
         self.branches = branches
@@ -146,6 +154,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         self.name = name
         self.random_state = random_state
         self.selection = selection
+        self.n_jobs = n_jobs
         branches, head, methods, _ = self._resolve()  # errors at construction; nothing is stored
         select.check_selection(selection, branches, methods, head)
 
@@ -160,6 +169,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         if self.levels not in (1, 2):
             raise ValueError(f"Stacker: levels must be 1 or 2; received {self.levels!r}")
         meta_fit = check_meta_fit(self.meta_fit)
+        resolve_n_jobs(self.n_jobs)
         methods = {b.name: resolve_method(self.stack_method, b, head) for b in branches}
         for b in branches:
             bt.check_fit_settings(b)
@@ -254,8 +264,9 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             max(steps, 1), verbose=self.verbose, unit_name="fit", stateful_metrics=["fold", "refit"]
         )
         folds = BaseFolds(trained, self.methods_, self.head_, shapes, store, self.seed_,
-                          self.strategy_, self.sample_weight_, self._bar)
-        oof, fold_models, scores = folds.run(plan, arrays, y, keep_fold_models=not self.refit)
+                          self.strategy_, self.sample_weight_, self._bar, resolve_n_jobs(self.n_jobs))
+        oof, fold_models, scores = folds.run(plan, arrays, y, keep_fold_models=not self.refit,
+                                             refit=self.refit)
         finals = folds.final_branches(fold_models, arrays, y, self.refit)
         self.base_models_ = folds.base_models
         finals.update({b.name: bt.as_branch(b, b.base, self.methods_[b.name]) for b in frozen})
