@@ -12,6 +12,7 @@ Goals: each kfuse method at least as accurate as its peer in at most the peer's 
 best kfuse ensemble at least 1 point above the single member.
 KFUSE_QUICK=1 runs a short smoke version (300 rows, 1 seed, 1 epoch, 2 members).
 Knobs: KFUSE_SEEDS (default 0,1,2), KFUSE_BENCH_ROWS (training rows, default all 4,000),
+KFUSE_BENCH_ONLY (comma-separated row names: only those rows and their peers),
 KFUSE_BENCH_EPOCHS (default 25), KFUSE_BENCH_MEMBERS (default 4), KFUSE_BENCH_LR (Adam's
 rate, default 1e-3; the snapshot and FGE peak rates are 5x it), KFUSE_BENCH_INIT ("torch",
 the default: the Keras net starts as PyTorch's layers do; "keras": Glorot / zeros).
@@ -54,6 +55,12 @@ FIT = {"epochs": EPOCHS, "batch_size": BATCH}
 #: a = sqrt(5) on kernels, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) on biases), so both libraries
 #: train the same network from the same distribution; "keras": Keras's Glorot / zeros
 INIT = os.environ.get("KFUSE_BENCH_INIT", "torch")
+#: KFUSE_BENCH_ONLY=SnapshotEnsemble,FastGeometric runs only those rows (and their peers)
+ONLY = {name for name in os.environ.get("KFUSE_BENCH_ONLY", "").split(",") if name}
+
+
+def wanted(rows):
+    return {name: row for name, row in rows.items() if not ONLY or name in ONLY}
 
 
 # -- the one member network, in Keras and in PyTorch -------------------------------------------
@@ -126,7 +133,7 @@ def kfuse_rows(seed, x, y):
         "sk-AdaBoost": lambda: ensemble.AdaBoostClassifier(keras_probability_net, MEMBERS, fit_params=fit, **common),
     }
     out = {}
-    for name, make in rows.items():
+    for name, make in wanted(rows).items():
         est = make()
         seconds, _ = timed(lambda est=est: est.fit(x, y))
         out[name] = (seconds, est)
@@ -159,7 +166,7 @@ def torch_rows(seed, x, y):
         "FastGeometric": (te.FastGeometricClassifier, LR, {"epochs": EPOCHS, "cycle": FGE_CYCLE,
                                                            "lr_1": FGE_LR[0], "lr_2": FGE_LR[1]}),
     }
-    for name, (cls, lr, kwargs) in plans.items():
+    for name, (cls, lr, kwargs) in wanted(plans).items():
         torch.manual_seed(seed)
         model = make(cls, lr)
         start = time.perf_counter()
@@ -188,8 +195,8 @@ def sklearn_rows(seed, x, y):
     if "algorithm" in ada.get_params():
         ada.set_params(algorithm="SAMME")
     out = {}
-    for name, est in {"sk-Bagging": BaggingClassifier(wrapped(), n_estimators=MEMBERS, random_state=seed),
-                      "sk-AdaBoost": ada}.items():
+    for name, est in wanted({"sk-Bagging": BaggingClassifier(wrapped(), n_estimators=MEMBERS, random_state=seed),
+                             "sk-AdaBoost": ada}).items():
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -123,7 +123,10 @@ class SnapshotEnsemble(OneRun):
         cycle_steps = per_cycle * self._steps(x)
         schedule = keras.optimizers.schedules.CosineDecayRestarts(
             float(self.learning_rate), first_decay_steps=cycle_steps, t_mul=1.0, m_mul=1.0, alpha=0.0)
-        self.learning_rates_ = np.asarray([float(schedule(s)) for s in range(epochs * self._steps(x))])
+        # the schedule over every step at once: one step at a time, eagerly, cost about 1 ms
+        # each (4.7 s of a 4,000-step run, a third of its fit time)
+        steps = keras.ops.arange(epochs * self._steps(x))
+        self.learning_rates_ = np.asarray(keras.ops.convert_to_numpy(schedule(steps)), "float64")
         model.compile(optimizer=make_optimizer(self.optimizer, schedule, who), loss=model.loss, jit_compile=False)
         store = base.MemberStore(self.work_dir, self._fingerprint(x, y), who)
         run = RunState(store.path)
