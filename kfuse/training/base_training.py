@@ -153,16 +153,6 @@ def fit_prepared(model, x, y, settings, seed, shared=None):
     return model
 
 
-def train(model, branch, head, arrays, y, rows, seed, sample_weight=None, shared=None):
-    """Compile `model` with the branch's settings and fit it on `rows`; returns it.
-
-    `shared` (a `SharedFit` for this branch) trains it through a training function
-    traced for an earlier model of the branch, where it can.
-    """
-    x, y_rows, settings, shareable = prepare(model, branch, head, arrays, y, rows, seed, sample_weight)
-    return fit_prepared(model, x, y_rows, settings, seed, shared if shareable else None)
-
-
 def feature_tap(branch, model, method):
     """The layer name to tap for stack_method 'features', or None."""
     if method != "features":
