@@ -75,17 +75,24 @@ def _init(fan_in):
 
 
 def keras_net(softmax=False):
+    """The torch net below, layer for layer: Keras's padding="same" pads stride-2 convs
+    asymmetrically (1 left / 2 right for kernel 5), PyTorch's padding=k//2 symmetrically, so
+    the pads are explicit; Adam's epsilon is PyTorch's 1e-8 (Keras: 1e-7)."""
     inp = keras.Input((40,))
     h = keras.layers.Reshape((40, 1))(inp)
-    h = keras.layers.Conv1D(16, 5, strides=2, padding="same", activation="relu", **_init(1 * 5))(h)
-    h = keras.layers.Conv1D(16, 3, strides=2, padding="same", activation="relu", **_init(16 * 3))(h)
-    h = keras.layers.Conv1D(16, 3, strides=2, padding="same", activation="relu", **_init(16 * 3))(h)
+    for kernel, fan_in in ((5, 1 * 5), (3, 16 * 3), (3, 16 * 3)):
+        h = keras.layers.ZeroPadding1D(kernel // 2)(h)
+        h = keras.layers.Conv1D(16, kernel, strides=2, padding="valid", activation="relu", **_init(fan_in))(h)
     out = keras.layers.Dense(10, activation="softmax" if softmax else None,
                              **_init(16 * 5))(keras.layers.Flatten()(h))
     model = keras.Model(inp, out)
-    model.compile(keras.optimizers.Adam(LR), keras.losses.SparseCategoricalCrossentropy(from_logits=not softmax),
+    model.compile(adam(LR), keras.losses.SparseCategoricalCrossentropy(from_logits=not softmax),
                   jit_compile=False)
     return model
+
+
+def adam(learning_rate):
+    return keras.optimizers.Adam(learning_rate, epsilon=1e-8)
 
 
 def keras_probability_net():
@@ -126,10 +133,10 @@ def kfuse_rows(seed, x, y):
         "GradientBoosting": lambda: ensemble.GradientBoostingClassifier(keras_net, MEMBERS, learning_rate=1.0,
                                                                         fit_params=fit, **common),
         "SnapshotEnsemble": lambda: ensemble.SnapshotEnsemble(keras_net, MEMBERS, epochs=MEMBERS * EPOCHS, batch_size=BATCH,
-                                                              learning_rate=SNAP_LR, optimizer="adam", **common),
+                                                              learning_rate=SNAP_LR, optimizer=adam(SNAP_LR), **common),
         "FastGeometric": lambda: ensemble.FastGeometricEnsemble(keras_net, MEMBERS, epochs=EPOCHS, cycle=FGE_CYCLE,
                                                                 lr_1=FGE_LR[0], lr_2=FGE_LR[1], batch_size=BATCH,
-                                                                learning_rate=LR, optimizer="adam", **common),
+                                                                learning_rate=LR, optimizer=adam(LR), **common),
         "sk-Bagging": lambda: ensemble.BaggingClassifier(keras_probability_net, MEMBERS, fit_params=fit, **common),
         "sk-AdaBoost": lambda: ensemble.AdaBoostClassifier(keras_probability_net, MEMBERS, fit_params=fit, **common),
     }
@@ -177,6 +184,27 @@ def torch_rows(seed, x, y):
     return out
 
 
+def torch_single(seed, x, y, xt, yt):
+    """One torch net, trained as torchensemble trains a member (Adam, shuffled batches)."""
+    import torch
+
+    torch.manual_seed(seed)
+    net = torch_net_class()()
+    optimizer = torch.optim.Adam(net.parameters(), lr=LR)
+    data = torch.utils.data.TensorDataset(torch.tensor(x), torch.tensor(y))
+    loader = torch.utils.data.DataLoader(data, batch_size=BATCH, shuffle=True)
+    loss = torch.nn.CrossEntropyLoss()
+    start = time.perf_counter()
+    for _ in range(EPOCHS):
+        for xb, yb in loader:
+            optimizer.zero_grad()
+            loss(net(xb), yb).backward()
+            optimizer.step()
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        return float(np.mean(np.argmax(net(torch.tensor(xt)).numpy(), -1) == yt)), seconds
+
+
 def torch_accuracy(model, x, y):
     import torch
 
@@ -213,6 +241,7 @@ def run_seed(seed, x, y, xt, yt):
     single.fit(x, y, verbose=0, **FIT)
     single_time = time.perf_counter() - start
     acc = {"single member (Keras)": (float(np.mean(np.argmax(single.predict(xt, verbose=0), -1) == yt)), single_time)}
+    acc["single member (PyTorch)"] = torch_single(seed, x, y, xt, yt)
     mine = kfuse_rows(seed, x, y)
     peers = {**torch_rows(seed, x, y), **sklearn_rows(seed, x, y)}
     rows = {}
@@ -251,8 +280,11 @@ def main():
               f"{'met' if acc_ok else 'NOT met'} | {'met' if time_ok else 'NOT met'} |")
     single = np.mean([r[0]["single member (Keras)"][0] for r in results]) * 100
     single_t = np.mean([r[0]["single member (Keras)"][1] for r in results])
+    torch_single_acc = np.mean([r[0]["single member (PyTorch)"][0] for r in results]) * 100
+    torch_single_t = np.mean([r[0]["single member (PyTorch)"][1] for r in results])
     best_member = np.mean([max(r[1][n]["best_member"] for n in names) for r in results]) * 100
     print(f"| single member (Keras, {EPOCHS} epochs) | | | {single:.1f} | | {single_t:.1f} | | | |")
+    print(f"| single member (PyTorch, same net and epochs) | | {torch_single_acc:.1f} | | {torch_single_t:.1f} | | | | |")
     print(f"| best member inside the kfuse ensembles | | | {best_member:.1f} | | | | | |")
     per_seed = ", ".join(f"{max(r[1][n]['kfuse'][0] for n in names) * 100:.1f}" for r in results)
     print(f"\nbest kfuse ensemble {best_kfuse:.1f}% (per seed: {per_seed}) vs single member {single:.1f}%: "

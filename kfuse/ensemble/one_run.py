@@ -8,12 +8,32 @@ import numpy as np
 from kfuse.ensemble import base
 
 
-def make_optimizer(name, learning_rate, who):
-    """A Keras optimizer by name with `learning_rate` (a number or a schedule)."""
+def make_optimizer(optimizer, learning_rate, who):
+    """A fresh Keras optimizer with `learning_rate` (a number or a schedule).
+
+    `optimizer`: a name ("adam"), a Keras config dict (`{"class_name": "adam", "config":
+    {"epsilon": 1e-8}}`), or a `keras.optimizers.Optimizer`, whose class and settings are
+    copied (the instance itself is never trained, so one can be given to several fits).
+    Its own learning rate is replaced by `learning_rate`.
+    """
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        config = dict(optimizer.get_config(), learning_rate=learning_rate)
+        return type(optimizer).from_config(config)
+    if isinstance(optimizer, dict):
+        if set(optimizer) - {"class_name", "config", "module", "registered_name"} or "class_name" not in optimizer:
+            raise ValueError(f"{who}: optimizer dict {optimizer!r} is not a Keras optimizer config; give "
+                             "{'class_name': 'adam', 'config': {...}}, a name such as 'adam', or an optimizer")
+        config = dict(optimizer.get("config") or {}, learning_rate=learning_rate)
+        spec = {"class_name": optimizer["class_name"], "config": config}
+    elif isinstance(optimizer, str):
+        spec = {"class_name": optimizer, "config": {"learning_rate": learning_rate}}
+    else:
+        raise TypeError(f"{who}: optimizer must be a name such as 'adam', a Keras optimizer config dict or a "
+                        f"keras.optimizers.Optimizer; got {type(optimizer).__name__} {optimizer!r}")
     try:
-        return keras.optimizers.get({"class_name": name, "config": {"learning_rate": learning_rate}})
+        return keras.optimizers.get(spec)
     except (ValueError, TypeError) as error:
-        raise ValueError(f"{who}: unknown optimizer {name!r} ({error}); use e.g. 'adam' or 'sgd'") from error
+        raise ValueError(f"{who}: unknown optimizer {optimizer!r} ({error}); use e.g. 'adam' or 'sgd'") from error
 
 
 class OneRun(base.BaseEnsemble):

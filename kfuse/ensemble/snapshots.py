@@ -72,7 +72,8 @@ class SnapshotEnsemble(OneRun):
         estimator: one builder callable or `keras.Model` (its loss is kept; the
             optimizer is `optimizer` with the cosine schedule).
         n_estimators: cycles = snapshots; must divide `epochs`.
-        epochs, batch_size, learning_rate (lr0), optimizer (a Keras optimizer name).
+        epochs, batch_size, learning_rate (lr0), optimizer (a name, a Keras
+            optimizer config dict or a `keras.optimizers.Optimizer` whose settings are copied).
         fit_params, random_state, verbose, work_dir: as for `BaggingClassifier`. With
             `work_dir`, the network's and optimizer's variables are saved after every
             cycle (`RunState`); a second `fit` continues after the last finished cycle and

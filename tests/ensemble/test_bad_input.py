@@ -102,3 +102,13 @@ def test_work_dir_from_another_configuration(tmp_path, capsys):
     assert "1/1" in capsys.readouterr().out  # the progress bar over members
     with pytest.raises(ValueError, match=r"another configuration \(differs in: params\)"):
         BaggingClassifier(net, n_estimators=1, max_samples=0.5, fit_params={"epochs": 1}, work_dir=str(tmp_path)).fit(X, Y)
+
+
+@pytest.mark.parametrize("optimizer, error, message", [
+    ({"name": "adam"}, ValueError, "not a Keras optimizer config"),
+    (3, TypeError, "optimizer must be a name.*got int 3"),
+    ("adamm", ValueError, "unknown optimizer 'adamm'"),
+])
+def test_one_run_optimizer_not_an_optimizer(optimizer, error, message):
+    with pytest.raises(error, match=message):
+        SnapshotEnsemble(net, n_estimators=2, epochs=2, optimizer=optimizer).fit(X, Y)
