@@ -264,8 +264,9 @@ def main():
     names = list(results[0][1])
     peer_name = {n: ("scikit-learn over SciKeras" if n.startswith("sk-") else "torchensemble 0.2") for n in names}
     print(f"\nMNIST-1D, {len(x)} train / {len(xt)} test rows, seeds {SEEDS}, {MEMBERS} members x {EPOCHS} epochs")
-    print("| method | peer | peer acc % | kfuse acc % | peer fit s | kfuse fit s | time ratio | acc goal | time goal |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| method | peer | peer acc % | kfuse acc % | kfuse - peer (SE) | peer fit s | kfuse fit s | time ratio "
+          "| acc goal | time goal |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     met_all = True
     best_kfuse = 0.0
     for n in names:
@@ -274,18 +275,21 @@ def main():
         pt = np.mean([r[1][n]["peer"][1] for r in results])
         kt = np.mean([r[1][n]["kfuse"][1] for r in results])
         best_kfuse = max(best_kfuse, ka)
+        # the paired difference per seed and its standard error: how far a gap is from noise
+        diffs = [100 * (r[1][n]["kfuse"][0] - r[1][n]["peer"][0]) for r in results]
+        se = np.std(diffs, ddof=1) / np.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
         acc_ok, time_ok = ka >= pa, kt <= pt
         met_all &= acc_ok and time_ok
-        print(f"| {n} | {peer_name[n]} | {pa:.1f} | {ka:.1f} | {pt:.1f} | {kt:.1f} | {kt / pt:.2f} | "
+        print(f"| {n} | {peer_name[n]} | {pa:.1f} | {ka:.1f} | {ka - pa:+.1f} ({se:.1f}) | {pt:.1f} | {kt:.1f} | {kt / pt:.2f} | "
               f"{'met' if acc_ok else 'NOT met'} | {'met' if time_ok else 'NOT met'} |")
     single = np.mean([r[0]["single member (Keras)"][0] for r in results]) * 100
     single_t = np.mean([r[0]["single member (Keras)"][1] for r in results])
     torch_single_acc = np.mean([r[0]["single member (PyTorch)"][0] for r in results]) * 100
     torch_single_t = np.mean([r[0]["single member (PyTorch)"][1] for r in results])
     best_member = np.mean([max(r[1][n]["best_member"] for n in names) for r in results]) * 100
-    print(f"| single member (Keras, {EPOCHS} epochs) | | | {single:.1f} | | {single_t:.1f} | | | |")
-    print(f"| single member (PyTorch, same net and epochs) | | {torch_single_acc:.1f} | | {torch_single_t:.1f} | | | | |")
-    print(f"| best member inside the kfuse ensembles | | | {best_member:.1f} | | | | | |")
+    print(f"| single member (Keras, {EPOCHS} epochs) | | | {single:.1f} | | | {single_t:.1f} | | | |")
+    print(f"| single member (PyTorch, same net and epochs) | | {torch_single_acc:.1f} | | | {torch_single_t:.1f} | | | | |")
+    print(f"| best member inside the kfuse ensembles | | | {best_member:.1f} | | | | | | |")
     per_seed = ", ".join(f"{max(r[1][n]['kfuse'][0] for n in names) * 100:.1f}" for r in results)
     print(f"\nbest kfuse ensemble {best_kfuse:.1f}% (per seed: {per_seed}) vs single member {single:.1f}%: "
           f"{best_kfuse - single:+.1f} points ({'met' if best_kfuse >= single + 1 else 'NOT met'}: goal +1)")

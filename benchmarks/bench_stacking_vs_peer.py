@@ -20,6 +20,10 @@ Two rounds, the order reversed in the second, so neither side always runs on a w
 (or busier) machine. The ratio is kfuse's fit time over the peer's, summed over rounds.
 Goal: at most 0.6x, at equal or better test accuracy.
 `KFUSE_QUICK=1` runs a small smoke version (600 rows, 2 epochs, 3 folds, one round).
+`KFUSE_BENCH_SEEDS=0,1,2` repeats every row per seed (the bases' initial weights, the fold
+split and SciKeras's `random_state` all follow the seed; default 0) and prints the mean test
+accuracy over seeds with each seed's; `KFUSE_BENCH_ONLY` (comma-separated: peer, refit,
+norefit, refit_jobs, norefit_jobs, peer_jobs) runs only those rows.
 
 What kfuse does differently (the levers measured, see the README's speed section): each
 base trains through `kfuse.epoch_loop` (one traced TensorFlow call per epoch over
@@ -47,13 +51,15 @@ ROWS = 600 if QUICK else None
 EPOCHS = {"cnn": 2, "gru": 2, "mlp": 2} if QUICK else {"cnn": 30, "gru": 20, "mlp": 30}
 FOLDS = 3 if QUICK else 5
 ROUNDS = 1 if QUICK else int(os.environ.get("KFUSE_BENCH_ROUNDS", 2))
-BATCH, LEARNING_RATE, SEED = 100, 3e-3, 0
+BATCH, LEARNING_RATE = 100, 3e-3
+SEEDS = [int(v) for v in os.environ.get("KFUSE_BENCH_SEEDS", "0").split(",")]
+ONLY = {v for v in os.environ.get("KFUSE_BENCH_ONLY", "").split(",") if v}
 JOBS = int(os.environ.get("KFUSE_BENCH_JOBS", os.cpu_count() or 1))
 PEER_JOBS = bool(os.environ.get("KFUSE_BENCH_PEER_JOBS"))
 BUILDERS = {"cnn": build_cnn, "gru": build_gru, "mlp": build_mlp}
 
 
-def peer(x, y, x_test, y_test, n_jobs=None):
+def peer(x, y, x_test, y_test, seed, n_jobs=None):
     from scikeras.wrappers import KerasClassifier
     from sklearn.ensemble import StackingClassifier
     from sklearn.linear_model import LogisticRegression
@@ -70,7 +76,7 @@ def peer(x, y, x_test, y_test, n_jobs=None):
                 epochs=EPOCHS[name],
                 batch_size=BATCH,
                 verbose=0,
-                random_state=SEED,
+                random_state=seed,
             ),
         )
         for name, build in BUILDERS.items()
@@ -78,7 +84,7 @@ def peer(x, y, x_test, y_test, n_jobs=None):
     stack = StackingClassifier(
         estimators,
         final_estimator=LogisticRegression(max_iter=2000),
-        cv=StratifiedKFold(FOLDS, shuffle=True, random_state=SEED),
+        cv=StratifiedKFold(FOLDS, shuffle=True, random_state=seed),
         stack_method="predict_proba",
         n_jobs=n_jobs,
     )
@@ -90,8 +96,8 @@ def peer(x, y, x_test, y_test, n_jobs=None):
     return seconds, float(np.mean(stack.predict(x_test) == y_test))
 
 
-def kfuse_stacker(x, y, x_test, y_test, refit, n_jobs=None):
-    keras.utils.set_random_seed(SEED)
+def kfuse_stacker(x, y, x_test, y_test, seed, refit, n_jobs=None):
+    keras.utils.set_random_seed(seed)
     branches = [
         kfuse.Branch(
             build(),
@@ -101,7 +107,7 @@ def kfuse_stacker(x, y, x_test, y_test, refit, n_jobs=None):
         )
         for name, build in BUILDERS.items()
     ]
-    stacker = kfuse.Stacker(branches, head=10, cv=FOLDS, refit=refit, seed=SEED, verbose=0, n_jobs=n_jobs)
+    stacker = kfuse.Stacker(branches, head=10, cv=FOLDS, refit=refit, seed=seed, verbose=0, n_jobs=n_jobs)
     start = time.perf_counter()
     stacker.fit({"signal": x}, y)
     seconds = time.perf_counter() - start
@@ -113,30 +119,36 @@ def main():
     if ROWS:
         x, y = x[:ROWS], y[:ROWS]
     runs = {
-        "peer: SciKeras + StackingClassifier": lambda: peer(x, y, x_test, y_test),
-        "kfuse Stacker(refit=True)": lambda: kfuse_stacker(x, y, x_test, y_test, True),
-        "kfuse Stacker(refit=False)": lambda: kfuse_stacker(x, y, x_test, y_test, False),
-        f"kfuse Stacker(refit=True, n_jobs={JOBS})": lambda: kfuse_stacker(x, y, x_test, y_test, True, JOBS),
-        f"kfuse Stacker(refit=False, n_jobs={JOBS})": lambda: kfuse_stacker(x, y, x_test, y_test, False, JOBS),
+        ("peer", "peer: SciKeras + StackingClassifier"): lambda seed: peer(x, y, x_test, y_test, seed),
+        ("refit", "kfuse Stacker(refit=True)"): lambda seed: kfuse_stacker(x, y, x_test, y_test, seed, True),
+        ("norefit", "kfuse Stacker(refit=False)"): lambda seed: kfuse_stacker(x, y, x_test, y_test, seed, False),
+        ("refit_jobs", f"kfuse Stacker(refit=True, n_jobs={JOBS})"):
+            lambda seed: kfuse_stacker(x, y, x_test, y_test, seed, True, JOBS),
+        ("norefit_jobs", f"kfuse Stacker(refit=False, n_jobs={JOBS})"):
+            lambda seed: kfuse_stacker(x, y, x_test, y_test, seed, False, JOBS),
     }
     if PEER_JOBS:  # the peer's own parallelism: joblib processes, each importing TensorFlow
-        runs[f"peer, n_jobs={JOBS}"] = lambda: peer(x, y, x_test, y_test, JOBS)
-    results = {name: [] for name in runs}
-    for round_ in range(ROUNDS):
-        order = list(runs) if round_ % 2 == 0 else list(reversed(runs))
-        for name in order:
-            seconds, accuracy = runs[name]()
-            results[name].append((seconds, accuracy))
-            print(f"round {round_ + 1}: {name}: {seconds:.1f} s, test accuracy {accuracy:.4f}", flush=True)
+        runs[("peer_jobs", f"peer, n_jobs={JOBS}")] = lambda seed: peer(x, y, x_test, y_test, seed, JOBS)
+    runs = {name: run for (key, name), run in runs.items() if not ONLY or key in ONLY}
+    results = {name: [] for name in runs}  # (seed, seconds, accuracy)
+    for seed in SEEDS:
+        for round_ in range(ROUNDS):
+            order = list(runs) if round_ % 2 == 0 else list(reversed(runs))
+            for name in order:
+                seconds, accuracy = runs[name](seed)
+                results[name].append((seed, seconds, accuracy))
+                print(f"seed {seed} round {round_ + 1}: {name}: {seconds:.1f} s, test accuracy {accuracy:.4f}",
+                      flush=True)
     peer_name = next(iter(runs))
-    peer_time = sum(s for s, _ in results[peer_name])
-    print(f"\nMNIST-1D, {len(y)} rows, epochs {EPOCHS}, batch {BATCH}, {FOLDS} folds, {ROUNDS} round(s)")
-    print(f"{'setup':38s} {'fit s (per round)':>22s} {'test acc':>9s} {'time vs peer':>13s}")
+    peer_time = sum(s for _, s, _ in results[peer_name])
+    print(f"\nMNIST-1D, {len(y)} rows, epochs {EPOCHS}, batch {BATCH}, {FOLDS} folds, {ROUNDS} round(s), seeds {SEEDS}")
+    print(f"{'setup':38s} {'fit s (per run)':>30s} {'test acc':>9s} {'per seed':>24s} {'time vs ' + peer_name[:4]:>13s}")
     for name, rows in results.items():
-        times = " / ".join(f"{s:.1f}" for s, _ in rows)
-        accuracy = np.mean([a for _, a in rows])
-        ratio = sum(s for s, _ in rows) / peer_time
-        print(f"{name:38s} {times:>22s} {accuracy:9.4f} {ratio:12.2f}x")
+        times = " / ".join(f"{s:.1f}" for _, s, _ in rows)
+        per_seed = " / ".join(f"{np.mean([a for sd, _, a in rows if sd == seed]):.4f}" for seed in SEEDS)
+        accuracy = np.mean([a for _, _, a in rows])
+        ratio = sum(s for _, s, _ in rows) / peer_time
+        print(f"{name:38s} {times:>30s} {accuracy:9.4f} {per_seed:>24s} {ratio:12.2f}x")
     print("goal: kfuse <= 0.60x the peer's fit time, at equal or better test accuracy")
 
 
