@@ -179,3 +179,51 @@ def test_weight_matching_ignores_batchnorm_moving_statistics(rng):
 def test_weight_matching_refuses_a_restart_count_below_one(restarts):
     with pytest.raises(ValueError, match=r"restarts must be an integer >= 1.*got"):
         align(_mlp(), _mlp(), restarts=restarts)
+
+
+def _bn_mlp():
+    return keras.Sequential([keras.Input((6,)), keras.layers.Dense(8), keras.layers.BatchNormalization(),
+                             keras.layers.ReLU(), keras.layers.Dense(3)])
+
+
+SEED_FOOLING_RAW = 0  # every weight drawn from it: a case where raw matching is fooled
+
+
+def test_weight_matching_folds_batchnorm_and_sees_through_a_rescaling():
+    """a's units have kernels of very different norms that its BatchNorm evens out (variance =
+    norm^2); b is a's units permuted AND each rescaled by c (kernel, bias, moving mean by c,
+    moving variance by c^2: the same function). Matching the folded units recovers the
+    permutation exactly; matching the raw kernels does not (large-c columns grab large-norm rows)."""
+    from kfuse.merge.align import _fold, _spec
+
+    rng = np.random.default_rng(SEED_FOOLING_RAW)
+    a = _bn_mlp()
+    a.layers[3].kernel.assign(rng.normal(scale=0.5, size=(8, 3)).astype("float32"))
+    dense, bn = a.layers[0], a.layers[1]
+    norms = np.exp(rng.uniform(-2, 2, 8))
+    kernel = rng.normal(size=(6, 8))
+    dense.kernel.assign((kernel / np.linalg.norm(kernel, axis=0) * norms).astype("float32"))
+    bn.moving_mean.assign(rng.normal(size=8).astype("float32"))
+    bn.moving_variance.assign((norms**2 - bn.epsilon).astype("float32"))
+    b = _permuted_copy(a, rng)
+    c = np.exp(rng.uniform(-3, 3, 8)).astype("float32")
+    dense, bnb = b.layers[0], b.layers[1]
+    dense.kernel.assign(dense.kernel.numpy() * c)
+    dense.bias.assign(dense.bias.numpy() * c)
+    bnb.moving_mean.assign(bnb.moving_mean.numpy() * c)
+    bnb.moving_variance.assign((bnb.moving_variance.numpy() + bnb.epsilon) * c**2 - bnb.epsilon)
+    x = rng.normal(size=(32, 6)).astype("float32")
+    np.testing.assert_allclose(b.predict(x, verbose=0), a.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
+
+    def folded(model):
+        _, axes, _ = _spec(model)
+        keys = {(li, wi) for li, wi, *_ in axes}
+        return _fold(model, {k: model.layers[k[0]].weights[k[1]].numpy() for k in keys})[0]
+
+    fa = folded(a)
+    # what the units compute: the folded kernel, the folded bias (in beta), the last Dense
+    scored = [(0, 0), (1, 1), (3, 0)]
+    for fold, exact in ((True, True), (False, False)):
+        fb = folded(align(a, b, data=x, fold_batchnorm=fold))
+        same = all(np.allclose(fa[k], fb[k], atol=1e-4) for k in scored)
+        assert same is exact, f"fold_batchnorm={fold}"
