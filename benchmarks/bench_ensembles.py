@@ -20,12 +20,12 @@ On the 2-core machine one seed at the defaults takes about 3.5 min (8 epochs: 1.
 (torchensemble needs ~0.1-0.2 s per member-epoch on 4,000 rows, about what Keras needs; an
 earlier note here said 12 s, which was wrong).
 
-Measured at the defaults (seeds 0-2, 4 members x 25 epochs, quiet machine; mean
-test accuracy % peer / kfuse, fit s peer / kfuse): Voting 59.0 / 56.3, 14.4 / 9.7; Bagging
-57.7 / 58.2, 13.8 / 10.4; GradientBoosting 81.7 / 79.2, 26.5 / 10.8; Snapshot 85.4 / 85.2,
-15.4 / 15.5 (after the snapshot's schedule fix, a rerun of that row: 85.6 / 85.2,
-15.9 / 8.8); FGE 63.2 / 60.5, 4.9 / 4.4; scikit-learn Bagging 50.0 / 58.2, 24.5 / 10.3;
-AdaBoost SAMME 55.9 / 57.2, 30.6 / 10.2. See the README for the reading.
+Measured at the defaults (seeds 0-2, 4 members x 25 epochs, quiet machine, 2905148, the
+Keras net padded as PyTorch pads; mean test accuracy % peer / kfuse, fit s peer / kfuse):
+Voting 59.0 / 59.1, 11.7 / 9.3; Bagging 57.8 / 57.3, 12.4 / 9.6; GradientBoosting 81.9 / 80.8,
+22.0 / 10.8; Snapshot 85.6 / 84.6, 13.6 / 9.4; FGE 63.5 / 61.4, 4.5 / 4.1; scikit-learn
+Bagging 51.6 / 57.3, 21.5 / 9.0; AdaBoost SAMME 59.7 / 55.5, 25.7 / 10.5; one network 52.9
+(PyTorch) / 56.6 (Keras). See the README for the reading (and the 10-seed rerun).
 """
 
 import logging
