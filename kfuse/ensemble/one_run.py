@@ -23,8 +23,8 @@ def make_optimizer(optimizer, learning_rate, who):
         if set(optimizer) - {"class_name", "config", "module", "registered_name"} or "class_name" not in optimizer:
             raise ValueError(f"{who}: optimizer dict {optimizer!r} is not a Keras optimizer config; give "
                              "{'class_name': 'adam', 'config': {...}}, a name such as 'adam', or an optimizer")
-        config = dict(optimizer.get("config") or {}, learning_rate=learning_rate)
-        spec = {"class_name": optimizer["class_name"], "config": config}
+        # module / registered_name kept: they are how Keras finds a registered custom class
+        spec = dict(optimizer, config=dict(optimizer.get("config") or {}, learning_rate=learning_rate))
     elif isinstance(optimizer, str):
         spec = {"class_name": optimizer, "config": {"learning_rate": learning_rate}}
     else:
