@@ -15,8 +15,8 @@ of the straight line between them, naive and after ``align``, each with and with
 Part 1b (transfer, the soups paper's setting: a pretrained model fine-tuned on a new task):
 the network is pretrained on a shifted MNIST-1D (another generator seed, shear 1.2, twice the
 noise), then each copy is fine-tuned 10 epochs on the default MNIST-1D training rows.
-KFUSE_QUICK=1: one seed, 3 copies, few epochs. Arguments ``soups`` / ``transfer`` /
-``barrier`` run one part (``soups`` runs 1 and 1b).
+KFUSE_QUICK=1: one seed, 3 copies, few epochs. KFUSE_SEEDS (default 0,1,2) sets the seeds.
+Arguments ``soups`` / ``transfer`` / ``barrier`` run one part (``soups`` runs 1 and 1b).
 """
 
 import os
@@ -32,7 +32,7 @@ from kfuse.merge import align, greedy_soup, interpolation_curve, merge, repair_b
 from kfuse.merge.soups import accuracy  # noqa: E402
 
 QUICK = os.environ.get("KFUSE_QUICK") == "1" or "--quick" in sys.argv
-SEEDS = [0] if QUICK else [0, 1, 2]
+SEEDS = [0] if QUICK else [int(v) for v in os.environ.get("KFUSE_SEEDS", "0,1,2").split(",")]
 PRE_EPOCHS, FT_EPOCHS, PAIR_EPOCHS = (3, 1, 3) if QUICK else (30, 3, 10)
 FT = [(1e-4, 0), (3e-4, 1), (1e-3, 2), (3e-4, 3)][: 3 if QUICK else 4]
 STEPS = 3 if QUICK else 5
