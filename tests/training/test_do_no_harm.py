@@ -177,3 +177,32 @@ def test_regression_compares_by_mse_and_keeps_the_exact_member():
     assert stacker.selection_weights_["exact"] > 0.95, stacker.selection_weights_
     assert stacker.selection_scores_[stacker.selection_] < stacker.selection_scores_["meta"]
     np.testing.assert_allclose(stacker.predict(x[:20]).reshape(-1), y[:20], atol=0.2)
+
+
+def test_a_one_row_win_is_noise_and_the_log_loss_decides():
+    """The paired difference's standard error uses the unbiased variance: a challenger
+    right on one row more than the incumbent (and equal elsewhere) is within noise, so
+    the smoother log loss decides; three rows more, none fewer, is a real win."""
+    from kfuse.heads import Classification
+    from kfuse.training import selection
+
+    head = Classification(3)
+    n = 1000
+    y = np.zeros(n, "int64")
+    incumbent = np.tile([0.9, 0.05, 0.05], (n, 1))  # right everywhere but the first rows
+    incumbent[:3] = [0.3, 0.6, 0.1]
+    one_row = incumbent.copy()
+    one_row[:] = [0.8, 0.1, 0.1]  # less confident where both are right: higher log loss
+    one_row[1:3] = incumbent[1:3]
+    assert selection.score(head, one_row, y) - selection.score(head, incumbent, y) == pytest.approx(1 / n)
+    assert selection.loss(head, one_row, y) > selection.loss(head, incumbent, y)
+    assert not selection.beats(head, one_row, incumbent, y)
+    assert selection.beats(head, incumbent, one_row, y)  # within noise, lower log loss
+
+    three_rows = one_row.copy()
+    three_rows[:3] = [0.8, 0.1, 0.1]
+    assert selection.beats(head, three_rows, incumbent, y)  # 3 / n > its standard error
+
+    diff = selection.row_scores(head, one_row, y) - selection.row_scores(head, incumbent, y)
+    w = np.full(n, 1.0 / n)
+    assert selection.standard_error(diff, w, diff.mean()) == pytest.approx(np.std(diff, ddof=1) / np.sqrt(n))
