@@ -146,12 +146,12 @@ def loss(head, predicted, y, sample_weight=None):
     return float(np.average(per_row, weights=sample_weight))
 
 
-def standard_error(diff, w, mean):
-    """Standard error of the weighted mean `mean` of the per-row differences `diff`
-    (weights `w` summing to one), from the unbiased variance: the factor
+def standard_error(diff, w):
+    """Standard error of the weighted mean of the per-row differences `diff` (weights `w`
+    summing to one), from the unbiased variance: the factor
     ``1 / (1 - sum(w**2))`` is n / (n - 1) for equal weights. Without it a challenger that
     wins on one row and ties on every other comes out just outside its own noise."""
-    spread = float(np.sum(w**2 * (diff - mean) ** 2))
+    spread = float(np.sum(w**2 * (diff - np.sum(w * diff)) ** 2))
     effective = 1.0 - float(np.sum(w**2))
     return float(np.sqrt(spread / effective)) if effective > 0 else float("inf")
 
@@ -168,7 +168,7 @@ def beats(head, challenger, incumbent, y, sample_weight=None):
     w = np.ones(len(diff)) if sample_weight is None else np.asarray(sample_weight, "float64")
     w = w / w.sum()
     mean = float(np.sum(w * diff))
-    noise = standard_error(diff, w, mean)
+    noise = standard_error(diff, w)
     if abs(mean) > noise:
         return mean > 0
     return loss(head, challenger, y, sample_weight) < loss(head, incumbent, y, sample_weight) - 1e-12
