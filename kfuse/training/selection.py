@@ -7,7 +7,8 @@ candidates on the OOF rows, each by an inner cross-validation over the cached fe
 
 - "meta": the configured fusion, meta-learner and head (`model.top`), from the same
   initial weights and with the same `meta_fit` settings as the final one, trained on the
-  inner training rows (one traced call per epoch on cached arrays);
+  inner training rows (one traced call per epoch on cached arrays; one compiled copy,
+  reset before each inner fold, serves them all, so its epoch is traced once);
 - "caruana": Caruana ensemble selection (`kfuse.ensemble.caruana`: forward selection
   with replacement, 25 steps, ties to members already in, best step kept) over the
   members' OOF class probabilities (log loss) or outputs (MSE, regression);
@@ -200,14 +201,27 @@ def _average(predictions, weights):
 def train_top(stacker, top, features, arrays, y, rows, seed, metrics=True):
     """Compile `top` with a fresh optimizer and the head's loss; train it on the cached
     features of `rows` with the Stacker's `meta_fit` settings. Returns the History."""
-    head = stacker.head_
+    compile_top(stacker, top, metrics)
+    return fit_compiled_top(stacker, top, features, arrays, y, rows, seed)
+
+
+def compile_top(stacker, top, metrics=True):
+    """Compile `top` for `train_top`: a fresh `meta_fit` optimizer, the head's loss."""
+    settings = stacker.meta_fit_
+    with stacker.model_.strategy_scope():
+        optimizer = bt.new_optimizer(settings["optimizer"], settings["learning_rate"])
+        top.compile(
+            optimizer=optimizer, loss=stacker.head_.loss(), metrics=stacker.head_.metrics() if metrics else None,
+            jit_compile=False,
+        )
+
+
+def fit_compiled_top(stacker, top, features, arrays, y, rows, seed):
+    """Train the compiled `top` as `train_top` does, without compiling it again."""
     settings = {k: v for k, v in stacker.meta_fit_.items() if v is not None}
     settings["batch_size"] = meta_batch_size(settings["batch_size"], len(rows))
-    with stacker.model_.strategy_scope():
-        optimizer = bt.new_optimizer(settings.pop("optimizer"), settings.pop("learning_rate"))
-        top.compile(
-            optimizer=optimizer, loss=head.loss(), metrics=head.metrics() if metrics else None, jit_compile=False
-        )
+    for compiled in ("optimizer", "learning_rate"):
+        settings.pop(compiled, None)
     keras.utils.set_random_seed(seed)
     data = top_data(top, features, arrays, rows)
     if stacker.sample_weight_ is not None:
@@ -261,15 +275,27 @@ def _inner_folds(stacker, y, rows):
 
 
 def _meta_predictions(stacker, top, features, arrays, y, rows, splits):
-    """Inner out-of-fold predictions of the learned top (probabilities, or values)."""
+    """Inner out-of-fold predictions of the learned top (probabilities, or values).
+
+    One copy of the top, compiled once, trains every inner fold: before each, its weights
+    go back to the final top's initial ones and its optimizer's variables to their
+    untrained values, so each fold trains as a freshly compiled copy would (tested equal)
+    while the traced epoch and predict functions serve every fold, not one each.
+    """
     head = stacker.head_
     with stacker.model_.strategy_scope():
         inner = keras.models.clone_model(top)
+    compile_top(stacker, inner, metrics=False)
+    with stacker.model_.strategy_scope():
+        inner.optimizer.build(inner.trainable_variables)
+    untrained = [np.array(v.numpy()) for v in inner.optimizer.variables]
     start = top.get_weights()  # the final top's initial weights (a warm start included)
     out = None
     for k, (tr, te) in enumerate(splits):
         inner.set_weights(start)
-        train_top(stacker, inner, features, arrays, y, rows[tr], seed=stacker.seed_ + 7 + 1000 * (k + 1), metrics=False)
+        for variable, value in zip(inner.optimizer.variables, untrained, strict=True):
+            variable.assign(value)
+        fit_compiled_top(stacker, inner, features, arrays, y, rows[tr], seed=stacker.seed_ + 7 + 1000 * (k + 1))
         raw = np.asarray(inner.predict(top_data(inner, features, arrays, rows[te]), batch_size=1024, verbose=0))
         pred = head.probabilities(raw) if head.activation is not None else raw
         if out is None:

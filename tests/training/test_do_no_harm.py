@@ -205,3 +205,43 @@ def test_a_one_row_win_is_noise_and_the_log_loss_decides():
     diff = selection.row_scores(head, one_row, y) - selection.row_scores(head, incumbent, y)
     w = np.full(n, 1.0 / n)
     assert selection.standard_error(diff, w) == pytest.approx(np.std(diff, ddof=1) / np.sqrt(n))
+
+
+def test_inner_folds_train_in_one_compiled_top_as_fresh_compiles_would():
+    """The "meta" candidate's inner folds share one compiled copy of the top (one trace of
+    its epoch and predict) and still give, bit for bit, what a freshly compiled copy per
+    fold gives, with dropout (the seed state carried from fold to fold) and row weights."""
+    from kfuse.training import selection
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(240, 6)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int64") + (x[:, 2] > 0.5)
+    members = []
+    for i in range(2):
+        keras.utils.set_random_seed(i)
+        members.append(keras.Sequential(
+            [keras.Input((6,), name="x"), keras.layers.Dense(3, activation="softmax")], name=f"m{i}"))
+
+    def meta(t):
+        return keras.layers.Dropout(0.3)(keras.layers.Dense(8, activation="relu")(t))
+
+    stacker = kfuse.Stacker([kfuse.Branch(m, name=m.name, trainable=False) for m in members], meta=meta,
+                            head=3, cv=3, seed=0, verbose=0, meta_fit={"epochs": 4})
+    weights = rng.uniform(0.5, 2.0, size=len(y))
+    stacker.fit({"x": x}, y, sample_weight=weights)
+    rows, arrays, top = stacker.oof_rows_, {"x": x}, stacker.model_.top
+    splits, _ = selection._inner_folds(stacker, y, rows)
+    keras.utils.set_random_seed(5)
+    shared = selection._meta_predictions(stacker, top, stacker.features_, arrays, y, rows, splits)
+
+    keras.utils.set_random_seed(5)  # the code before: a fresh compile (and traces) per fold
+    inner, start = keras.models.clone_model(top), top.get_weights()
+    fresh = np.zeros_like(shared)
+    for k, (tr, te) in enumerate(splits):
+        inner.set_weights(start)
+        selection.train_top(stacker, inner, stacker.features_, arrays, y, rows[tr],
+                            seed=stacker.seed_ + 7 + 1000 * (k + 1), metrics=False)
+        raw = inner.predict(selection.top_data(inner, stacker.features_, arrays, rows[te]), verbose=0)
+        fresh[te] = stacker.head_.probabilities(np.asarray(raw))
+    assert len(splits) == 3 and np.all(np.isfinite(shared))
+    np.testing.assert_array_equal(shared, fresh)
