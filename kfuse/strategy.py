@@ -31,6 +31,8 @@ def get_strategy(spec="auto", tpu=None):
     if isinstance(spec, tf.distribute.Strategy):
         if isinstance(spec, tf.distribute.MultiWorkerMirroredStrategy):
             _enable_multi_worker_fix()
+        elif type(spec) is tf.distribute.MirroredStrategy:
+            _warn_if_second_mirrored(spec)
         return spec
     if spec is None or spec == "default":
         return tf.distribute.get_strategy()
@@ -43,9 +45,9 @@ def get_strategy(spec="auto", tpu=None):
         if _tpu_hint(tpu) is not None:
             return tpu_strategy(tpu)
         gpus = tf.config.list_logical_devices("GPU")
-        return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+        return mirrored_strategy([d.name for d in gpus]) if len(gpus) > 1 else tf.distribute.get_strategy()
     if spec == "mirrored":
-        return tf.distribute.MirroredStrategy(devices=mirrored_devices())
+        return mirrored_strategy(mirrored_devices())
     if spec == "multi_worker":
         parse_tf_config()  # clear errors for a missing or malformed TF_CONFIG
         _enable_multi_worker_fix()
@@ -54,6 +56,59 @@ def get_strategy(spec="auto", tpu=None):
         return tpu_strategy(tpu)
     gpus = tf.config.list_logical_devices("GPU")
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+#: the MirroredStrategy made for each device set ("mirrored", "auto"), and the first one
+#: seen for each device set (passed in, or made here)
+_MIRRORED = {}
+_FIRST_MIRRORED = {}
+
+
+def mirrored_strategy(devices):
+    """The process's one `MirroredStrategy` over `devices`, made on first use.
+
+    Each new MirroredStrategy restarts TensorFlow's collective all-reduce keys, and the
+    runtime remembers the shapes a key reduced: a second strategy over the same devices
+    then fails on any model whose gradients are shaped otherwise ("Shape mismatch in the
+    collective instance 100", tensorflow/tensorflow#62790). One strategy per device set,
+    reused by every stack, Stacker and tuning trial that names it, never meets that.
+
+    Example:
+
+    ```python
+    from kfuse.strategy import mirrored_strategy
+
+    mirrored_strategy(["/cpu:0"]) is mirrored_strategy(["/cpu:0"])  # True
+    ```
+    """
+    import tensorflow as tf
+
+    key = tuple(devices)
+    if key not in _MIRRORED:
+        strategy = tf.distribute.MirroredStrategy(devices=list(key))
+        _MIRRORED[key] = strategy
+        _FIRST_MIRRORED.setdefault(tuple(strategy.extended.worker_devices), strategy)
+    return _MIRRORED[key]
+
+
+def _warn_if_second_mirrored(strategy):
+    """Warn when `strategy` is a second MirroredStrategy over devices another one used."""
+    import warnings
+
+    devices = tuple(strategy.extended.worker_devices)
+    if len(devices) < 2:
+        return  # one replica: no all-reduce
+    first = _FIRST_MIRRORED.setdefault(devices, strategy)
+    if first is not strategy:
+        warnings.warn(
+            f"A second tf.distribute.MirroredStrategy over {list(devices)} in this process: "
+            "TensorFlow restarts its collective all-reduce keys with every new strategy, and "
+            "training a model of other shapes under it fails with 'Shape mismatch in the "
+            "collective instance' (tensorflow/tensorflow#62790). Create one strategy and pass "
+            "it everywhere, or pass strategy='mirrored' (kfuse reuses one per device set).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def mirrored_devices():

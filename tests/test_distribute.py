@@ -192,3 +192,12 @@ def test_mirrored_on_two_logical_cpus_matches_one_device():
     assert report["weights_diff_xla"] < 1e-4
     assert "jit_compile=True under MirroredStrategy with 2 replicas" in report["xla_mirrored_error"]
     assert report["base_untouched"]  # the base built outside the scope was cloned, not changed
+    # the Stacker under the strategy: fits to the end, learned top or fixed weights alike
+    for selection, stacker in report["stacker"].items():
+        assert stacker["chosen"] == selection, stacker
+        assert stacker["same_strategy"] and stacker["variables_mirrored"], stacker
+        assert stacker["accuracy"] > 0.7 and stacker["rows_sum_to_one"] < 1e-5, stacker
+        assert stacker["reload_diff"] < 1e-5, stacker
+    # a second MirroredStrategy over the same devices: one clear warning, naming the fix
+    (warned,) = report["second_strategy_warnings"]
+    assert "second tf.distribute.MirroredStrategy" in warned and "strategy='mirrored'" in warned

@@ -308,7 +308,8 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         self.features_ = features
         optimizer = self.model_.optimizer
         if optimizer is not None and not optimizer.built:
-            optimizer.build(self.model_.trainable_variables)
+            with self.model_.strategy_scope():  # a strategy's variables are made in its scope
+                optimizer.build(self.model_.trainable_variables)
         self.cv_scores_ = scores
         self.cv_metric_ = "mse" if self.head_.activation is None else "accuracy"
         self.classes_ = classes_of(self.head_)

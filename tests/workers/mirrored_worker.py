@@ -8,6 +8,8 @@ MirroredStrategy over the 2 logical CPUs (also with XLA), and prints one JSON li
 import json
 import os
 import sys
+import tempfile
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -64,7 +66,7 @@ def train(strategy, jit_compile=False):
 
 def recompile_outside_scope():
     """stack(strategy=s), then compile and fit OUTSIDE s.scope(): the model keeps s."""
-    strategy = tf.distribute.MirroredStrategy(DEVICES)
+    strategy = kfuse.strategy.get_strategy("mirrored")  # the one train("mirrored") used
     model = kfuse.stack(branches(), strategy=strategy, head=3, meta=(8,))
     model.compile(  # the optimizer is named, so compile creates its variables (in s's scope)
         optimizer="adam",
@@ -82,6 +84,52 @@ def recompile_outside_scope():
         "optimizer_mirrored": optimizer_mirrored,
         "evaluate": float(model.evaluate(x, y, verbose=0)[0]),
     }
+
+
+def stacker_under_mirrored(tmp_dir):
+    """`Stacker(strategy="mirrored")` to the end of `fit`, with the learned top and with fixed
+    weights; predictions, mirrored variables and a save / reload. Two failures before:
+    the final optimizer was built outside the strategy's scope (it raised), and every
+    "mirrored" made a new MirroredStrategy, whose collective keys collided with the one
+    that trained the stacks above (other shapes)."""
+    x, y = data()
+    out = {}
+    for selection in ("meta", "best"):
+        strategy = "mirrored"
+        keras.utils.set_random_seed(0)
+        stacker = kfuse.Stacker(
+            [kfuse.Branch(BASE, name="base", inputs="x", fit={"epochs": 8, "batch_size": 32, "learning_rate": 1e-2}),
+             kfuse.Branch(make_base(), name="frozen", inputs="x", trainable=False)],
+            meta=(8,), head=3, cv=3, verbose=0, meta_fit={"epochs": 10}, strategy=strategy, selection=selection,
+        )
+        stacker.fit({"x": x}, y)
+        model = stacker.model_
+        proba = stacker.predict_proba({"x": x})
+        path = os.path.join(tmp_dir, f"stacker_{selection}.keras")
+        model.save(path)
+        reloaded = keras.saving.load_model(path)
+        out[selection] = {
+            "chosen": stacker.selection_,
+            "same_strategy": model.distribute_strategy is kfuse.strategy.get_strategy("mirrored"),
+            "variables_mirrored": all(
+                isinstance(getattr(v, "value", v), tf.distribute.DistributedValues) for v in model.variables
+            ),
+            "accuracy": float(np.mean(proba.argmax(-1) == y)),
+            "rows_sum_to_one": float(np.abs(proba.sum(-1) - 1).max()),
+            "reload_diff": float(np.abs(
+                np.asarray(reloaded.predict({"x": x}, verbose=0)) - np.asarray(model.predict({"x": x}, verbose=0))
+            ).max()),
+        }
+    return out
+
+
+def second_strategy_warning():
+    """A second MirroredStrategy object over the same devices is warned about."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kfuse.strategy.get_strategy(kfuse.strategy.get_strategy("mirrored"))  # the same one: silent
+        kfuse.strategy.get_strategy(tf.distribute.MirroredStrategy(DEVICES))
+    return [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
 
 
 def max_diff(a, b):
@@ -111,6 +159,9 @@ def main():
         "recompile_outside_scope": recompile_outside_scope(),
         "base_untouched": bool(np.allclose(BASE.get_weights()[0], make_base().get_weights()[0])),
     }
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        report["stacker"] = stacker_under_mirrored(tmp_dir)
+    report["second_strategy_warnings"] = second_strategy_warning()
     print("RESULT " + json.dumps(report), flush=True)
 
 
