@@ -292,7 +292,8 @@ class FusedModel(keras.Model):
         """Compile from a saved compile config (as Keras does; `compile` is overridden here)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
         if self.built:
-            self.optimizer.build(self.trainable_variables)
+            with self.strategy_scope():
+                self.optimizer.build(self.trainable_variables)
 
     # -- weights files of the top alone -------------------------------------------------
     def save_top_weights(self, filepath, overwrite=True):
