@@ -12,6 +12,7 @@ import contextlib
 import keras
 import numpy as np
 
+from kfuse import side_by_side
 from kfuse.branches import Branch
 from kfuse.shared_fit import SharedFit
 from kfuse.training import base_training as bt
@@ -60,14 +61,16 @@ class BaseFolds:
         self._idle = {b.name: [self.shared[b.name]] for b in trained}
         self._lent = {}
         self._feature_models = {}
+        self._side_by_side = {}  # base name -> its `SideBySide` (n_jobs=1)
         self._refits = {}
         self.base_models = {}
 
     def run(self, plan, arrays, y, keep_fold_models, refit=False):
         """``(oof, fold_models, scores)``: out-of-fold meta-features per base (mean over the
         folds that hold a row out), the fold models (when ``keep_fold_models``), and each
-        fold's score. With ``n_jobs > 1`` and ``refit``, the refits train here too, in the
-        same queue as the folds (so no thread idles while the last folds finish)."""
+        fold's score. With ``refit``, the refits train here too, in the same queue as the
+        folds, where models train several at once (``n_jobs > 1``: no thread idles while
+        the last folds finish; ``n_jobs=1``: a refit trains side by side with a fold)."""
         finished, jobs = {}, []
         for k, (train_rows, test_rows) in enumerate(plan.splits):
             for i, b in enumerate(self.trained):
@@ -76,7 +79,8 @@ class BaseFolds:
                     self._advance("fold", k + 1)
                 else:
                     jobs.append(_Job(b, fold_seed(self.seed, k, i), train_rows, k, test_rows))
-        if refit and self.n_jobs > 1:
+        group = side_by_side.group_size() if self.n_jobs == 1 and self.strategy is None else 1
+        if refit and (self.n_jobs > 1 or group > 1):
             jobs += [_Job(b, fold_seed(self.seed, 10_000, i)) for i, b in enumerate(self.trained)
                      if not self.store.has_refit(b.name)]
 
@@ -91,7 +95,10 @@ class BaseFolds:
             finished[(job.fold, job.branch.name)] = (model if keep_fold_models else None, feats, fold_score)
             self._advance("fold", job.fold + 1)
 
-        threads.run(jobs, lambda job: self._prepare(job, arrays, y), self._fit, done, self.n_jobs)
+        if group > 1:
+            self._run_side_by_side(jobs, arrays, y, done, group)
+        else:
+            threads.run(jobs, lambda job: self._prepare(job, arrays, y), self._fit, done, self.n_jobs)
         # summed in fold order: the same meta-features whatever order the folds finished in
         n = len(y)
         sums, counts = {}, {}
@@ -143,6 +150,46 @@ class BaseFolds:
         job = _Job(branch, seed, rows)
         state, _ = self._prepare(job, arrays, y, threads_allowed=False)
         return self._fit(job, state)
+
+    def _run_side_by_side(self, jobs, arrays, y, done, group):
+        """Train the jobs `group` at a time per base, side by side in one traced epoch
+        (`kfuse.side_by_side`); a job that cannot share trains alone. Every model is the
+        one training alone gives: each job is seeded and built from its own seed."""
+        by_base = {}
+        for job in jobs:
+            by_base.setdefault(job.branch.name, []).append(job)
+        for base_jobs in by_base.values():
+            pending = []
+            for job in base_jobs:
+                state, _ = self._prepare(job, arrays, y, threads_allowed=False)
+                model, x, y_rows, settings, shared, _ = state
+                if shared is None or not side_by_side.groupable(model, x, y_rows, settings):
+                    done(job, self._fit(job, state))
+                    continue
+                pending.append((job, state))
+                if len(pending) == group:
+                    self._fit_together(pending, done)
+                    pending = []
+            self._fit_together(pending, done)
+
+    def _fit_together(self, pending, done):
+        if not pending:
+            return
+        jobs = [job for job, _ in pending]
+        models = [state[0] for _, state in pending]
+        settings = [state[3] for _, state in pending]
+        branch = jobs[0].branch
+        together = self._side_by_side.get(branch.name)
+        if together is None:
+            together = self._side_by_side[branch.name] = side_by_side.SideBySide(self._worker_maker(branch))
+        if len(pending) == 1 or not together.fits(models, settings):
+            for job, state in pending:
+                done(job, self._fit(job, state))
+            return
+        with self._scope():
+            together.fit(models, [(state[1], state[2]) for _, state in pending], [j.seed for j in jobs], settings)
+        for job, model in zip(jobs, models, strict=True):
+            done(job, model)
 
     def _scope(self):
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()

@@ -94,7 +94,7 @@ def stacker_under_mirrored(tmp_dir):
     that trained the stacks above (other shapes)."""
     x, y = data()
     out = {}
-    for selection in ("meta", "best"):
+    for selection in ("auto", "meta", "best"):  # auto: the inner-CV comparison runs too
         strategy = "mirrored"
         keras.utils.set_random_seed(0)
         stacker = kfuse.Stacker(
@@ -110,6 +110,7 @@ def stacker_under_mirrored(tmp_dir):
         reloaded = keras.saving.load_model(path)
         out[selection] = {
             "chosen": stacker.selection_,
+            "scored": sorted(stacker.selection_scores_),
             "same_strategy": model.distribute_strategy is kfuse.strategy.get_strategy("mirrored"),
             "variables_mirrored": all(
                 isinstance(getattr(v, "value", v), tf.distribute.DistributedValues) for v in model.variables
