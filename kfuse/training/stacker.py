@@ -81,6 +81,10 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             calling thread, in order, and each thread runs one model's seeded epochs
             (`kfuse.training.threads`). Bases whose settings need `Model.fit` (callbacks,
             `validation_split`, a strategy, ...) or `verbose` train one at a time.
+            With one thread (None, 1), two fold models (or a fold and the refit) of one
+            base train side by side in one traced epoch, each on its own batches
+            (`kfuse.side_by_side`: the same models, bit for bit, on TensorFlow's
+            inter-op threads; one at a time where TensorFlow has one inter-op thread).
 
     Fitted attributes: `model_` (a `kfuse.FusedModel`), `oof_predictions_` (branch ->
     array, NaN on rows no fold held out), `oof_rows_`, `cv_scores_` (branch -> score per
