@@ -28,7 +28,9 @@ norefit, refit_jobs, norefit_jobs, peer_jobs) runs only those rows.
 What kfuse does differently (the levers measured, see the README's speed section): each
 base trains through `kfuse.epoch_loop` (one traced TensorFlow call per epoch over
 in-memory tensors, the model's own `train_step`) instead of `Model.fit`'s per-step
-Python dispatch, and each fold is scored from its meta-features (one predict per fold).
+Python dispatch, two fold models of one base (or a fold and the refit) train side by
+side in one traced epoch (`kfuse.side_by_side`, bit-identical to one at a time), and
+each fold is scored from its meta-features (one predict per fold).
 """
 
 import os
