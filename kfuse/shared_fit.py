@@ -96,7 +96,7 @@ class SharedFit:
     def _start(self, model):
         """Make the worker on first use; whether `model` can train in its variables."""
         if self.worker is None:
-            worker = self.make_worker() if self.make_worker is not None else _copy_compiled(model)
+            worker = self.make_worker() if self.make_worker is not None else copy_compiled(model)
             if worker is None:
                 return False
             worker.optimizer.build(worker.trainable_variables)
@@ -142,7 +142,7 @@ class FitPool:
         return history
 
 
-def _copy_compiled(model):
+def copy_compiled(model):
     """A copy of `model` compiled as it is, or None where its compile settings do not copy."""
     try:
         worker = clone_with_state(model, weights=True)

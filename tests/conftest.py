@@ -31,3 +31,19 @@ def requires_tensorflow():
     return pytest.mark.skipif(
         keras.backend.backend() != "tensorflow", reason="TensorFlow-only feature"
     )
+
+
+@pytest.fixture
+def side_by_side_calls(monkeypatch):
+    """The model counts of every `SideBySide.fit` call made in the test (it still trains)."""
+    from kfuse import side_by_side
+
+    calls = []
+    original = side_by_side.SideBySide.fit
+
+    def counted(self, models, *args, **kwargs):
+        calls.append(len(models))
+        return original(self, models, *args, **kwargs)
+
+    monkeypatch.setattr(side_by_side.SideBySide, "fit", counted)
+    return calls

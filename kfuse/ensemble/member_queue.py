@@ -17,7 +17,7 @@ import numpy as np
 
 from kfuse import epoch_loop, side_by_side
 from kfuse.ensemble import base
-from kfuse.shared_fit import FitPool, _copy_compiled
+from kfuse.shared_fit import FitPool, copy_compiled
 
 
 class MemberQueue:
@@ -100,8 +100,8 @@ class MemberQueue:
         """The `SideBySide` of spec `key` (its workers are compiled copies of `first`), or
         None where `first`'s compile settings do not copy."""
         if key not in self._together:
-            worker = _copy_compiled(first)
+            worker = copy_compiled(first)
             made = [] if worker is None else [worker]
             self._together[key] = None if worker is None else side_by_side.SideBySide(
-                lambda: made.pop() if made else _copy_compiled(first))
+                lambda: made.pop() if made else copy_compiled(first))
         return self._together[key]

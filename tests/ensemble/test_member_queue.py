@@ -45,17 +45,10 @@ def _alone(bag, i):
     return model
 
 
-def test_paired_members_equal_each_trained_alone(monkeypatch):
+def test_paired_members_equal_each_trained_alone(monkeypatch, side_by_side_calls):
     """Two specs, five members: pairs (0, 2) and (1, 3) of one spec each, member 4 alone.
     Dropout, BatchNorm, bootstrap rows: every weight equal to the bit."""
-    calls = []
-    original = side_by_side.SideBySide.fit
-
-    def counted(self, models, *args, **kwargs):
-        calls.append(len(models))
-        return original(self, models, *args, **kwargs)
-
-    monkeypatch.setattr(side_by_side.SideBySide, "fit", counted)
+    calls = side_by_side_calls
     monkeypatch.setattr(side_by_side, "group_size", lambda: 2)
     paired = _bagging().fit(X, Y)
     assert calls == [2, 2]

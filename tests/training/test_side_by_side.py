@@ -78,20 +78,13 @@ def _stacker():
     return kfuse.Stacker(branches, head=3, cv=3, seed=4, verbose=0, meta_fit={"epochs": 5})
 
 
-def test_the_stacker_trains_folds_and_refits_side_by_side_as_one_at_a_time(monkeypatch):
+def test_the_stacker_trains_folds_and_refits_side_by_side_as_one_at_a_time(monkeypatch, side_by_side_calls):
     """101 rows, 3 folds (67 / 67 / 68 training rows) and the refit (101): the out-of-fold
     features and the fitted graph's outputs equal those of one model at a time."""
     rng = np.random.default_rng(1)
     x = rng.normal(size=(101, 6)).astype("float32")
     y = (x[:, 0] + x[:, 1] > 0).astype("int64") + (x[:, 2] > 0.5)
-    calls = []
-    original = side_by_side.SideBySide.fit
-
-    def counted(self, models, *args, **kwargs):
-        calls.append(len(models))
-        return original(self, models, *args, **kwargs)
-
-    monkeypatch.setattr(side_by_side.SideBySide, "fit", counted)
+    calls = side_by_side_calls
     monkeypatch.setattr(side_by_side, "group_size", lambda: 2)
     paired = _stacker().fit({"x": x}, y)
     assert calls == [2, 2, 2, 2]  # per base: two folds, then the last fold beside the refit
