@@ -46,6 +46,46 @@ class TriangularCycle(keras.optimizers.schedules.LearningRateSchedule):
         return {"lr_1": self.lr_1, "lr_2": self.lr_2, "cycle_steps": self.cycle_steps}
 
 
+@keras.saving.register_keras_serializable(package="kfuse_ensemble")
+class WarmUpThenCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """FGE's two phases in ONE schedule: `lr` while `cyclic` is 0, `cycle(step)` after.
+
+    One optimizer, one trace for the whole run (a second compile traced the epoch again:
+    0.4 s of a 2.8 s fit). The cyclic phase starts from a fresh optimizer as before:
+    `FastGeometricEnsemble.fit` puts the optimizer's variables (step count, moments) back
+    to their built values and sets `cyclic` to 1, a variable the traced step reads
+    (TensorFlow; other backends compile twice). The snapshots' compile config carries it
+    with the phase they were taken in.
+
+    Example:
+
+    ```python
+    from kfuse.ensemble.snapshots import TriangularCycle, WarmUpThenCycle
+
+    rate = WarmUpThenCycle(1e-3, TriangularCycle(0.05, 1e-4, cycle_steps=4))
+    float(rate(1))  # 1e-3: the warm-up
+    rate.cyclic.assign(1.0)
+    float(rate(1))  # 1e-4: the cycle's minimum
+    ```
+    """
+
+    def __init__(self, lr, cycle, cyclic=0.0):
+        self.lr = float(lr)
+        self.cycle = cycle
+        self.cyclic = keras.Variable(float(cyclic), trainable=False, name="fge_cyclic_phase")
+
+    def __call__(self, step):
+        return keras.ops.where(self.cyclic > 0, self.cycle(step), self.lr)
+
+    def get_config(self):
+        return {"lr": self.lr, "cycle": keras.saving.serialize_keras_object(self.cycle),
+                "cyclic": float(keras.ops.convert_to_numpy(self.cyclic))}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config["lr"], keras.saving.deserialize_keras_object(config["cycle"]), config.get("cyclic", 0.0))
+
+
 def _cycle_seeds(count):
     """One shuffling seed per phase or cycle, drawn from the state `new_member` seeded, so a
     resumed run shuffles every cycle as the uninterrupted run did."""
@@ -192,6 +232,33 @@ class FastGeometricEnsemble(OneRun):
         self.verbose = verbose
         self.work_dir = work_dir
 
+    def _compile_phases(self, model, steps, who):
+        """Compile `model` for the warm-up; returns the call that starts the cyclic phase,
+        on an optimizer as fresh as a new one (torchensemble's and Garipov et al.'s rule)."""
+        cycle = TriangularCycle(self.lr_1, self.lr_2, self.cycle * steps)
+
+        def compile_with(rate):
+            model.compile(optimizer=make_optimizer(self.optimizer, rate, who), loss=model.loss, jit_compile=False)
+
+        if keras.backend.backend() != "tensorflow":
+            # no epoch trace to share there (Model.fit). The one-optimizer path below trains
+            # otherwise than a second compile on JAX (tests/ensemble/test_fge_phases.py run with
+            # KERAS_BACKEND=jax; cause not found), so those backends compile twice, as before
+            compile_with(float(self.learning_rate))
+            return lambda: compile_with(cycle)
+        schedule = WarmUpThenCycle(self.learning_rate, cycle)
+        compile_with(schedule)
+        optimizer = model.optimizer
+        optimizer.build(model.trainable_variables)
+        fresh = [keras.ops.convert_to_numpy(v) for v in optimizer.variables]
+
+        def start_cycles():
+            for variable, value in zip(optimizer.variables, fresh, strict=True):
+                variable.assign(value)
+            schedule.cyclic.assign(1.0)
+
+        return start_cycles
+
     def fit(self, x, y):
         """Warm up, cycle, snapshot at each minimum; returns self."""
         who = self._who()
@@ -205,13 +272,11 @@ class FastGeometricEnsemble(OneRun):
         store = base.MemberStore(self.work_dir, self._fingerprint(x, y), who)
         run = RunState(store.path)
         state = run.load()
-        model.compile(optimizer=make_optimizer(self.optimizer, float(self.learning_rate), who), loss=model.loss, jit_compile=False)
+        start_cycles = self._compile_phases(model, self._steps(x), who)
         if self.epochs and state is None:
             base.fit_member(model, x, target, dict(settings, epochs=int(self.epochs), seed=seeds[0]))
             run.save(model, "warm-up", 0)
-        schedule = TriangularCycle(self.lr_1, self.lr_2, cycle * self._steps(x))
-        # the cyclic phase starts with a new optimizer, in a resumed run as in the first
-        model.compile(optimizer=make_optimizer(self.optimizer, schedule, who), loss=model.loss, jit_compile=False)
+        start_cycles()  # a fresh optimizer, in a resumed run as in the first
         if state is not None and state["phase"] == "warm-up":
             run.restore(model, state, who, optimizer=False)
         done = _finished_cycles(run, model, who, state)
