@@ -7,6 +7,7 @@ TF_EXTRA ?= cpu
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.kfuse-installed
 BENCH_STAMP := $(VENV)/.kfuse-bench-installed
+EXTRAS_STAMP := $(VENV)/.kfuse-extras-installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: setup demo test test-layers-jax bench lint render-check clean
@@ -21,12 +22,23 @@ $(STAMP): pyproject.toml setup.cfg
 
 # the peers the benchmarks run side by side: PyTorch's CPU wheel (a plain `torch` pulls a
 # CUDA build of several GB), torchensemble 0.2 and SciKeras without their dependency pins
-$(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
+$(BENCH_STAMP): $(EXTRAS_STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps "torchensemble==0.2.0" "scikeras>=0.13"
 	touch $(BENCH_STAMP)
 
-setup: $(STAMP)
+# what the suite needs beyond the core: PyTorch's CPU wheel (the PyTorch backend and mergekit,
+# the merge oracle), KerasHub with tensorflow-text installed over tensorflow-cpu (both declare
+# the `tensorflow` distribution, which would pull a second TensorFlow of several hundred MB),
+# mergekit, and the docs toolchain
+$(EXTRAS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps "keras-hub==0.32.0" "tensorflow-text==2.21.1"
+	$(PY) -m pip install --quiet --disable-pip-version-check regex sentencepiece tokenizers "kagglehub==1.0.2" "kagglesdk==0.1.28"
+	$(PY) -m pip install --quiet --disable-pip-version-check "mergekit==0.1.5"
+	$(PY) -m pip install --quiet --disable-pip-version-check "mkdocs-material>=9.5" "mkdocstrings[python]>=0.25" "mkdocs-jupyter>=0.24"
+	touch $(EXTRAS_STAMP)
+
+setup: $(STAMP) $(EXTRAS_STAMP)
 
 demo: setup
 	$(VENV)/bin/kfuse demo
