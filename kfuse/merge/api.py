@@ -98,12 +98,20 @@ def _validate(method, models, base, model_parameters, parameters):
             f"{method.name} needs at least {method.min_models} model(s), got {n}"
             + (" (plus base)." if method.needs_base else ".")
         )
+    elif method.max_models is not None and n > method.max_models:
+        raise ValueError(
+            f"{method.name} takes at most {method.max_models} model(s)"
+            + (" plus base" if method.needs_base else "") + f", got {n}."
+        )
     if method.needs_base and base is None:
         raise ValueError(
             f"{method.name} needs base= (the model the others were fine-tuned from): it "
             "merges task vectors theta_i - theta_base."
         )
     check_names(parameters, method)
+    for p, default in method.global_parameters.items():
+        if default is None and parameters.get(p) is None:
+            raise ValueError(f"{method.name} needs parameter {p} (mergekit has no default)")
     for k, v in parameters.items():
         check_parameter(k, v)
     if model_parameters is not None:
@@ -167,8 +175,11 @@ def merge(models, method, base=None, *, model_parameters=None, dtype="float32",
     Args:
         models: ``keras.Model``s and/or ``.keras`` paths (loaded with ``safe_mode=True``;
             files are read one tensor at a time).
-        method: ``linear``, ``slerp``, ``task_arithmetic``, ``ties``, ``dare_linear``,
-            ``dare_ties`` or ``model_stock`` (mergekit's names and parameters).
+        method: a name in ``kfuse.merge.METHODS`` (mergekit's names, parameters and
+            defaults): ``linear``, ``slerp``, ``nuslerp``, ``multislerp``, ``karcher``,
+            ``task_arithmetic``, ``ties``, ``dare_linear``, ``dare_ties``, ``breadcrumbs``,
+            ``breadcrumbs_ties``, ``della``, ``della_linear``, ``sce``, ``model_stock``,
+            ``nearswap``, ``arcee_fusion`` or ``passthrough``.
         base: the model the others were fine-tuned from (task-vector methods; slerp's t=0).
         model_parameters: one dict per model (``weight``, ``density``), overriding
             ``parameters``.
@@ -181,8 +192,8 @@ def merge(models, method, base=None, *, model_parameters=None, dtype="float32",
             use ``model_parameters`` for that) or a list of ``{"filter": "name", "value": v}``.
 
     Non-float weights and BatchNorm moving statistics are copied from the base (or the first
-    model), never averaged. DARE draws its masks from ``numpy.random.default_rng([seed, i])``
-    for weight ``i``.
+    model), never averaged. DARE and DELLA draw their masks from
+    ``numpy.random.default_rng([seed, i])`` for weight ``i``.
 
     Example:
 
@@ -247,26 +258,45 @@ def merged_tensor(spec, method, sources, base_source, model_parameters, paramete
     if spec.kind != "float" or any(a is None for a in arrays):
         return base if base is not None else arrays[0]
     arrays = [a.astype(dtype) for a in arrays]
+    base = None if base is None else base.astype(dtype)
+    rng = np.random.default_rng([seed, i]) if method.random else None
+    merged = apply_method(method, arrays, base, model_parameters, parameters, spec.path,
+                          spec.depth, rng)
+    return np.asarray(merged).astype(spec.dtype)
+
+
+def apply_method(method, arrays, base, model_parameters, parameters, path="", depth=0.0,
+                 rng=None):
+    """``method`` over one weight's arrays, its parameters resolved for the weight at
+    ``path`` / ``depth`` (per-model ones as lists, defaults filled in); ``rng`` for the
+    random methods.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.merge.api import apply_method
+    from kfuse.merge.methods import get_method
+    models = [np.array([1.0, -2.0]), np.array([3.0, 1.0])]
+    print(apply_method(get_method("ties"), models, np.zeros(2), [{}, {}], {"density": 0.5}))
+    ```
+    """
     kwargs = {}
     for p, default in method.model_parameters.items():
         values = []
         for mp in model_parameters:
-            v = resolve(mp.get(p, parameters.get(p, default)), spec.path, spec.depth)
+            v = resolve(mp.get(p, parameters.get(p, default)), path, depth)
             values.append(default if v is None else v)
         kwargs[p] = values
     for p, default in method.global_parameters.items():
         if p == "seed":
             continue
-        v = resolve(parameters.get(p, default), spec.path, spec.depth)
+        v = resolve(parameters.get(p, default), path, depth)
         kwargs[p] = default if v is None else v
     if method.random:
-        kwargs["rng"] = np.random.default_rng([seed, i])
+        kwargs["rng"] = rng
     if method.name == "slerp":
-        if base is not None:
-            arrays = [base.astype(dtype)] + arrays
-        merged = method.fn(arrays, **kwargs)
-    elif method.needs_base:
-        merged = method.fn(arrays, base.astype(dtype), **kwargs)
-    else:
-        merged = method.fn(arrays, **kwargs)
-    return np.asarray(merged).astype(spec.dtype)
+        return method.fn(arrays if base is None else [base] + arrays, **kwargs)
+    if method.needs_base or method.takes_base:
+        return method.fn(arrays, base, **kwargs)
+    return method.fn(arrays, **kwargs)

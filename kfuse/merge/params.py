@@ -13,17 +13,27 @@ RANGES = {
     "t": ("in [0, 1]", lambda v: 0 <= v <= 1),
     "weight": ("a finite number", np.isfinite),
     "lambda": ("a finite number", np.isfinite),
+    "gamma": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "epsilon": ("in [0, 0.5)", lambda v: 0 <= v < 0.5),
+    "select_topk": ("in (0, 1]", lambda v: 0 < v <= 1),
+    "eps": ("a positive number", lambda v: 0 < v < np.inf),
+    "tol": ("a positive number", lambda v: 0 < v < np.inf),
+    "scale": ("a finite number", np.isfinite),
 }
+BOOLEANS = ("normalize", "rescale", "normalize_weights", "nuslerp_row_wise", "nuslerp_flatten")
+INTEGERS = ("seed", "max_iter")
 
 
 def _check_scalar(name, value, where):
-    if name in ("normalize",):
+    if name in BOOLEANS:
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{where}: parameter {name!r} must be true or false, got {value!r}")
         return
-    if name == "seed":
+    if name in INTEGERS:
         if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-            raise TypeError(f"{where}: parameter 'seed' must be an integer, got {value!r}")
+            raise TypeError(f"{where}: parameter {name!r} must be an integer, got {value!r}")
+        if name == "max_iter" and value < 1:
+            raise ValueError(f"{where}: parameter 'max_iter' must be at least 1, got {value!r}")
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{where}: parameter {name!r} must be a number, got {value!r}")

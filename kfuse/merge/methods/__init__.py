@@ -2,7 +2,23 @@
 
 import difflib
 
-from . import dare, linear, model_stock, slerp, task_arithmetic, ties
+from . import (
+    arcee_fusion,
+    breadcrumbs,
+    dare,
+    della,
+    karcher,
+    linear,
+    model_stock,
+    multislerp,
+    nearswap,
+    nuslerp,
+    passthrough,
+    sce,
+    slerp,
+    task_arithmetic,
+    ties,
+)
 from .base import MergeMethod
 
 METHODS = {
@@ -15,6 +31,17 @@ METHODS = {
         dare.DARE_LINEAR,
         dare.DARE_TIES,
         model_stock.METHOD,
+        breadcrumbs.BREADCRUMBS,
+        breadcrumbs.BREADCRUMBS_TIES,
+        della.DELLA,
+        della.DELLA_LINEAR,
+        sce.METHOD,
+        nuslerp.METHOD,
+        multislerp.METHOD,
+        karcher.METHOD,
+        nearswap.METHOD,
+        arcee_fusion.METHOD,
+        passthrough.METHOD,
     )
 }
 

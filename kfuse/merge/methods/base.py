@@ -11,6 +11,9 @@ class MergeMethod:
     ``fn(tensors, base, **params)`` receives the models' arrays for one weight (a list of
     numpy arrays), the base model's array (or ``None``), the per-model parameters as lists
     (one value per model) and the global parameters as scalars; it returns one array.
+    ``needs_base``: a base is required; ``takes_base``: a base is optional (task vectors
+    when given); neither: ``fn(tensors, **params)``. A global parameter whose default is
+    ``None`` must be given.
 
     Example:
 
@@ -26,6 +29,7 @@ class MergeMethod:
     model_parameters: dict = field(default_factory=dict)
     global_parameters: dict = field(default_factory=dict)
     needs_base: bool = False
+    takes_base: bool = False
     min_models: int = 1
     max_models: int = None
     random: bool = False

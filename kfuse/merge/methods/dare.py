@@ -1,21 +1,24 @@
 """dare_linear / dare_ties: drop task-vector entries at random (keep prob. ``density``), rescale.
 
-The kept entries are divided by ``density`` (the DARE paper, Yu et al. 2023). The masks come
-from ``rng`` (``numpy.random.Generator``), one ``rng.random(shape) < density`` per model in
+As mergekit 0.1.5 does, ``rescale`` (on by default) multiplies the kept entries so the task
+vector keeps its L1 norm (the DARE paper, Yu et al. 2023, divides by ``density``, which is
+the same in expectation), and dare_ties does not normalise by default. The masks come from
+``rng`` (``numpy.random.Generator``), one ``rng.random(shape) < density`` per model in
 order, so a seed reproduces them.
 """
 
 from .base import MergeMethod
 from .sparsify import random_mask
-from .task_arithmetic import generalized_task_arithmetic
+from .task_arithmetic import generalized_task_arithmetic, sparse_masks
 
 
-def _masks(tensors, density, rng):
-    return [(random_mask(t.shape, d, rng), 1.0 / d) for t, d in zip(tensors, density, strict=False)]
+def _masks(tensors, base, density, rng, rescale):
+    return sparse_masks(tensors, base, lambda d, i: random_mask(d.shape, density[i], rng),
+                        rescale)
 
 
-def dare_linear(tensors, base, *, weight, density, rng, normalize=False, **kw):
-    """DARE without sign consensus: base + lambda * sum_i w_i mask_i tau_i / density_i.
+def dare_linear(tensors, base, *, weight, density, rng, normalize=False, rescale=True, **kw):
+    """DARE without sign consensus: base + lambda * sum_i w_i rescaled(mask_i tau_i).
 
     Example:
 
@@ -28,12 +31,12 @@ def dare_linear(tensors, base, *, weight, density, rng, normalize=False, **kw):
     """
     return generalized_task_arithmetic(
         tensors, base, weight=weight, lam=kw.get("lambda", 1.0), normalize=normalize,
-        masks=_masks(tensors, density, rng),
+        masks=_masks(tensors, base, density, rng, rescale),
     )
 
 
-def dare_ties(tensors, base, *, weight, density, rng, normalize=True, **kw):
-    """DARE masks, then TIES sign election and disjoint mean.
+def dare_ties(tensors, base, *, weight, density, rng, normalize=False, rescale=True, **kw):
+    """DARE masks, then TIES sign election (and, with ``normalize``, the disjoint mean).
 
     Example:
 
@@ -47,16 +50,13 @@ def dare_ties(tensors, base, *, weight, density, rng, normalize=True, **kw):
     """
     return generalized_task_arithmetic(
         tensors, base, weight=weight, lam=kw.get("lambda", 1.0), normalize=normalize,
-        consensus=True, masks=_masks(tensors, density, rng),
+        consensus=True, masks=_masks(tensors, base, density, rng, rescale),
     )
 
 
 _MODEL = {"weight": 1.0, "density": 1.0}
-DARE_LINEAR = MergeMethod(
-    "dare_linear", dare_linear, dict(_MODEL), {"lambda": 1.0, "normalize": False, "seed": 0},
-    needs_base=True, random=True,
-)
-DARE_TIES = MergeMethod(
-    "dare_ties", dare_ties, dict(_MODEL), {"lambda": 1.0, "normalize": True, "seed": 0},
-    needs_base=True, random=True,
-)
+_GLOBAL = {"lambda": 1.0, "normalize": False, "rescale": True, "seed": 0}
+DARE_LINEAR = MergeMethod("dare_linear", dare_linear, dict(_MODEL), dict(_GLOBAL),
+                          needs_base=True, random=True)
+DARE_TIES = MergeMethod("dare_ties", dare_ties, dict(_MODEL), dict(_GLOBAL),
+                        needs_base=True, random=True)

@@ -6,6 +6,7 @@ tau_i = theta_i - theta_base; result = theta_base + lambda * mix(w_i tau_i).
 import numpy as np
 
 from .base import MergeMethod
+from .sparsify import l1_scale
 
 
 def consensus_mask(weighted):
@@ -21,6 +22,29 @@ def consensus_mask(weighted):
     """
     elected = np.where(np.sum(weighted, axis=0) >= 0, 1.0, -1.0)
     return np.sign(weighted) == elected
+
+
+def sparse_masks(tensors, base, mask_of, rescale=False):
+    """``(mask, scale)`` per model for ``generalized_task_arithmetic``: ``mask_of(delta, i)``
+    is model ``i``'s keep-mask; ``scale`` restores the task vector's L1 norm when
+    ``rescale`` (mergekit's ``rescale``), else 1.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.merge.methods.sparsify import magnitude_mask
+    from kfuse.merge.methods.task_arithmetic import sparse_masks
+    print(sparse_masks([np.array([1.0, -3.0])], np.zeros(2),
+                       lambda d, i: magnitude_mask(d, 0.5), rescale=True))
+    ```
+    """
+    masks = []
+    for i, t in enumerate(tensors):
+        delta = t - base
+        mask = mask_of(delta, i)
+        masks.append((mask, l1_scale(delta, mask) if rescale else 1.0))
+    return masks
 
 
 def generalized_task_arithmetic(

@@ -2,11 +2,12 @@
 
 from .base import MergeMethod
 from .sparsify import magnitude_mask
-from .task_arithmetic import generalized_task_arithmetic
+from .task_arithmetic import generalized_task_arithmetic, sparse_masks
 
 
-def ties(tensors, base, *, weight, density, normalize=True, **kw):
-    """TIES-merging (Yadav et al. 2023) as mergekit computes it.
+def ties(tensors, base, *, weight, density, normalize=True, rescale=False, **kw):
+    """TIES-merging (Yadav et al. 2023) as mergekit computes it (``rescale``: restore each
+    trimmed task vector's L1 norm, off by default as in mergekit).
 
     Example:
 
@@ -18,7 +19,7 @@ def ties(tensors, base, *, weight, density, normalize=True, **kw):
     print(ties(models, base, weight=[1.0, 1.0], density=[0.67, 0.67]))
     ```
     """
-    masks = [(magnitude_mask(t - base, d), 1.0) for t, d in zip(tensors, density, strict=False)]
+    masks = sparse_masks(tensors, base, lambda d, i: magnitude_mask(d, density[i]), rescale)
     return generalized_task_arithmetic(
         tensors, base, weight=weight, lam=kw.get("lambda", 1.0), normalize=normalize,
         consensus=True, masks=masks,
@@ -29,6 +30,6 @@ METHOD = MergeMethod(
     "ties",
     ties,
     model_parameters={"weight": 1.0, "density": 1.0},
-    global_parameters={"lambda": 1.0, "normalize": True},
+    global_parameters={"lambda": 1.0, "normalize": True, "rescale": False},
     needs_base=True,
 )
