@@ -86,14 +86,20 @@ def test_dare_same_mask(tensors, consensus):
     w, density = [1.0, 0.5, 2.0], [0.4, 0.6, 0.9]
     rng = np.random.default_rng(123)
     masks = [rng.random(base.shape) < d for d in density]
-    taus = [np.where(mk, m - base, 0) / d for m, mk, d in zip(models, masks, density, strict=False)]
+    # mergekit's rescale: the kept entries carry the task vector's whole L1 norm
+    taus = [np.where(mk, m - base, 0) * np.abs(m - base).sum() / np.abs(np.where(mk, m - base, 0)).sum()
+            for m, mk in zip(models, masks, strict=True)]
     if consensus:
         dd = np.stack([wi * t for wi, t in zip(w, taus, strict=False)])
         agree = np.sign(dd) == np.where(dd.sum(0) >= 0, 1, -1)
         den = (np.array(w)[:, None, None] * agree).sum(0)
         den[den == 0] = 1
         expected = base + (dd * agree).sum(0) / den
-        got = dare_ties(models, base, weight=w, density=density, rng=np.random.default_rng(123))
+        got = dare_ties(models, base, weight=w, density=density, normalize=True,
+                        rng=np.random.default_rng(123))
+        unnormalised = dare_ties(models, base, weight=w, density=density,
+                                 rng=np.random.default_rng(123))
+        np.testing.assert_allclose(unnormalised, base + (dd * agree).sum(0))
     else:
         expected = base + sum(wi * t for wi, t in zip(w, taus, strict=False))
         got = dare_linear(models, base, weight=w, density=density, rng=np.random.default_rng(123))
@@ -118,7 +124,9 @@ def test_model_stock(tensors):
 
 
 def test_registry_names_and_errors():
-    assert set(METHODS) == {"linear", "slerp", "task_arithmetic", "ties", "dare_linear",
-                            "dare_ties", "model_stock"}
+    assert set(METHODS) >= {"linear", "slerp", "task_arithmetic", "ties", "dare_linear",
+                            "dare_ties", "model_stock", "breadcrumbs", "breadcrumbs_ties",
+                            "della", "della_linear", "sce", "nuslerp", "multislerp", "karcher",
+                            "nearswap", "arcee_fusion", "passthrough"}
     with pytest.raises(ValueError, match="Did you mean 'ties'"):
         get_method("tie")
