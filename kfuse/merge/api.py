@@ -260,8 +260,11 @@ def merged_tensor(spec, method, sources, base_source, model_parameters, paramete
     arrays = [a.astype(dtype) for a in arrays]
     base = None if base is None else base.astype(dtype)
     rng = np.random.default_rng([seed, i]) if method.random else None
-    merged = apply_method(method, arrays, base, model_parameters, parameters, spec.path,
-                          spec.depth, rng)
+    try:
+        merged = apply_method(method, arrays, base, model_parameters, parameters, spec.path,
+                              spec.depth, rng)
+    except ValueError as e:
+        raise ValueError(f"{method.name} at weight {spec.path!r}: {e}") from None
     return np.asarray(merged).astype(spec.dtype)
 
 
