@@ -103,6 +103,12 @@ def _validate(method, models, base, model_parameters, parameters):
             f"{method.name} takes at most {method.max_models} model(s)"
             + (" plus base" if method.needs_base else "") + f", got {n}."
         )
+    if base is not None and method.name != "slerp" and not (method.needs_base
+                                                            or method.takes_base):
+        raise ValueError(
+            f"{method.name} takes no base= (it merges the models alone, as in mergekit); "
+            "put that model in models, or use a task-vector method (task_arithmetic, ties...)."
+        )
     if method.needs_base and base is None:
         raise ValueError(
             f"{method.name} needs base= (the model the others were fine-tuned from): it "
@@ -257,8 +263,8 @@ def merged_tensor(spec, method, sources, base_source, model_parameters, paramete
     base = base_source.read(i) if base_source is not None else None
     if spec.kind != "float" or any(a is None for a in arrays):
         return base if base is not None else arrays[0]
-    arrays = [a.astype(dtype) for a in arrays]
-    base = None if base is None else base.astype(dtype)
+    arrays = [a.astype(dtype, copy=False) for a in arrays]
+    base = None if base is None else base.astype(dtype, copy=False)
     rng = np.random.default_rng([seed, i]) if method.random else None
     try:
         merged = apply_method(method, arrays, base, model_parameters, parameters, spec.path,

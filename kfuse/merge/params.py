@@ -20,7 +20,8 @@ RANGES = {
     "tol": ("a positive number", lambda v: 0 < v < np.inf),
     "scale": ("a finite number", np.isfinite),
 }
-BOOLEANS = ("normalize", "rescale", "normalize_weights", "nuslerp_row_wise", "nuslerp_flatten")
+BOOLEANS = ("normalize", "rescale", "normalize_weights", "nuslerp_row_wise", "nuslerp_flatten",
+            "filter_wise")
 INTEGERS = ("seed", "max_iter")
 
 

@@ -102,6 +102,8 @@ def test_yaml_cli_new_method(files, capsys):
     (lambda m, b: merge(m, "multislerp", normalize_weights="yes"), TypeError,
      "'normalize_weights' must be true or false"),
     (lambda m, b: merge(m, "della", base=b, epsilom=0.1), ValueError, "Did you mean 'epsilon'"),
+    (lambda m, b: merge(m, "karcher", base=b), ValueError, "karcher takes no base="),
+    (lambda m, b: merge(m, "linear", base=b), ValueError, "linear takes no base="),
 ])
 def test_bad_calls(files, call, error, message):
     _, base, models = files

@@ -113,9 +113,14 @@ def test_density_rounding_keeps_one_entry(name):
         assert 1 <= changed <= 2
 
 
-def test_model_stock(tensors):
+@pytest.mark.parametrize("filter_wise", [False, True])
+def test_model_stock(tensors, filter_wise):
     base, models = tensors
-    check(kfuse_merge("model_stock", models, base), mergekit_merge("model_stock", models, base))
+    check(kfuse_merge("model_stock", models, base, filter_wise=filter_wise),
+          mergekit_merge("model_stock", models, base, filter_wise=filter_wise))
+    opposed = [base + 1.0, base - 1.0]  # cos = -1: 1 + (N - 1) cos = 0, the base is kept
+    check(kfuse_merge("model_stock", opposed, base, filter_wise=filter_wise),
+          mergekit_merge("model_stock", opposed, base, filter_wise=filter_wise))
 
 
 class Replay:

@@ -16,8 +16,10 @@ def linear(tensors, base=None, *, weight, normalize=True):
     print(linear([np.ones(2), np.zeros(2)], weight=[3.0, 1.0]))  # [0.75 0.75]
     ```
     """
-    w = np.asarray(weight, dtype=tensors[0].dtype).reshape((-1,) + (1,) * tensors[0].ndim)
-    total = np.sum(w * np.stack(tensors), axis=0)
+    w = np.asarray(weight, dtype=tensors[0].dtype)
+    total = np.zeros_like(tensors[0])
+    for wi, t in zip(w, tensors, strict=True):  # one tensor at a time (streamed merges)
+        total += wi * t
     if normalize:
         total = total / np.sum(w)
     return total

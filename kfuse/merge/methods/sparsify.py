@@ -23,7 +23,7 @@ def magnitude_mask(delta, density):
         mask[:] = True
     elif density > 0 and flat.size:
         k = max(1, int(density * flat.size))
-        mask[np.argsort(-flat, kind="stable")[:k]] = True
+        mask[np.argpartition(-flat, k - 1)[:k]] = True
     return mask.reshape(delta.shape)
 
 
@@ -45,9 +45,10 @@ def magnitude_outliers_mask(delta, density, gamma):
     n = delta.size
     target, top = int(density * n), int(gamma * n)
     bottom = max(0, n - target - top)
-    order = np.argsort(np.abs(delta).ravel(), kind="stable")
     mask = np.zeros(n, dtype=bool)
-    mask[order[bottom:bottom + target]] = True
+    if target > 0:
+        order = np.argpartition(np.abs(delta).ravel(), [bottom, bottom + target - 1])
+        mask[order[bottom:bottom + target]] = True
     return mask.reshape(delta.shape)
 
 

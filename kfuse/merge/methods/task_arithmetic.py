@@ -53,7 +53,8 @@ def generalized_task_arithmetic(
     """Mix weighted task vectors: optional keep-masks (already rescaled), sign consensus.
 
     ``masks`` is a list of (mask, scale) per model or ``None``; the sparsified task vector
-    is ``tau_i * mask_i * scale_i``.
+    is ``tau_i * mask_i * scale_i``. Memory: one stacked copy of the task vectors plus a
+    few tensors (a streamed merge of many models stays within one model's size).
 
     Example:
 
@@ -64,20 +65,27 @@ def generalized_task_arithmetic(
     print(generalized_task_arithmetic([np.ones(2), -np.ones(2)], base, weight=[1.0, 2.0]))
     ```
     """
-    deltas = [t - base for t in tensors]
-    if masks is not None:
-        deltas = [d * m * s for d, (m, s) in zip(deltas, masks, strict=False)]
-    w = np.asarray(weight, dtype=base.dtype).reshape((-1,) + (1,) * base.ndim)
-    weighted = w * np.stack(deltas)
-    if consensus:
-        keep = consensus_mask(weighted)
-        mixed = np.sum(weighted * keep, axis=0)
-        divisor = np.sum(w * keep, axis=0)
-    else:
+    w = np.asarray(weight, dtype=base.dtype)
+    weighted = np.empty((len(tensors),) + base.shape, dtype=base.dtype)
+    for i, t in enumerate(tensors):
+        d = weighted[i]
+        np.subtract(t, base, out=d)
+        if masks is not None:
+            d *= masks[i][0]
+            d *= masks[i][1]
+        d *= w[i]
+    if consensus:  # as mergekit: a zero divisor (no agreeing model) becomes 1
+        positive = np.sum(weighted, axis=0) >= 0  # the elected sign (0 sum -> +)
+        mixed, divisor = np.zeros_like(base), np.zeros_like(base)
+        for i, d in enumerate(weighted):
+            keep = np.where(positive, d > 0, d < 0)
+            mixed += d * keep
+            divisor += w[i] * keep
+        divisor[divisor == 0] = 1.0
+    else:  # and a weight sum within 1e-8 of 0 becomes 1
         mixed = np.sum(weighted, axis=0)
-        divisor = np.sum(w) * np.ones_like(mixed)
+        divisor = np.sum(w) if abs(np.sum(w)) >= 1e-8 else 1.0
     if normalize:
-        divisor = np.where(np.abs(divisor) < 1e-8, 1.0, divisor)
         mixed = mixed / divisor
     return (base + lam * mixed).astype(base.dtype)
 
