@@ -269,3 +269,15 @@ def test_every_shared_method_is_tested():
                       "nearswap", "arcee_fusion", "passthrough"}
     missing = [name for name in shared if f'"{name}"' not in source]
     assert not missing
+
+
+def test_della_rows_of_one_entry():
+    """A convention difference: rows of one entry (a Dense kernel with one unit) have no
+    rank spread; mergekit's probabilities are 0/0 there and torch.bernoulli refuses them,
+    kfuse keeps such entries with probability ``density``."""
+    from mergekit.sparsify import della_magprune
+
+    delta = np.random.default_rng(2).normal(size=(5, 1))
+    np.testing.assert_allclose(della_probabilities(delta, 0.5, 0.1), np.full((5, 1), 0.5))
+    with pytest.raises(RuntimeError):
+        della_magprune(torch.from_numpy(delta), 0.5, 0.1)
