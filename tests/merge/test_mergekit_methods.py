@@ -109,3 +109,29 @@ def test_bad_calls(files, call, error, message):
     _, base, models = files
     with pytest.raises(error, match=message):
         call(models, base)
+
+
+@pytest.mark.parametrize("name,limit", [("linear", 3), ("task_arithmetic", 16), ("ties", 16),
+                                        ("dare_ties", 16), ("breadcrumbs_ties", 16),
+                                        ("della", 20)])
+def test_arithmetic_memory_per_tensor(name, limit):
+    """A streamed merge holds the inputs' tensors plus what the method allocates: at most
+    ``limit`` tensors for 8 models (numpy's allocations as tracemalloc counts them; stacking
+    the task vectors, their weighted copy and the sign masks took 24-30)."""
+    import tracemalloc
+
+    from kfuse.merge.api import apply_method
+    from kfuse.merge.methods import get_method
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(250, 400)).astype("float32")
+    models = [base + rng.normal(size=base.shape).astype("float32") for _ in range(8)]
+    tracemalloc.start()
+    try:
+        apply_method(get_method(name), models, None if name == "linear" else base,
+                     [{}] * 8, {} if name in ("linear", "task_arithmetic") else {"density": 0.5},
+                     rng=np.random.default_rng(0))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= limit * base.nbytes
