@@ -1,7 +1,9 @@
 """Weight-space merging of Keras models: one network of the original size.
 
-``merge`` (mergekit's methods: linear, slerp, task_arithmetic, ties, dare_linear, dare_ties,
-model_stock), model soups, BatchNorm repair, permutation alignment (Git Re-Basin weight
+``merge`` (mergekit's tensor methods, checked against mergekit 0.1.5: linear, slerp, nuslerp,
+multislerp, karcher, task_arithmetic, ties, dare_linear, dare_ties, breadcrumbs,
+breadcrumbs_ties, della, della_linear, sce, model_stock, nearswap, arcee_fusion,
+passthrough), model soups, BatchNorm repair, permutation alignment (Git Re-Basin weight
 matching) and interpolation curves. Stands on its own: Keras, numpy, scipy, h5py.
 """
 
