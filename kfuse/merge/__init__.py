@@ -26,3 +26,7 @@ from .align import align  # noqa: E402
 from .curve import InterpolationCurve, interpolation_curve  # noqa: E402
 
 __all__ += ["InterpolationCurve", "align", "interpolation_curve"]
+
+from .data_aware import DATA_METHODS, repair_activations  # noqa: E402
+
+__all__ += ["DATA_METHODS", "repair_activations"]
