@@ -40,7 +40,7 @@ from kfuse.merge.data_aware import adamerging  # noqa: E402
 from kfuse.merge.soups import accuracy  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_merge_accuracy import shifted_data  # noqa: E402
+from bench_merge_accuracy import fit, shifted_data  # noqa: E402
 
 QUICK = os.environ.get("KFUSE_QUICK") == "1" or "--quick" in sys.argv
 SEEDS = [0] if QUICK else [int(v) for v in os.environ.get("KFUSE_SEEDS", "0,1,2").split(",")]
@@ -76,13 +76,6 @@ def mlp():
     h = keras.layers.Dense(128, activation="relu")(inp)
     h = keras.layers.Dense(128, activation="relu")(h)
     return keras.Model(inp, keras.layers.Dense(10)(h))
-
-
-def fit(model, x, y, lr, epochs):
-    model.compile(keras.optimizers.Adam(lr),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, y, epochs=epochs, batch_size=100, verbose=0)
-    return model
 
 
 def scores(model, data, split="test"):

@@ -156,7 +156,7 @@ def test_adamerging_lowers_entropy_and_keeps_coefficients_in_range():
     result = adamerging([a, b], base, xs, steps=20, lr=0.1, batch_size=32)
     start = merge([a, b], "task_arithmetic", base=base, **{"lambda": 0.3})
     assert _entropy(result.model, xs) < _entropy(start, xs) - 0.01
-    assert result.coefficients.shape == (2, 2) and result.groups == [l.name for l in base.layers]
+    assert result.coefficients.shape == (2, 2) and result.groups == [layer.name for layer in base.layers]
     assert np.all(result.coefficients >= 0) and np.all(result.coefficients <= 1)
     assert result.history[-1] < result.history[0]
     lam = result.coefficients
@@ -342,3 +342,16 @@ def test_gradient_methods_run_on_jax():
                               os.path.dirname(os.path.abspath(__file__)))))
     assert done.returncode == 0, done.stderr[-2000:]
     assert "backend jax 8" in done.stdout
+
+
+def test_tf_data_gives_the_same_merge_as_arrays():
+    import tensorflow as tf
+
+    a, b = _dense(), _dense()
+    x1, x2 = _rows(30, 3, 14), _rows(20, 3, 15)
+    batched = tf.data.Dataset.from_tensor_slices((x1, np.zeros(30))).batch(7)
+    unbatched = tf.data.Dataset.from_tensor_slices(x2)
+    from_arrays = merge([a, b], "regmean", data=[x1, x2])
+    from_datasets = merge([a, b], "regmean", data=[batched, unbatched])
+    for got, expected in zip(from_datasets.weights, from_arrays.weights, strict=True):
+        np.testing.assert_allclose(_np(got), _np(expected), atol=1e-6)

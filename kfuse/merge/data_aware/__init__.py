@@ -4,6 +4,17 @@
 al. 2024, needs ``base``) and ``zipit`` (Stoica et al. 2024, MLPs), called through
 ``kfuse.merge.merge(models, name, data=...)``; ``repair_activations`` (Jordan et al. 2023)
 rescales any merge's activations to its endpoints'. One file per method.
+
+Example:
+
+```python
+import keras, numpy as np
+from kfuse.merge import merge
+def net():
+    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+x1, x2 = np.ones((8, 3), "float32"), np.zeros((8, 3), "float32")
+merged = merge([net(), net()], "regmean", data=[x1, x2], alpha=0.9)
+```
 """
 
 import difflib

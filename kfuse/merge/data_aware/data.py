@@ -25,7 +25,7 @@ def _single_input(model, name):
     return tuple(inputs[0].shape[1:])
 
 
-def _rows(data, where, max_rows):
+def _rows(data, where, max_rows, rank):
     if data is None:
         raise ValueError(f"{where} is None; pass input rows (an array or tf.data)")
     if isinstance(data, tuple) and len(data) in (2, 3) and not is_dataset(data):
@@ -36,6 +36,8 @@ def _rows(data, where, max_rows):
     source = data if is_dataset(data) or not hasattr(data, "__array__") else np.asarray(data)
     for batch in _batches(source, 1024):
         batch = np.asarray(keras.ops.convert_to_numpy(batch))
+        if batch.ndim == rank:  # an unbatched tf.data: one row per element
+            batch = batch[None]
         batches.append(batch)
         n += len(batch)
         if n >= max_rows:
@@ -76,7 +78,7 @@ def model_data(data, models, names=None, max_rows=4096):
     arrays = []
     for (d, where), model, name in zip(entries, models, names, strict=True):
         expected = _single_input(model, name)
-        x = _rows(d, where, max_rows)
+        x = _rows(d, where, max_rows, len(expected))
         got = tuple(x.shape[1:])
         if len(got) != len(expected) or any(e is not None and e != g
                                             for e, g in zip(expected, got, strict=False)):
