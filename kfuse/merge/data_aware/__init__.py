@@ -53,7 +53,7 @@ DATA_METHODS = {
         MergeMethod("fisher", _fisher, dict(_W), {"fisher_floor": 1e-6, "batch_size": 32}),
         MergeMethod("regmean", _regmean, dict(_W), {"alpha": 0.9, "batch_size": 256}),
         MergeMethod("adamerging", _adamerging, {}, {
-            "granularity": "layer", "steps": 100, "lr": 0.05, "init": 0.3, "batch_size": 64,
+            "granularity": "layer", "steps": 500, "lr": 1e-3, "init": 0.3, "batch_size": 64,
             "seed": 0}, needs_base=True),
         MergeMethod("zipit", _zipit, {}, {"stop_at": None, "within": True}, min_models=2),
     )
