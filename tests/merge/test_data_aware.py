@@ -355,3 +355,45 @@ def test_tf_data_gives_the_same_merge_as_arrays():
     from_datasets = merge([a, b], "regmean", data=[batched, unbatched])
     for got, expected in zip(from_datasets.weights, from_arrays.weights, strict=True):
         np.testing.assert_allclose(_np(got), _np(expected), atol=1e-6)
+
+
+def test_regmean_on_a_residual_net_with_norms_averages_the_rest_and_repairs_batchnorm():
+    def net():
+        inp = keras.Input((4,))
+        h = keras.layers.Dense(6, name="d1")(inp)
+        h = keras.layers.BatchNormalization(name="bn")(h)
+        h = keras.layers.Dense(4, activation="relu", name="d2")(h)
+        h = keras.layers.LayerNormalization(name="ln")(keras.layers.Add()([h, inp]))
+        return keras.Model(inp, keras.layers.Dense(3, name="out")(h))
+
+    a, b = net(), net()
+    for m, seed in ((a, 16), (b, 17)):  # norms away from their initial values
+        ln = m.get_layer("ln")
+        ln.gamma.assign(np.random.default_rng(seed).uniform(0.5, 1.5, 4).astype("float32"))
+    x1, x2 = _rows(40, 4, 18), _rows(40, 4, 19)
+    merged = merge([a, b], "regmean", data=[x1, x2], alpha=0.9)
+    ln = [m.get_layer("ln") for m in (a, b, merged)]
+    np.testing.assert_allclose(_np(ln[2].gamma), (_np(ln[0].gamma) + _np(ln[1].gamma)) / 2,
+                               atol=1e-6)
+    grams = [_augmented(x).T @ _augmented(x) for x in (x1, x2)]
+    scaled = [0.9 * g + 0.1 * np.diag(np.diag(g)) for g in grams]
+
+    def first(m):
+        layer = m.get_layer("d1")
+        return np.concatenate([_np(layer.kernel), _np(layer.bias)[None]])
+    expected = np.linalg.solve(sum(scaled), scaled[0] @ first(a) + scaled[1] @ first(b))
+    np.testing.assert_allclose(first(merged), expected, atol=1e-5)
+    d1_out = _augmented(np.concatenate([x1, x2])) @ expected  # BatchNorm refitted on all rows
+    np.testing.assert_allclose(_np(merged.get_layer("bn").moving_mean), d1_out.mean(0), atol=1e-4)
+
+
+def test_data_aware_merge_reads_keras_files(tmp_path):
+    a, b = _dense(), _dense()
+    paths = [str(tmp_path / "a.keras"), str(tmp_path / "b.keras")]
+    a.save(paths[0])
+    b.save(paths[1])
+    x = [_rows(20, 3, 20), _rows(20, 3, 21)]
+    from_files = merge(paths, "regmean", data=x)
+    from_models = merge([a, b], "regmean", data=x)
+    for got, expected in zip(from_files.weights, from_models.weights, strict=True):
+        np.testing.assert_allclose(_np(got), _np(expected), atol=1e-6)
