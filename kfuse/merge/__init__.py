@@ -1,8 +1,10 @@
 """Weight-space merging of Keras models: one network of the original size.
 
 ``merge`` (mergekit's methods: linear, slerp, task_arithmetic, ties, dare_linear, dare_ties,
-model_stock), model soups, BatchNorm repair, permutation alignment (Git Re-Basin weight
-matching) and interpolation curves. Stands on its own: Keras, numpy, scipy, h5py.
+model_stock; data-aware: fisher, regmean, adamerging, zipit with ``data=``), model soups,
+BatchNorm repair, activation REPAIR, permutation alignment (Git Re-Basin weight matching) and
+interpolation curves. Stands on its own: Keras, numpy, scipy, h5py (gradients from the
+backend's own autodiff).
 """
 
 from .api import merge
