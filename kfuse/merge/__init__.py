@@ -3,8 +3,10 @@
 ``merge`` (mergekit's tensor methods, checked against mergekit 0.1.5: linear, slerp, nuslerp,
 multislerp, karcher, task_arithmetic, ties, dare_linear, dare_ties, breadcrumbs,
 breadcrumbs_ties, della, della_linear, sce, model_stock, nearswap, arcee_fusion,
-passthrough), model soups, BatchNorm repair, permutation alignment (Git Re-Basin weight
-matching) and interpolation curves. Stands on its own: Keras, numpy, scipy, h5py.
+passthrough; data-aware: fisher, regmean, adamerging, zipit with ``data=``), model soups,
+BatchNorm repair, activation REPAIR, permutation alignment (Git Re-Basin weight matching) and
+interpolation curves. Stands on its own: Keras, numpy, scipy, h5py (gradients from the
+backend's own autodiff).
 """
 
 from .api import merge
@@ -28,3 +30,7 @@ from .align import align  # noqa: E402
 from .curve import InterpolationCurve, interpolation_curve  # noqa: E402
 
 __all__ += ["InterpolationCurve", "align", "interpolation_curve"]
+
+from .data_aware import DATA_METHODS, repair_activations  # noqa: E402
+
+__all__ += ["DATA_METHODS", "repair_activations"]

@@ -175,7 +175,7 @@ def open_sources(models, base, specs, layout, first_name):
 
 
 def merge(models, method, base=None, *, model_parameters=None, dtype="float32",
-          repair_data=None, batch_size=256, **parameters):
+          repair_data=None, batch_size=256, data=None, **parameters):
     """Merge models of one architecture into a new ``keras.Model`` of that architecture.
 
     Args:
@@ -185,13 +185,17 @@ def merge(models, method, base=None, *, model_parameters=None, dtype="float32",
             defaults): ``linear``, ``slerp``, ``nuslerp``, ``multislerp``, ``karcher``,
             ``task_arithmetic``, ``ties``, ``dare_linear``, ``dare_ties``, ``breadcrumbs``,
             ``breadcrumbs_ties``, ``della``, ``della_linear``, ``sce``, ``model_stock``,
-            ``nearswap``, ``arcee_fusion`` or ``passthrough``.
+            ``nearswap``, ``arcee_fusion`` or ``passthrough``, or a
+            data-aware method: ``fisher``, ``regmean``, ``adamerging`` (needs ``base``) or
+            ``zipit`` (MLPs only), see ``kfuse.merge.data_aware``.
         base: the model the others were fine-tuned from (task-vector methods; slerp's t=0).
         model_parameters: one dict per model (``weight``, ``density``), overriding
             ``parameters``.
         dtype: the dtype the arithmetic runs in; the output keeps the models' dtypes.
         repair_data: inputs (array, or tf.data / generator of batches) to recompute
             BatchNorm statistics with ``repair_batchnorm``; without it a BatchNorm merge warns.
+        data: the inputs a data-aware method reads: one array / ``(x, y)`` / ``tf.data`` per
+            model (each model's own task, in the models' order), or one set for all.
         **parameters: global parameters (``t``, ``lambda`` (or ``lambda_``), ``normalize``,
             ``seed``) and defaults of per-model ones. A value may be a list (a gradient across
             layer depth, as in mergekit: ``weight=[0.2, 0.8]`` is NOT one weight per model;
@@ -213,6 +217,16 @@ def merge(models, method, base=None, *, model_parameters=None, dtype="float32",
     print(merged.count_params())
     ```
     """
+    from .data_aware import DATA_METHODS, check_method_name, merge_with_data
+
+    check_method_name(method)
+    if isinstance(method, str) and method in DATA_METHODS:
+        return merge_with_data(_as_list(models), method, base, data, model_parameters,
+                               parameters)
+    if data is not None:
+        raise ValueError(f"merge method {method!r} reads weights only; data= is for the "
+                         f"data-aware methods {sorted(DATA_METHODS)} (repair_data= recomputes "
+                         "BatchNorm statistics)")
     method, models, base, model_parameters, parameters = prepare(
         models, method, base, model_parameters, dtype, parameters)
     first, first_name = first_model(models, base)
