@@ -229,33 +229,40 @@ class RunStore:
     def _file(self, *parts):
         return os.path.join(self.path, *parts)
 
-    def write_json(self, name, value):
-        file = self._file(name)
-        tmp = temp_name(file)
-        with open(tmp, "w") as f:
-            json.dump(value, f, indent=1, sort_keys=True)
-        os.replace(tmp, file)
-
-    def save_arrays(self, name, **arrays):
-        """Write `name.npz` atomically (nothing when disabled)."""
-        if not self.enabled:
-            return
-        file = self._file(name + ".npz")
+    def _write(self, file, write):
+        """`write(temporary name)`, then the file moved into place; no temporary is left."""
         os.makedirs(os.path.dirname(file), exist_ok=True)
         tmp = temp_name(file)
         try:
-            with open(tmp, "wb") as f:
-                np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+            write(tmp)
             os.replace(tmp, file)
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
 
+    def write_json(self, name, value):
+        def write(tmp):
+            with open(tmp, "w") as f:
+                json.dump(value, f, indent=1, sort_keys=True)
+
+        self._write(self._file(name), write)
+
+    def save_arrays(self, name, **arrays):
+        """Write `name.npz` atomically (nothing when disabled)."""
+        if not self.enabled:
+            return
+
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+
+        self._write(self._file(name + ".npz"), write)
+
     def load_arrays(self, name, what="retrains that part"):
         """`name.npz` as a dict, None when absent; a damaged file raises with its remedy."""
-        if not self.enabled or not os.path.exists(self._file(name + ".npz")):
+        file = self._file(name + ".npz") if self.enabled else None
+        if file is None or not os.path.exists(file):
             return None
-        file = self._file(name + ".npz")
         try:
             with np.load(file) as d:
                 return {k: d[k] for k in d.files}
@@ -266,17 +273,8 @@ class RunStore:
         return self.enabled and os.path.exists(self._file(name + ".keras"))
 
     def save_model(self, name, model):
-        if not self.enabled:
-            return
-        file = self._file(name + ".keras")
-        os.makedirs(os.path.dirname(file), exist_ok=True)
-        tmp = temp_name(file)
-        try:
-            model.save(tmp)
-            os.replace(tmp, file)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        if self.enabled:
+            self._write(self._file(name + ".keras"), model.save)
 
     def load_model(self, name, what="retrains that model", compile=False):
         file = self._file(name + ".keras")
