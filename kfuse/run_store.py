@@ -6,8 +6,8 @@ last so an entry is done when both exist. Guarantees:
 
 - one writer at a time: `RunStore` holds an exclusive lock on `work_dir/.kfuse.lock`
   (`fcntl.flock`, released by the kernel when the process dies, so a killed writer's
-  lock is taken over; where `flock` is unavailable, an exclusive create holding the pid,
-  taken over when that pid is no longer alive). A second writer gets `WorkDirInUseError`
+  lock is taken over; where `flock` is unavailable, an exclusive create of a file
+  holding the pid, taken over when that pid is no longer alive). A second writer gets `WorkDirInUseError`
   naming the holder;
 - the fingerprint check and `run.json`'s write happen under that lock; a fingerprint
   that differs is refused, naming every differing setting with its two values;
@@ -28,6 +28,7 @@ with RunStore(tempfile.mkdtemp(), {"seed": 0}, who="demo") as store:
 ```
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -91,6 +92,13 @@ def _short(value, limit=120):
 
 
 def _alive(pid):
+    """Whether process `pid` runs (unknown counts as alive: the lock is kept)."""
+    if os.name == "nt":  # os.kill(pid, 0) would stop it there
+        try:
+            import psutil
+        except ImportError:
+            return True
+        return psutil.pid_exists(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -138,30 +146,39 @@ class RunStore:
             handle = open(file, "a+")  # noqa: SIM115 - held open until close()
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            except BlockingIOError:
                 handle.seek(0)
                 owner = handle.read().strip()
                 handle.close()
                 raise self._busy(file, owner) from None
+            except OSError:  # a file system without flock (some network mounts)
+                handle.close()
+                return self._acquire_by_create(self._file(LOCK + ".pid"), holder)
             handle.seek(0)
             handle.truncate()
             handle.write(holder)
             handle.flush()
             return handle
-        return self._acquire_by_create(file, holder)  # pragma: no cover - no fcntl
+        return self._acquire_by_create(file, holder)
 
-    def _acquire_by_create(self, file, holder):  # pragma: no cover - platforms without fcntl
+    def _acquire_by_create(self, file, holder):
+        """An exclusive create holding this process's pid; a lock whose pid is no longer
+        alive (a killed writer) is taken over."""
         for _ in range(2):
             try:
                 fd = os.open(file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
-                with open(file) as f:
-                    owner = f.read().strip()
                 try:
-                    pid = int(json.loads(owner)["pid"])
+                    with open(file) as f:
+                        owner = f.read().strip()
+                except FileNotFoundError:  # released meanwhile: try again
+                    continue
+                try:
+                    found = json.loads(owner)
+                    pid, host = int(found["pid"]), found.get("host")
                 except (ValueError, KeyError, TypeError):
-                    pid = None
-                if pid is not None and _alive(pid):
+                    pid = host = None  # being written, or garbled: kept (the message says how to clear it)
+                if pid is None or host != socket.gethostname() or _alive(pid):
                     raise self._busy(file, owner) from None
                 os.remove(file)  # a killed writer's lock: taken over
                 continue
@@ -174,7 +191,7 @@ class RunStore:
         return WorkDirInUseError(
             f"{self.who}: work_dir {self.path!r} is in use by another fit (lock {file!r}, held by "
             f"{owner or 'a process starting up'}); two fits must not write one work_dir. Wait for it to "
-            "finish, or give this fit another work_dir."
+            f"finish, or give this fit another work_dir (if no fit is running, delete {file!r})."
         )
 
     def _remove_temporaries(self):
@@ -210,8 +227,9 @@ class RunStore:
         lock, self._lock = self._lock, None
         if lock is None:
             return
-        if isinstance(lock, str):  # pragma: no cover - the exclusive-create lock
-            os.remove(lock)
+        if isinstance(lock, str):  # the exclusive-create lock
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(lock)
         else:
             lock.close()
 

@@ -10,6 +10,7 @@ temporary files it left are removed.
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ import keras
 import numpy as np
 import pytest
 
+import kfuse.run_store
 from kfuse.ensemble import BaggingClassifier
 from kfuse.run_store import LOCK, TEMP, RunStore, WorkDirInUseError, temp_name
 
@@ -179,3 +181,31 @@ def test_temporary_names_are_unique_per_process_and_call(tmp_path):
     names = {temp_name(file) for _ in range(100)}
     assert len(names) == 100
     assert all(n.endswith(".keras") and f"{TEMP}{os.getpid()}-" in n for n in names)
+
+
+def pid_lock(folder, pid):
+    (folder / LOCK).write_text(json.dumps({"pid": pid, "host": socket.gethostname()}))
+
+
+def test_without_flock_a_dead_writers_pid_lock_is_taken_over(tmp_path, monkeypatch):
+    monkeypatch.setattr(kfuse.run_store, "fcntl", None)  # the exclusive-create lock (no flock)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=60)
+    pid_lock(tmp_path, dead.pid)
+    with RunStore(tmp_path, {"seed": 0}, who="next"):
+        assert json.loads((tmp_path / LOCK).read_text())["pid"] == os.getpid()
+    assert not (tmp_path / LOCK).exists()  # released
+
+
+def test_without_flock_a_live_writers_pid_lock_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(kfuse.run_store, "fcntl", None)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        pid_lock(tmp_path, live.pid)
+        with pytest.raises(WorkDirInUseError, match=rf'"pid": {live.pid}.*if no fit is running, delete'):
+            RunStore(tmp_path, {"seed": 0}, who="next")
+    finally:
+        live.kill()
+        live.wait(timeout=60)
+    with RunStore(tmp_path, {"seed": 0}, who="next") as store:  # its writer gone: taken over
+        assert store.enabled
