@@ -26,7 +26,7 @@ import numpy as np
 from kfuse import epoch_loop
 from kfuse.branch_outputs import final_activation, final_layer
 from kfuse.fingerprints import compiled_hash, data_digest
-from kfuse.inputs import check_finite
+from kfuse.inputs import SHOW_ROWS, nonfinite_rows
 from kfuse.jsonable import jsonable as _jsonable
 from kfuse.run_store import RunStore
 
@@ -65,13 +65,24 @@ def check_xy(x, y, who):
     if n_rows(x) != len(y):
         raise ValueError(f"{who}.fit: x has {n_rows(x)} rows but y has {len(y)}; give one label per row")
     arrays = {k: np.asarray(v) for k, v in x.items()} if isinstance(x, dict) else {"x": np.asarray(x)}
-    check_finite(arrays, f"{who}.fit")  # one NaN row would kill every member that draws it
-    try:
-        check_finite({"y": y}, f"{who}.fit")
-    except ValueError as error:
-        raise ValueError(str(error).replace("input 'y'", "the targets y").replace(
-            "or pass allow_nonfinite=True if the model handles them", "or drop those rows")) from None
+    refuse_nonfinite({**arrays, "y": y}, who)
     return y
+
+
+def refuse_nonfinite(arrays, who):
+    """NaN / inf in features or targets, refused naming the input and its first rows (the
+    rows found by `kfuse.inputs.nonfinite_rows`): one such row makes every member that
+    trains on it NaN, and the average of the members with it."""
+    for key, value in arrays.items():
+        bad = nonfinite_rows(value)
+        if bad.size:
+            more = f" and {bad.size - SHOW_ROWS} more" if bad.size > SHOW_ROWS else ""
+            what = "the targets y" if key == "y" else f"input '{key}'"
+            raise ValueError(
+                f"{who}.fit: {what} has NaN or infinite values in rows {bad[:SHOW_ROWS].tolist()}{more} "
+                f"({bad.size} of {len(value)}); every member trained on them would be NaN. Clean or "
+                "impute them, or drop those rows."
+            )
 
 
 def check_positive_int(value, name, who):
