@@ -83,12 +83,15 @@ class BaggingClassifier(base.BaseEnsemble):
         return int(m)
 
     def _targets(self, y):
-        self.classes_ = np.unique(y)
+        self.classes_, target = base.encode_labels(y, self._who())
         self.n_classes_ = len(self.classes_)
-        return np.searchsorted(self.classes_, y)
+        return target
 
-    def fit(self, x, y):
-        """Train the members and build `model_`; returns self."""
+    def _classes(self):
+        """The classes each member's outputs must match (None for regression)."""
+        return self.classes_ if self.task == "classification" else None
+
+    def _fit(self, x, y, claims):
         who = self._who()
         y = base.check_xy(x, y, who)
         n_estimators = base.check_positive_int(self.n_estimators, "n_estimators", who)
@@ -103,7 +106,7 @@ class BaggingClassifier(base.BaseEnsemble):
             rng.choice(n, size=count, replace=True) if self.bootstrap else rng.choice(n, size=count, replace=False)
             for _ in range(n_estimators)
         ]
-        store = base.MemberStore(self.work_dir, self._fingerprint(x, y), who)
+        store = self._open_store(claims, x, y)
         bar = self._progress(n_estimators)
         members = self._fit_parallel(specs, samples, x, target, n, store, bar)
         if members is None:
@@ -121,17 +124,17 @@ class BaggingClassifier(base.BaseEnsemble):
         who, trained = self._who(), {}
 
         def done(i, model):
-            store.save(i, model, rows=samples[i])
+            store.save(base.member(i), model, rows=samples[i])
             trained[i] = model
             bar.update(len(trained))
 
         queue = MemberQueue(done)
         for i, rows in enumerate(samples):
-            if store.has(i):
-                trained[i], _ = store.load(i)
+            if store.has(base.member(i)):
+                trained[i], _ = base.load_member(store, i)
                 bar.update(len(trained))
                 continue
-            model = base.new_member(specs[i % len(specs)], self._seed(i), self.task, who, i)
+            model = base.new_member(specs[i % len(specs)], self._seed(i), self.task, who, i, self._classes())
             settings = base.member_fit_settings(self.fit_params, i, who)
             queue.add(i, i % len(specs), model, base.take(x, rows), target[rows], settings)
         queue.finish()
@@ -139,16 +142,17 @@ class BaggingClassifier(base.BaseEnsemble):
 
     def _fit_parallel(self, specs, samples, x, target, n, store, bar):
         who = self._who()
-        if not self.parallel or isinstance(self.fit_params, (list, tuple)) or any(store.has(i) for i in range(len(samples))):
+        if not self.parallel or isinstance(self.fit_params, (list, tuple)) or any(store.has(base.member(i)) for i in range(len(samples))):
             return None
-        members = [base.new_member(specs[i % len(specs)], self._seed(i), self.task, who, i) for i in range(len(samples))]
+        members = [base.new_member(specs[i % len(specs)], self._seed(i), self.task, who, i, self._classes())
+                   for i in range(len(samples))]
         if not base.same_optimizers(members):
             return None
         weights = [np.bincount(rows, minlength=n) for rows in samples]
         base.fit_parallel(members, x, target, weights, base.member_fit_settings(self.fit_params, 0, who),
                           seed=self.random_state)
         for i, (model, rows) in enumerate(zip(members, samples, strict=True)):
-            store.save(i, model, rows=rows)
+            store.save(base.member(i), model, rows=rows)
         bar.update(len(members))
         return members
 

@@ -8,23 +8,36 @@ logits when the model ends linear; MSE for regression). kfuse compiles members w
 `jit_compile=False`: XLA's compile time (seconds per member on CPU) outweighs its gain on
 the small networks ensembles hold.
 
-`work_dir` keeps one `.keras` file and one `.npz` state file per finished member, plus
-`run.json`, the configuration fingerprint: a second `fit` with the same configuration
-and data resumes where the first stopped; another configuration is refused.
+`work_dir` is a `kfuse.run_store.RunStore` (the Stacker's store): one `.keras` file and
+one `.npz` state file per finished member (`member_<i>`), plus `run.json`, the
+configuration fingerprint (each builder identified by the network it builds,
+`kfuse.fingerprints`): a second `fit` with the same configuration and data resumes where
+the first stopped; another configuration is refused, naming each differing setting. One
+fit writes a work_dir at a time (a lock); a second gets `WorkDirInUseError`.
 """
 
-import hashlib
+import contextlib
 import json
-import os
+import random
 
 import keras
 import numpy as np
 
 from kfuse import epoch_loop
 from kfuse.branch_outputs import final_activation, final_layer
+from kfuse.fingerprints import compiled_hash, data_digest
+from kfuse.inputs import SHOW_ROWS, nonfinite_rows
 from kfuse.jsonable import jsonable as _jsonable
+from kfuse.run_store import RunStore
 
-FINGERPRINT = "run.json"
+try:
+    from sklearn.exceptions import NotFittedError
+except ImportError:  # pragma: no cover - scikit-learn is a dependency; its class is the same kind
+    class NotFittedError(ValueError, AttributeError):
+        """An estimator used before `fit`."""
+
+#: settings that do not change what a fit trains: never part of the fingerprint
+RESULT_FREE = ("verbose", "work_dir")
 
 
 # -- inputs ---------------------------------------------------------------------------------
@@ -51,7 +64,25 @@ def check_xy(x, y, who):
     y = np.asarray(y)
     if n_rows(x) != len(y):
         raise ValueError(f"{who}.fit: x has {n_rows(x)} rows but y has {len(y)}; give one label per row")
+    arrays = {k: np.asarray(v) for k, v in x.items()} if isinstance(x, dict) else {"x": np.asarray(x)}
+    refuse_nonfinite({**arrays, "y": y}, who)
     return y
+
+
+def refuse_nonfinite(arrays, who):
+    """NaN / inf in features or targets, refused naming the input and its first rows (the
+    rows found by `kfuse.inputs.nonfinite_rows`): one such row makes every member that
+    trains on it NaN, and the average of the members with it."""
+    for key, value in arrays.items():
+        bad = nonfinite_rows(value)
+        if bad.size:
+            more = f" and {bad.size - SHOW_ROWS} more" if bad.size > SHOW_ROWS else ""
+            what = "the targets y" if key == "y" else f"input '{key}'"
+            raise ValueError(
+                f"{who}.fit: {what} has NaN or infinite values in rows {bad[:SHOW_ROWS].tolist()}{more} "
+                f"({bad.size} of {len(value)}); every member trained on them would be NaN. Clean or "
+                "impute them, or drop those rows."
+            )
 
 
 def check_positive_int(value, name, who):
@@ -61,14 +92,59 @@ def check_positive_int(value, name, who):
 
 
 def check_positive_number(value, name, who):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{who}: `{name}` must be a number > 0; received {value!r}")
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if not ok or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{who}: `{name}` must be a finite number > 0; received {value!r}")
     return value
 
 
-def is_classification_labels(y):
+# -- labels: the one encoding of every ensemble --------------------------------------------
+def _integral(y):
+    return y.dtype.kind == "f" and y.size > 0 and bool(np.all(np.isfinite(y))) and bool(np.all(y == np.round(y)))
+
+
+def is_classification_labels(y, width=None):
+    """Whether 1-D `y` holds class labels: integers, booleans or strings; or floats with
+    whole values (0.0, 1.0, 2.0, as pandas gives them) when the network has `width` > 1
+    outputs and y has at most `width` distinct values."""
     y = np.asarray(y)
-    return y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
+    if y.ndim != 1:
+        return False
+    if y.dtype.kind in "iubUSO":
+        return True
+    return width is not None and width > 1 and _integral(y) and len(np.unique(y)) <= width
+
+
+def output_width(model):
+    """The last axis of a network's (first) output."""
+    return int(model.outputs[0].shape[-1])
+
+
+def encode_labels(y, who, width=None):
+    """(classes_, class ids) of 1-D labels; `classes_` keeps the user's dtype, so `predict`
+    returns labels as given. `width`: the members' output count, which must equal the
+    number of classes (one probability per class)."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{who}: class labels must be one per row (a 1-D array); received shape {y.shape}")
+    if y.dtype.kind == "f" and not _integral(y):
+        raise ValueError(f"{who}: y holds continuous values (e.g. {y[y != np.round(y)][:3].tolist()}), not class "
+                         "labels; give integer, string or whole-number labels, or use a regressor")
+    classes = np.unique(y)
+    check_classes(width, classes, who)
+    return classes, np.searchsorted(classes, y)
+
+
+def check_classes(width, classes, who, member="the members"):
+    """A network with `width` outputs must give one probability per class of `classes`."""
+    if width is None or width == 1 or width == len(classes):
+        return
+    shown = classes.tolist() if len(classes) <= 10 else classes[:10].tolist() + ["..."]
+    raise ValueError(
+        f"{who}: {member} output {width} values per row but y has {len(classes)} classes {shown}; "
+        f"{'a probability for a class that does not exist' if width > len(classes) else 'labels beyond the outputs'}. "
+        f"Build the network with {len(classes)} outputs, or check that y holds every class."
+    )
 
 
 # -- member specs ---------------------------------------------------------------------------
@@ -97,8 +173,17 @@ def ends_linear(model):
     return act == "linear"
 
 
-def new_member(spec, seed, task, who, index):
-    """A fresh, compiled member network built from `spec` under `seed`."""
+def new_member(spec, seed, task, who, index, classes=None):
+    """A fresh, compiled member network built from `spec` under `seed` (its outputs checked
+    against `classes` when given)."""
+    model = build_member(spec, seed, who, index)
+    if classes is not None:
+        check_classes(output_width(model), classes, who, f"member_{index}")
+    return compile_member(model, task)
+
+
+def build_member(spec, seed, who, index):
+    """The network of `spec` under `seed` (compiled only where the spec carries its settings)."""
     keras.utils.set_random_seed(int(seed))
     if isinstance(spec, keras.Model):
         model = keras.models.clone_model(spec)
@@ -113,6 +198,11 @@ def new_member(spec, seed, task, who, index):
             raise TypeError(
                 f"{who}: the builder for member_{index} returned {type(model).__name__}, not a keras.Model"
             )
+    return model
+
+
+def compile_member(model, task):
+    """Compile with Adam and the task's loss unless the member brought its own settings."""
     if getattr(model, "optimizer", None) is None or getattr(model, "loss", None) is None:
         model.compile(optimizer="adam", loss=default_loss(model, task), jit_compile=False)
     return model
@@ -148,9 +238,12 @@ def fit_member(model, x, y, settings, sample_weight=None, callbacks=(), pool=Non
     return fit(model, x, y, sample_weight=sample_weight, callbacks=extra or None, **settings)
 
 
-def probabilities(model, x, batch_size=256):
-    """Class probabilities of a member (softmax applied when it ends linear)."""
-    out = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype="float64")
+def probabilities(model, x, batch_size=256, out=None):
+    """Class probabilities of a member (softmax applied when it ends linear); `out`: its
+    outputs on `x` when already computed."""
+    if out is None:
+        out = model.predict(x, batch_size=batch_size, verbose=0)
+    out = np.asarray(out, dtype="float64")
     if ends_linear(model):
         if out.shape[-1] == 1:
             return 1.0 / (1.0 + np.exp(-out))
@@ -161,75 +254,40 @@ def probabilities(model, x, batch_size=256):
 
 
 # -- resume ---------------------------------------------------------------------------------
-def data_digest(*arrays):
-    h = hashlib.sha256()
-    for a in arrays:
-        if a is None:
-            continue
-        if isinstance(a, dict):
-            for k in sorted(a):
-                h.update(k.encode())
-                h.update(np.ascontiguousarray(a[k]).tobytes())
-        else:
-            h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()[:16]
+def spec_identity(spec, who="kfuse"):
+    """A member spec by the network it builds (structure and compile settings), as the
+    Stacker identifies a base: a builder changed from `Dense(4)` to `Dense(16)` is seen.
+    The build leaves Python's and numpy's random states as they were."""
+    if isinstance(spec, keras.Model):
+        return "model:" + compiled_hash(spec)
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        model = spec()
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"{who}: the member builder returned {type(model).__name__}, not a keras.Model")
+    return "builder:" + compiled_hash(model)
 
 
-def _spec_or_repr(value):
-    """A member spec (a keras.Model or builder) by `spec_name`; any other value by `repr`."""
-    if isinstance(value, keras.Model) or callable(value):
-        return spec_name(value)
-    return repr(value)
+def _callable_name(value):
+    return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', type(value).__name__)}"
 
 
 def jsonable(value):
-    """`kfuse.jsonable.jsonable`, with member specs named by `spec_name`."""
-    return _jsonable(value, leaf=_spec_or_repr)
+    """`kfuse.jsonable.jsonable`, callables by their qualified name."""
+    return _jsonable(value, leaf=_callable_name)
 
 
-class MemberStore:
-    """Finished members under `work_dir` (nothing on disk when `path` is None)."""
+def member(index):
+    """The run-store entry name of member `index`."""
+    return f"member_{index}"
 
-    def __init__(self, path, fingerprint, who):
-        self.path = None if path is None else os.fspath(path)
-        self.fingerprint = fingerprint
-        if self.path is None:
-            return
-        os.makedirs(self.path, exist_ok=True)
-        file = os.path.join(self.path, FINGERPRINT)
-        if os.path.exists(file):
-            with open(file) as f:
-                old = json.load(f)
-            if old != fingerprint:
-                differ = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
-                raise ValueError(
-                    f"{who}: work_dir {self.path!r} holds a run of another configuration "
-                    f"(differs in: {', '.join(differ)}); kfuse will not mix the two runs. Use "
-                    f"another work_dir, or delete {self.path!r} to start over."
-                )
-        else:
-            with open(file + ".tmp", "w") as f:
-                json.dump(fingerprint, f, indent=1, sort_keys=True)
-            os.replace(file + ".tmp", file)
 
-    def has(self, index):
-        return self.path is not None and os.path.exists(os.path.join(self.path, f"member_{index}.npz"))
-
-    def save(self, index, model, **state):
-        if self.path is None:
-            return
-        file = os.path.join(self.path, f"member_{index}")
-        model.save(file + ".tmp.keras")
-        os.replace(file + ".tmp.keras", file + ".keras")
-        np.savez(file + ".tmp.npz", **{k: np.asarray(v) for k, v in state.items()})
-        os.replace(file + ".tmp.npz", file + ".npz")
-
-    def load(self, index):
-        file = os.path.join(self.path, f"member_{index}")
-        model = keras.saving.load_model(file + ".keras")
-        with np.load(file + ".npz") as d:
-            state = {k: d[k] for k in d.files}
-        return model, state
+def load_member(store, index):
+    """(model, state arrays) of a finished member in `store`; a damaged file names its path."""
+    return store.load(member(index), what=f"trains member_{index} again", compile=True)
 
 
 class BaseEnsemble:
@@ -240,9 +298,31 @@ class BaseEnsemble:
     def _who(self):
         return type(self).__name__
 
+    def fit(self, x, y):
+        """Train the members and build `model_`; returns self. The work_dir (if any) is
+        held for this fit alone and released when it ends, finished or not."""
+        with contextlib.ExitStack() as claims:
+            return self._fit(x, y, claims)
+
     def _fingerprint(self, x, y, *extra):
-        params = {k: jsonable(v) for k, v in sorted(vars(self).items()) if not k.endswith("_") and k != "work_dir"}
-        return {"class": self._who(), "params": json.dumps(params, sort_keys=True), "data": data_digest(x, y, *extra)}
+        """What the members depend on: every setting but `RESULT_FREE`, the member specs by
+        the networks they build, and the data's content."""
+        params = {k: jsonable(v) for k, v in sorted(self.get_params().items()) if k not in RESULT_FREE}
+        if "estimator" in params:
+            specs = spec_list(self.estimator, self._who())
+            params["estimator"] = [spec_identity(s, self._who()) for s in specs]
+        arrays = dict(x) if isinstance(x, dict) else {"x": x}
+        arrays.update({f"extra_{i}": np.asarray(e) for i, e in enumerate(extra) if not isinstance(e, dict)})
+        for i, e in enumerate(extra):
+            if isinstance(e, dict):
+                arrays.update({f"extra_{i}.{k}": v for k, v in e.items()})
+        return {"format": "kfuse.ensemble/2", "class": self._who(), "params": params,
+                "data": data_digest({k: np.asarray(v) for k, v in arrays.items()}, y)}
+
+    def _open_store(self, claims, x, y, *extra):
+        """The run store of `work_dir` (a disabled one without), held until `claims` closes."""
+        fingerprint = None if self.work_dir is None else self._fingerprint(x, y, *extra)
+        return claims.enter_context(RunStore(self.work_dir, fingerprint, self._who()))
 
     def _progress(self, total):
         return keras.utils.Progbar(max(int(total), 1), verbose=1 if self.verbose else 0, unit_name="member")
@@ -253,7 +333,7 @@ class BaseEnsemble:
 
     def _check_fitted(self):
         if not hasattr(self, "model_"):
-            raise ValueError(f"{self._who()} is not fitted yet: call .fit(x, y) first")
+            raise NotFittedError(f"{self._who()} is not fitted yet: call .fit(x, y) first")
 
     def predict_proba(self, x, batch_size=256):
         """Class probabilities (classification) of the fused graph."""

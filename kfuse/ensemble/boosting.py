@@ -80,34 +80,32 @@ class AdaBoostClassifier(base.BaseEnsemble):
         self.verbose = verbose
         self.work_dir = work_dir
 
-    def fit(self, x, y):
-        """Boost the members and build `model_`; returns self."""
+    def _fit(self, x, y, claims):
         who = self._who()
         y = base.check_xy(x, y, who)
         n_estimators = base.check_positive_int(self.n_estimators, "n_estimators", who)
         base.check_positive_number(self.learning_rate, "learning_rate", who)
-        if not base.is_classification_labels(y):
+        if not base.is_classification_labels(y, width=np.inf):
             raise ValueError(
-                f"{who} needs integer class labels; received y of dtype {y.dtype} and shape {y.shape}. "
+                f"{who} needs integer class labels (or strings, or whole-number floats); received y of dtype {y.dtype} and shape {y.shape}. "
                 "For regression targets use AdaBoostRegressor (AdaBoost.R2, same arguments plus `loss`)."
             )
         specs = base.spec_list(self.estimator, who)
-        self.classes_ = np.unique(y)
+        self.classes_, target = base.encode_labels(y, who)
         self.n_classes_ = k = len(self.classes_)
         if k < 2:
             raise ValueError(f"{who} needs at least 2 classes in y; received {self.classes_.tolist()}")
-        target = np.searchsorted(self.classes_, y)
         n = len(target)
         w = np.full(n, 1.0 / n)
         rng = np.random.default_rng(self.random_state)
-        store = base.MemberStore(self.work_dir, self._fingerprint(x, y), who)
+        store = self._open_store(claims, x, y)
         bar = self._progress(n_estimators)
         members, alphas, errors = [], [], []
         trainers = base.Trainers(specs, self.task, who)
         for i in range(n_estimators):
             draw = rng.choice(n, size=n, replace=True, p=w) if self.resample else None
-            if store.has(i):
-                model, state = store.load(i)
+            if store.has(base.member(i)):
+                model, state = base.load_member(store, i)
                 error, alpha, new_w = float(state["error"]), float(state["alpha"]), state["weights"]
             else:
                 trainer = self._train(trainers, i, x, target, w, draw)
@@ -119,7 +117,7 @@ class AdaBoostClassifier(base.BaseEnsemble):
                         f"{k} classes; end each member in Dense({k}) (a classifier, not a regression head)"
                     )
                 error, alpha, new_w = samme_step(w, wrong, k, self.learning_rate)
-                store.save(i, model, error=error, alpha=alpha, weights=new_w)
+                store.save(base.member(i), model, error=error, alpha=alpha, weights=new_w)
             bar.update(i + 1)
             if error >= 1.0 - 1.0 / k:
                 if not members:

@@ -121,8 +121,7 @@ class AdaBoostRegressor(base.BaseEnsemble):
         self.verbose = verbose
         self.work_dir = work_dir
 
-    def fit(self, x, y):
-        """Boost the members and build `model_`; returns self."""
+    def _fit(self, x, y, claims):
         who = self._who()
         y = base.check_xy(x, y, who)
         n_estimators = base.check_positive_int(self.n_estimators, "n_estimators", who)
@@ -140,22 +139,22 @@ class AdaBoostRegressor(base.BaseEnsemble):
         n = len(target)
         w = np.full(n, 1.0 / n)
         rng = np.random.RandomState(self.random_state)
-        store = base.MemberStore(self.work_dir, self._fingerprint(x, y), who)
+        store = self._open_store(claims, x, y)
         bar = self._progress(n_estimators)
         members, weights, errors = [], [], []
         trainers = base.Trainers(specs, self.task, who)
         for i in range(n_estimators):
             draw = rng.choice(np.arange(n), size=n, replace=True, p=w) if self.resample else None
             last = i == n_estimators - 1
-            if store.has(i):
-                model, state = store.load(i)
+            if store.has(base.member(i)):
+                model, state = base.load_member(store, i)
                 error, weight, new_w = float(state["error"]), float(state["weight"]), state["weights"]
             else:
                 trainer = self._train(trainers, i, x, target, w, draw)
                 prediction = trainer.predict(x, batch_size=256, verbose=0)
                 model = base.copy_network(trainer)
                 error, weight, new_w = r2_step(w, prediction, target, loss, self.learning_rate, last=last)
-                store.save(i, model, error=error, weight=weight, weights=new_w)
+                store.save(base.member(i), model, error=error, weight=weight, weights=new_w)
             bar.update(i + 1)
             if error >= 0.5:
                 if not members:

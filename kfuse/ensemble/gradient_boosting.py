@@ -77,21 +77,18 @@ class GradientBoostingClassifier(base.BaseEnsemble):
             return float(np.mean(np.argmax(running, -1) == target))
         return -float(np.mean((running - target) ** 2))
 
-    def fit(self, x, y):
-        """Boost the members and build `model_`; returns self."""
+    def _fit(self, x, y, claims):
         who = self._who()
         y = base.check_xy(x, y, who)
         n_estimators = base.check_positive_int(self.n_estimators, "n_estimators", who)
         base.check_positive_int(self.early_stopping_rounds, "early_stopping_rounds", who)
-        lr = self.learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
-            raise ValueError(f"{who}: `learning_rate` must be a number > 0; received {lr!r}")
+        lr = base.check_positive_number(self.learning_rate, "learning_rate", who)
         specs = base.spec_list(self.estimator, who)
         if self.task == "classification":
-            if not base.is_classification_labels(y):
-                raise ValueError(f"{who} needs integer class labels; received dtype {y.dtype}. "
+            if not base.is_classification_labels(y, width=np.inf):
+                raise ValueError(f"{who} needs integer class labels (or strings, or whole-number floats); received dtype {y.dtype}. "
                                  "For continuous targets use GradientBoostingRegressor")
-            self.classes_ = np.unique(y)
+            self.classes_, _ = base.encode_labels(y, who)
             self.n_classes_ = len(self.classes_)
         target = self._encode(y)
         width = self.n_classes_ if self.task == "classification" else target.shape[1]
@@ -101,19 +98,19 @@ class GradientBoostingClassifier(base.BaseEnsemble):
             yv = base.check_xy(xv, yv, who)
             val = (xv, self._encode(yv), np.zeros((len(yv), width)))
         running = np.zeros((len(target), width))
-        store = base.MemberStore(self.work_dir, self._fingerprint(x, y, *(self.validation_data or ())), who)
+        store = self._open_store(claims, x, y, *(self.validation_data or ()))
         bar = self._progress(n_estimators)
         members, scores, best, since = [], [], -np.inf, 0
         trainers = base.Trainers(specs, "regression", who, loss="mse")
         for i in range(n_estimators):
             residual = pseudo_residual(target, running, self.task, width)
-            if store.has(i):
-                model, _ = store.load(i)
+            if store.has(base.member(i)):
+                model, _ = base.load_member(store, i)
                 net = model
             else:
                 net = self._train(trainers, i, x, residual, width)
                 model = base.copy_network(net)
-                store.save(i, model)
+                store.save(base.member(i), model)
             members.append(model)
             running = running + lr * self._outputs(net, x)
             self.train_residuals_ = residual

@@ -3,7 +3,6 @@
 import math
 
 import keras
-import numpy as np
 
 from kfuse.ensemble import base
 
@@ -39,20 +38,27 @@ def make_optimizer(optimizer, learning_rate, who):
 class OneRun(base.BaseEnsemble):
     """Base of the ensembles trained in ONE run of one network (`_setup`, fit settings, steps)."""
 
+    #: the learning-rate arguments of each one-run ensemble, checked > 0 at the start of fit
+    rates = ("learning_rate",)
+
     def _setup(self, x, y):
+        """(the compiled network, its targets): labels decide the task (`base.encode_labels`:
+        strings, integers and whole-number floats that fit the outputs are classes)."""
         who = self._who()
         y = base.check_xy(x, y, who)
+        for name in self.rates:
+            base.check_positive_number(getattr(self, name), name, who)
         if isinstance(self.estimator, (list, tuple)):
             raise TypeError(f"{who} trains ONE network; give one builder or keras.Model, not a list")
         spec = base.spec_list(self.estimator, who)[0]
-        self.task_ = "classification" if base.is_classification_labels(y) else "regression"
+        model = base.build_member(spec, self._seed(0), who, 0)
+        width = base.output_width(model)
+        self.task_ = "classification" if base.is_classification_labels(y, width) else "regression"
         if self.task_ == "classification":
-            self.classes_ = np.unique(y)
-            target = np.searchsorted(self.classes_, y)
+            self.classes_, target = base.encode_labels(y, who, width)
         else:
             target = y.astype("float32")
-        model = base.new_member(spec, self._seed(0), self.task_, who, 0)
-        return model, target
+        return base.compile_member(model, self.task_), target
 
     def _fit_settings(self):
         settings = base.member_fit_settings(self.fit_params, 0, self._who())

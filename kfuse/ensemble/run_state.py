@@ -5,17 +5,16 @@ An ensemble trained in one run (`SWA` after every epoch; `SnapshotEnsemble` and
 the run depends on: the network's variables (`model.variables`: weights, BatchNorm
 statistics and the random-seed state of layers such as Dropout), the optimizer's
 variables (step count, moments), the phase and the epochs it has finished, plus any
-arrays of its own (SWA's running average and its count). It is one `.npz`, written to a
-temporary file and moved into place with `os.replace`, so a crash leaves the previous
-epoch's state whole. The configuration check is `base.MemberStore`'s `run.json`.
+arrays of its own (SWA's running average and its count). It is one `.npz` entry of the
+work_dir's `kfuse.run_store.RunStore` (written under a unique temporary name and moved
+into place, so a crash leaves the previous epoch's state whole; a damaged file is
+reported with its path). The configuration check is the store's `run.json`.
 """
-
-import os
 
 import keras
 import numpy as np
 
-FILE = "run_state.npz"
+NAME = "run_state"
 
 
 def _values(variables):
@@ -23,14 +22,14 @@ def _values(variables):
 
 
 class RunState:
-    """Save and load a run's state under `path` (nothing on disk when `path` is None)."""
+    """Save and load a run's state in a `RunStore` (nothing on disk when it is disabled)."""
 
-    def __init__(self, path):
-        self.file = None if path is None else os.path.join(os.fspath(path), FILE)
+    def __init__(self, store):
+        self.store = store
 
     def save(self, model, phase, epoch, **arrays):
         """Keep `model`'s and its optimizer's variables, `phase`, `epoch` and named lists of arrays."""
-        if self.file is None:
+        if not self.store.enabled:
             return
         state = {"phase": np.asarray(phase), "epoch": np.asarray(int(epoch))}
         groups = {"model": _values(model.variables), "optimizer": _values(model.optimizer.variables), **arrays}
@@ -41,17 +40,13 @@ class RunState:
             state[f"{group}.count"] = np.asarray(len(values))
             for i, value in enumerate(values):
                 state[f"{group}.{i}"] = np.asarray(value)
-        tmp = self.file + ".tmp"
-        with open(tmp, "wb") as f:
-            np.savez(f, **state)
-        os.replace(tmp, self.file)
+        self.store.save_arrays(NAME, **state)
 
     def load(self):
         """The saved state as a dict (lists for list groups), or None when there is none."""
-        if self.file is None or not os.path.exists(self.file):
+        flat = self.store.load_arrays(NAME, "starts the run over")
+        if flat is None:
             return None
-        with np.load(self.file) as d:
-            flat = {k: d[k] for k in d.files}
         state = {}
         for key in flat:
             if key.endswith(".count"):

@@ -149,8 +149,7 @@ class SnapshotEnsemble(OneRun):
         self.verbose = verbose
         self.work_dir = work_dir
 
-    def fit(self, x, y):
-        """Train the one network and keep a snapshot per cycle; returns self."""
+    def _fit(self, x, y, claims):
         who = self._who()
         m = base.check_positive_int(self.n_estimators, "n_estimators", who)
         epochs = base.check_positive_int(self.epochs, "epochs", who)
@@ -169,17 +168,17 @@ class SnapshotEnsemble(OneRun):
         steps = keras.ops.arange(epochs * self._steps(x))
         self.learning_rates_ = np.asarray(keras.ops.convert_to_numpy(schedule(steps)), "float64")
         model.compile(optimizer=make_optimizer(self.optimizer, schedule, who), loss=model.loss, jit_compile=False)
-        store = base.MemberStore(self.work_dir, self._fingerprint(x, y), who)
-        run = RunState(store.path)
+        store = self._open_store(claims, x, y)
+        run = RunState(store)
         done = _finished_cycles(run, model, who)
         settings, bar, snaps = self._fit_settings(), self._progress(m), []
         for c in range(m):
             if c < done:
-                snap, _ = store.load(c)
+                snap, _ = base.load_member(store, c)
             else:
                 base.fit_member(model, x, target, dict(settings, epochs=per_cycle, seed=seeds[c]))
                 snap = base.copy_network(model)
-                store.save(c, snap)
+                store.save(base.member(c), snap)
                 run.save(model, "cycle", c + 1)
             snaps.append(snap)
             bar.update(c + 1)
@@ -214,6 +213,8 @@ class FastGeometricEnsemble(OneRun):
     fge = FastGeometricEnsemble(build, n_estimators=2, epochs=1, cycle=2, batch_size=20).fit(x, y)
     ```
     """
+
+    rates = ("learning_rate", "lr_1", "lr_2")
 
     def __init__(self, estimator, n_estimators=5, epochs=10, cycle=4, lr_1=5e-2, lr_2=1e-4,
                  batch_size=32, learning_rate=1e-3, optimizer="adam", fit_params=None,
@@ -259,8 +260,7 @@ class FastGeometricEnsemble(OneRun):
 
         return start_cycles
 
-    def fit(self, x, y):
-        """Warm up, cycle, snapshot at each minimum; returns self."""
+    def _fit(self, x, y, claims):
         who = self._who()
         m = base.check_positive_int(self.n_estimators, "n_estimators", who)
         cycle = base.check_positive_int(self.cycle, "cycle", who)
@@ -269,8 +269,8 @@ class FastGeometricEnsemble(OneRun):
         model, target = self._setup(x, y)
         seeds = _cycle_seeds(m + 1)  # the warm-up's, then each cycle's
         settings, bar = self._fit_settings(), self._progress(m)
-        store = base.MemberStore(self.work_dir, self._fingerprint(x, y), who)
-        run = RunState(store.path)
+        store = self._open_store(claims, x, y)
+        run = RunState(store)
         state = run.load()
         start_cycles = self._compile_phases(model, self._steps(x), who)
         if self.epochs and state is None:
@@ -283,11 +283,11 @@ class FastGeometricEnsemble(OneRun):
         snaps = []
         for c in range(m):
             if c < done:
-                snap, _ = store.load(c)
+                snap, _ = base.load_member(store, c)
             else:
                 base.fit_member(model, x, target, dict(settings, epochs=cycle // 2 if c == 0 else cycle, seed=seeds[c + 1]))
                 snap = base.copy_network(model)
-                store.save(c, snap)
+                store.save(base.member(c), snap)
                 run.save(model, "cycle", c + 1)
             snaps.append(snap)
             bar.update(c + 1)

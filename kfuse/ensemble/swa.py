@@ -83,6 +83,8 @@ class SWA(OneRun):
     ```
     """
 
+    rates = ("learning_rate", "swa_learning_rate")
+
     def __init__(self, estimator, epochs=10, swa_epochs=5, learning_rate=1e-3, swa_learning_rate=5e-4,
                  optimizer="adam", batch_size=32, fit_params=None, random_state=None, verbose=0, work_dir=None):
         self.estimator = estimator
@@ -97,8 +99,7 @@ class SWA(OneRun):
         self.verbose = verbose
         self.work_dir = work_dir
 
-    def fit(self, x, y):
-        """Train, average the SWA phase's weights, recompute BatchNorm; returns self."""
+    def _fit(self, x, y, claims):
         who = self._who()
         swa_epochs = base.check_positive_int(self.swa_epochs, "swa_epochs", who)
         epochs = int(self.epochs or 0)
@@ -110,8 +111,8 @@ class SWA(OneRun):
                              "nothing to average; unfreeze it (model.trainable = True)")
         # the shuffling seed of each phase, drawn from the state new_member seeded
         seeds = [int(np.random.randint(2**31 - 1)), int(np.random.randint(2**31 - 1))]
-        store = base.MemberStore(self.work_dir, self._fingerprint(x, y), who)
-        run = RunState(store.path)
+        store = self._open_store(claims, x, y)
+        run = RunState(store)
         state = run.load()
         settings, bar = self._fit_settings(), self._progress(swa_epochs)
         average, n = None, 0

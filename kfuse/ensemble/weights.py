@@ -113,6 +113,17 @@ def optimize(predictions, y, task):
     return w / w.sum()
 
 
+def check_method(method, who=None):
+    """Refuse an unknown weighting method, suggesting the closest valid name."""
+    if method in METHODS:
+        return method
+    import difflib
+
+    close = difflib.get_close_matches(str(method), METHODS, n=1)
+    raise ValueError(f"{who + ': ' if who else ''}Unknown weighting method {method!r}; valid: {METHODS}"
+                     + (f". Did you mean {close[0]!r}?" if close else ""))
+
+
 def ensemble_weights(predictions, y, method="caruana", task="classification", metric=None,
                      temperature=0.01, ensemble_size=25):
     """Member weights (summing to one) from held-out predictions, a list of (n, K) arrays.
@@ -128,11 +139,7 @@ def ensemble_weights(predictions, y, method="caruana", task="classification", me
     ensemble_weights([good, bad], y, method="caruana")  # array([1., 0.])
     ```
     """
-    if method not in METHODS:
-        import difflib
-
-        close = difflib.get_close_matches(str(method), METHODS, n=1)
-        raise ValueError(f"Unknown weighting method {method!r}; valid: {METHODS}" + (f". Did you mean {close[0]!r}?" if close else ""))
+    check_method(method)
     predictions = [np.asarray(p, dtype="float64") for p in predictions]
     shapes = {i: p.shape for i, p in enumerate(predictions)}
     if len(set(shapes.values())) != 1:
@@ -195,24 +202,38 @@ class WeightedEnsemble(base.BaseEnsemble):
         members = getattr(self.members, "estimators_", self.members)
         if not isinstance(members, (list, tuple)) or not members:
             raise ValueError(f"{who}: `members` must be a non-empty list of trained keras.Models or a fitted ensemble")
+        check_method(self.method, who)
         if x is None or y is None:
             if self.method in ("optimize", "caruana", "metric"):
                 raise ValueError(f"{who}: method={self.method!r} chooses weights on HELD-OUT data; "
                                  "call fit(x_val, y_val) with rows the members were not trained on")
             self.weights_ = np.full(len(members), 1.0 / len(members))
             self.task_ = "classification" if self.task == "auto" else self.task
+            if self.task_ == "classification":
+                width = base.output_width(members[0])
+                self.classes_ = getattr(self.members, "classes_", np.arange(width))
             self.model_ = weighted_graph(list(members), self.weights_, self.task_, name="weighted_ensemble")
             return self
         y = base.check_xy(x, y, who)
+        outputs = [m.predict(x, verbose=0) for m in members]
+        width = np.shape(outputs[0])[-1]
         self.task_ = self.task if self.task != "auto" else (
-            "classification" if base.is_classification_labels(y) else "regression")
+            "classification" if base.is_classification_labels(y, width) else "regression")
         if self.task_ == "classification":
-            self.classes_ = np.unique(y) if not hasattr(self.members, "classes_") else self.members.classes_
-            target = np.searchsorted(self.classes_, y)
-            preds = [base.probabilities(m, x) for m in members]
+            if hasattr(self.members, "classes_"):
+                self.classes_ = self.members.classes_
+                base.check_classes(width, self.classes_, who)
+                unknown = np.setdiff1d(np.unique(y), self.classes_)
+                if unknown.size:
+                    raise ValueError(f"{who}: y holds labels {unknown[:5].tolist()} the members were not "
+                                     f"fitted on (their classes: {self.classes_.tolist()})")
+                target = np.searchsorted(self.classes_, y)
+            else:
+                self.classes_, target = base.encode_labels(y, who, width)
+            preds = [base.probabilities(m, x, out=o) for m, o in zip(members, outputs, strict=True)]
         else:
             target = y.astype("float64")
-            preds = [np.asarray(m.predict(x, verbose=0), dtype="float64") for m in members]
+            preds = [np.asarray(o, dtype="float64") for o in outputs]
         self.weights_ = ensemble_weights(preds, target, self.method, self.task_, self.metric,
                                          self.temperature, self.ensemble_size)
         kind = "log_loss" if self.task_ == "classification" else "mse"

@@ -14,8 +14,8 @@ traced call (`kfuse.epoch_loop`). Three users, one route:
 """
 
 from kfuse.epoch_loop import compile_top, fit_top  # noqa: F401  (the one route, re-exported)
+from kfuse.fingerprints import data_digest
 from kfuse.training.base_training import feature_model, predict
-from kfuse.training.inputs import data_digest
 
 CACHE_BATCH = 1024
 

@@ -10,31 +10,11 @@ work_dir (`tests/training/test_do_no_harm.py` fits `selection="meta"` on the fol
 
 import hashlib
 import inspect
-import json
 
-import keras
 import numpy as np
 
+from kfuse.fingerprints import data_digest, structure_hash, text_hash
 from kfuse.jsonable import jsonable as _jsonable
-from kfuse.training.inputs import data_digest
-
-
-def _hash(text):
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-
-def _structure(model):
-    """Every layer's class, config and weight shapes, nested models unrolled, without the
-    auto-generated names (`dense_3` in one process is `dense_7` in the next)."""
-    layers = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            layers.append([type(layer).__name__, _structure(layer)])
-            continue
-        config = {k: v for k, v in layer.get_config().items() if k != "name"}
-        shapes = [list(w.shape) for w in layer.weights]
-        layers.append([type(layer).__name__, _jsonable(config), shapes])
-    return layers
 
 
 def base_identity(branch, shapes=None):
@@ -44,13 +24,13 @@ def base_identity(branch, shapes=None):
     if branch.is_fresh:
         if shapes is not None:
             built = branch.build_model({k: shapes[k] for k in branch.input_names})
-            return "callable:" + _hash(json.dumps(_structure(built), sort_keys=True))
+            return "callable:" + structure_hash(built)
         try:
             source = inspect.getsource(branch.base)
         except (OSError, TypeError):
             source = getattr(branch.base, "__qualname__", type(branch.base).__name__)
-        return "callable-source:" + _hash(source)
-    return "model:" + _hash(json.dumps(_structure(branch.base), sort_keys=True))
+        return "callable-source:" + text_hash(source)
+    return "model:" + structure_hash(branch.base)
 
 
 def fingerprint(branches, trained, methods, plan, seed, head, arrays, y, shapes=None):

@@ -1,5 +1,6 @@
 """`Stacker`: leak-free stacking of Keras networks into one Keras graph."""
 
+import contextlib
 import random
 import time
 
@@ -216,13 +217,15 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         """
         python_state, numpy_state = random.getstate(), np.random.get_state()
         try:
-            with quiet_tensorflow():  # a model per fold: TensorFlow's retracing warnings are noise
-                return self._fit(x, y, sample_weight, allow_nonfinite)
+            # a model per fold: TensorFlow's retracing warnings are noise; the work_dir is
+            # released (`claims`) when the fit ends, finished or not
+            with quiet_tensorflow(), contextlib.ExitStack() as claims:
+                return self._fit(x, y, sample_weight, allow_nonfinite, claims)
         finally:
             random.setstate(python_state)
             np.random.set_state(numpy_state)
 
-    def _fit(self, x, y, sample_weight, allow_nonfinite):
+    def _fit(self, x, y, sample_weight, allow_nonfinite, claims):
         start = time.perf_counter()
         self.branches_, self.head_, self.methods_, self.meta_fit_ = self._resolve()
         select.check_selection(self.selection, self.branches_, self.methods_, self.head_)
@@ -262,7 +265,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             y,
             shapes=shapes,
         )
-        store = WorkDir(self.work_dir, print_)
+        store = claims.enter_context(WorkDir(self.work_dir, print_))
         steps = len(trained) * (plan.n_splits + (1 if self.refit else 0))
         self._bar = keras.utils.Progbar(
             max(steps, 1), verbose=self.verbose, unit_name="fit", stateful_metrics=["fold", "refit"]

@@ -168,7 +168,7 @@ def test_work_dir_resumes_and_refuses_another_configuration(boosted):
                               random_state=0, work_dir=work).fit(X[:200], Y[:200])
     np.testing.assert_allclose(again.estimator_weights_, fitted.estimator_weights_, rtol=1e-6)
     np.testing.assert_allclose(again.predict(X[200:]), fitted.predict(X[200:]), atol=1e-5)
-    with pytest.raises(ValueError, match="another configuration"):
+    with pytest.raises(ValueError, match="different configuration"):
         AdaBoostRegressor(mlp, n_estimators=5, loss="square", fit_params={"epochs": 20, "batch_size": 32},
                           random_state=0, work_dir=work).fit(X[:200], Y[:200])
 

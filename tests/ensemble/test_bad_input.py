@@ -100,7 +100,7 @@ def test_unknown_weighting_method():
 def test_work_dir_from_another_configuration(tmp_path, capsys):
     BaggingClassifier(net, n_estimators=1, fit_params={"epochs": 1}, work_dir=str(tmp_path), verbose=1).fit(X, Y)
     assert "1/1" in capsys.readouterr().out  # the progress bar over members
-    with pytest.raises(ValueError, match=r"another configuration \(differs in: params\)"):
+    with pytest.raises(ValueError, match=r"different configuration \(differs in: params\) -- params.max_samples: work_dir has 1.0, this fit 0.5"):
         BaggingClassifier(net, n_estimators=1, max_samples=0.5, fit_params={"epochs": 1}, work_dir=str(tmp_path)).fit(X, Y)
 
 

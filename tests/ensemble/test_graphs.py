@@ -81,7 +81,7 @@ def test_work_dir_resumes_and_refuses_another_configuration(bag):
     for a, b in zip(again.estimators_[:2], fitted.estimators_[:2], strict=True):
         np.testing.assert_allclose(a.predict(x, verbose=0), b.predict(x, verbose=0), atol=1e-6)
     assert os.path.exists(os.path.join(work, "member_2.npz"))
-    with pytest.raises(ValueError, match="another configuration.*n_estimators|another configuration"):
+    with pytest.raises(ValueError, match="different configuration.*n_estimators|different configuration"):
         BaggingClassifier([cnn, gru, mlp], n_estimators=4, max_samples=60, random_state=3, work_dir=work).fit(x, y)
 
 

@@ -58,5 +58,5 @@ def test_work_dir_of_another_configuration_is_refused(tmp_path):
     work = str(tmp_path / "swa")
     with pytest.raises(RuntimeError):
         swa(Crash(at=2), work).fit(X, Y)
-    with pytest.raises(ValueError, match="another configuration.*delete"):
+    with pytest.raises(ValueError, match="different configuration.*delete"):
         swa(Crash(), work, swa_epochs=SWA_EPOCHS + 1).fit(X, Y)
