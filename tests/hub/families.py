@@ -105,3 +105,31 @@ def backbone_families():
         "whisper": _whisper,
         "clip": _clip,
     }
+
+
+def bert_classifier(num_classes=3):
+    """A tiny BertTextClassifier with its preprocessor (a WordPiece vocabulary: an asset)."""
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=VOCAB)
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=SEQ)
+    return keras_hub.models.BertTextClassifier(_bert(), num_classes=num_classes, preprocessor=preprocessor)
+
+
+STRINGS = ["the quick brown fox", "a dog", "the dog the fox"]
+
+
+def task_families():
+    """{task: builder() -> (task, inputs: token dict or image array)}: the task's model
+    inputs (what its preprocessor would produce)."""
+    m = keras_hub.models
+    fams = backbone_families()
+
+    def text():
+        task = bert_classifier()
+        return task, {k: np.asarray(v) for k, v in task.preprocessor(STRINGS).items()}
+
+    return {
+        "bert_text_classifier": text,
+        "resnet_image_classifier": lambda: (m.ResNetImageClassifier(fams["resnet"]()[0], 3), images()),
+        "vit_image_classifier": lambda: (m.ViTImageClassifier(fams["vit"]()[0], 3), images()),
+        "gpt2_causal_lm": lambda: (m.GPT2CausalLM(fams["gpt2"]()[0]), token_inputs()),
+    }
