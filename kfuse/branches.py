@@ -2,7 +2,6 @@
 
 import difflib
 import os
-import zipfile
 
 import keras
 import numpy as np
@@ -18,6 +17,7 @@ from kfuse.branch_outputs import (
 )
 from kfuse.branch_state import clone_with_state, readapt_preprocessing  # noqa: F401 (re-exported)
 from kfuse.class_copy import nested, rebuilt_by_class
+from kfuse.hub_presets import load_base_path
 from kfuse.names import check_name
 from kfuse.sequence_pool import check_pool, pool_sequence
 
@@ -47,21 +47,6 @@ def _normalise_inputs(inputs, branch_name):
     )
 
 
-def _load_keras_file(path, branch_name):
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ValueError(f"Branch '{branch_name}': no such file {path!r}")
-    if not path.endswith(".keras") or not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"Branch '{branch_name}': {path!r} is not a Keras v3 '.keras' file (a zip archive "
-            "written by model.save('name.keras'))"
-        )
-    try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:
-        raise ValueError(f"Branch '{branch_name}': could not load {path!r}: {error}") from error
-
-
 class Branch:
     """One base network of a fused model.
 
@@ -75,7 +60,9 @@ class Branch:
     computes, in memory, after a `.keras` round trip and in a SavedModel.
 
     Args:
-        base: a `keras.Model`; a path to a `.keras` file (loaded with `safe_mode=True`);
+        base: a `keras.Model` (a KerasHub `Backbone` or `Task` too); a path to a `.keras`
+            file (loaded with `safe_mode=True`) or to a KerasHub preset directory written
+            by `save_to_preset` (loaded offline, see `kfuse.hub_presets`);
             or a callable that builds a fresh network on the branch's input tensor (a dict
             of tensors when the branch reads several inputs) and returns its output.
         name: unique branch name.
@@ -159,7 +146,7 @@ class Branch:
         self._shared_model = None
         if isinstance(base, (str, os.PathLike)):
             self.source = os.fspath(base)
-            base = _load_keras_file(base, name)
+            base = load_base_path(base, name)  # a .keras file or a KerasHub preset directory
         if isinstance(base, keras.Model):
             self.base = base
             self.is_fresh = False
