@@ -8,6 +8,7 @@ import pytest
 import kfuse
 from kfuse.branch_state import clone_with_state
 from tests.hub.families import backbone_families, bert_classifier, images, task_families
+from tests.test_branch_outputs_multi import TwoLayerNet
 
 
 def _feed(branch, task, x):
@@ -52,17 +53,8 @@ def test_task_copy_keeps_its_class_preprocessor_and_vocabulary():
 
 
 @keras.saving.register_keras_serializable(package="kfuse_tests")
-class Net(keras.Model):
-    """A user's subclassed model whose get_config returns only its own arguments."""
-
-    def __init__(self, units=3, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-        self.hidden = keras.layers.Dense(8, activation="relu")
-        self.out = keras.layers.Dense(units)
-
-    def call(self, x):
-        return self.out(self.hidden(x))
+class Net(TwoLayerNet):
+    """A user's subclassed model whose get_config returns only its own arguments (no name)."""
 
     def get_config(self):
         return {"units": self.units}
