@@ -109,7 +109,8 @@ def nested(model):
     import keras
     from kfuse.class_copy import nested
 
-    base = keras.Sequential([keras.Input((3,), name="x"), keras.layers.Dense(2)])
+    x = keras.Input((3,), name="x")
+    base = keras.Model(x, keras.layers.Dense(2)(x), name="base")
     outer = nested(base)
     assert [layer.name for layer in outer.layers][1:] == [base.name]
     ```

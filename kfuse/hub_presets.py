@@ -30,7 +30,8 @@ def load_base_path(path, branch_name):
     import keras, tempfile, os
     from kfuse.hub_presets import load_base_path
 
-    model = keras.Sequential([keras.Input((3,), name="x"), keras.layers.Dense(2)])
+    x = keras.Input((3,), name="x")
+    model = keras.Model(x, keras.layers.Dense(2)(x))
     path = os.path.join(tempfile.mkdtemp(), "m.keras")
     model.save(path)
     assert load_base_path(path, "b").output.shape == (None, 2)
