@@ -9,7 +9,8 @@ branch with `Branch(..., pool=...)`:
 | "mean"          | the mean over every position (every pixel of a feature map)   |
 | "masked_mean"   | the mean over the positions where the padding mask is true    |
 | "first"         | the first position (BERT's [CLS], ViT's class token)          |
-| "last"          | the last position where the padding mask is true (a decoder's last real token); the last position when the base has no padding mask |
+| "last"          | the last position where the padding mask is true (a decoder's |
+|                 | last real token); the last position without a padding mask    |
 
 The padding mask is the base's input named `padding_mask`, else its one input whose name
 ends in `padding_mask` (Whisper's `decoder_padding_mask`).
@@ -68,9 +69,11 @@ class SequencePool(keras.layers.Layer):
         return ops.take_along_axis(x, last[:, None, None], axis=1)[:, 0]
 
     def compute_output_shape(self, input_shape):
-        shape = input_shape[0] if isinstance(input_shape, (list, tuple)) and isinstance(
-            input_shape[0], (list, tuple)
-        ) else input_shape
+        shape = (
+            input_shape[0]
+            if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple))
+            else input_shape
+        )
         return (shape[0], shape[-1])
 
     def get_config(self):
@@ -92,7 +95,9 @@ def check_pool(pool, branch_name, model=None, tensor=None):
     if pool is None:
         return
     if pool not in POOLS:
-        raise ValueError(f"Branch '{branch_name}': `pool` must be one of {POOLS}; received {pool!r}")
+        raise ValueError(
+            f"Branch '{branch_name}': `pool` must be one of {POOLS}; received {pool!r}"
+        )
     if model is None:
         raise ValueError(
             f"Branch '{branch_name}': pool={pool!r} needs a base model; a callable branch "

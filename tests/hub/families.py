@@ -11,12 +11,12 @@ ROWS = 3
 TEXT = dict(num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32)
 
 
-def token_inputs(names=("token_ids", "padding_mask"), vocabulary_size=len(VOCAB), seed=0):
+def token_inputs(names=("token_ids", "padding_mask"), seed=0):
     """Padded token rows (right padding, lengths 8, 5, 2) under the given input names."""
     rng = np.random.default_rng(seed)
     lengths = np.array([SEQ, 5, 2])
     mask = (np.arange(SEQ)[None, :] < lengths[:, None]).astype("int32")
-    ids = rng.integers(1, vocabulary_size, size=(ROWS, SEQ)).astype("int32") * mask
+    ids = rng.integers(1, len(VOCAB), size=(ROWS, SEQ)).astype("int32") * mask
     data = {"token_ids": ids, "padding_mask": mask, "segment_ids": np.zeros_like(ids)}
     return {n: data[n.replace("decoder_", "")] for n in names}
 
@@ -26,7 +26,9 @@ def images(size=16, seed=0):
 
 
 def _bert():
-    return keras_hub.models.BertBackbone(vocabulary_size=len(VOCAB), max_sequence_length=SEQ, **TEXT)
+    return keras_hub.models.BertBackbone(
+        vocabulary_size=len(VOCAB), max_sequence_length=SEQ, **TEXT
+    )
 
 
 def _whisper():
@@ -35,7 +37,10 @@ def _whisper():
         max_decoder_sequence_length=SEQ, **TEXT,
     )  # fmt: skip
     feats = np.random.default_rng(0).normal(size=(ROWS, 16, 8)).astype("float32")
-    return bb, {"encoder_features": feats, **token_inputs(("decoder_token_ids", "decoder_padding_mask"))}
+    return bb, {
+        "encoder_features": feats,
+        **token_inputs(("decoder_token_ids", "decoder_padding_mask")),
+    }
 
 
 def _clip():
@@ -57,47 +62,85 @@ def backbone_families():
     words = token_inputs
     return {
         "bert": lambda: (_bert(), words(("token_ids", "segment_ids", "padding_mask"))),
-        "distil_bert": lambda: (m.DistilBertBackbone(len(VOCAB), max_sequence_length=SEQ, **TEXT), words()),
-        "roberta": lambda: (m.RobertaBackbone(len(VOCAB), max_sequence_length=SEQ, **TEXT), words()),
+        "distil_bert": lambda: (
+            m.DistilBertBackbone(len(VOCAB), max_sequence_length=SEQ, **TEXT),
+            words(),
+        ),
+        "roberta": lambda: (
+            m.RobertaBackbone(len(VOCAB), max_sequence_length=SEQ, **TEXT),
+            words(),
+        ),
         "deberta_v3": lambda: (
-            m.DebertaV3Backbone(len(VOCAB), max_sequence_length=SEQ, bucket_size=4, **TEXT), words()
+            m.DebertaV3Backbone(len(VOCAB), max_sequence_length=SEQ, bucket_size=4, **TEXT),
+            words(),
         ),
         "albert": lambda: (
             m.AlbertBackbone(len(VOCAB), embedding_dim=8, max_sequence_length=SEQ, **TEXT),
             words(("token_ids", "segment_ids", "padding_mask")),
         ),
         "electra": lambda: (
-            m.ElectraBackbone(vocab_size=len(VOCAB), embedding_dim=8, max_sequence_length=SEQ, **TEXT),
+            m.ElectraBackbone(
+                vocab_size=len(VOCAB), embedding_dim=8, max_sequence_length=SEQ, **TEXT
+            ),
             words(("token_ids", "segment_ids", "padding_mask")),
         ),
         "gpt2": lambda: (m.GPT2Backbone(len(VOCAB), max_sequence_length=SEQ, **TEXT), words()),
         "gemma": lambda: (
-            m.GemmaBackbone(len(VOCAB), num_layers=1, num_query_heads=2, num_key_value_heads=1,
-                            hidden_dim=16, intermediate_dim=32, head_dim=8),
+            m.GemmaBackbone(
+                len(VOCAB),
+                num_layers=1,
+                num_query_heads=2,
+                num_key_value_heads=1,
+                hidden_dim=16,
+                intermediate_dim=32,
+                head_dim=8,
+            ),
             words(),
         ),  # fmt: skip
         "llama": lambda: (
-            m.LlamaBackbone(len(VOCAB), num_layers=1, num_query_heads=2, hidden_dim=16,
-                            intermediate_dim=32, num_key_value_heads=1),
+            m.LlamaBackbone(
+                len(VOCAB),
+                num_layers=1,
+                num_query_heads=2,
+                hidden_dim=16,
+                intermediate_dim=32,
+                num_key_value_heads=1,
+            ),
             words(),
         ),  # fmt: skip
         "resnet": lambda: (
             m.ResNetBackbone(
-                input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 16],
-                stackwise_num_blocks=[1, 1], stackwise_num_strides=[1, 2], block_type="basic_block",
+                input_conv_filters=[64],
+                input_conv_kernel_sizes=[3],
+                stackwise_num_filters=[64, 16],
+                stackwise_num_blocks=[1, 1],
+                stackwise_num_strides=[1, 2],
+                block_type="basic_block",
                 image_shape=(16, 16, 3),
             ),
             images(),
         ),  # fmt: skip
         "vit": lambda: (
-            m.ViTBackbone(image_shape=(16, 16, 3), patch_size=4, num_layers=1, num_heads=2,
-                          hidden_dim=16, mlp_dim=32),
+            m.ViTBackbone(
+                image_shape=(16, 16, 3),
+                patch_size=4,
+                num_layers=1,
+                num_heads=2,
+                hidden_dim=16,
+                mlp_dim=32,
+            ),
             images(),
         ),  # fmt: skip
         "cspnet": lambda: (
             m.CSPNetBackbone(
-                stem_filters=8, stem_kernel_size=3, stem_strides=2, stackwise_depth=[1, 1],
-                stackwise_strides=[2, 2], stackwise_num_filters=[8, 16], block_type="dark_block", stage_type="dark",
+                stem_filters=8,
+                stem_kernel_size=3,
+                stem_strides=2,
+                stackwise_depth=[1, 1],
+                stackwise_strides=[2, 2],
+                stackwise_num_filters=[8, 16],
+                block_type="dark_block",
+                stage_type="dark",
                 image_shape=(16, 16, 3),
             ),
             images(),
@@ -111,7 +154,9 @@ def bert_classifier(num_classes=3):
     """A tiny BertTextClassifier with its preprocessor (a WordPiece vocabulary: an asset)."""
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=VOCAB)
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=SEQ)
-    return keras_hub.models.BertTextClassifier(_bert(), num_classes=num_classes, preprocessor=preprocessor)
+    return keras_hub.models.BertTextClassifier(
+        _bert(), num_classes=num_classes, preprocessor=preprocessor
+    )
 
 
 STRINGS = ["the quick brown fox", "a dog", "the dog the fox"]
@@ -129,7 +174,10 @@ def task_families():
 
     return {
         "bert_text_classifier": text,
-        "resnet_image_classifier": lambda: (m.ResNetImageClassifier(fams["resnet"]()[0], 3), images()),
+        "resnet_image_classifier": lambda: (
+            m.ResNetImageClassifier(fams["resnet"]()[0], 3),
+            images(),
+        ),
         "vit_image_classifier": lambda: (m.ViTImageClassifier(fams["vit"]()[0], 3), images()),
         "gpt2_causal_lm": lambda: (m.GPT2CausalLM(fams["gpt2"]()[0]), token_inputs()),
     }

@@ -60,9 +60,11 @@ def test_backbone_family_is_an_exact_branch(family, tmp_path):
     branch = kfuse.Branch(base, name=family, trainable=False, **choice)
     model = kfuse.stack([branch], head=2)
     feed = _feed(branch, base, x)
-    mask = next((v for k, v in x.items() if k.endswith("padding_mask")), None) if isinstance(
-        x, dict
-    ) else None
+    mask = (
+        next((v for k, v in x.items() if k.endswith("padding_mask")), None)
+        if isinstance(x, dict)
+        else None
+    )
     got = model.branch_outputs(feed)[family]
     assert got.ndim == 2
     np.testing.assert_allclose(got, _expected(base, x, choice, mask), atol=1e-5, rtol=0)

@@ -56,7 +56,12 @@ def test_incomplete_preset_directory_is_refused(task_preset, tmp_path, remove, l
         kfuse.Branch(str(folder), name="bert")
 
 
-@pytest.mark.parametrize("name", ["bert_tiny_en_uncased", "kaggle://keras/bert/keras/bert_tiny_en_uncased/2"])
+@pytest.mark.parametrize(
+    "name", ["bert_tiny_en_uncased", "kaggle://keras/bert/keras/bert_tiny_en_uncased/2"]
+)
 def test_hub_preset_name_needing_a_download_is_refused(name):
-    with pytest.raises(ValueError, match=r"Branch 'bert': .* needs a download, which kfuse never does.*save_to_preset"):
+    with pytest.raises(
+        ValueError,
+        match=r"Branch 'bert': .* needs a download, which kfuse never does.*save_to_preset",
+    ):
         kfuse.Branch(name, name="bert")

@@ -63,7 +63,10 @@ def test_raw_text_false_keeps_the_token_inputs(tmp_path):
 
 def test_two_text_tasks_reading_one_input_are_refused(tmp_path):
     model = kfuse.stack(
-        [kfuse.Branch(bert_classifier(), name="a"), kfuse.Branch(bert_classifier(), name="b")], head=2
+        [kfuse.Branch(bert_classifier(), name="a"), kfuse.Branch(bert_classifier(), name="b")],
+        head=2,
     )
-    with pytest.raises(ValueError, match=r"Branches 'a' and 'b' both read the model input 'padding_mask'"):
+    with pytest.raises(
+        ValueError, match=r"Branches 'a' and 'b' both read the model input 'padding_mask'"
+    ):
         kfuse.export.export_saved_model(model, tmp_path / "x")

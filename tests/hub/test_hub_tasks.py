@@ -43,7 +43,9 @@ def test_task_copy_keeps_its_class_preprocessor_and_vocabulary():
     copy = clone_with_state(task)
     assert type(copy) is type(task) and copy is not task
     assert copy.preprocessor is not task.preprocessor
-    assert copy.preprocessor.tokenizer.get_vocabulary() == task.preprocessor.tokenizer.get_vocabulary()
+    assert (
+        copy.preprocessor.tokenizer.get_vocabulary() == task.preprocessor.tokenizer.get_vocabulary()
+    )
     strings = ["the quick fox", "a brown dog"]
     np.testing.assert_array_equal(
         copy.preprocessor(strings)["token_ids"], task.preprocessor(strings)["token_ids"]
@@ -64,7 +66,9 @@ def test_subclassed_model_with_get_config_is_an_exact_branch(tmp_path):
     net = Net(3)
     x = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
     want = np.asarray(net(x))
-    model = kfuse.stack([kfuse.Branch(net, name="net", inputs={"x": (4,)}, trainable=False)], head=2)
+    model = kfuse.stack(
+        [kfuse.Branch(net, name="net", inputs={"x": (4,)}, trainable=False)], head=2
+    )
     np.testing.assert_allclose(model.branch_outputs({"x": x})["net"], want, atol=1e-6)
     model.save(tmp_path / "m.keras")
     again = keras.saving.load_model(tmp_path / "m.keras")
@@ -84,7 +88,10 @@ def test_two_copies_of_one_backbone_beside_an_application(tmp_path):
     model = kfuse.stack(branches, head=2)
     paths = [v.path for v in model.weights]
     assert len(paths) == len(set(paths))  # nothing clashes
-    x = {"img": images(), "big": np.random.default_rng(1).uniform(size=(3, 32, 32, 3)).astype("float32")}
+    x = {
+        "img": images(),
+        "big": np.random.default_rng(1).uniform(size=(3, 32, 32, 3)).astype("float32"),
+    }
     tokens = np.asarray(bb(x["img"]))
     got = model.branch_outputs(x)
     np.testing.assert_allclose(got["vit_a"], tokens[:, 0], atol=1e-5)

@@ -23,9 +23,13 @@ def _numpy_pool(x, mask, mode):
 def test_sequence_pool_against_numpy(mode):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4, 6, 5)).astype("float32")
-    mask = np.array([[1] * 6, [1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0], [0, 0, 1, 1, 1, 0]])  # left padding too
+    mask = np.array(
+        [[1] * 6, [1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0], [0, 0, 1, 1, 1, 0]]
+    )  # left padding too
     layer = SequencePool(mode)
-    np.testing.assert_allclose(np.asarray(layer([x, mask.astype(bool)])), _numpy_pool(x, mask, mode), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(layer([x, mask.astype(bool)])), _numpy_pool(x, mask, mode), atol=1e-6
+    )
     again = SequencePool.from_config(layer.get_config())
     np.testing.assert_allclose(np.asarray(again([x, mask])), _numpy_pool(x, mask, mode), atol=1e-6)
 
@@ -46,10 +50,22 @@ def bert():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(select="sequense_output"), r"Branch 'bert'.*no output 'sequense_output' \(closest: \['sequence_output'"),
-        (dict(tap="transformer_layer_9"), r"Branch 'bert': tap='transformer_layer_9' names no layer.*transformer_layer_0"),
-        (dict(select="sequence_output", pool="maen"), r"Branch 'bert': `pool` must be one of .* received 'maen'"),
-        (dict(select="pooled_output", pool="first"), r"Branch 'bert': pool='first' pools a sequence.*shape \(None, 16\)"),
+        (
+            dict(select="sequense_output"),
+            r"Branch 'bert'.*no output 'sequense_output' \(closest: \['sequence_output'",
+        ),
+        (
+            dict(tap="transformer_layer_9"),
+            r"Branch 'bert': tap='transformer_layer_9' names no layer.*transformer_layer_0",
+        ),
+        (
+            dict(select="sequence_output", pool="maen"),
+            r"Branch 'bert': `pool` must be one of .* received 'maen'",
+        ),
+        (
+            dict(select="pooled_output", pool="first"),
+            r"Branch 'bert': pool='first' pools a sequence.*shape \(None, 16\)",
+        ),
         (dict(pool="mean"), r"Branch 'bert': the base has 2 outputs"),
     ],
 )
@@ -60,7 +76,10 @@ def test_bad_select_tap_pool_named_clearly(bert, kwargs, match):
 
 def test_masked_pool_needs_a_padding_mask():
     vit = backbone_families()["vit"]()[0]
-    with pytest.raises(ValueError, match=r"Branch 'vit': pool='masked_mean' needs the base's padding mask.*\['images'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"Branch 'vit': pool='masked_mean' needs the base's padding mask.*\['images'\]",
+    ):
         kfuse.Branch(vit, name="vit", pool="masked_mean")
     with pytest.raises(ValueError, match=r"Branch 'f': pool='mean' needs a base model"):
         kfuse.Branch(lambda x: keras.layers.Dense(2)(x), name="f", inputs={"x": (3,)}, pool="mean")
