@@ -21,6 +21,8 @@ state in their config and clone as they are.
 import keras
 import numpy as np
 
+from kfuse.class_copy import copy_assets, rebuild, rebuilt_by_class
+
 
 def is_adaptable(layer):
     """Whether `layer` is a preprocessing layer with state learned by `adapt()`."""
@@ -79,8 +81,9 @@ def _layer_pairs(source, target):
             f"({len(source.layers)} vs {len(target.layers)}); cannot copy their state"
         )
     for a, b in zip(source.layers, target.layers, strict=True):
-        renamed_input = isinstance(a, keras.layers.InputLayer)  # no state; a clone may rename it
-        if type(a) is not type(b) or (a.name != b.name and not renamed_input):
+        # no state in an input; a class's own rebuild may name its layers anew (CLIP's)
+        renamed = isinstance(a, keras.layers.InputLayer) or rebuilt_by_class(source)
+        if type(a) is not type(b) or (a.name != b.name and not renamed):
             raise ValueError(
                 f"Model '{source.name}': its clone has layer {b.name!r} ({type(b).__name__}) "
                 f"where the base has {a.name!r} ({type(a).__name__}); cannot copy their state"
@@ -92,7 +95,11 @@ def _layer_pairs(source, target):
 
 
 def clone_with_state(model, weights=True):
-    """A functional / Sequential copy of `model` that computes exactly what it computes.
+    """A copy of `model` that computes exactly what it computes.
+
+    A functional / Sequential model is cloned layer by layer; a model of its own class (a
+    KerasHub `Backbone` or `Task`, a subclassed model nested in a graph) is rebuilt by its
+    class (`kfuse.class_copy`), with its assets (a tokenizer's vocabulary).
 
     With `weights=False` only the preprocessing state (vocabularies, normalisation
     statistics) is kept and every other weight is freshly initialised: the model a
@@ -112,17 +119,34 @@ def clone_with_state(model, weights=True):
     assert np.allclose(copy.predict(x, verbose=0), base.predict(x, verbose=0))
     ```
     """
-
-    def clone_layer(layer):
-        new = layer.__class__.from_config(layer.get_config())
-        if _has_vocabulary(layer):
-            copy_vocabulary(layer, new)
-        return new
-
-    clone = keras.models.clone_model(model, clone_function=clone_layer, recursive=True)
+    if rebuilt_by_class(model) and is_graph_model(model):  # a KerasHub Backbone / Task
+        clone = rebuild(model)
+        copy_assets(model, clone)
+    else:
+        clone = _clone_graph(model)
     for source, target in _layer_pairs(model, clone):
         copy_layer_state(source, target, weights=weights)
     return clone
+
+
+def _clone_layer(layer):
+    """One layer of a graph model, copied: a nested graph model layer by layer, a model of
+    its own class (a hub backbone, a subclassed model) through its class, any other layer
+    from its config (with an adapted vocabulary)."""
+    if rebuilt_by_class(layer):
+        new = rebuild(layer)
+        copy_assets(layer, new)
+        return new
+    if is_graph_model(layer):
+        return _clone_graph(layer)
+    new = layer.__class__.from_config(layer.get_config())
+    if _has_vocabulary(layer):
+        copy_vocabulary(layer, new)
+    return new
+
+
+def _clone_graph(model):
+    return keras.models.clone_model(model, clone_function=_clone_layer)
 
 
 def _adapted_by_user_data(layer):

@@ -2,7 +2,6 @@
 
 import difflib
 import os
-import zipfile
 
 import keras
 import numpy as np
@@ -17,7 +16,10 @@ from kfuse.branch_outputs import (
     select_outputs,
 )
 from kfuse.branch_state import clone_with_state, readapt_preprocessing  # noqa: F401 (re-exported)
+from kfuse.class_copy import nested, rebuilt_by_class
+from kfuse.hub_presets import load_base_path
 from kfuse.names import check_name
+from kfuse.sequence_pool import check_pool, pool_sequence
 
 
 def _normalise_inputs(inputs, branch_name):
@@ -45,21 +47,6 @@ def _normalise_inputs(inputs, branch_name):
     )
 
 
-def _load_keras_file(path, branch_name):
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ValueError(f"Branch '{branch_name}': no such file {path!r}")
-    if not path.endswith(".keras") or not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"Branch '{branch_name}': {path!r} is not a Keras v3 '.keras' file (a zip archive "
-            "written by model.save('name.keras'))"
-        )
-    try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:
-        raise ValueError(f"Branch '{branch_name}': could not load {path!r}: {error}") from error
-
-
 class Branch:
     """One base network of a fused model.
 
@@ -73,7 +60,9 @@ class Branch:
     computes, in memory, after a `.keras` round trip and in a SavedModel.
 
     Args:
-        base: a `keras.Model`; a path to a `.keras` file (loaded with `safe_mode=True`);
+        base: a `keras.Model` (a KerasHub `Backbone` or `Task` too); a path to a `.keras`
+            file (loaded with `safe_mode=True`) or to a KerasHub preset directory written
+            by `save_to_preset` (loaded offline, see `kfuse.hub_presets`);
             or a callable that builds a fresh network on the branch's input tensor (a dict
             of tensors when the branch reads several inputs) and returns its output.
         name: unique branch name.
@@ -98,6 +87,11 @@ class Branch:
             outputs. Why a separate argument: `output` already names a *kind*
             ("logits"...), and a base may well have an output named "logits"; `select`
             says *which* outputs, `output` *what* of them, so both stay unambiguous.
+        pool: pool a sequence output (batch, tokens, features) to (batch, features) inside
+            the branch: "mean", "masked_mean" (over the base's `padding_mask`), "first"
+            (BERT's [CLS], ViT's class token) or "last" (the last non-padding token, a
+            decoder's). See `kfuse.sequence_pool`. Example:
+            `Branch(bert_backbone, name="bert", select="sequence_output", pool="masked_mean")`.
         readapt: in a `Stacker`, re-adapt the base's preprocessing layers on each fold's
             own training rows (leak-free). By default a fold clone keeps the base's
             adapted state, whose statistics saw every row the base was adapted on.
@@ -124,7 +118,7 @@ class Branch:
 
     def __init__(
         self, base, name, inputs=None, trainable=True, tap=None, output="raw", fit=None,
-        select=None, readapt=False,
+        select=None, readapt=False, pool=None,
     ):  # fmt: skip
         if not isinstance(name, str) or not name or "/" in name:
             raise ValueError(
@@ -146,12 +140,13 @@ class Branch:
         self.trainable = bool(trainable)
         self.tap = tap
         self.readapt = bool(readapt)
+        self.pool = pool
         self.fit_settings = dict(fit or {})
         self.source = None
         self._shared_model = None
         if isinstance(base, (str, os.PathLike)):
             self.source = os.fspath(base)
-            base = _load_keras_file(base, name)
+            base = load_base_path(base, name)  # a .keras file or a KerasHub preset directory
         if isinstance(base, keras.Model):
             self.base = base
             self.is_fresh = False
@@ -202,7 +197,11 @@ class Branch:
         if tap is not None:
             self._check_tap(tap)
         if not self.is_fresh and tap is None:
-            select_outputs(self.base, self.select, name)  # a multi-output base: refused now
+            chosen = select_outputs(self.base, self.select, name)  # several: refused now
+            check_pool(pool, name, self.base, chosen[0][1] if len(chosen) == 1 else None)
+        else:
+            check_pool(pool, name, None if self.is_fresh else self.base,
+                       None if tap is None else self.base.get_layer(tap).output)  # fmt: skip
 
     # -- inspection -------------------------------------------------------------------
     def _base_input_specs(self):
@@ -279,7 +278,11 @@ class Branch:
 
     def _build_from_base(self):
         clone = self._clone_base()
+        if self.tap is None and rebuilt_by_class(clone):
+            clone = nested(clone)  # a hub backbone / task stays one layer, rebuilt by its class
         out, _ = convert_output(clone, self.output, self.name, tap=self.tap, select=self.select)
+        if self.pool is not None:
+            out = pool_sequence(clone, out, self.pool, self.name)
         return keras.Model(clone.inputs, out, name=self.name)
 
     def fresh_base(self):
@@ -318,6 +321,7 @@ class Branch:
             f"trainable={self.trainable}, tap={self.tap!r}, output={self.output!r}"
             + (f", select={self.select!r}" if self.select is not None else "")
             + (", readapt=True" if self.readapt else "")
+            + (f", pool={self.pool!r}" if self.pool is not None else "")
             + ")"
         )
 

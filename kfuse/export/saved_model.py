@@ -10,6 +10,7 @@ import numpy as np
 
 from kfuse.export import versions as _store
 from kfuse.export.versions import VersionExistsError  # noqa: F401  (public name)
+from kfuse.hub_preprocessors import text_preprocessors
 
 SERVING = "serving_default"
 BRANCHES = "branch_outputs"
@@ -114,7 +115,9 @@ def _call(model, mode, names, inputs):
 
 
 # -- writing ----------------------------------------------------------------------------------
-def export_saved_model(model, base_dir, version=None, overwrite=False, branch_outputs=False):
+def export_saved_model(
+    model, base_dir, version=None, overwrite=False, branch_outputs=False, raw_text=True
+):
     """Export `model` as a SavedModel at `base_dir/<version>/` for TF Serving.
 
     Args:
@@ -124,7 +127,11 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, branch_ou
         version: int, or None for one more than the highest existing version.
         overwrite: replace an existing version directory instead of refusing.
         branch_outputs: add a `branch_outputs` signature returning every branch's
-            output (a `kfuse.FusedModel` only).
+            output (a `kfuse.FusedModel` only; on the model's own inputs).
+        raw_text: a branch over a KerasHub Task with a text preprocessor is served on raw
+            strings: its token inputs are replaced by one string input `<branch>_text`,
+            tokenized inside the SavedModel by the Task's preprocessor (serving needs
+            `import tensorflow_text` for the tokenizer ops). False keeps the token inputs.
 
     Returns:
         the path of the version directory written.
@@ -157,13 +164,22 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, branch_ou
     specs = {
         n: tf.TensorSpec((None, *t.shape[1:]), dtype=t.dtype, name=n) for n, t in pairs
     }
+    raw = text_preprocessors(model) if raw_text else []
+    served = {n: s for n, s in specs.items() if not any(n in m for _, _, m in raw)}
+    served.update({text: tf.TensorSpec((None,), tf.string, name=text) for text, _, _ in raw})
 
     def serve(inputs):
-        return named_outputs(model, _call(model, mode, names, inputs))
+        feed = {n: inputs[n] for n in names if n in inputs}
+        for text, preprocessor, mapping in raw:
+            tokens = preprocessor(inputs[text])
+            feed.update({n: tf.cast(tokens[key], specs[n].dtype) for n, key in mapping.items()})
+        return named_outputs(model, _call(model, mode, names, feed))
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(SERVING, serve, input_signature=[specs])
+    for _, preprocessor, _ in raw:
+        archive.track(preprocessor)
+    archive.add_endpoint(SERVING, serve, input_signature=[served])
     if branch_outputs:
         probe = _branch_probe(model)
         archive.track(probe)
