@@ -122,8 +122,8 @@ def load_config(path):
         "parameters": parameters,
         "dtype": raw.get("dtype", "float32"),
         "output": where(raw["output"]) if raw.get("output") else None,
-        "places": {"models": [yaml_marks.where(path, models, i) for i in range(len(models))],
-                   **{key: yaml_marks.where(path, raw, key) for key in TOP_KEYS}},
+        "places": {**{key: yaml_marks.where(path, raw, key) for key in TOP_KEYS},
+                   "models": [yaml_marks.where(path, models, i) for i in range(len(models))]},
     }
 
 
