@@ -76,14 +76,14 @@ def load(path, example=None):
             return yaml.load(f, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
-            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(error, "problem", None) or str(error).splitlines()[0]
             context = getattr(error, "context", None)
             also = f" ({context})" if context else ""
             see = f" (see {example})" if example else ""
             raise ValueError(
-                f"{os.fspath(path)}{where}: not valid YAML: {problem}{also}; check the "
-                f"indentation and the quoting there{see}"
+                f"{os.fspath(path)}: YAML syntax error{where} (not valid YAML): {problem}{also}; "
+                f"check the indentation and the quoting there{see}"
             ) from None
 
 

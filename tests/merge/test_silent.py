@@ -235,7 +235,7 @@ def test_inf_in_the_base_file_is_refused_naming_its_path(files):
 
 @pytest.mark.parametrize("text, message", [
     ("merge_method: linear\nmodels:\n  - a.keras\n  - [b.keras\noutput: o.keras\n",
-     r"merge\.yaml, line 5, column \d+: not valid YAML"),
+     r"merge\.yaml: YAML syntax error at line 5, column \d+ \(not valid YAML\)"),
     ("merge_method: linear\nmodels: [a.keras]\noutput: o.keras\nmodel_stuff: 1\n",
      r"merge\.yaml, line 4, column 1: unknown key 'model_stuff'"),
     ("merge_method: linear\nmodels:\n  - a.keras\n  - missing.keras\noutput: o.keras\n",
