@@ -164,6 +164,35 @@ def check_finite(arrays, where="kfuse", allow_nonfinite=False, what="rows"):
             )
 
 
+def check_finite_labels(y, where="kfuse", allow_nonfinite=False):
+    """Raise a ValueError naming the first rows of the labels ``y`` (an array, or a dict of
+    them per output) that hold NaN / inf: a loss over them is NaN and training learns nothing.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.inputs import check_finite_labels
+    check_finite_labels(np.array([0.5, 1.0]), where="fit")  # finite: no error
+    ```
+    """
+    if allow_nonfinite or y is None:
+        return
+    for key, value in (y.items() if isinstance(y, dict) else [(None, y)]):
+        if not is_array_like(value) or is_dataset(value):
+            continue
+        bad = nonfinite_rows(as_numpy(value))
+        if bad.size:
+            shown = bad[:SHOW_ROWS].tolist()
+            more = f" and {bad.size - SHOW_ROWS} more" if bad.size > SHOW_ROWS else ""
+            name = "labels y" if key is None else f"labels y[{key!r}]"
+            raise ValueError(
+                f"{where}: {name} have NaN or infinite values in rows {shown}{more} "
+                f"({bad.size} of {rows(value)}): the loss over them is NaN. Drop or impute "
+                "those rows (or pass allow_nonfinite=True for a loss that masks them)."
+            )
+
+
 def check_dataset_finite(dataset, names, where="kfuse", allow_nonfinite=False):
     """Check the first batch of a `tf.data.Dataset` for NaN / inf (cheap: one element)."""
     if allow_nonfinite:
@@ -177,6 +206,10 @@ def check_dataset_finite(dataset, names, where="kfuse", allow_nonfinite=False):
         else:
             arrays = {names[0] if len(names) == 1 else "x": as_numpy(x)}
         check_finite(arrays, where=f"{where} (first batch of the tf.data.Dataset)", what="batch rows")
+        if isinstance(element, tuple) and len(element) >= 2:
+            labels = element[1]
+            labels = {k: as_numpy(v) for k, v in labels.items()} if isinstance(labels, dict) else as_numpy(labels)
+            check_finite_labels(labels, f"{where} (first batch of the tf.data.Dataset)")
 
 
 def read_dataset(dataset, where="kfuse", need_labels=True):
@@ -235,6 +268,7 @@ def arrays_and_labels(x, y, names, where="kfuse", allow_nonfinite=False, sample_
         if rows(sample_weight) != n:
             raise ValueError(f"{where}: x has {n} rows but sample_weight has {rows(sample_weight)}")
     check_finite(arrays, where, allow_nonfinite)
+    check_finite_labels(y, where, allow_nonfinite)
     return arrays, y, sample_weight
 
 
