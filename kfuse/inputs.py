@@ -164,6 +164,40 @@ def check_finite(arrays, where="kfuse", allow_nonfinite=False, what="rows"):
             )
 
 
+def check_integral(arrays, dtypes, where="kfuse"):
+    """Raise a ValueError naming an integer input (``dtypes``: input name -> dtype, token
+    ids for an ``Embedding``, say) fed float data with non-whole values, which Keras would
+    truncate to other ids without a word. Whole floats (``3.0``) pass.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.inputs import check_integral
+    check_integral({"tokens": np.array([[1.0, 2.0]])}, {"tokens": "int32"})  # whole: no error
+    ```
+    """
+    for key, dtype in dtypes.items():
+        value = arrays.get(key)
+        if dtype is None or not str(dtype).startswith(("int", "uint")):
+            continue
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "fc" or value.ndim == 0:
+            continue
+        with np.errstate(invalid="ignore"):
+            fractional = np.isfinite(value) & (value != np.round(value))
+        if not fractional.any():
+            continue
+        bad = np.flatnonzero(fractional.reshape(len(value), -1).any(axis=1))
+        example = float(np.real(value[fractional][0]))
+        raise ValueError(
+            f"{where}: input '{key}' is an integer input ({dtype}: token or category ids) "
+            f"but the data is {value.dtype} with non-whole values in rows "
+            f"{bad[:SHOW_ROWS].tolist()} (e.g. {example:g}); Keras would truncate them to "
+            "other ids. Pass the ids as integers (x.astype('int32')), or give the model a "
+            "float input."
+        )
+
+
 def check_finite_labels(y, where="kfuse", allow_nonfinite=False):
     """Raise a ValueError naming the first rows of the labels ``y`` (an array, or a dict of
     them per output) that hold NaN / inf: a loss over them is NaN and training learns nothing.

@@ -91,6 +91,13 @@ class FusedModel(keras.Model):
         return kinputs.input_names(self)
 
     @property
+    def input_dtypes(self):
+        """Input name -> the dtype its `keras.Input` declares."""
+        structure = self.input
+        tensors = structure.values() if isinstance(structure, dict) else keras.tree.flatten(structure)
+        return {t.name: t.dtype for t in tensors}
+
+    @property
     def head(self):
         return head_from_config(self.kfuse_info.get("head"))
 
@@ -211,6 +218,7 @@ class FusedModel(keras.Model):
             arrays, labels, weights = kinputs.arrays_and_labels(
                 data, labels, self.input_names, where, allow_nonfinite, weights, self.name
             )
+            kinputs.check_integral(arrays, self.input_dtypes, where)
             self._check_labels(labels)
             values = self.branch_outputs(arrays, batch_size=cache_batch_size,
                                          check_finite=not allow_nonfinite)
@@ -253,6 +261,7 @@ class FusedModel(keras.Model):
         if isinstance(x, dict):
             kinputs.check_rows(x, y if kinputs.is_array_like(y) else None, where)
             kinputs.check_finite(x, where, allow_nonfinite)
+            kinputs.check_integral(x, self.input_dtypes, where)
         kinputs.check_finite_labels(y, where, allow_nonfinite)
         return x
 

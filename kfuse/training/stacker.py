@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator
 
 from kfuse.branches import Branch, shapes_agree
 from kfuse.graph import check_branches, stack
-from kfuse.inputs import arrays_and_labels
+from kfuse.inputs import arrays_and_labels, check_integral
 from kfuse.layers import FusionLayer
 from kfuse.model import check_finite_weights
 from kfuse.quiet import quiet_tensorflow
@@ -233,6 +233,8 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         )
         if y is None:
             raise ValueError("Stacker.fit needs labels y (or a tf.data.Dataset of (x, y) pairs)")
+        for b in self.branches_:
+            check_integral(arrays, b.input_dtypes, f"Stacker.fit: branch '{b.name}'")
         try:
             self.head_.check_labels(y)
         except ValueError as error:
