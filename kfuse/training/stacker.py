@@ -358,6 +358,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             "cv": repr(self.cv),
             "stack_method": self.methods_,
             "refit": bool(self.refit),
+            "trained": sorted(self._trained_names),  # not expected to equal their bases
             "levels": self.levels,
             "seed": self.seed_,
         }
