@@ -18,8 +18,8 @@ import h5py
 import keras
 import numpy as np
 
-from .atomic import atomic_output, check_output
 from .api import first_model, merged_tensor, open_sources, prepare, warn_unrepaired
+from .atomic import atomic_output, check_output
 from .checks import weight_specs
 from .sources import WEIGHTS, _open_h5, build_from_file, reference_layout
 
