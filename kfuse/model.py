@@ -18,7 +18,6 @@ TOP_VERSION = "0.2.0"
 TOP_WEIGHTS_MARK = "kfuse_top_weights"
 
 
-@keras.saving.register_keras_serializable(package="kfuse")
 def check_finite_weights(model, where):
     """Raise a ValueError (``where`` first) naming ``model``'s first NaN / inf weight: the
     outputs of a frozen model with one are NaN, and so is every fused output.
@@ -41,6 +40,7 @@ def check_finite_weights(model, where):
             )
 
 
+@keras.saving.register_keras_serializable(package="kfuse")
 class FusedModel(keras.Model):
     """A functional Keras model that knows its branches, fusion layer and head.
 
