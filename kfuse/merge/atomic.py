@@ -21,14 +21,14 @@ _OWNER = re.compile(re.escape(PREFIX) + r"(\d+)-")
 
 
 def check_output(output, inputs, overwrite=False):
-    """Refuse an ``output`` that is one of ``inputs`` (same file, whatever the spelling or
-    link) or that exists while ``overwrite`` is false.
+    """Refuse an ``output`` that is one of ``inputs`` (``(name, path)`` pairs: the same file,
+    whatever the spelling or link) or that exists while ``overwrite`` is false.
 
     Example:
 
     ```python
     from kfuse.merge.atomic import check_output
-    check_output("/tmp/new-merge.keras", ["/tmp/a.keras"])  # no error: a new file
+    check_output("/tmp/new-merge.keras", [("models[0]", "/tmp/a.keras")])  # a new file: fine
     ```
     """
     output = os.fspath(output)
