@@ -164,6 +164,69 @@ def check_finite(arrays, where="kfuse", allow_nonfinite=False, what="rows"):
             )
 
 
+def check_integral(arrays, dtypes, where="kfuse"):
+    """Raise a ValueError naming an integer input (``dtypes``: input name -> dtype, token
+    ids for an ``Embedding``, say) fed float data with non-whole values, which Keras would
+    truncate to other ids without a word. Whole floats (``3.0``) pass.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.inputs import check_integral
+    check_integral({"tokens": np.array([[1.0, 2.0]])}, {"tokens": "int32"})  # whole: no error
+    ```
+    """
+    for key, dtype in dtypes.items():
+        value = arrays.get(key)
+        if dtype is None or not str(dtype).startswith(("int", "uint")):
+            continue
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "fc" or value.ndim == 0:
+            continue
+        with np.errstate(invalid="ignore"):
+            fractional = np.isfinite(value) & (value != np.round(value))
+        if not fractional.any():
+            continue
+        bad = np.flatnonzero(fractional.reshape(len(value), -1).any(axis=1))
+        example = float(np.real(value[fractional][0]))
+        raise ValueError(
+            f"{where}: input '{key}' is an integer input ({dtype}: token or category ids) "
+            f"but the data is {value.dtype} with non-whole values in rows "
+            f"{bad[:SHOW_ROWS].tolist()} (e.g. {example:g}); Keras would truncate them to "
+            "other ids. Pass the ids as integers (x.astype('int32')), or give the model a "
+            "float input."
+        )
+
+
+def check_finite_labels(y, where="kfuse", allow_nonfinite=False):
+    """Raise a ValueError naming the first rows of the labels ``y`` (an array, or a dict of
+    them per output) that hold NaN / inf: a loss over them is NaN and training learns nothing.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.inputs import check_finite_labels
+    check_finite_labels(np.array([0.5, 1.0]), where="fit")  # finite: no error
+    ```
+    """
+    if allow_nonfinite or y is None:
+        return
+    for key, value in (y.items() if isinstance(y, dict) else [(None, y)]):
+        if not is_array_like(value) or is_dataset(value):
+            continue
+        bad = nonfinite_rows(as_numpy(value))
+        if bad.size:
+            shown = bad[:SHOW_ROWS].tolist()
+            more = f" and {bad.size - SHOW_ROWS} more" if bad.size > SHOW_ROWS else ""
+            name = "labels y" if key is None else f"labels y[{key!r}]"
+            raise ValueError(
+                f"{where}: {name} have NaN or infinite values in rows {shown}{more} "
+                f"({bad.size} of {rows(value)}): the loss over them is NaN. Drop or impute "
+                "those rows (or pass allow_nonfinite=True for a loss that masks them)."
+            )
+
+
 def check_dataset_finite(dataset, names, where="kfuse", allow_nonfinite=False):
     """Check the first batch of a `tf.data.Dataset` for NaN / inf (cheap: one element)."""
     if allow_nonfinite:
@@ -177,6 +240,10 @@ def check_dataset_finite(dataset, names, where="kfuse", allow_nonfinite=False):
         else:
             arrays = {names[0] if len(names) == 1 else "x": as_numpy(x)}
         check_finite(arrays, where=f"{where} (first batch of the tf.data.Dataset)", what="batch rows")
+        if isinstance(element, tuple) and len(element) >= 2:
+            labels = element[1]
+            labels = {k: as_numpy(v) for k, v in labels.items()} if isinstance(labels, dict) else as_numpy(labels)
+            check_finite_labels(labels, f"{where} (first batch of the tf.data.Dataset)")
 
 
 def read_dataset(dataset, where="kfuse", need_labels=True):
@@ -235,6 +302,7 @@ def arrays_and_labels(x, y, names, where="kfuse", allow_nonfinite=False, sample_
         if rows(sample_weight) != n:
             raise ValueError(f"{where}: x has {n} rows but sample_weight has {rows(sample_weight)}")
     check_finite(arrays, where, allow_nonfinite)
+    check_finite_labels(y, where, allow_nonfinite)
     return arrays, y, sample_weight
 
 

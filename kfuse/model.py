@@ -18,6 +18,28 @@ TOP_VERSION = "0.2.0"
 TOP_WEIGHTS_MARK = "kfuse_top_weights"
 
 
+def check_finite_weights(model, where):
+    """Raise a ValueError (``where`` first) naming ``model``'s first NaN / inf weight: the
+    outputs of a frozen model with one are NaN, and so is every fused output.
+
+    Example:
+
+    ```python
+    import keras
+    from kfuse.model import check_finite_weights
+    check_finite_weights(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), "b")
+    ```
+    """
+    for weight in model.weights:
+        if "float" not in str(weight.dtype):
+            continue
+        if not bool(keras.ops.convert_to_numpy(keras.ops.all(keras.ops.isfinite(weight)))):
+            raise ValueError(
+                f"{where} has NaN or infinite values in its weight {weight.path!r}, so its "
+                "outputs and every fused output would be NaN. Rebuild it from a finite model."
+            )
+
+
 @keras.saving.register_keras_serializable(package="kfuse")
 class FusedModel(keras.Model):
     """A functional Keras model that knows its branches, fusion layer and head.
@@ -68,6 +90,13 @@ class FusedModel(keras.Model):
     @property
     def input_names(self):
         return kinputs.input_names(self)
+
+    @property
+    def input_dtypes(self):
+        """Input name -> the dtype its `keras.Input` declares."""
+        structure = self.input
+        tensors = structure.values() if isinstance(structure, dict) else keras.tree.flatten(structure)
+        return {t.name: t.dtype for t in tensors}
 
     @property
     def head(self):
@@ -131,8 +160,10 @@ class FusedModel(keras.Model):
             return sub(dict(zip(structure, tensors, strict=True)))
         return sub(tensors[0] if len(tensors) == 1 else tensors)
 
-    def branch_outputs(self, x, batch_size=256, verbose=0, names=None):
-        """Every branch's output on `x`, as a dict of branch name -> array (one pass)."""
+    def branch_outputs(self, x, batch_size=256, verbose=0, names=None, check_finite=True):
+        """Every branch's output on `x`, as a dict of branch name -> array (one pass); a
+        branch with a NaN / inf output is refused by name and rows (`check_finite=False`:
+        returned as they are)."""
         names = self.branch_names if names is None else list(names)
         probe = keras.Model(self.input, [self.branch_tensor(n) for n in names])
         x = self.as_inputs(x)
@@ -141,7 +172,10 @@ class FusedModel(keras.Model):
         else:
             values = probe.predict(x, batch_size=batch_size, verbose=verbose)
         values = [values] if len(names) == 1 else values
-        return {n: np.asarray(v) for n, v in zip(names, values, strict=True)}
+        values = {n: np.asarray(v) for n, v in zip(names, values, strict=True)}
+        if check_finite:
+            self._check_branch_values(values, f"Model '{self.name}'")
+        return values
 
     def top_data(self, branch_values, x=None, rows=None):
         """The dict `model.top` reads: branch outputs plus its raw inputs (from `x`)."""
@@ -185,8 +219,10 @@ class FusedModel(keras.Model):
             arrays, labels, weights = kinputs.arrays_and_labels(
                 data, labels, self.input_names, where, allow_nonfinite, weights, self.name
             )
+            kinputs.check_integral(arrays, self.input_dtypes, where)
             self._check_labels(labels)
-            values = self.branch_outputs(arrays, batch_size=cache_batch_size)
+            values = self.branch_outputs(arrays, batch_size=cache_batch_size,
+                                         check_finite=not allow_nonfinite)
             return self.top_data(values, arrays), labels, weights
 
         data, y, weights = features(x, y, f"Model '{self.name}'.fit_head")
@@ -226,7 +262,38 @@ class FusedModel(keras.Model):
         if isinstance(x, dict):
             kinputs.check_rows(x, y if kinputs.is_array_like(y) else None, where)
             kinputs.check_finite(x, where, allow_nonfinite)
+            kinputs.check_integral(x, self.input_dtypes, where)
+        kinputs.check_finite_labels(y, where, allow_nonfinite)
         return x
+
+    def check_frozen_weights(self, where="kfuse"):
+        """Raise a ValueError naming a frozen branch with a NaN / inf weight: its outputs,
+        and so every fused output and the loss, would be NaN.
+
+        Example:
+
+        ```python
+        import keras, kfuse
+        base = keras.Sequential([keras.Input((3,), name="x"), keras.layers.Dense(2)])
+        model = kfuse.stack([kfuse.Branch(base, name="b", trainable=False)], head=2)
+        model.check_frozen_weights()  # finite: no error
+        ```
+        """
+        for name in self.branch_names:
+            if not self.branch(name).trainable:
+                check_finite_weights(self.branch(name), f"{where}: frozen branch '{name}'")
+
+    def _check_branch_values(self, values, where):
+        """Raise a ValueError naming the branch and rows whose outputs are NaN / inf."""
+        for name, value in values.items():
+            bad = kinputs.nonfinite_rows(value)
+            if bad.size:
+                shown = bad[: kinputs.SHOW_ROWS].tolist()
+                raise ValueError(
+                    f"{where}: branch '{name}' outputs NaN or infinite values on rows {shown}"
+                    f" ({bad.size} of {len(value)}) of finite inputs; the fused outputs would "
+                    "be NaN. Check that branch's weights and what it computes on those rows."
+                )
 
     def _with_presence(self, x, names):
         """Fill the "presence" input with ones (every branch present) when it is not given."""
@@ -332,8 +399,22 @@ class FusedModel(keras.Model):
             checked = self._checked(validation[0], where + " validation_data", allow_nonfinite, validation[1])
             kwargs["validation_data"] = (checked,) + tuple(validation[1:])
         x = self._checked(x, where, allow_nonfinite, y)
+        if not allow_nonfinite:
+            self.check_frozen_weights(where)
         with self.strategy_scope():
-            return super().fit(x, y, *args, **kwargs)
+            history = super().fit(x, y, *args, **kwargs)
+        if not allow_nonfinite and isinstance(x, dict):
+            self._diagnose_nonfinite_loss(history, x, where)
+        return history
+
+    def _diagnose_nonfinite_loss(self, history, x, where):
+        """After a fit whose loss went NaN / inf: name a frozen branch whose outputs are
+        NaN on the training rows (a trainable branch that diverged is the optimizer's)."""
+        losses = (getattr(history, "history", None) or {}).get("loss", [])
+        frozen = [n for n in self.branch_names if not self.branch(n).trainable]
+        if frozen and any(not np.isfinite(v) for v in losses):
+            values = self.branch_outputs(x, names=frozen, check_finite=False)
+            self._check_branch_values(values, f"{where} (the loss went NaN)")
 
     def evaluate(self, x=None, y=None, *args, allow_nonfinite=False, **kwargs):
         self._check_labels(y)

@@ -2,18 +2,22 @@
 architecture from a mergekit-style YAML file (see `kfuse.merge.config`) into one `.keras` file.
 
     kfuse merge examples/merge_soup.yaml
-    kfuse merge examples/merge_soup.yaml -o saved_models/soup.keras
+    kfuse merge examples/merge_soup.yaml -o saved_models/soup.keras --force
+
+An existing output is replaced only with --force; an output that is one of the inputs never.
 """
 
 
 def add_arguments(parser):
     parser.add_argument("config", help="mergekit-style YAML file (merge_method, base_model, models, parameters)")
     parser.add_argument("-o", "--output", help="output .keras path (overrides the file's 'output')")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing output file (never one of the inputs)")
 
 
 def run(args):
     from kfuse.merge.config import run_config
 
-    out = run_config(args.config, args.output)
+    out = run_config(args.config, args.output, overwrite=args.force)
     print(f"kfuse merge: wrote {out}")
     return 0

@@ -4,6 +4,7 @@ Yearly sunspots (1700-2008) and weekly Mauna Loa CO2 (March 1958 - December 2001
 CSVs are read directly (`statsmodels.datasets.get_rdataset` downloads; it is never used).
 """
 
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,6 +147,18 @@ def load_co2(frequency="monthly", test_years=10):
     )
 
 
+def _whole(value, name):
+    """``value`` as an int (a whole float such as 3.0 too); anything else is refused."""
+    whole = isinstance(value, numbers.Integral) or (
+        isinstance(value, numbers.Real) and float(value).is_integer())
+    if isinstance(value, (bool, np.bool_)) or not whole:
+        raise ValueError(
+            f"lag_windows: {name} must be a whole number of time steps; received {value!r} "
+            f"({type(value).__name__})"
+        )
+    return int(value)
+
+
 def lag_windows(values, lags, horizon=1, start=None):
     """Supervised pairs from a series: the `lags` last values -> the next `horizon`.
 
@@ -166,6 +179,8 @@ def lag_windows(values, lags, horizon=1, start=None):
     values = np.asarray(values, dtype="float64")
     if values.ndim != 1:
         raise ValueError(f"lag_windows: values must be one series (1-D); received shape {values.shape}")
+    lags, horizon = _whole(lags, "lags"), _whole(horizon, "horizon")
+    start = None if start is None else _whole(start, "start")
     if lags < 1 or horizon < 1:
         raise ValueError(f"lag_windows: lags and horizon must be >= 1; received {lags}, {horizon}")
     origins = np.arange(lags, len(values) - horizon + 1)

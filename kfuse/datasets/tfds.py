@@ -58,6 +58,22 @@ def dataset_folder(name, data_dir, version=None):
     return os.path.join(root, str(version))
 
 
+def _import_tfds():
+    """``tensorflow_datasets``, or a ModuleNotFoundError that says how to install it."""
+    try:
+        import tensorflow_datasets
+    except ImportError as error:
+        missing = getattr(error, "name", None) or "tensorflow_datasets"
+        raise ModuleNotFoundError(
+            f"kfuse.datasets.from_tfds reads TFDS folders with the 'tensorflow_datasets' "
+            f"package, which could not be imported (missing: {missing!r}). Install it: "
+            "pip install tensorflow-datasets (it also needs TensorFlow: pip install "
+            "\"kfuse[cpu]\" or \"kfuse[tf]\")",
+            name="tensorflow_datasets",
+        ) from error
+    return tensorflow_datasets
+
+
 def from_tfds(name, data_dir, inputs, label="label", splits=("train", "test"), version=None):
     """Load a local TFDS data set into named inputs, one `Dataset` with two splits.
 
@@ -96,8 +112,7 @@ def from_tfds(name, data_dir, inputs, label="label", splits=("train", "test"), v
         )
     if len(splits) != 2:
         raise ValueError(f"from_tfds: splits must be (train split, test split); received {splits!r}")
-    import tensorflow_datasets as tfds
-
+    tfds = _import_tfds()
     folder = dataset_folder(name, data_dir, version)
     builder = tfds.builder_from_directory(folder)
     features = builder.info.features

@@ -7,6 +7,7 @@ classification, values `(n,)` or `(n, t)` for regression. Every conversion it ma
 note, so the report can say what it did.
 """
 
+import difflib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -128,17 +129,18 @@ def _model_inputs(name, model, x):
         names = [n for n in model.input_names if n != "presence" or "presence" in x]
     elif isinstance(model, keras.Model):
         names = kinputs.input_names(model)
-        if len(names) == 1 and len(x) == 1 and names[0] not in x:
-            return next(iter(x.values()))  # one input, one array: its name does not matter
     elif isinstance(getattr(model, "input_names", None), list):
         names = model.input_names  # a kfuse Stacker
     else:
         return x
     missing = [n for n in names if n not in x]
     if missing:
+        close = {m: difflib.get_close_matches(m, list(map(str, x)), n=1) for m in missing}
+        hint = "; ".join(f"did you mean {c[0]!r} for {m!r}?" for m, c in close.items() if c)
         raise ValueError(
             f"compare(): model '{name}' reads inputs {names}; the data lacks {missing} "
-            f"(received keys {sorted(x)}). Key x by the models' input names."
+            f"(received keys {sorted(x)}){'; ' + hint if hint else ''}. Key x by the models' "
+            "input names (or pass one array, not a dict, to models with one input each)."
         )
     if isinstance(model, keras.Model) and not isinstance(model, FusedModel) and len(names) == 1:
         return x[names[0]]
@@ -160,9 +162,10 @@ def run_model(name, model, x, task, batch_size):
     if task != "regression" and hasattr(model, "predict_proba"):
         try:
             return np.asarray(_call(model.predict_proba, inputs, batch_size)), "predict_proba"
-        except ValueError:
+        except (ValueError, AttributeError) as error:  # a regressor's predict_proba raises
             if task == "classification":
-                raise
+                raise ValueError(f"compare(): model '{name}' gives no class probabilities "
+                                 f"for this classification task: {error}") from None
     out = _call(model.predict, inputs, batch_size)
     if isinstance(out, dict):
         out = list(out.values())
@@ -301,6 +304,7 @@ def collect(models, x, y, task="auto", batch_size=256, allow_nonfinite=False):
                 f"compare(): model '{name}' gives {len(raw[name])} predictions but `y` has "
                 f"{len(y)} labels; they must match row for row"
             )
+    _check_one_task(raw, sources, heads)
     inferred = infer_task(raw, y, heads)
     if task == "auto":
         task = inferred
@@ -326,7 +330,53 @@ def collect(models, x, y, task="auto", batch_size=256, allow_nonfinite=False):
     if len(set(widths.values())) > 1:
         raise ValueError(f"compare(): the models disagree on the number of classes: {widths}")
     k = next(iter(widths.values()))
-    return task, class_labels(y, k), preds
+    return task, class_labels(column_ids(models, sources, y), k), preds
+
+
+def _check_one_task(raw, sources, heads):
+    """Refuse a classifier (class probabilities over 3+ classes, or a classification head)
+    beside a regressor (a regression head, or one non-integer value per row)."""
+    classifiers = {n: r.shape[1] for n, r in raw.items()
+                   if r.ndim == 2 and r.shape[1] >= 2
+                   and (sources[n] == "predict_proba" or heads[n] == "classification")}
+    regressors = [n for n, r in raw.items() if n not in classifiers and (
+        heads[n] == "regression" or (
+            max(classifiers.values(), default=0) >= 3 and (r.ndim == 1 or r.shape[1] == 1)
+            and not _integral(r)))]
+    if classifiers and regressors:
+        c, k = next(iter(classifiers.items()))
+        raise ValueError(
+            f"compare(): model '{c}' is a classifier ({k} class probabilities per row) but "
+            f"'{regressors[0]}' is a regressor (one value per row); compare() scores one task "
+            "at a time: compare the classifiers and the regressors separately"
+        )
+
+
+def column_ids(models, sources, y):
+    """Labels as probability-column indices: a model with scikit-learn's ``classes_``
+    (labels 1..3, strings) orders its ``predict_proba`` columns by them, so ``y`` is mapped
+    through them; every such model must agree on ``classes_``."""
+    orders = {n: np.asarray(m.classes_) for n, m in models.items()
+              if sources.get(n) == "predict_proba" and getattr(m, "classes_", None) is not None}
+    if not orders or y.ndim != 1:
+        return y
+    name, classes = next(iter(orders.items()))
+    for other, theirs in orders.items():
+        if theirs.shape != classes.shape or not np.array_equal(theirs, classes):
+            raise ValueError(
+                f"compare(): models '{name}' and '{other}' were fitted on different classes "
+                f"({classes.tolist()} and {theirs.tolist()}); compare() needs one label set"
+            )
+    if np.array_equal(classes, np.arange(len(classes))):
+        return y
+    unknown = np.setdiff1d(np.unique(y), classes)
+    if unknown.size:
+        raise ValueError(
+            f"compare(): the labels hold {unknown[:10].tolist()}, which model '{name}' never "
+            f"saw (its classes_ are {classes.tolist()})"
+        )
+    index = {v: i for i, v in enumerate(classes.tolist())}
+    return np.array([index[v] for v in y.tolist()], "int64")
 
 
 def _check_regression(raw, y, heads):

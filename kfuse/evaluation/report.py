@@ -73,7 +73,7 @@ def _compare(models, x, y, task, reference, metrics, batch_size, n_boot, seed, a
     table, notes = score_table(task, labels, predictions, names)
     notes = sorted(notes) + [note for p in predictions.values() for note in p.notes]
     drift = branch_drift(models, x, batch_size=batch_size)
-    notes += drift_notes(drift)
+    notes += drift_notes(drift, models)
     diversity = member_diversity(task, labels, predictions, members)
     significance = (
         significance_table(task, labels, predictions, reference, members, n_boot=n_boot, seed=seed, alpha=alpha)

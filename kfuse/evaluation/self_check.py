@@ -50,13 +50,49 @@ def branch_drift(models, x, batch_size=256):
     return found
 
 
-def drift_notes(drift):
-    """One note per branch whose outputs differ from its base's beyond float noise."""
-    return [
-        f"self-check: branch '{branch}' of '{model}' differs from the base '{branch}' by up to "
-        f"{gap:.3g} on the same rows (float noise is < {TOLERANCE:g}): the branch copy lost "
-        "state (e.g. adapted preprocessing); rebuild the fused model from the base"
-        for model, gaps in drift.items()
-        for branch, gap in gaps.items()
-        if not gap <= TOLERANCE
-    ]
+def expected_difference(model, branch):
+    """Why branch ``branch`` of ``model`` (a fused model or a fitted Stacker) need not
+    equal its base, in words, or ``None`` where it is a frozen, unchanged copy.
+
+    Example:
+
+    ```python
+    import keras, kfuse
+    from kfuse.evaluation.self_check import expected_difference
+    base = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(2)])
+    fused = kfuse.stack([kfuse.Branch(base, name="b", trainable=False)], head=2)
+    print(expected_difference(fused, "b"))  # None: meant to equal its base
+    ```
+    """
+    fused = fused_model(model)
+    stacker = fused.kfuse_info.get("stacker") if fused is not None else None
+    if stacker is not None:
+        trained = stacker.get("trained")
+        if trained is None or branch in trained:  # (a Stacker saved before "trained": may be)
+            how = ("on every row (refit=True)" if stacker.get("refit")
+                   else "on folds (refit=False: the average of its fold models)")
+            return f"trained by the Stacker {how}"
+    if fused is not None and branch in fused.branch_names and fused.branch(branch).trainable:
+        return "trainable in the fused model (fit / fine-tuning changes it)"
+    return None
+
+
+def drift_notes(drift, models=None):
+    """One note per branch whose outputs differ from its base's beyond float noise: an
+    alarm where the branch was meant to equal its base (frozen, copied unchanged), and
+    what differs otherwise (a branch the Stacker trained, a trainable branch)."""
+    notes = []
+    for model, gaps in drift.items():
+        for branch, gap in gaps.items():
+            if gap <= TOLERANCE:
+                continue
+            head = (f"self-check: branch '{branch}' of '{model}' differs from the base "
+                    f"'{branch}' by up to {gap:.3g} on the same rows")
+            reason = expected_difference(models[model], branch) if models else None
+            if reason is None:
+                notes.append(f"{head} (float noise is < {TOLERANCE:g}), though a frozen copy "
+                             "must equal it: the branch copy lost state (e.g. adapted "
+                             "preprocessing); rebuild the fused model from the base")
+            else:
+                notes.append(f"{head}: it was {reason}; not expected to equal the base")
+    return notes

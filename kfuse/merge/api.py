@@ -266,6 +266,22 @@ def _merge_into(skeleton, specs, method, sources, base_source, model_parameters,
             variables[spec.index].assign(merged)
 
 
+def _check_finite(array, source, spec):
+    """Refuse a NaN / inf in an input's float weight: a merge would carry it into every
+    merged entry it touches."""
+    if array is None or not np.issubdtype(np.asarray(array).dtype, np.floating):
+        return
+    bad = ~np.isfinite(array)
+    if bad.any():
+        path = getattr(source, "path", None)
+        name = f"{source.name} ({path!r})" if path else source.name
+        raise ValueError(
+            f"{name} has {int(bad.sum())} NaN/inf value(s) in weight {spec.path!r} (first at "
+            f"index {tuple(int(j) for j in np.argwhere(bad)[0])}): a merge would spread them; "
+            "fix or drop that model"
+        )
+
+
 def merged_tensor(spec, method, sources, base_source, model_parameters, parameters, dtype):
     """The merged value of weight ``spec`` (in the weight's own dtype), read one tensor per
     source; non-float weights and BatchNorm statistics come from the base (or the first
@@ -275,6 +291,8 @@ def merged_tensor(spec, method, sources, base_source, model_parameters, paramete
     seed = parameters.get("seed", method.global_parameters.get("seed", 0))
     arrays = [src.read(i) for src in sources]
     base = base_source.read(i) if base_source is not None else None
+    for src, array in zip(sources + [base_source], arrays + [base], strict=True):
+        _check_finite(array, src, spec)
     if spec.kind != "float" or any(a is None for a in arrays):
         return base if base is not None else arrays[0]
     arrays = [a.astype(dtype, copy=False) for a in arrays]

@@ -18,9 +18,10 @@ Relative paths are relative to the YAML file's folder.
 import argparse
 import difflib
 import os
+import re
 import sys
 
-import yaml
+from kfuse import yaml_marks
 
 from .methods import METHODS
 
@@ -67,15 +68,14 @@ def load_config(path):
     if not os.path.exists(path):
         raise ConfigError(f"config file {path!r} does not exist")
     try:
-        with open(path) as f:
-            raw = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raw = yaml_marks.load(path)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with keys {', '.join(TOP_KEYS)}")
     for key in raw:
         if key not in TOP_KEYS:
-            raise _unknown(key, TOP_KEYS, path)
+            raise _unknown(key, TOP_KEYS, yaml_marks.where(path, raw, key, value=False))
     folder = os.path.dirname(os.path.abspath(path))
 
     def where(p):
@@ -86,26 +86,34 @@ def load_config(path):
         close = difflib.get_close_matches(str(method), METHODS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(
-            f"{path}: merge_method {method!r} is not one of {', '.join(METHODS)}{hint}"
+            f"{yaml_marks.where(path, raw, 'merge_method')}: merge_method {method!r} is not one "
+            f"of {', '.join(METHODS)}{hint}"
         )
     models = raw.get("models")
     if not isinstance(models, list) or not models:
-        raise ConfigError(f"{path}: 'models' must be a non-empty list of {{model: file.keras}}")
+        raise ConfigError(f"{yaml_marks.where(path, raw, 'models')}: 'models' must be a "
+                          "non-empty list of {model: file.keras}")
     files, model_parameters = [], []
     for i, entry in enumerate(models):
+        at = yaml_marks.where(path, models, i)
         if isinstance(entry, str):
             entry = {"model": entry}
         if not isinstance(entry, dict) or "model" not in entry:
-            raise ConfigError(f"{path}: models[{i}] must be a mapping with key 'model'")
+            raise ConfigError(f"{at}: models[{i}] must be a mapping with key 'model'")
         for key in entry:
             if key not in MODEL_KEYS:
-                raise _unknown(key, MODEL_KEYS, f"{path}: models[{i}]")
-        files.append(where(entry["model"]))
-        model_parameters.append(_parameters(entry.get("parameters"), f"{path}: models[{i}].parameters"))
-    parameters = _parameters(raw.get("parameters"), f"{path}: 'parameters'")
-    for f in files + ([where(raw["base_model"])] if raw.get("base_model") else []):
+                raise _unknown(key, MODEL_KEYS, f"{yaml_marks.where(path, entry, key, False)}: "
+                                                f"models[{i}]")
+        files.append((where(entry["model"]), at))
+        model_parameters.append(_parameters(entry.get("parameters"), f"{at}: models[{i}].parameters"))
+    parameters = _parameters(raw.get("parameters"),
+                             f"{yaml_marks.where(path, raw, 'parameters')}: 'parameters'")
+    if raw.get("base_model"):
+        files.append((where(raw["base_model"]), yaml_marks.where(path, raw, "base_model")))
+    for f, at in files:
         if not os.path.exists(f):
-            raise ConfigError(f"{path}: model file {f!r} does not exist")
+            raise ConfigError(f"{at}: model file {f!r} does not exist")
+    files = [f for f, _ in files[:len(models)]]
     return {
         "models": files,
         "method": method,
@@ -114,12 +122,28 @@ def load_config(path):
         "parameters": parameters,
         "dtype": raw.get("dtype", "float32"),
         "output": where(raw["output"]) if raw.get("output") else None,
+        "places": {**{key: yaml_marks.where(path, raw, key) for key in TOP_KEYS},
+                   "models": [yaml_marks.where(path, models, i) for i in range(len(models))]},
     }
 
 
-def run_config(path, output=None):
+def _place(message, places):
+    """Where in the YAML file an error of ``merge_to_file`` points: the models[i] entry of a
+    ``model_parameters[i]`` error, the 'parameters' / 'dtype' / 'base_model' entry it names."""
+    per_model = re.match(r"model_parameters\[(\d+)\]", message)
+    if per_model and int(per_model.group(1)) < len(places["models"]):
+        return places["models"][int(per_model.group(1))]
+    for key, words in (("dtype", ("dtype",)), ("base_model", ("base=", "base ")),
+                       ("output", ("output",)), ("parameters", ("parameter", "'t'", "'lambda'"))):
+        if any(word in message for word in words):
+            return places[key]
+    return places["merge_method"]
+
+
+def run_config(path, output=None, overwrite=False):
     """Merge as ``path`` says into the ``.keras`` file (``merge_to_file``: one tensor per input
-    in memory; the file is complete or absent); returns the output path.
+    in memory; the file is complete or absent); returns the output path. An existing output
+    is replaced only with ``overwrite=True``; an output that is one of the inputs never.
 
     Example:
 
@@ -150,9 +174,10 @@ def run_config(path, output=None):
     try:
         merge_to_file(config["models"], config["method"], output, base=config["base"],
                       model_parameters=config["model_parameters"], dtype=config["dtype"],
-                      **config["parameters"])
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        raise ConfigError(f"{path}: {e}") from None
+                      overwrite=overwrite, **config["parameters"])
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
+        message = str(e).replace("overwrite=True (kfuse merge: --force)", "--force")
+        raise ConfigError(f"{_place(message, config['places'])}: {message}") from None
     return output
 
 
@@ -169,9 +194,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="kfuse merge", description=__doc__.splitlines()[0])
     parser.add_argument("config", help="mergekit-style YAML file")
     parser.add_argument("-o", "--output", help="output .keras path (overrides 'output')")
+    parser.add_argument("--force", action="store_true", help="replace an existing output")
     args = parser.parse_args(argv)
     try:
-        out = run_config(args.config, args.output)
+        out = run_config(args.config, args.output, overwrite=args.force)
     except ConfigError as e:
         print(f"kfuse merge: error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2

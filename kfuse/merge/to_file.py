@@ -11,7 +11,6 @@ import datetime
 import json
 import os
 import shutil
-import tempfile
 import threading
 import zipfile
 
@@ -20,6 +19,7 @@ import keras
 import numpy as np
 
 from .api import first_model, merged_tensor, open_sources, prepare, warn_unrepaired
+from .atomic import atomic_output, check_output
 from .checks import weight_specs
 from .sources import WEIGHTS, _open_h5, build_from_file, reference_layout
 
@@ -70,12 +70,16 @@ def _write_weights(reference, target, merged_of):
 
 
 def merge_to_file(models, method, output, base=None, *, model_parameters=None,
-                  dtype="float32", repair_data=None, batch_size=256, **parameters):
+                  dtype="float32", repair_data=None, batch_size=256, overwrite=False,
+                  **parameters):
     """Merge ``.keras`` files into the ``.keras`` file ``output``; returns its path.
 
     Arguments as ``merge``, but every input (and ``base``) is a ``.keras`` path, and the
     result is written, not returned: the output file is complete or absent (written beside
-    ``output`` and renamed into place). Equal to ``merge(...).save(output)``, in the memory
+    ``output`` and renamed into place; removed on an error, Ctrl-C or SIGTERM, and a killed
+    merge's temp files are removed by the next merge into that folder). ``output`` may not
+    be one of the inputs, and an existing ``output`` is replaced only with
+    ``overwrite=True``. Equal to ``merge(...).save(output)``, in the memory
     of one tensor per input. With ``repair_data`` the merged file is loaded once to
     recompute its BatchNorm statistics (that step holds one model).
 
@@ -103,14 +107,12 @@ def merge_to_file(models, method, output, base=None, *, model_parameters=None,
             )
     method, models, base, model_parameters, parameters = prepare(
         models, method, base, model_parameters, dtype, parameters)
+    check_output(output, [("base", base)] + [(f"models[{i}]", m) for i, m in enumerate(models)],
+                 overwrite)
     first, first_name = first_model(models, base)
     specs, layout = _specs_from_file(str(first), first_name)
     spec_of = {dataset: spec for spec, dataset in zip(specs, layout, strict=True) if dataset}
-    folder = os.path.dirname(os.path.abspath(output))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".kfuse-merge-", suffix=".keras")
-    os.close(fd)
-    try:
+    with atomic_output(output) as tmp:
         with open_sources(models, base, specs, layout, first_name) as (sources, base_source):
             _write_archive(str(first), tmp, spec_of, lambda spec: merged_tensor(
                 spec, method, sources, base_source, model_parameters, parameters,
@@ -124,11 +126,6 @@ def merge_to_file(models, method, output, base=None, *, model_parameters=None,
                 model.save(tmp)
             else:
                 warn_unrepaired(stacklevel=2)
-        os.replace(tmp, output)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return output
 
 

@@ -28,6 +28,14 @@ class _Job:
         self.branch, self.seed, self.rows, self.fold, self.test_rows = branch, seed, rows, fold, test_rows
 
 
+def _failed(error, jobs):
+    """``error`` naming the branch and the folds (or refit) its jobs were training."""
+    what = ", ".join("the refit on every row" if j.fold is None else f"fold {j.fold + 1}"
+                     for j in jobs)
+    return threads.named_error(error, f"Stacker: training branch '{jobs[0].branch.name}' "
+                                      f"({what}) failed")
+
+
 def fold_seed(seed, fold, index):
     """The seed of base ``index`` in fold ``fold`` (refit: fold 10,000; frozen builds: 999)."""
     return seed * 100_003 + fold * 101 + index
@@ -186,8 +194,12 @@ class BaseFolds:
             for job, state in pending:
                 done(job, self._fit(job, state))
             return
-        with self._scope():
-            together.fit(models, [(state[1], state[2]) for _, state in pending], [j.seed for j in jobs], settings)
+        try:
+            with self._scope():
+                together.fit(models, [(state[1], state[2]) for _, state in pending],
+                             [j.seed for j in jobs], settings)
+        except Exception as error:
+            raise _failed(error, jobs) from error
         for job, model in zip(jobs, models, strict=True):
             done(job, model)
 
@@ -217,8 +229,11 @@ class BaseFolds:
         model, x, y_rows, settings, shared, in_thread = state
         if not in_thread:  # `Model.fit` draws from the global state: as `prepare` left it
             keras.utils.set_random_seed(job.seed)
-        with self._scope():
-            return bt.fit_prepared(model, x, y_rows, settings, job.seed, shared)
+        try:
+            with self._scope():
+                return bt.fit_prepared(model, x, y_rows, settings, job.seed, shared)
+        except Exception as error:  # in a pool thread its name says nothing: name the job
+            raise _failed(error, [job]) from error
 
     def _give_back(self, job):
         shared = self._lent.pop(job, None)

@@ -10,8 +10,9 @@ from sklearn.base import BaseEstimator
 
 from kfuse.branches import Branch, shapes_agree
 from kfuse.graph import check_branches, stack
-from kfuse.inputs import arrays_and_labels
+from kfuse.inputs import arrays_and_labels, check_integral
 from kfuse.layers import FusionLayer
+from kfuse.model import check_finite_weights
 from kfuse.quiet import quiet_tensorflow
 from kfuse.strategy import strategy_scope
 from kfuse.training import base_training as bt
@@ -235,6 +236,8 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         )
         if y is None:
             raise ValueError("Stacker.fit needs labels y (or a tf.data.Dataset of (x, y) pairs)")
+        for b in self.branches_:
+            check_integral(arrays, b.input_dtypes, f"Stacker.fit: branch '{b.name}'")
         try:
             self.head_.check_labels(y)
         except ValueError as error:
@@ -253,6 +256,9 @@ class Stacker(EstimatorOutputs, BaseEstimator):
                     )
         trained = [b for b in self.branches_ if b.trainable and plan.kind != "prefit"]
         frozen = [self._frozen(b, shapes) for b in self.branches_ if b not in trained]
+        if not allow_nonfinite:
+            for b in frozen:
+                check_finite_weights(b.base, f"Stacker.fit: frozen branch '{b.name}'")
         self._trained_names = {b.name for b in trained}
         print_ = fingerprint(
             self.branches_,
@@ -293,9 +299,11 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             self.model_ = self._stack(ordered, shapes)
             frozen_names = [b.name for b in frozen]
             if self.cache and frozen:  # one batched pass over every frozen branch
-                features.update(self.model_.branch_outputs(arrays, 1024, names=frozen_names))
+                features.update(self.model_.branch_outputs(arrays, 1024, names=frozen_names,
+                                                           check_finite=not allow_nonfinite))
             elif frozen and self.selection != "meta":  # cache=False: still cached for the choice
-                members = {**features, **self.model_.branch_outputs(arrays, 1024, names=frozen_names)}
+                members = {**features, **self.model_.branch_outputs(
+                    arrays, 1024, names=frozen_names, check_finite=not allow_nonfinite)}
             names, top_features = [b.name for b in self.branches_], features
         choice = select.choose(self, self.model_.top, {**members, **top_features}, members, arrays, y, top_rows)
         self.selection_, self.selection_scores_ = choice.selection, choice.scores
@@ -353,6 +361,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             "cv": repr(self.cv),
             "stack_method": self.methods_,
             "refit": bool(self.refit),
+            "trained": sorted(self._trained_names),  # not expected to equal their bases
             "levels": self.levels,
             "seed": self.seed_,
         }

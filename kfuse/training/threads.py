@@ -25,6 +25,27 @@ def resolve_n_jobs(n_jobs, where="Stacker"):
     return (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
 
 
+def named_error(error, where):
+    """``error`` with ``where`` (the branch and fold a job trained) before its message, of
+    the same type where that type takes one message (else a RuntimeError naming the type).
+
+    Example:
+
+    ```python
+    from kfuse.training.threads import named_error
+    print(named_error(ValueError("bad shape"), "branch 'cnn' (fold 2)"))  # branch 'cnn' (fold 2): bad shape
+    ```
+    """
+    text = f"{where}: {error}"
+    try:
+        named = type(error)(text)
+    except Exception:  # an exception type with other constructor arguments
+        named = None
+    if named is None or str(named) != text:
+        named = RuntimeError(f"{where}: {type(error).__name__}: {error}")
+    return named.with_traceback(error.__traceback__)
+
+
 def threadable(model, x, y, settings):
     """Whether a prepared fit may run in a thread beside others: through the epoch loop
     (`Model.fit` seeds tf.data from the global state), with no callbacks (the branch's

@@ -20,6 +20,7 @@ keys are refused by name, and missing branch files are reported before anything 
 import difflib
 import os
 
+from kfuse import yaml_marks
 from kfuse.tuning.space import Range
 
 SECTIONS = {
@@ -61,31 +62,20 @@ def check_keys(mapping, valid, where):
         raise ValueError(f"{where} must be a mapping; received {type(mapping).__name__} {mapping!r}")
     unknown = [k for k in mapping if k not in valid]
     if unknown:
+        place = yaml_marks.at(mapping, unknown[0], value=False)
         hints = {k: difflib.get_close_matches(str(k), list(valid), n=1) for k in unknown}
         hint = "; ".join(f"{k!r} -> did you mean {h[0]!r}?" for k, h in hints.items() if h)
         raise ValueError(
-            f"{where}: unknown key(s) {unknown}. Valid keys: {list(valid)}" + (f" ({hint})" if hint else "")
+            f"{where}: unknown key(s) {unknown}{' at ' + place if place else ''}. Valid keys: {list(valid)}" + (f" ({hint})" if hint else "")
         )
     return mapping
 
 
 def load_config(path):
     """Read and check a `kfuse tune` YAML file; return it as a dict with defaults filled in."""
-    import yaml
-
     if not os.path.isfile(path):
         raise ValueError(f"No such config file {path!r}")
-    with open(path) as f:
-        try:
-            raw = yaml.safe_load(f)
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-            raise ValueError(
-                f"{path}: YAML syntax error{at}: {problem}. Check the indentation and the "
-                "quoting there (see examples/tune_mnist1d.yaml)"
-            ) from None
+    raw = yaml_marks.load(path, example="examples/tune_mnist1d.yaml")
     return check_config(raw, where=path)
 
 
@@ -125,7 +115,7 @@ def check_config(raw, where="config"):
     fit = {**FIT_DEFAULTS, **check_keys(raw.get("fit") or {}, FIT_KEYS, f"{where}: fit")}
     export = {**EXPORT_DEFAULTS, **check_keys(raw.get("export") or {}, EXPORT_KEYS, f"{where}: export")}
     head = raw.get("head")
-    check_values(where, data, space, tuner, fit, export, head)
+    check_values(where, data, space, tuner, fit, export, head, raw=raw)
     return {"branches": checked, "data": data, "head": head, "space": space, "tuner": tuner, "fit": fit, "export": export}
 
 
@@ -154,7 +144,7 @@ def _value_ok(kind, value):
     return isinstance(value, str) and value != ""
 
 
-def check_values(where, data, space, tuner, fit, export, head):
+def check_values(where, data, space, tuner, fit, export, head, raw=None):
     """Refuse values of the wrong type (`epochs: one`, `rows: all`) by section and key."""
     sections = {"data": data, "tuner": tuner, "fit": fit, "export": export}
     for section, kinds in VALUE_TYPES.items():
@@ -165,8 +155,9 @@ def check_values(where, data, space, tuner, fit, export, head):
             if value is None and key in ("version", "seed", "rows"):
                 continue  # null: the next version / no seed / every row
             if not _value_ok(kind, value):
+                place = yaml_marks.at((raw or {}).get(section), key)
                 raise ValueError(
-                    f"{where}: {section}.{key} must be {_KIND_TEXT[kind]}; received {value!r}"
+                    f"{where}{', ' + place if place else ''}: {section}.{key} must be {_KIND_TEXT[kind]}; received {value!r}"
                     + (f" ({type(value).__name__})" if value is not None else "")
                 )
     if head is not None and (isinstance(head, bool) or not isinstance(head, int) or head < 2):
