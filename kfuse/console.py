@@ -31,7 +31,7 @@ def is_kfuse_command(argv=None, orig_argv=None):
     if argv and os.path.basename(argv[0]) in ("kfuse", "kfuse.exe"):
         return True
     return any(a == "-m" and b in ("kfuse.cli", "kfuse.cli.__main__")
-               for a, b in zip(orig_argv, orig_argv[1:]))
+               for a, b in zip(orig_argv, orig_argv[1:], strict=False))
 
 
 @contextlib.contextmanager
