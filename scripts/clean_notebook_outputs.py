@@ -1,4 +1,4 @@
-"""Drop TensorFlow's runtime log lines from executed notebooks' stderr outputs.
+"""Drop TensorFlow's runtime log lines from executed notebooks' stream outputs.
 
 An executed tutorial keeps what its code prints, its tables and figures, and its
 warnings; the lines TensorFlow's C++ runtime and its `tensorflow` logger write on their
@@ -28,12 +28,12 @@ def is_tf_log(line):
 
 
 def clean(notebook):
-    """The notebook (a dict) with TensorFlow's log lines removed from stderr; lines removed."""
+    """The notebook (a dict) with TensorFlow's log lines removed from its streams; lines removed."""
     removed = 0
     for cell in notebook["cells"]:
         kept = []
         for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+            if output.get("output_type") == "stream":
                 text = "".join(output["text"])
                 lines = text.splitlines(keepends=True)
                 left = [line for line in lines if not is_tf_log(line)]

@@ -38,7 +38,7 @@ def test_notebook_is_committed_with_its_outputs(name):
     assert with_output >= len(cells) // 2, f"{name}: only {with_output} of {len(cells)} code cells have outputs"
     errors = [i for i, cell in enumerate(cells) for out in cell.get("outputs", []) if out.get("output_type") == "error"]
     assert errors == [], f"{name}: cells {errors} end in an error"
-    noise = [line for cell in cells for out in cell.get("outputs", []) if out.get("name") == "stderr"
+    noise = [line for cell in cells for out in cell.get("outputs", []) if out.get("output_type") == "stream"
              for line in "".join(out["text"]).splitlines() if clean_notebook_outputs.is_tf_log(line)]
     assert noise == [], f"{name}: TensorFlow log lines in the outputs; run scripts/clean_notebook_outputs.py"
 
