@@ -10,7 +10,7 @@ BENCH_STAMP := $(VENV)/.kfuse-bench-installed
 EXTRAS_STAMP := $(VENV)/.kfuse-extras-installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test test-layers-jax bench lint render-check clean
+.PHONY: setup demo test test-layers-jax bench lint render-check docs clean
 
 $(STAMP): pyproject.toml setup.cfg
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ bench: setup $(BENCH_STAMP)
 # that every image decoded and the tables are present, and saves a screenshot
 render-check: setup
 	$(PY) scripts/render_check.py
+
+# the documentation site (MkDocs + Material + mkdocstrings, notebooks through mkdocs-jupyter)
+# into site/; --strict fails on any warning (a broken link, a missing reference)
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: setup
 	$(VENV)/bin/ruff check kfuse tests benchmarks

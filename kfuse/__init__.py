@@ -7,11 +7,15 @@ are imported on first use, so `import kfuse` works on any Keras backend.
 
 import importlib
 
-from kfuse import heads, layers
-from kfuse.branches import Branch
-from kfuse.graph import early_fusion, stack
-from kfuse.model import FusedModel
-from kfuse.version import __version__
+from kfuse.console import quiet_tensorflow_import
+
+quiet_tensorflow_import()  # the `kfuse` command only: TensorFlow's start-up lines kept off stderr
+
+from kfuse import heads, layers  # noqa: E402
+from kfuse.branches import Branch  # noqa: E402
+from kfuse.graph import early_fusion, stack  # noqa: E402
+from kfuse.model import FusedModel  # noqa: E402
+from kfuse.version import __version__  # noqa: E402
 
 _LAZY = {
     "distribute": "kfuse.distribute",
