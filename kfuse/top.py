@@ -14,7 +14,9 @@ provably hands over class scores of the head's width -- declared
 `output="raw"`, a base whose final layer ends in a softmax or sigmoid (a Dense / Conv
 activation, a `Softmax` or `Activation` layer; `kfuse.branch_outputs.score_kind`) -- all
 of one kind, the fusion is "concat" (no projection or normalisation), "average" or
-"weighted_average" (inside a `ModalityDropout` too), the meta-learner is none or a tuple
+"weighted_average", "median", "trimmed_mean" (robust averages: the stack starts as
+that average, for two branches the plain one) or "soft_vote" (inside a `ModalityDropout`
+too), the meta-learner is none or a tuple
 of hidden widths wide enough to carry the average, and the head is `Classification`,
 `Binary` or `MultiLabel`, the top starts as the average of its branches: before any
 training the stack predicts exactly the class the plain (for weighted_average: the
@@ -29,13 +31,15 @@ import keras
 import numpy as np
 
 from kfuse.heads import Classification, MultiLabel
-from kfuse.layers import Average, Concat, FusionLayer, ModalityDropout, WeightedAverage
+from kfuse.layers import Average, Concat, FusionLayer, Median, ModalityDropout, TrimmedMean, Vote, WeightedAverage
 from kfuse.meta import apply_meta
 
 TOP_NAME = "top"
 #: logits = WARM_SCALE * average probability for a warm-started head over probabilities
 WARM_SCALE = 10.0
 WARM_OPTIONS = ("auto", True, False)
+#: fusions whose output is an average (plain, weighted, robust) of the branches' class scores
+AVERAGING = (Average, WeightedAverage, Median, TrimmedMean)
 
 
 def _flatten(x, name):
@@ -129,18 +133,30 @@ def warm_start_plan(kinds, widths, fusion_layer, meta, head, names=None):
     if any(tuple(w) != (head.units,) for w in widths):
         shown = {n: tuple(w) for n, w in zip(names, widths, strict=True)}
         return None, f"branch outputs {shown} are not ({head.units},) class scores of the head's width"
-    fusion = _plain_fusion(fusion_layer)
-    if fusion is not None:
-        plain_concat = type(fusion) is Concat and fusion.units is None and not fusion.normalize
-        if not (plain_concat or type(fusion) in (Average, WeightedAverage)):
-            return None, f"fusion {type(fusion).__name__} is not concat, average or weighted_average; use one of those"
+    kind, reason = _fused_kind(kinds[0], _plain_fusion(fusion_layer))
+    if kind is None:
+        return None, reason
     meta_widths = _meta_widths(meta)
     if meta_widths is None:
         return None, f"the meta-learner {type(meta).__name__} is not a tuple of hidden widths"
-    need = head.units * len(_signs(kinds[0]))
+    need = head.units * len(_signs(kind))
     if any(w < need for w in meta_widths):
-        return None, f"the meta-learner's widths {list(meta_widths)} are narrower than the {need} units an average of {kinds[0]} needs"
-    return kinds[0], None
+        return None, f"the meta-learner's widths {list(meta_widths)} are narrower than the {need} units an average of {kind} needs"
+    return kind, None
+
+
+def _fused_kind(kind, fusion):
+    """(kind of the fused class scores, None) for an averaging fusion, else (None, why)."""
+    if fusion is None or type(fusion) in AVERAGING:
+        return kind, None
+    if type(fusion) is Concat and fusion.units is None and not fusion.normalize:
+        return kind, None
+    if type(fusion) is Vote and fusion.mode == "soft":  # averages probabilities (softmax of logits)
+        return ("probabilities" if fusion.inputs_are == "logits" else kind), None
+    return None, (
+        f"fusion {type(fusion).__name__} does not average the branches; use concat, average, "
+        "weighted_average, median, trimmed_mean or soft_vote"
+    )
 
 
 def _signs(kind):
