@@ -212,5 +212,7 @@ def score_kind(model, kind):
     if kind != "raw":
         return kind
     layer = final_layer(model)
+    if isinstance(layer, keras.layers.Reshape) and layer.name.endswith("_squeeze"):  # Branch's squeeze
+        layer = producing_layer(model, layer.input)
     activation = final_activation(layer)[0] if layer is not None else None
     return "probabilities" if activation in ("softmax", "sigmoid") else kind

@@ -280,6 +280,10 @@ class Branch:
     def _build_from_base(self):
         clone = self._clone_base()
         out, _ = convert_output(clone, self.output, self.name, tap=self.tap, select=self.select)
+        if self.tap is None and len(out.shape) == 3 and out.shape[1] == 1:
+            # (None, 1, k) symbolically, (batch, k) in fact (a string Input((1,)) through
+            # TextVectorization, say): (batch, k) either way, as the head takes it
+            out = keras.layers.Reshape((out.shape[2],), name=f"{self.name}_squeeze")(out)
         return keras.Model(clone.inputs, out, name=self.name)
 
     def fresh_base(self):
