@@ -19,7 +19,7 @@ refused the same way everywhere:
   input, by input name), a pandas Series, a list (of str, say) and strings as numpy
   `str` / `bytes` / `object` arrays or `tf.string` tensors, which become the object
   arrays of `str` Keras takes; strings are never cast to numbers. A string input
-  declared `(1,)` takes a flat `(n,)` array and one declared `()` a `(n, 1)` column.
+  declared `(1,)` or `()` takes a flat `(n,)` array or a `(n, 1)` column.
 
 Example:
 
@@ -78,8 +78,9 @@ def is_strings(value):
 def user_value(value, shape=None):
     """One input as Keras takes it, from the forms users hold (see the module docstring).
 
-    `shape` (the input's shape without the batch axis, if known) fits the rank of a string
-    input: `(n,)` for a `(1,)` input becomes `(n, 1)`, `(n, 1)` for a `()` input `(n,)`.
+    `shape` (the input's shape without the batch axis, if known): a `(n, 1)` column of
+    strings for a `(1,)` or `()` input becomes `(n,)`, one string per row, which Keras
+    takes for both (it refuses 2-D object arrays).
     Numbers stay what they are (a tensor stays a tensor).
     """
     if is_pandas(value):
@@ -90,10 +91,8 @@ def user_value(value, shape=None):
     if not concrete or not is_strings(value):
         return value  # numbers, and symbolic tensors inside a traced call, as they are
     value = as_numpy(value)
-    if shape is not None and value.ndim == len(shape) - 1 and tuple(shape)[-1:] == (1,):
-        return value[..., None]
-    if shape is not None and value.ndim == len(shape) + 1 and value.shape[-1] == 1:
-        return value[..., 0]
+    if shape is not None and tuple(shape) in ((), (1,)) and value.ndim == 2 and value.shape[-1] == 1:
+        return value[:, 0]  # one string per row: Keras takes (n,) for both, refuses (n, 1) objects
     return value
 
 
@@ -122,7 +121,7 @@ def from_frame(frame, names, owner):
             "column per input after it, or pass a dict of input name -> array, e.g. "
             f"{{{names[0]!r}: frame[[...]].to_numpy(), ...}}."
         )
-    return {n: frame[n].to_numpy() for n in names}
+    return {n: frame[[n]].to_numpy() for n in names}  # (n, 1) per input
 
 
 def named(x, names, where="kfuse", model_name=None, shapes=None):
