@@ -123,12 +123,15 @@ def stack(
         presence_input: add an input "presence", `(batch, number of branches)`, of 1
             (branch present) and 0 (missing modality) handed to the fusion layer, which
             must support masks. The model fills it with ones when the data lacks it.
-        warm_start: "auto" (default) starts the head as an identity over the fused class
-            scores where that applies (late fusion of class-score branches by concat,
-            average or weighted_average, no meta-learner, a classification head; see
-            `kfuse.top`), so the untrained stack predicts what its branches' average
-            predicts; True requires it (a ValueError says why it cannot apply); False
-            keeps Keras's random initialisation.
+        warm_start: "auto" (default) starts the top as the average of the branches where
+            kfuse can prove they hand over class scores of the head's width (declared
+            logits / probabilities, or a base ending in softmax / sigmoid with the default
+            output="raw"), fused by an averaging fusion or concat, under no meta-learner or
+            a tuple one wide enough, with a classification head (see `kfuse.top`): the
+            untrained stack predicts what its branches' average predicts. Where branches of
+            the head's width cannot warm-start, a UserWarning names the reason and the fix.
+            True requires it (a ValueError says why it cannot apply); False keeps Keras's
+            random initialisation, silently.
 
     Returns:
         a `kfuse.FusedModel` (a functional `keras.Model`) whose inputs are a dict keyed by
