@@ -85,6 +85,7 @@ def test_stack_warns_once_naming_the_reason_and_the_fix():
         kfuse.stack(branches, fusion="concat", meta=(8,), head=5)  # widths 3 != 5: features, silent
 
 
+@pytest.mark.slow
 def test_the_stacker_top_over_a_meta_learner_starts_as_the_average():
     keras.utils.set_random_seed(5)
     x = np.random.default_rng(5).normal(size=(60, 6)).astype("float32")
