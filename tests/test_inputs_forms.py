@@ -91,3 +91,18 @@ def test_dataframes_one_input_whole_and_several_inputs_by_name():
     np.testing.assert_allclose(two.predict(frame[["age", "income"]], verbose=0), two.predict(by_name, verbose=0), atol=1e-6)
     with pytest.raises(ValueError, match=r"reads several inputs \['age', 'income'\].*lacking \['age'\].*dict"):
         two.predict(frame.rename(columns={"age": "years"}), verbose=0)
+
+
+@pytest.mark.slow
+@requires_tensorflow()
+def test_an_ensemble_and_compare_take_a_list_of_str():
+    from kfuse.ensemble import BaggingClassifier
+
+    bag = BaggingClassifier(lambda: text_classifier((1,), 1), n_estimators=2, fit_params={"epochs": 1},
+                            random_state=0).fit(list(TEXTS), LABELS)  # fmt: skip
+    proba = bag.predict_proba(pd.Series(TEXTS))
+    assert proba.shape == (len(TEXTS), 2)
+    np.testing.assert_allclose(proba.sum(-1), 1.0, atol=1e-5)
+    report = kfuse.compare({"bag": bag.model_, "base": text_classifier((1,), 2)}, list(TEXTS), LABELS)
+    expected = bag.predict_proba(TEXTS.astype(object)).argmax(-1)
+    np.testing.assert_array_equal(np.asarray(report.predictions["bag"].labels), expected)
