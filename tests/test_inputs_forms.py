@@ -61,6 +61,11 @@ def test_a_keras_text_classifier_takes_strings_in_every_form(shape, tmp_path):
     model.save(saved)
     again = keras.saving.load_model(saved)
     np.testing.assert_allclose(again.predict(TEXTS, verbose=0), model.predict(TEXTS.astype(object), verbose=0), atol=1e-6)
+    from kfuse.export import export_saved_model
+
+    served = tf.saved_model.load(export_saved_model(model, str(tmp_path / "served"))).signatures["serving_default"]
+    logits = served(text=tf.constant(TEXTS if shape == () else TEXTS[:, None]))["logits"].numpy()
+    np.testing.assert_allclose(logits, model.predict(TEXTS, verbose=0), atol=1e-5)
 
 
 @pytest.mark.slow
