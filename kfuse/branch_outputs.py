@@ -192,3 +192,27 @@ def _convert_one(model, name, out, output, branch_name, several):
         f"linear, softmax nor sigmoid, so it is not logits or probabilities and "
         f"output={output!r} cannot be honoured. Use output='raw'."
     )
+
+
+def score_kind(model, kind):
+    """What a branch sub-model provably hands over: `kind`, or for a "raw" output that a
+    softmax / sigmoid produces (the final layer's activation, a `Softmax` or `Activation`
+    layer), "probabilities". A "raw" output kfuse cannot read stays "raw".
+
+    Example:
+
+    ```python
+    import keras
+    from kfuse.branch_outputs import score_kind
+
+    base = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    assert score_kind(base, "raw") == "probabilities"
+    ```
+    """
+    if kind != "raw":
+        return kind
+    layer = final_layer(model)
+    if isinstance(layer, keras.layers.Reshape) and layer.name.endswith("_squeeze"):  # Branch's squeeze
+        layer = producing_layer(model, layer.input)
+    activation = final_activation(layer)[0] if layer is not None else None
+    return "probabilities" if activation in ("softmax", "sigmoid") else kind

@@ -283,6 +283,10 @@ class Branch:
         out, _ = convert_output(clone, self.output, self.name, tap=self.tap, select=self.select)
         if self.pool is not None:
             out = pool_sequence(clone, out, self.pool, self.name)
+        elif self.tap is None and len(out.shape) == 3 and out.shape[1] == 1:
+            # (None, 1, k) symbolically, (batch, k) in fact (a string Input((1,)) through
+            # TextVectorization, say): (batch, k) either way, as the head takes it
+            out = keras.layers.Reshape((out.shape[2],), name=f"{self.name}_squeeze")(out)
         return keras.Model(clone.inputs, out, name=self.name)
 
     def fresh_base(self):

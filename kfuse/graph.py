@@ -1,7 +1,10 @@
 """`stack()` and `early_fusion()`: assemble branches, fusion, meta-learner and head."""
 
+import warnings
+
 import keras
 
+from kfuse.branch_outputs import score_kind
 from kfuse.branches import Branch
 from kfuse.heads import get_head, head_config
 from kfuse.layers import get_fusion
@@ -120,12 +123,15 @@ def stack(
         presence_input: add an input "presence", `(batch, number of branches)`, of 1
             (branch present) and 0 (missing modality) handed to the fusion layer, which
             must support masks. The model fills it with ones when the data lacks it.
-        warm_start: "auto" (default) starts the head as an identity over the fused class
-            scores where that applies (late fusion of class-score branches by concat,
-            average or weighted_average, no meta-learner, a classification head; see
-            `kfuse.top`), so the untrained stack predicts what its branches' average
-            predicts; True requires it (a ValueError says why it cannot apply); False
-            keeps Keras's random initialisation.
+        warm_start: "auto" (default) starts the top as the average of the branches where
+            kfuse can prove they hand over class scores of the head's width (declared
+            logits / probabilities, or a base ending in softmax / sigmoid with the default
+            output="raw"), fused by an averaging fusion or concat, under no meta-learner or
+            a tuple one wide enough, with a classification head (see `kfuse.top`): the
+            untrained stack predicts what its branches' average predicts. Where branches of
+            the head's width cannot warm-start, a UserWarning names the reason and the fix.
+            True requires it (a ValueError says why it cannot apply); False keeps Keras's
+            random initialisation, silently.
 
     Returns:
         a `kfuse.FusedModel` (a functional `keras.Model`) whose inputs are a dict keyed by
@@ -166,10 +172,11 @@ def stack(
             key: keras.Input(shape=shape, name=key, dtype=dtype) for key, (shape, dtype) in specs.items()
         }
         shapes = {key: shape for key, (shape, _) in specs.items()}
-        outputs = {}
+        outputs, kinds = {}, []
         for b in branches:
-            out, _ = b({k: inputs[k] for k in b.input_names}, shapes)
+            out, sub_model = b({k: inputs[k] for k in b.input_names}, shapes)
             outputs[b.name] = out
+            kinds.append(score_kind(sub_model, b.output_kind))
         if presence_input:
             if "presence" in inputs:
                 raise ValueError("presence_input=True needs the input name 'presence' free")
@@ -181,13 +188,20 @@ def stack(
             {k: (tuple(inputs[k].shape[1:]), inputs[k].dtype) for k in raw_names},
             fusion_layer, meta, head, passthrough, meta_dropout, presence=presence_input,
         )  # fmt: skip
-        kind, reason = warm_start_plan(
-            [b.output_kind for b in branches], [o.shape[1:] for o in outputs.values()], fusion_layer, meta, head
-        )
+        widths = [o.shape[1:] for o in outputs.values()]
+        kind, reason = warm_start_plan(kinds, widths, fusion_layer, meta, head, names=list(outputs))
         if warm is True and kind is None:
             raise ValueError(f"warm_start=True does not apply: {reason}. Use warm_start='auto' or False.")
         if warm and kind is not None:
-            warm_start_top(top, head, kind, len(branches), fusion_layer)
+            warm_start_top(top, head, kind, len(branches), fusion_layer, meta)
+        if warm == "auto" and kind is None and _looks_like_class_scores(widths, head):
+            warnings.warn(
+                f"kfuse.stack: the head starts from random weights, not as the average of the "
+                f"branches (warm start), because {reason}. Pass warm_start=False to start cold "
+                "without this warning.",
+                UserWarning,
+                stacklevel=2,
+            )
         out = top([*outputs.values(), *(inputs[k] for k in raw_names)])
         info = {
             "version": __version__,
@@ -213,6 +227,13 @@ def stack(
         if compile and head is not None:
             model.compile(optimizer=optimizer, loss=head.loss(), metrics=head.metrics())
     return model
+
+
+def _looks_like_class_scores(widths, head):
+    """Whether every branch output has the width of a classification head: then a cold
+    start is worth a warning (feature branches of other widths never warm-start)."""
+    units = getattr(head, "units", None)
+    return head is not None and head.activation is not None and all(tuple(w) == (units,) for w in widths)
 
 
 def kfuse_fusion_names():

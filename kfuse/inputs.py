@@ -14,8 +14,12 @@ refused the same way everywhere:
 - numeric numpy inputs are checked for NaN and infinity (and a `tf.data` input's first
   batch): the error names the input and the first bad rows. `allow_nonfinite=True`
   switches the check off (a model with a NaN-aware first layer, say);
-- string arrays (numpy `str` / `bytes` / `object` dtype, `tf.string` tensors) pass
-  through unchanged: they are never cast.
+- the forms users hold are taken as they are (`user_value`): a pandas DataFrame (a
+  one-input model takes it as one 2-D array; a multi-input model takes one column per
+  input, by input name), a pandas Series, a list (of str, say) and strings as numpy
+  `str` / `bytes` / `object` arrays or `tf.string` tensors, which become the object
+  arrays of `str` Keras takes; strings are never cast to numbers. A string input
+  declared `(1,)` or `()` takes a flat `(n,)` array or a `(n, 1)` column.
 
 Example:
 
@@ -58,13 +62,89 @@ def input_names(model):
     return [structure.name]
 
 
-def named(x, names, where="kfuse", model_name=None):
-    """`x` as a dict of input name -> value (values untouched), checked against `names`.
+def is_pandas(x):
+    """Whether `x` is a pandas DataFrame or Series (without importing pandas)."""
+    return type(x).__module__.startswith("pandas") and hasattr(x, "to_numpy")
 
-    Accepts a dict (extra keys are dropped), a single array for one input, or a tuple /
-    list of one array per input in the order of `names`.
+
+def is_strings(value):
+    """Whether `value` holds strings: a numpy str / bytes / object array or a tf.string tensor."""
+    dtype = getattr(value, "dtype", None)
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "USO"
+    return dtype is not None and getattr(dtype, "name", str(dtype)) == "string"
+
+
+def user_value(value, shape=None):
+    """One input as Keras takes it, from the forms users hold (see the module docstring).
+
+    `shape` (the input's shape without the batch axis, if known): a `(n, 1)` column of
+    strings for a `(1,)` or `()` input becomes `(n,)`, one string per row, which Keras
+    takes for both (it refuses 2-D object arrays).
+    Numbers stay what they are (a tensor stays a tensor).
+    """
+    if is_pandas(value):
+        value = value.to_numpy()
+    elif isinstance(value, list):
+        value = np.asarray(value) if value and not isinstance(value[0], (list, np.ndarray)) else np.asarray(value, object)
+    concrete = isinstance(value, np.ndarray) or type(value).__name__ == "EagerTensor"
+    if not concrete or not is_strings(value):
+        return value  # numbers, and symbolic tensors inside a traced call, as they are
+    value = as_numpy(value)
+    if shape is not None and tuple(shape) in ((), (1,)) and value.ndim == 2 and value.shape[-1] == 1:
+        return value[:, 0]  # one string per row: Keras takes (n,) for both, refuses (n, 1) objects
+    return value
+
+
+def input_shapes(model):
+    """{input name: shape without the batch axis} from the public `model.input`."""
+    structure = model.input
+    tensors = list(structure.values()) if isinstance(structure, dict) else keras_list(structure)
+    return {name: tuple(t.shape[1:]) for name, t in zip(input_names(model), tensors, strict=True)}
+
+
+def keras_list(structure):
+    return list(structure) if isinstance(structure, (list, tuple)) else [structure]
+
+
+def from_frame(frame, names, owner):
+    """A pandas DataFrame as named inputs: the whole frame for one input, else one column
+    per input name."""
+    if len(names) == 1:
+        return {names[0]: frame.to_numpy()}
+    columns = [str(c) for c in frame.columns]
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise ValueError(
+            f"{owner} reads several inputs {list(names)}; received a DataFrame with columns "
+            f"{columns[:10]}{' ...' if len(columns) > 10 else ''}, lacking {missing}. Name one "
+            "column per input after it, or pass a dict of input name -> array, e.g. "
+            f"{{{names[0]!r}: frame[[...]].to_numpy(), ...}}."
+        )
+    return {n: frame[[n]].to_numpy() for n in names}  # (n, 1) per input
+
+
+def named(x, names, where="kfuse", model_name=None, shapes=None):
+    """`x` as a dict of input name -> value, checked against `names`.
+
+    Accepts a dict (extra keys are dropped), a single array for one input, a tuple / list
+    of one array per input in the order of `names`, or a pandas DataFrame (see
+    `from_frame`). Each value goes through `user_value` (`shapes`: name -> input shape).
     """
     owner = f"Model '{model_name}'" if model_name else where
+    shapes = shapes or {}
+    found = _named(x, names, owner)
+    return {n: user_value(v, shapes.get(n)) for n, v in found.items()}
+
+
+def _is_column(v):
+    """One input's values inside a list / tuple of inputs (not a scalar: a str, a number)."""
+    return (is_array_like(v) and len(v.shape) > 0) or isinstance(v, list) or is_pandas(v)
+
+
+def _named(x, names, owner):
+    if is_pandas(x) and x.ndim == 2:
+        return from_frame(x, names, owner)
     if isinstance(x, dict):
         missing = [n for n in names if n not in x]
         if missing:
@@ -73,7 +153,7 @@ def named(x, names, where="kfuse", model_name=None):
                 f"(received keys {sorted(map(str, x))}). Pass a dict keyed by input name."
             )
         return {n: x[n] for n in names}
-    if isinstance(x, (list, tuple)) and x and all(is_array_like(v) or isinstance(v, list) for v in x):
+    if isinstance(x, (list, tuple)) and x and all(_is_column(v) for v in x):
         if len(names) == 1 and not all(is_array_like(v) for v in x):
             return {names[0]: x}
         if len(x) != len(names):
@@ -90,8 +170,8 @@ def named(x, names, where="kfuse", model_name=None):
             f"{tuple(x.shape)}: pass x as a dict of input name -> array."
         )
     raise TypeError(
-        f"{owner}: inputs must be a dict of name -> array, an array, a tuple of arrays or a "
-        f"tf.data.Dataset; received {type(x).__name__}"
+        f"{owner}: inputs must be a dict of name -> array, an array, a list, a tuple of arrays, "
+        f"a pandas DataFrame or a tf.data.Dataset; received {type(x).__name__}"
     )
 
 
@@ -280,7 +360,9 @@ def read_dataset(dataset, where="kfuse", need_labels=True):
     return x, y, weights
 
 
-def arrays_and_labels(x, y, names, where="kfuse", allow_nonfinite=False, sample_weight=None, model_name=None):
+def arrays_and_labels(
+    x, y, names, where="kfuse", allow_nonfinite=False, sample_weight=None, model_name=None, shapes=None
+):
     """({input name: numpy array}, y, sample_weight) from any accepted `x`, fully checked.
 
     A `tf.data.Dataset` is read into memory (then y must come from it, not from `y=`).
@@ -292,7 +374,7 @@ def arrays_and_labels(x, y, names, where="kfuse", allow_nonfinite=False, sample_
             raise ValueError(f"{where}: pass y inside the tf.data.Dataset, not as y=")
         x, y, data_weights = read_dataset(x, where)
         sample_weight = data_weights if sample_weight is None else sample_weight
-    arrays = {k: as_numpy(v) for k, v in named(x, names, where, model_name).items()}
+    arrays = {k: as_numpy(v) for k, v in named(x, names, where, model_name, shapes).items()}
     n = check_rows(arrays, y, where)
     if n == 0:
         raise ValueError(f"{where}: x has no rows")

@@ -99,6 +99,11 @@ class FusedModel(keras.Model):
         return {t.name: t.dtype for t in tensors}
 
     @property
+    def input_shapes(self):
+        """{input name: shape without the batch axis}."""
+        return kinputs.input_shapes(self)
+
+    @property
     def head(self):
         return head_from_config(self.kfuse_info.get("head"))
 
@@ -248,10 +253,8 @@ class FusedModel(keras.Model):
         if self.kfuse_info.get("presence_input"):
             x = self._with_presence(x, names)
         if kinputs.is_dataset(x) or not isinstance(x, (dict, list, tuple)) and not kinputs.is_array_like(x):
-            return x
-        if isinstance(x, (list, tuple)) and not all(kinputs.is_array_like(v) for v in x):
-            return x
-        return kinputs.named(x, names, model_name=self.name)
+            return kinputs.named(x, names, model_name=self.name, shapes=self.input_shapes) if kinputs.is_pandas(x) else x
+        return kinputs.named(x, names, model_name=self.name, shapes=self.input_shapes)
 
     def _checked(self, x, where, allow_nonfinite, y=None):
         """`as_inputs(x)` plus the row-count and NaN / inf checks on numpy data."""

@@ -92,11 +92,14 @@ def test_warm_start_binary_head_and_where_it_does_not_apply():
     average = (values["a"] + values["b"]) / 2
     np.testing.assert_array_equal(model.predict(x, verbose=0) > 0, average > 0.5)
     raw = [kfuse.Branch(scorer(n, 4), name=n, inputs="x", trainable=False) for n in "ab"]
-    assert kfuse.stack(raw, fusion="average", head=4).kfuse_info["warm_start"] is False  # raw outputs
+    assert kfuse.stack(raw, fusion="average", head=4).kfuse_info["warm_start"] is True  # ends in softmax
+    linear = [kfuse.Branch(scorer(n, 4, activation=None), name=n, inputs="x", trainable=False) for n in "ab"]
+    with pytest.warns(UserWarning, match="cannot prove"):
+        assert kfuse.stack(linear, fusion="average", head=4).kfuse_info["warm_start"] is False  # raw linear
     meta = [kfuse.Branch(scorer(n, 4), name=n, inputs="x", trainable=False, output="logits") for n in "ab"]
-    assert kfuse.stack(meta, fusion="average", meta=(8,), head=4).kfuse_info["warm_start"] is False
-    with pytest.raises(ValueError, match="warm_start=True does not apply: a meta-learner"):
-        kfuse.stack(meta, fusion="average", meta=(8,), head=4, warm_start=True)
+    assert kfuse.stack(meta, fusion="average", meta=(8,), head=4).kfuse_info["warm_start"] is True
+    with pytest.raises(ValueError, match="warm_start=True does not apply: the meta-learner's widths"):
+        kfuse.stack(meta, fusion="average", meta=(6,), head=4, warm_start=True)  # logits need 2 x 4 units
     cold = kfuse.stack(meta, fusion="average", head=4, warm_start=False)
     assert cold.kfuse_info["warm_start"] is False
 

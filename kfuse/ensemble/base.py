@@ -52,10 +52,13 @@ def n_rows(x):
 
 
 def take(x, rows):
-    """Rows `rows` of an array or a dict of arrays."""
+    """Rows `rows` of an array or a dict of arrays (in the forms `kfuse.inputs` takes:
+    DataFrames, Series, lists, numpy str arrays)."""
+    from kfuse.inputs import user_value
+
     if isinstance(x, dict):
-        return {k: np.asarray(v)[rows] for k, v in x.items()}
-    return np.asarray(x)[rows]
+        return {k: np.asarray(user_value(v))[rows] for k, v in x.items()}
+    return np.asarray(user_value(x))[rows]
 
 
 def check_xy(x, y, who):

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator
 
 from kfuse.branches import Branch, shapes_agree
 from kfuse.graph import check_branches, stack
-from kfuse.inputs import arrays_and_labels, check_integral
+from kfuse.inputs import arrays_and_labels, check_integral, is_strings
 from kfuse.layers import FusionLayer
 from kfuse.model import check_finite_weights
 from kfuse.quiet import quiet_tensorflow
@@ -201,6 +201,8 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         for b in self.branches_:
             for k in b.input_names:
                 declared = b.input_shapes.get(k)
+                if declared is not None and tuple(declared) == (1,) and shapes[k] == () and is_strings(arrays[k]):
+                    shapes[k] = (1,)  # one string per row, as kfuse.inputs hands strings to Keras
                 if declared is not None and not shapes_agree(tuple(declared), shapes[k]):
                     raise ValueError(
                         f"Branch '{b.name}': input '{k}' expects shape {tuple(declared)} "
@@ -231,8 +233,9 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         self.branches_, self.head_, self.methods_, self.meta_fit_ = self._resolve()
         select.check_selection(self.selection, self.branches_, self.methods_, self.head_)
         self.seed_ = resolve_seed(self.random_state, self.seed)
+        shapes = {k: s for b in self.branches_ for k, s in b.input_shapes.items() if s is not None}
         arrays, y, sample_weight = arrays_and_labels(
-            x, y, self.input_names, "Stacker.fit", allow_nonfinite, sample_weight
+            x, y, self.input_names, "Stacker.fit", allow_nonfinite, sample_weight, shapes=shapes
         )
         if y is None:
             raise ValueError("Stacker.fit needs labels y (or a tf.data.Dataset of (x, y) pairs)")
