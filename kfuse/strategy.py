@@ -225,6 +225,56 @@ def tpu_strategy(tpu=None):
     return tf.distribute.TPUStrategy(resolver)
 
 
+# -- one set of weights on every worker -------------------------------------------------
+def spans_workers(strategy):
+    """Whether `strategy` replicates over several worker processes (multi-worker)."""
+    return strategy is not None and strategy.num_replicas_in_sync > len(strategy.extended.worker_devices)
+
+
+def sync_from_chief(strategy, variables):
+    """Give every worker the chief's values of `variables` (a no-op within one process).
+
+    tf.distribute broadcasts the initial value of each variable it creates, but the weights
+    kfuse copies from a user's base model are each worker's own: unseeded bases differ
+    between processes, and the replicas would train apart silently. Each dtype's values
+    go as one flat vector through one cross-worker sum in which only replica 0 (the
+    chief's first device) contributes: every worker ends with the chief's values, exactly.
+
+    Example:
+
+    ```python
+    import keras
+    from kfuse.strategy import get_strategy, sync_from_chief
+
+    strategy = get_strategy("default")
+    sync_from_chief(strategy, keras.layers.Dense(2).weights)  # one process: nothing to do
+    ```
+    """
+    if not spans_workers(strategy):
+        return
+    import tensorflow as tf
+
+    groups = {}
+    for variable in variables:
+        if tf.as_dtype(variable.dtype).is_floating or tf.as_dtype(variable.dtype).is_integer:
+            groups.setdefault(tf.as_dtype(variable.dtype), []).append(variable)
+    with strategy.scope():
+        for dtype, group in groups.items():
+            flat = tf.concat([tf.reshape(tf.convert_to_tensor(v.value), [-1]) for v in group], 0)
+
+            def chief_only(context, flat=flat):
+                return flat if context.replica_id_in_sync_group == 0 else tf.zeros_like(flat)
+
+            total = strategy.reduce(
+                "SUM", strategy.experimental_distribute_values_from_function(chief_only), axis=None
+            )
+            start = 0
+            for variable in group:
+                size = int(tf.size(variable.value))
+                variable.assign(tf.reshape(total[start : start + size], variable.shape))
+                start += size
+
+
 def strategy_scope(strategy):
     """(context manager, strategy) for a strategy name, object or None (no scope).
 
