@@ -9,6 +9,8 @@ import contextlib
 import json
 import os
 
+from kfuse.backend_support import require
+
 STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker", "tpu", "one_device")
 
 
@@ -25,7 +27,14 @@ def get_strategy(spec="auto", tpu=None):
     import kfuse
     kfuse.strategy.get_strategy("default").num_replicas_in_sync  # 1
     ```
+
+    Raises `kfuse.backend_support.BackendError` on the JAX and PyTorch backends.
     """
+    require(
+        f"strategy={spec!r} (a tf.distribute strategy)", ("tensorflow",), needs_tensorflow=True,
+        instead="Leave strategy=None here (on JAX, keras.distribution shards data and models), "
+        "or run with KERAS_BACKEND=tensorflow.",
+    )
     import tensorflow as tf
 
     if isinstance(spec, tf.distribute.Strategy):
