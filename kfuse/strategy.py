@@ -235,11 +235,6 @@ def tpu_strategy(tpu=None):
 
 
 # -- one set of weights on every worker -------------------------------------------------
-def spans_workers(strategy):
-    """Whether `strategy` replicates over several worker processes (multi-worker)."""
-    return strategy is not None and strategy.num_replicas_in_sync > len(strategy.extended.worker_devices)
-
-
 def sync_from_chief(strategy, variables):
     """Give every worker the chief's values of `variables` (a no-op within one process).
 
@@ -259,7 +254,9 @@ def sync_from_chief(strategy, variables):
     sync_from_chief(strategy, keras.layers.Dense(2).weights)  # one process: nothing to do
     ```
     """
-    if not spans_workers(strategy):
+    from kfuse.mwms_compat import is_multi_worker
+
+    if strategy is None or not is_multi_worker(strategy):
         return
     import tensorflow as tf
 

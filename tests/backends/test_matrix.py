@@ -42,7 +42,7 @@ def user_model(seed):
     if seed not in _TRAINED:
         x, y = data()
         model.fit(x, y, epochs=3, batch_size=16, verbose=0)
-        _TRAINED[seed] = model.get_weights()
+        _TRAINED[seed] = [np.array(w, copy=True) for w in model.get_weights()]
     model.set_weights(_TRAINED[seed])
     return model
 
