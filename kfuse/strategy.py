@@ -265,7 +265,7 @@ def sync_from_chief(strategy, variables):
         if tf.as_dtype(variable.dtype).is_floating or tf.as_dtype(variable.dtype).is_integer:
             groups.setdefault(tf.as_dtype(variable.dtype), []).append(variable)
     with strategy.scope():
-        for dtype, group in groups.items():
+        for group in groups.values():
             flat = tf.concat([tf.reshape(tf.convert_to_tensor(v.value), [-1]) for v in group], 0)
 
             def chief_only(context, flat=flat):
