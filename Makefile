@@ -46,6 +46,8 @@ demo: setup
 test: setup
 	KFUSE_QUICK=1 $(PY) -m pytest -q --durations=15 tests --nbmake notebooks
 	KERAS_BACKEND=jax $(PY) -m pytest -q tests/layers
+	KFUSE_QUICK=1 KERAS_BACKEND=jax $(PY) -m pytest -q tests/backends
+	KFUSE_QUICK=1 KERAS_BACKEND=torch $(PY) -m pytest -q tests/backends
 
 bench: setup $(BENCH_STAMP)
 	$(PY) benchmarks/run.py

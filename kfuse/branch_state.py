@@ -44,9 +44,15 @@ def _has_vocabulary(layer):
 
 
 def _own_store(layer):
+    """The layer's own variables as NEW numpy arrays (copies, never aliases).
+
+    `save_own_variables` stores the variables themselves; loading those into another
+    layer would share their buffers, and on JAX a `fit` of the copy donates (deletes)
+    them: the user's model could no longer predict ("Invalid buffer passed to Execute()").
+    """
     store = {}
     layer.save_own_variables(store)
-    return store
+    return {key: np.array(keras.ops.convert_to_numpy(value), copy=True) for key, value in store.items()}
 
 
 def copy_vocabulary(source, target):

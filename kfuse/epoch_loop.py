@@ -286,13 +286,18 @@ def fit_top(top, x, y, seed=None, **fit_kwargs):
     return _fit(top, x, y, seed, False, fit_kwargs)
 
 
+def steps_per_execution():
+    """`STEPS_PER_EXECUTION`, or 1 on PyTorch (whose Keras trainer takes no other value)."""
+    return 1 if keras.backend.backend() == "torch" else STEPS_PER_EXECUTION
+
+
 def compile_top(top, model, metrics=None, **compile_kwargs):
     """Compile `top` with `model`'s optimizer and loss (and `metrics`, fresh objects)."""
     top.compile(
         optimizer=model.optimizer,
         loss=model.loss,
         metrics=metrics,
-        steps_per_execution=STEPS_PER_EXECUTION,
+        steps_per_execution=steps_per_execution(),
         **compile_kwargs,
     )
     return top

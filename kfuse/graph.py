@@ -10,7 +10,7 @@ from kfuse.heads import get_head, head_config
 from kfuse.layers import get_fusion
 from kfuse.model import FusedModel
 from kfuse.names import check_name
-from kfuse.strategy import strategy_scope
+from kfuse.strategy import strategy_scope, sync_from_chief
 from kfuse.top import TOP_NAME, build_top, check_warm, warm_start_plan
 from kfuse.top import warm_start as warm_start_top  # `warm_start` is also stack()'s argument
 from kfuse.version import __version__
@@ -224,6 +224,7 @@ def stack(
             "warm_start": kind is not None and bool(warm),
         }
         model = FusedModel(inputs, out, name=name, kfuse_info=info, strategy=resolved_strategy)
+        sync_from_chief(resolved_strategy, model.weights)  # the bases' copied weights, too
         if compile and head is not None:
             model.compile(optimizer=optimizer, loss=head.loss(), metrics=head.metrics())
     return model

@@ -32,11 +32,13 @@ def group_size():
     (one core, or `tf.config.threading.set_inter_op_parallelism_threads(1)`)."""
     import os
 
+    if (os.cpu_count() or 1) < 2:
+        return 1
+    if keras.backend.backend() != "tensorflow":
+        return GROUP  # TensorFlow's thread settings do not apply (it may not be installed)
     import tensorflow as tf
 
-    if (os.cpu_count() or 1) < 2 or tf.config.threading.get_inter_op_parallelism_threads() == 1:
-        return 1
-    return GROUP
+    return 1 if tf.config.threading.get_inter_op_parallelism_threads() == 1 else GROUP
 
 
 def groupable(model, x, y, settings):

@@ -9,6 +9,8 @@ import contextlib
 import json
 import os
 
+from kfuse.backend_support import require
+
 STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker", "tpu", "one_device")
 
 
@@ -25,7 +27,14 @@ def get_strategy(spec="auto", tpu=None):
     import kfuse
     kfuse.strategy.get_strategy("default").num_replicas_in_sync  # 1
     ```
+
+    Raises `kfuse.backend_support.BackendError` on the JAX and PyTorch backends.
     """
+    require(
+        f"strategy={spec!r} (a tf.distribute strategy)", ("tensorflow",), needs_tensorflow=True,
+        instead="Leave strategy=None here (on JAX, keras.distribution shards data and models), "
+        "or run with KERAS_BACKEND=tensorflow.",
+    )
     import tensorflow as tf
 
     if isinstance(spec, tf.distribute.Strategy):
@@ -223,6 +232,53 @@ def tpu_strategy(tpu=None):
     except (ValueError, RuntimeError, OSError, tf.errors.OpError) as error:
         raise RuntimeError(f"strategy='tpu': could not connect to TPU {name!r} ({error}). Looked for {looked}.") from error
     return tf.distribute.TPUStrategy(resolver)
+
+
+# -- one set of weights on every worker -------------------------------------------------
+def sync_from_chief(strategy, variables):
+    """Give every worker the chief's values of `variables` (a no-op within one process).
+
+    tf.distribute broadcasts the initial value of each variable it creates, but the weights
+    kfuse copies from a user's base model are each worker's own: unseeded bases differ
+    between processes, and the replicas would train apart silently. Each dtype's values
+    go as one flat vector through one cross-worker sum in which only replica 0 (the
+    chief's first device) contributes: every worker ends with the chief's values, exactly.
+
+    Example:
+
+    ```python
+    import keras
+    from kfuse.strategy import get_strategy, sync_from_chief
+
+    strategy = get_strategy("default")
+    sync_from_chief(strategy, keras.layers.Dense(2).weights)  # one process: nothing to do
+    ```
+    """
+    from kfuse.mwms_compat import is_multi_worker
+
+    if strategy is None or not is_multi_worker(strategy):
+        return
+    import tensorflow as tf
+
+    groups = {}
+    for variable in variables:
+        if tf.as_dtype(variable.dtype).is_floating or tf.as_dtype(variable.dtype).is_integer:
+            groups.setdefault(tf.as_dtype(variable.dtype), []).append(variable)
+    with strategy.scope():
+        for group in groups.values():
+            flat = tf.concat([tf.reshape(tf.convert_to_tensor(v.value), [-1]) for v in group], 0)
+
+            def chief_only(context, flat=flat):
+                return flat if context.replica_id_in_sync_group == 0 else tf.zeros_like(flat)
+
+            total = strategy.reduce(
+                "SUM", strategy.experimental_distribute_values_from_function(chief_only), axis=None
+            )
+            start = 0
+            for variable in group:
+                size = int(tf.size(variable.value))
+                variable.assign(tf.reshape(total[start : start + size], variable.shape))
+                start += size
 
 
 def strategy_scope(strategy):

@@ -1,7 +1,9 @@
 """2 real worker processes on localhost train one stack under MultiWorkerMirroredStrategy.
 
-Each worker reads different local data; kfuse's MWMS fix (keras-team/keras#20585) lets
-Keras `fit` run. Both workers must end with identical weights and a lower loss.
+Each worker reads different local data and builds its base UNSEEDED (its own random
+weights); kfuse's MWMS fix (keras-team/keras#20585) lets Keras `fit` run, and `stack`
+broadcasts the copied base weights from the chief. Both workers must end with identical
+weights and a lower loss.
 """
 
 import json
@@ -65,6 +67,8 @@ def test_two_workers_train_to_identical_weights(tmp_path):
 
     results = [np.load(tmp_path / f"worker{i}.npz") for i in range(2)]
     assert int(results[0]["replicas"]) == 2
+    # the workers' own bases differ: identical weights below come from the broadcast
+    assert not np.allclose(results[0]["base_weights"], results[1]["base_weights"])
     weights = [[r[k] for k in sorted(r.files, key=_order) if k.startswith("arr_")] for r in results]
     assert len(weights[0]) == len(weights[1]) > 0
     for a, b in zip(*weights, strict=True):

@@ -8,6 +8,7 @@ import warnings
 import keras
 import numpy as np
 
+from kfuse.backend_support import require
 from kfuse.export import versions as _store
 from kfuse.export.versions import VersionExistsError  # noqa: F401  (public name)
 from kfuse.hub_preprocessors import text_preprocessors
@@ -115,6 +116,14 @@ def _call(model, mode, names, inputs):
 
 
 # -- writing ----------------------------------------------------------------------------------
+def _require_savedmodel(capability):
+    require(
+        capability, ("tensorflow", "jax"), needs_tensorflow=True,
+        instead="Save the model with model.save('model.keras') (any backend) and export that "
+        "file from a process with KERAS_BACKEND=tensorflow.",
+    )
+
+
 def export_saved_model(
     model, base_dir, version=None, overwrite=False, branch_outputs=False, raw_text=True
 ):
@@ -136,6 +145,9 @@ def export_saved_model(
     Returns:
         the path of the version directory written.
 
+    Raises `kfuse.backend_support.BackendError` on the PyTorch backend (Keras cannot
+    trace it into a SavedModel) and where TensorFlow is not installed.
+
     Example:
 
     ```python
@@ -149,6 +161,7 @@ def export_saved_model(
     kfuse.export.export_saved_model(model, base, version=1, overwrite=True)  # swapped in atomically
     ```
     """
+    _require_savedmodel("kfuse.export.export_saved_model")
     import tensorflow as tf
 
     pairs, mode = serving_inputs(model)
@@ -294,6 +307,7 @@ def verify(model, path, x, atol=1e-5):
 
     Returns the largest absolute difference; raises ValueError above `atol`.
     """
+    _require_savedmodel("kfuse.export.verify")
     import tensorflow as tf
 
     pairs, mode = serving_inputs(model)

@@ -1,7 +1,8 @@
 """One worker of tests/test_multiworker.py: trains a small stack under MWMS.
 
 Usage (TF_CONFIG set by the test): python multiworker_worker.py INDEX OUT_DIR
-Writes OUT_DIR/worker<INDEX>.npz: final weights, local loss before and after, history.
+Writes OUT_DIR/worker<INDEX>.npz: final weights, local loss before and after, history, and
+the weights of the worker's own (unseeded) base.
 """
 
 import os
@@ -33,12 +34,13 @@ def cross_entropy(model, x, y):
 
 def main(index, out_dir):
     strategy = kfuse.distribute.get_strategy("multi_worker")
-    keras.utils.set_random_seed(0)
-    # a base model built OUTSIDE the strategy scope: stack() rebuilds it inside
+    # a base model built OUTSIDE the strategy scope, UNSEEDED: each worker's own random
+    # weights, which stack() copies and must broadcast from the chief
     base = keras.Sequential(
         [keras.Input((8,), name="x"), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)],
         name="base",
     )
+    base_weights = np.concatenate([keras.ops.convert_to_numpy(w).ravel() for w in base.weights])
     branches = [
         kfuse.Branch(base, name="base", inputs="x"),
         kfuse.Branch(lambda t: keras.layers.Dense(8, activation="relu")(t), name="fresh", inputs="x"),
@@ -57,6 +59,7 @@ def main(index, out_dir):
         after=after,
         history=np.array(history.history["loss"]),
         replicas=strategy.num_replicas_in_sync,
+        base_weights=base_weights,
     )
     print(f"worker {index}: loss {before:.4f} -> {after:.4f}", flush=True)
 
