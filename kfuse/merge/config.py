@@ -12,6 +12,8 @@ parameters: {lambda: 1.0}
 dtype: float32
 output: merged.keras
 ```
+Data-aware methods (fisher, regmean, adamerging, zipit) read input rows: ``data: rows.npy``
+at the top (all models) or under a model entry (see ``kfuse.merge.config_data``).
 Relative paths are relative to the YAML file's folder.
 """
 
@@ -22,10 +24,12 @@ import sys
 
 import yaml
 
+from .config_data import merge_data_to_file, resolve_data
+from .data_aware import DATA_METHODS
 from .methods import METHODS
 
-TOP_KEYS = ("merge_method", "base_model", "models", "parameters", "dtype", "output")
-MODEL_KEYS = ("model", "parameters")
+TOP_KEYS = ("merge_method", "base_model", "models", "parameters", "dtype", "output", "data")
+MODEL_KEYS = ("model", "parameters", "data")
 
 
 class ConfigError(ValueError):
@@ -82,16 +86,17 @@ def load_config(path):
         return p if os.path.isabs(str(p)) else os.path.join(folder, str(p))
 
     method = raw.get("merge_method")
-    if method not in METHODS:
-        close = difflib.get_close_matches(str(method), METHODS, n=1)
+    names = [*METHODS, *DATA_METHODS]
+    if method not in names:
+        close = difflib.get_close_matches(str(method), names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(
-            f"{path}: merge_method {method!r} is not one of {', '.join(METHODS)}{hint}"
+            f"{path}: merge_method {method!r} is not one of {', '.join(names)}{hint}"
         )
     models = raw.get("models")
     if not isinstance(models, list) or not models:
         raise ConfigError(f"{path}: 'models' must be a non-empty list of {{model: file.keras}}")
-    files, model_parameters = [], []
+    files, model_parameters, entries = [], [], []
     for i, entry in enumerate(models):
         if isinstance(entry, str):
             entry = {"model": entry}
@@ -100,12 +105,17 @@ def load_config(path):
         for key in entry:
             if key not in MODEL_KEYS:
                 raise _unknown(key, MODEL_KEYS, f"{path}: models[{i}]")
+        entries.append(entry)
         files.append(where(entry["model"]))
         model_parameters.append(_parameters(entry.get("parameters"), f"{path}: models[{i}].parameters"))
     parameters = _parameters(raw.get("parameters"), f"{path}: 'parameters'")
     for f in files + ([where(raw["base_model"])] if raw.get("base_model") else []):
         if not os.path.exists(f):
             raise ConfigError(f"{path}: model file {f!r} does not exist")
+    try:
+        data = resolve_data(raw, entries, method, where, path)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     return {
         "models": files,
         "method": method,
@@ -114,6 +124,7 @@ def load_config(path):
         "parameters": parameters,
         "dtype": raw.get("dtype", "float32"),
         "output": where(raw["output"]) if raw.get("output") else None,
+        "data": data,
     }
 
 
@@ -148,6 +159,8 @@ def run_config(path, output=None):
     if config["model_parameters"] is not None and config["method"] == "slerp":
         raise ConfigError(f"{path}: slerp takes no per-model parameters; set parameters: {{t: ..}}")
     try:
+        if config["data"] is not None:
+            return merge_data_to_file(config, output)
         merge_to_file(config["models"], config["method"], output, base=config["base"],
                       model_parameters=config["model_parameters"], dtype=config["dtype"],
                       **config["parameters"])
