@@ -12,6 +12,8 @@ parameters: {lambda: 1.0}
 dtype: float32
 output: merged.keras
 ```
+Data-aware methods (fisher, regmean, adamerging, zipit) read input rows: ``data: rows.npy``
+at the top (all models) or under a model entry (see ``kfuse.merge.config_data``).
 Relative paths are relative to the YAML file's folder.
 """
 
@@ -23,10 +25,12 @@ import sys
 
 from kfuse import yaml_marks
 
+from .config_data import merge_data_to_file, resolve_data
+from .data_aware import DATA_METHODS
 from .methods import METHODS
 
-TOP_KEYS = ("merge_method", "base_model", "models", "parameters", "dtype", "output")
-MODEL_KEYS = ("model", "parameters")
+TOP_KEYS = ("merge_method", "base_model", "models", "parameters", "dtype", "output", "data")
+MODEL_KEYS = ("model", "parameters", "data")
 
 
 class ConfigError(ValueError):
@@ -82,18 +86,19 @@ def load_config(path):
         return p if os.path.isabs(str(p)) else os.path.join(folder, str(p))
 
     method = raw.get("merge_method")
-    if method not in METHODS:
-        close = difflib.get_close_matches(str(method), METHODS, n=1)
+    names = [*METHODS, *DATA_METHODS]
+    if method not in names:
+        close = difflib.get_close_matches(str(method), names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(
             f"{yaml_marks.where(path, raw, 'merge_method')}: merge_method {method!r} is not one "
-            f"of {', '.join(METHODS)}{hint}"
+            f"of {', '.join(names)}{hint}"
         )
     models = raw.get("models")
     if not isinstance(models, list) or not models:
         raise ConfigError(f"{yaml_marks.where(path, raw, 'models')}: 'models' must be a "
                           "non-empty list of {model: file.keras}")
-    files, model_parameters = [], []
+    files, model_parameters, entries = [], [], []
     for i, entry in enumerate(models):
         at = yaml_marks.where(path, models, i)
         if isinstance(entry, str):
@@ -104,6 +109,7 @@ def load_config(path):
             if key not in MODEL_KEYS:
                 raise _unknown(key, MODEL_KEYS, f"{yaml_marks.where(path, entry, key, False)}: "
                                                 f"models[{i}]")
+        entries.append(entry)
         files.append((where(entry["model"]), at))
         model_parameters.append(_parameters(entry.get("parameters"), f"{at}: models[{i}].parameters"))
     parameters = _parameters(raw.get("parameters"),
@@ -114,6 +120,10 @@ def load_config(path):
         if not os.path.exists(f):
             raise ConfigError(f"{at}: model file {f!r} does not exist")
     files = [f for f, _ in files[:len(models)]]
+    try:
+        data = resolve_data(raw, entries, method, where, path)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     return {
         "models": files,
         "method": method,
@@ -124,6 +134,7 @@ def load_config(path):
         "output": where(raw["output"]) if raw.get("output") else None,
         "places": {**{key: yaml_marks.where(path, raw, key) for key in TOP_KEYS},
                    "models": [yaml_marks.where(path, models, i) for i in range(len(models))]},
+        "data": data,
     }
 
 
@@ -172,6 +183,8 @@ def run_config(path, output=None, overwrite=False):
     if config["model_parameters"] is not None and config["method"] == "slerp":
         raise ConfigError(f"{path}: slerp takes no per-model parameters; set parameters: {{t: ..}}")
     try:
+        if config["data"] is not None:
+            return merge_data_to_file(config, output, overwrite=overwrite)
         merge_to_file(config["models"], config["method"], output, base=config["base"],
                       model_parameters=config["model_parameters"], dtype=config["dtype"],
                       overwrite=overwrite, **config["parameters"])
