@@ -174,10 +174,7 @@ class FusedModel(keras.Model):
                 f"branches {trainable} are trainable. Use fit(), or Branch(..., trainable=False)."
             )
         if self.optimizer is None or not self.compiled:
-            raise ValueError(
-                f"Model '{self.name}' is not compiled; compile it (or stack(compile=True)) first"
-            )
-
+            raise ValueError(f"Model '{self.name}' is not compiled; compile it (or stack(compile=True)) first")
         def features(data, labels, where):
             weights = None
             if kinputs.is_dataset(data):
@@ -206,13 +203,7 @@ class FusedModel(keras.Model):
         with self.strategy_scope():
             top = compile_top(self.top, self, metrics=self.head.metrics() if self.head else None)
         return fit_top(
-            top,
-            data,
-            y,
-            epochs=epochs,
-            batch_size=batch_size,
-            validation_data=validation_data,
-            **kwargs,
+            top, data, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data, **kwargs
         )
 
     # -- inputs and labels ------------------------------------------------------------
@@ -221,11 +212,7 @@ class FusedModel(keras.Model):
         names = self.input_names
         if self.kfuse_info.get("presence_input"):
             x = self._with_presence(x, names)
-        if (
-            kinputs.is_dataset(x)
-            or not isinstance(x, (dict, list, tuple))
-            and not kinputs.is_array_like(x)
-        ):
+        if kinputs.is_dataset(x) or not isinstance(x, (dict, list, tuple)) and not kinputs.is_array_like(x):
             return x
         if isinstance(x, (list, tuple)) and not all(kinputs.is_array_like(v) for v in x):
             return x
@@ -264,9 +251,7 @@ class FusedModel(keras.Model):
         try:
             head.check_labels(y)
         except ValueError as error:
-            raise ValueError(
-                f"Model '{self.name}': labels do not fit the head {head}: {error}"
-            ) from None
+            raise ValueError(f"Model '{self.name}': labels do not fit the head {head}: {error}") from None
 
     def _check_dataset_labels(self, dataset):
         """The head's label check on the first batch of a tf.data.Dataset of (x, y, ...)."""
@@ -326,9 +311,7 @@ class FusedModel(keras.Model):
         path = str(filepath)
         if not path.endswith(".weights.h5"):
             raise ValueError(f"save_top_weights writes a '.weights.h5' file; received {path!r}")
-        plain = keras.Model(
-            self.top.inputs, self.top.outputs, name=self.top.name
-        )  # the layers, no optimizer
+        plain = keras.Model(self.top.inputs, self.top.outputs, name=self.top.name)  # the layers, no optimizer
         plain.save_weights(path, overwrite=overwrite)
         with h5py.File(path, "a") as f:
             f.attrs[TOP_WEIGHTS_MARK] = self.top.name
@@ -347,9 +330,7 @@ class FusedModel(keras.Model):
         validation = kwargs.get("validation_data")
         if isinstance(validation, tuple) and len(validation) >= 2:
             self._check_labels(validation[1])
-            checked = self._checked(
-                validation[0], where + " validation_data", allow_nonfinite, validation[1]
-            )
+            checked = self._checked(validation[0], where + " validation_data", allow_nonfinite, validation[1])
             kwargs["validation_data"] = (checked,) + tuple(validation[1:])
         x = self._checked(x, where, allow_nonfinite, y)
         if has_lora(self):
@@ -373,10 +354,7 @@ class FusedModel(keras.Model):
         x = self._checked(x, f"Model '{self.name}'.predict", allow_nonfinite)
         names = ("batch_size", "verbose", "steps", "callbacks")
         if len(args) <= len(names):
-            options = {
-                **dict(zip(names[: len(args)], args, strict=True)),
-                **kwargs,
-            }  # Keras's order
+            options = {**dict(zip(names[: len(args)], args, strict=True)), **kwargs}  # Keras's order
             if options.get("steps") is None:
                 options.pop("steps", None)
             if predicts_in_memory(self, x, options):

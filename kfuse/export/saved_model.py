@@ -303,8 +303,6 @@ def verify(model, path, x, atol=1e-5):
     """
     import tensorflow as tf
 
-    if merge_lora:
-        model = merged_copy(model)
     pairs, mode = serving_inputs(model)
     names = [n for n, _ in pairs]
     inputs = as_named(x, names)
