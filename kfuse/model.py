@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import weakref
 
 import keras
 import numpy as np
@@ -17,6 +18,9 @@ from kfuse.predict_loop import supports as predicts_in_memory
 TOP_VERSION = "0.2.0"
 #: the attribute that marks a weights file of `save_top_weights` (the top alone)
 TOP_WEIGHTS_MARK = "kfuse_top_weights"
+#: model -> {branch names: the probe model of `branch_outputs`}, so its traced forward
+#: pass (`kfuse.predict_loop`) is reused by every later call (a hub backbone traces ~1 s)
+_PROBES = weakref.WeakKeyDictionary()
 
 
 @keras.saving.register_keras_serializable(package="kfuse")
@@ -135,7 +139,11 @@ class FusedModel(keras.Model):
     def branch_outputs(self, x, batch_size=256, verbose=0, names=None):
         """Every branch's output on `x`, as a dict of branch name -> array (one pass)."""
         names = self.branch_names if names is None else list(names)
-        probe = keras.Model(self.input, [self.branch_tensor(n) for n in names])
+        probes = _PROBES.setdefault(self, {})
+        probe = probes.get(tuple(names))
+        if probe is None:
+            probe = keras.Model(self.input, [self.branch_tensor(n) for n in names])
+            probes[tuple(names)] = probe
         x = self.as_inputs(x)
         if getattr(self, "kfuse_strategy", None) is None and predicts_in_memory(probe, x, {}):
             values = predict_in_memory(probe, x, batch_size=batch_size, verbose=verbose)
