@@ -7,6 +7,16 @@ process (`--mode lora` / `--mode full`), side by side one after the other, and r
 its trainable parameters, the peak resident memory of the process (`ru_maxrss`) before
 and after `fit`, and the fit's seconds. `KFUSE_QUICK=1`: 64 rows (under a minute).
 Run: `PYTHONPATH=. python benchmarks/bench_hub_lora.py`.
+
+Measured here (full mode, 512 rows, `nice`, 2 busy cores):
+
+| mode | trainable params | all params | peak RSS before fit | after fit | fit growth | fit s |
+|---|---|---|---|---|---|---|
+| LoRA rank 4 | 18,946 | 8,835,330 | 1090 MiB | 1191 MiB | 101 MiB | 8.1 |
+| full fine-tuning | 8,817,922 | 8,817,922 | 1091 MiB | 1370 MiB | 280 MiB | 9.9 |
+
+Trainable parameters 0.21% of full; the fit's peak memory growth 0.36x (the peak of the
+whole process 0.87x: TensorFlow's own ~1 GiB is the same in both).
 """
 
 import json
