@@ -17,6 +17,7 @@ from kfuse.branch_outputs import (
 )
 from kfuse.branch_state import clone_with_state, readapt_preprocessing  # noqa: F401 (re-exported)
 from kfuse.class_copy import nested, rebuilt_by_class
+from kfuse.hub_lora import apply_lora, check_lora
 from kfuse.hub_presets import load_base_path
 from kfuse.names import check_name
 from kfuse.sequence_pool import check_pool, pool_sequence
@@ -92,6 +93,9 @@ class Branch:
             (BERT's [CLS], ViT's class token) or "last" (the last non-padding token, a
             decoder's). See `kfuse.sequence_pool`. Example:
             `Branch(bert_backbone, name="bert", select="sequence_output", pool="masked_mean")`.
+        lora_rank: fine-tune a KerasHub backbone (or a Task's backbone) through LoRA of
+            this rank (`Backbone.enable_lora`, on the branch's copy): its weights stay
+            frozen and only the low-rank adapters train. See `kfuse.hub_lora`.
         readapt: in a `Stacker`, re-adapt the base's preprocessing layers on each fold's
             own training rows (leak-free). By default a fold clone keeps the base's
             adapted state, whose statistics saw every row the base was adapted on.
@@ -118,7 +122,7 @@ class Branch:
 
     def __init__(
         self, base, name, inputs=None, trainable=True, tap=None, output="raw", fit=None,
-        select=None, readapt=False, pool=None,
+        select=None, readapt=False, pool=None, lora_rank=None,
     ):  # fmt: skip
         if not isinstance(name, str) or not name or "/" in name:
             raise ValueError(
@@ -168,6 +172,7 @@ class Branch:
                 f"Branch '{name}': `base` must be a keras.Model, a path to a .keras file or a "
                 f"callable; received {type(base).__name__}"
             )
+        self.lora_rank = check_lora(lora_rank, None if self.is_fresh else base, name, trainable)
         names, declared = _normalise_inputs(inputs, name)
         if not self.is_fresh and not has_inputs(self.base):
             self.base = wrap_unbuilt(self.base, names, declared, name)
@@ -235,6 +240,8 @@ class Branch:
             else:
                 model = self._build_from_base()
         model.trainable = self.trainable
+        if self.lora_rank is not None:
+            apply_lora(model, self.lora_rank, self.name)  # after: trainable=True unfreezes all
         return model
 
     def _share_frozen_model(self, input_shapes):
@@ -326,6 +333,7 @@ class Branch:
             + (f", select={self.select!r}" if self.select is not None else "")
             + (", readapt=True" if self.readapt else "")
             + (f", pool={self.pool!r}" if self.pool is not None else "")
+            + (f", lora_rank={self.lora_rank}" if self.lora_rank is not None else "")
             + ")"
         )
 

@@ -212,6 +212,7 @@ def stack(
                     "output_kind": b.output_kind,
                     "trainable": b.trainable,
                     "source": b.source,
+                    "lora_rank": b.lora_rank,
                 }
                 for b in branches
             ],

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import weakref
 
 import keras
 import numpy as np
@@ -9,6 +10,7 @@ import numpy as np
 from kfuse import inputs as kinputs
 from kfuse.epoch_loop import compile_top, fit_top
 from kfuse.heads import head_from_config
+from kfuse.hub_lora import apply_lora, has_lora, restart_zero_adapters
 from kfuse.predict_loop import predict_in_memory
 from kfuse.predict_loop import supports as predicts_in_memory
 
@@ -16,6 +18,9 @@ from kfuse.predict_loop import supports as predicts_in_memory
 TOP_VERSION = "0.2.0"
 #: the attribute that marks a weights file of `save_top_weights` (the top alone)
 TOP_WEIGHTS_MARK = "kfuse_top_weights"
+#: model -> {branch names: the probe model of `branch_outputs`}, so its traced forward
+#: pass (`kfuse.predict_loop`) is reused by every later call (a hub backbone traces ~1 s)
+_PROBES = weakref.WeakKeyDictionary()
 
 
 def check_finite_weights(model, where):
@@ -170,7 +175,11 @@ class FusedModel(keras.Model):
         branch with a NaN / inf output is refused by name and rows (`check_finite=False`:
         returned as they are)."""
         names = self.branch_names if names is None else list(names)
-        probe = keras.Model(self.input, [self.branch_tensor(n) for n in names])
+        probes = _PROBES.setdefault(self, {})
+        probe = probes.get(tuple(names))
+        if probe is None:
+            probe = keras.Model(self.input, [self.branch_tensor(n) for n in names])
+            probes[tuple(names)] = probe
         x = self.as_inputs(x)
         if getattr(self, "kfuse_strategy", None) is None and predicts_in_memory(probe, x, {}):
             values = predict_in_memory(probe, x, batch_size=batch_size, verbose=verbose)
@@ -404,6 +413,8 @@ class FusedModel(keras.Model):
         x = self._checked(x, where, allow_nonfinite, y)
         if not allow_nonfinite:
             self.check_frozen_weights(where)
+        if has_lora(self):
+            restart_zero_adapters(self)  # reloaded adapters are all zero: they could not move
         with self.strategy_scope():
             history = super().fit(x, y, *args, **kwargs)
         if not allow_nonfinite and isinstance(x, dict):
@@ -456,6 +467,16 @@ class FusedModel(keras.Model):
         config = super().get_config()
         config["kfuse_info"] = self.kfuse_info
         return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """As Keras rebuilds a functional model; a LoRA branch gets its adapters back
+        (a `.keras` file holds their update folded into the base kernels)."""
+        model = super().from_config(config, custom_objects=custom_objects)
+        for info in model.kfuse_info.get("branches", []):
+            if info.get("lora_rank"):
+                apply_lora(model.get_layer(info["name"]), info["lora_rank"], info["name"])
+        return model
 
 
 def _is_top_weights(filepath):

@@ -123,6 +123,7 @@ def test_a_dropped_model_frees_its_traced_predict():
 
     from kfuse import predict_loop
 
+    gc.collect()  # earlier tests' models (and the probes their branch_outputs keep) go first
     before = len(predict_loop._FUNCTIONS)
     for _ in range(3):
         inp = keras.Input((4,))
@@ -132,3 +133,27 @@ def test_a_dropped_model_frees_its_traced_predict():
         del model
         gc.collect()
         assert len(predict_loop._FUNCTIONS) == before
+
+
+def test_branch_outputs_reuse_one_traced_probe_and_see_new_weights():
+    # fit_head / branch_outputs called again (a second fit_head, a tuning trial) reuse the
+    # probe model and its traced forward pass instead of tracing the branches anew
+    import gc
+
+    from kfuse import model as kmodel
+    from kfuse import predict_loop
+
+    model, (cnn, _) = fused_model()
+    x = np.random.default_rng(7).normal(size=(9, 12)).astype("float32")
+    model.branch_outputs(x)
+    traced = len(predict_loop._FUNCTIONS)
+    branch = model.get_layer("cnn")
+    branch.set_weights([w * 2 for w in branch.get_weights()])
+    values = model.branch_outputs(x)
+    assert len(predict_loop._FUNCTIONS) == traced
+    np.testing.assert_allclose(values["cnn"], branch.predict(x, verbose=0), atol=1e-6)
+    assert not np.allclose(values["cnn"], cnn.predict(x, verbose=0), atol=1e-3)
+    probes = len(kmodel._PROBES)
+    del model, branch
+    gc.collect()
+    assert len(kmodel._PROBES) == probes - 1  # a dropped model frees its probe

@@ -11,6 +11,7 @@ import numpy as np
 from kfuse.backend_support import require
 from kfuse.export import versions as _store
 from kfuse.export.versions import VersionExistsError  # noqa: F401  (public name)
+from kfuse.hub_lora import merged_copy
 from kfuse.hub_preprocessors import text_preprocessors
 
 SERVING = "serving_default"
@@ -125,8 +126,9 @@ def _require_savedmodel(capability):
 
 
 def export_saved_model(
-    model, base_dir, version=None, overwrite=False, branch_outputs=False, raw_text=True
-):
+    model, base_dir, version=None, overwrite=False, branch_outputs=False, raw_text=True,
+    merge_lora=False,
+):  # fmt: skip
     """Export `model` as a SavedModel at `base_dir/<version>/` for TF Serving.
 
     Args:
@@ -141,6 +143,9 @@ def export_saved_model(
             strings: its token inputs are replaced by one string input `<branch>_text`,
             tokenized inside the SavedModel by the Task's preprocessor (serving needs
             `import tensorflow_text` for the tokenizer ops). False keeps the token inputs.
+        merge_lora: serve a copy of the model whose LoRA branches (`Branch(lora_rank=)`)
+            have each adapter's update folded into its base kernel: the same outputs, no
+            LoRA variables, no extra matmuls (`kfuse.hub_lora.merged_copy`).
 
     Returns:
         the path of the version directory written.
@@ -164,6 +169,8 @@ def export_saved_model(
     _require_savedmodel("kfuse.export.export_saved_model")
     import tensorflow as tf
 
+    if merge_lora:
+        model = merged_copy(model)
     pairs, mode = serving_inputs(model)
     names = [n for n, _ in pairs]
     base_dir = os.fspath(base_dir)
