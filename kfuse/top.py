@@ -31,7 +31,16 @@ import keras
 import numpy as np
 
 from kfuse.heads import Classification, MultiLabel
-from kfuse.layers import Average, Concat, FusionLayer, Median, ModalityDropout, TrimmedMean, Vote, WeightedAverage
+from kfuse.layers import (
+    Average,
+    Concat,
+    FusionLayer,
+    Median,
+    ModalityDropout,
+    TrimmedMean,
+    Vote,
+    WeightedAverage,
+)
 from kfuse.meta import apply_meta
 
 TOP_NAME = "top"
