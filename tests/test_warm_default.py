@@ -114,3 +114,24 @@ def test_a_short_search_never_ends_below_the_average(digits_bases):
         assert trial.score >= average_accuracy - 1e-9, (trial.hyperparameters.values, trial.score, average_accuracy)
     best = tuner.get_best_models(1)[0]
     assert float(np.mean(best.predict(xv, verbose=0).argmax(-1) == yv)) >= average_accuracy - 1e-9
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_short_search_over_the_full_default_space_never_ends_below_the_average(digits_bases, seed):
+    """The default space (one-branch subsets, every fusion, meta-learners, fine-tuning)
+    drew cold first trials on the old code: its first trial now runs the defaults, the
+    warm-startable design, so the search's best is at least the average."""
+    bases, average, (xf, yf, xv, yv) = digits_bases
+    average_accuracy = float(np.mean(average.argmax(-1) == yv))
+    branches = [kfuse.Branch(m, name=m.name, trainable=False) for m in bases]
+    hypermodel = kfuse.tuning.FusionHyperModel(branches, head=10)  # the full default space
+    tuner = kfuse.tuning.make_tuner(hypermodel, "random", max_trials=3, seed=seed, directory=tempfile.mkdtemp())
+    tuner.search(xf, yf, validation_data=(xv, yv), epochs=2, batch_size=64, verbose=0)
+    first = tuner.oracle.trials[min(tuner.oracle.trials)].hyperparameters.values
+    assert first["fusion"] == "average" and first["include_a"] and first["include_b"], first
+    assert first["finetune_a"] == first["finetune_b"] == first["meta_depth"] == 0, first
+    best = tuner.get_best_models(1)[0]
+    accuracy = float(np.mean(best.predict(xv, verbose=0).argmax(-1) == yv))
+    assert accuracy >= average_accuracy - 1e-9, (tuner.oracle.get_best_trials(1)[0].hyperparameters.values, accuracy)
+    assert tuner.oracle.get_best_trials(1)[0].score >= average_accuracy - 1e-9
