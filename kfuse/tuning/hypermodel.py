@@ -41,7 +41,11 @@ class FusionHyperModel(keras_tuner.HyperModel):
     | `modality_dropout` | `kfuse.layers.ModalityDropout` rate around the fusion | `modality_dropout` |
 
     Each dimension takes a single value (fixed), a list (a choice) or a
-    `kfuse.tuning.Range` (an interval). `include=None` searches every non-empty subset
+    `kfuse.tuning.Range` (an interval). The defaults of the space (the first trial of
+    `kfuse.tuning.make_tuner`'s tuners) are the design that warm-starts as the plain
+    average of class-score branches: every branch, the first of "average", "concat",
+    "soft_vote", ... among the fusions, no meta-learner (or the widest), frozen bases,
+    no dropout, the lowest learning rate. `include=None` searches every non-empty subset
     with one boolean per branch: when a trial draws no branch at all, the first branch is
     included (a deterministic repair). A subset of one branch is used without fusion; if
     the drawn fusion does not accept the drawn subset (say, equal widths), the first

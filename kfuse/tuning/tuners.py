@@ -32,15 +32,17 @@ class _DefaultsFirst:
 
     KerasTuner's oracles draw even the first trial at random. `FusionHyperModel`'s
     defaults are its warm-startable design (every branch, an averaging fusion, frozen
-    bases, no dropout), which starts as the plain average of the branches: running it
-    first means a search never ends below that average, however short. Later trials
-    draw as the oracle does (and skip the defaults once tried). A Hyperband trial that
-    continues an earlier one keeps that trial's values.
+    bases, no dropout), which starts as the plain average of the branches: run first, it
+    puts a warm-started design among the trials of even a 1-trial search. Later trials
+    draw as the oracle does (and skip the defaults once tried: the oracle records the
+    values a trial ran). A Hyperband trial that continues an earlier one keeps that
+    trial's values; a resumed search (`overwrite=False`) has run its first trial already.
     """
 
     def on_trial_begin(self, trial):
         values = trial.hyperparameters.values
-        if trial.trial_id == min(self.oracle.trials) and "tuner/trial_id" not in values:
+        first = trial.trial_id.isdigit() and int(trial.trial_id) == 0  # the oracle numbers trials from 0
+        if first and "tuner/trial_id" not in values:
             space = self.oracle.get_space()
             values.update({hp.name: hp.default for hp in space.space if space.is_active(hp)})
         super().on_trial_begin(trial)
@@ -63,6 +65,10 @@ TUNERS = {"random": RandomSearch, "bayesian": BayesianOptimization, "hyperband":
 
 def make_tuner(hypermodel, kind="random", objective="val_accuracy", max_trials=10, max_epochs=3, **kwargs):
     """A RandomSearch, BayesianOptimization or Hyperband tuner over `hypermodel`.
+
+    Its first trial runs the space's default values (`FusionHyperModel`'s warm-startable
+    design, when the branches hand over class scores: the plain average of the branches
+    to start from); the oracle draws the trials after it.
 
     Args:
         hypermodel: a `kfuse.tuning.FusionHyperModel`.
