@@ -142,6 +142,7 @@ def test_a_short_search_over_the_full_default_space_never_ends_below_the_average
     first = tuner.oracle.trials[min(tuner.oracle.trials)].hyperparameters.values
     assert first["fusion"] == "average" and first["include_a"] and first["include_b"], first
     assert first["finetune_a"] == first["finetune_b"] == first["meta_depth"] == 0, first
+    assert hypermodel.cache.passes >= 2  # the first (all-frozen) trial ran on cached branch outputs
     best = tuner.get_best_models(1)[0]
     accuracy = float(np.mean(best.predict(xv, verbose=0).argmax(-1) == yv))
     assert accuracy >= average_accuracy - 1e-9, (tuner.oracle.get_best_trials(1)[0].hyperparameters.values, accuracy)
