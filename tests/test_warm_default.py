@@ -43,7 +43,7 @@ def test_raw_softmax_bases_start_as_the_average_on_digits(digits_bases, meta):
     bases, average, (_, _, xv, _) = digits_bases
     branches = [kfuse.Branch(m, name=m.name, trainable=False) for m in bases]  # output="raw"
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # warm start applies: no warning
+        warnings.simplefilter("error", UserWarning)  # no kfuse warning (Keras emits a numpy DeprecationWarning)
         model = kfuse.stack(branches, fusion="concat", meta=meta, head=10)
     assert model.kfuse_info["warm_start"] is True
     start = model.predict_proba(xv)
@@ -80,7 +80,7 @@ def test_stack_warns_once_naming_the_reason_and_the_fix():
     with pytest.warns(UserWarning, match="GatedFusion does not average the branches; use concat"):
         kfuse.stack(softmax, fusion="gated", head=3)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", UserWarning)
         kfuse.stack(branches, fusion="concat", head=3, warm_start=False)  # asked cold: silent
         kfuse.stack(branches, fusion="concat", meta=(8,), head=5)  # widths 3 != 5: features, silent
 
