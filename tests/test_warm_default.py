@@ -43,7 +43,7 @@ def test_raw_softmax_bases_start_as_the_average_on_digits(digits_bases, meta):
     bases, average, (_, _, xv, _) = digits_bases
     branches = [kfuse.Branch(m, name=m.name, trainable=False) for m in bases]  # output="raw"
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # warm start applies: no warning
+        warnings.simplefilter("error", UserWarning)  # no kfuse warning (Keras emits a numpy DeprecationWarning)
         model = kfuse.stack(branches, fusion="concat", meta=meta, head=10)
     assert model.kfuse_info["warm_start"] is True
     start = model.predict_proba(xv)
@@ -80,7 +80,7 @@ def test_stack_warns_once_naming_the_reason_and_the_fix():
     with pytest.warns(UserWarning, match="GatedFusion does not average the branches; use concat"):
         kfuse.stack(softmax, fusion="gated", head=3)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", UserWarning)
         kfuse.stack(branches, fusion="concat", head=3, warm_start=False)  # asked cold: silent
         kfuse.stack(branches, fusion="concat", meta=(8,), head=5)  # widths 3 != 5: features, silent
 
@@ -114,3 +114,36 @@ def test_a_short_search_never_ends_below_the_average(digits_bases):
         assert trial.score >= average_accuracy - 1e-9, (trial.hyperparameters.values, trial.score, average_accuracy)
     best = tuner.get_best_models(1)[0]
     assert float(np.mean(best.predict(xv, verbose=0).argmax(-1) == yv)) >= average_accuracy - 1e-9
+
+
+def test_the_default_space_builds_the_warm_started_average(digits_bases):
+    import keras_tuner
+
+    bases, average, (_, _, xv, _) = digits_bases
+    hypermodel = kfuse.tuning.FusionHyperModel([kfuse.Branch(m, name=m.name, trainable=False) for m in bases], head=10)
+    hp = keras_tuner.HyperParameters()  # every dimension at its default: the tuner's first trial
+    model = hypermodel.build(hp)  # the old defaults: fusion "attention" (the first name), cold
+    assert hp.values["fusion"] == "average" and model.kfuse_info["warm_start"] is True, hp.values
+    np.testing.assert_array_equal(model.predict(xv, verbose=0).argmax(-1), average.argmax(-1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])  # seeds whose old first trials all ended below the average
+def test_a_short_search_over_the_full_default_space_never_ends_below_the_average(digits_bases, seed):
+    """The default space (one-branch subsets, every fusion, meta-learners, fine-tuning)
+    drew cold first trials on the old code: its first trial now runs the defaults, the
+    warm-startable design, so the search's best is at least the average."""
+    bases, average, (xf, yf, xv, yv) = digits_bases
+    average_accuracy = float(np.mean(average.argmax(-1) == yv))
+    branches = [kfuse.Branch(m, name=m.name, trainable=False) for m in bases]
+    hypermodel = kfuse.tuning.FusionHyperModel(branches, head=10)  # the full default space
+    tuner = kfuse.tuning.make_tuner(hypermodel, "random", max_trials=3, seed=seed, directory=tempfile.mkdtemp())
+    tuner.search(xf, yf, validation_data=(xv, yv), epochs=2, batch_size=64, verbose=0)
+    first = tuner.oracle.trials[min(tuner.oracle.trials)].hyperparameters.values
+    assert first["fusion"] == "average" and first["include_a"] and first["include_b"], first
+    assert first["finetune_a"] == first["finetune_b"] == first["meta_depth"] == 0, first
+    assert hypermodel.cache.passes >= 2  # the first (all-frozen) trial ran on cached branch outputs
+    best = tuner.get_best_models(1)[0]
+    accuracy = float(np.mean(best.predict(xv, verbose=0).argmax(-1) == yv))
+    assert accuracy >= average_accuracy - 1e-9, (tuner.oracle.get_best_trials(1)[0].hyperparameters.values, accuracy)
+    assert tuner.oracle.get_best_trials(1)[0].score >= average_accuracy - 1e-9

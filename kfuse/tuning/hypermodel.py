@@ -21,6 +21,10 @@ DEFAULTS = {
     "modality_dropout": (0.0, 0.2),
 }
 
+#: fusions that start as the plain average of class-score branches (`kfuse.top`'s warm
+#: start), in the order the space's default (the tuner's first trial) prefers them
+WARM_FUSIONS = ("average", "concat", "soft_vote", "weighted_average", "median", "trimmed_mean")
+
 
 class FusionHyperModel(keras_tuner.HyperModel):
     """A `keras_tuner.HyperModel` whose models are kfuse stacks of the given branches.
@@ -37,7 +41,11 @@ class FusionHyperModel(keras_tuner.HyperModel):
     | `modality_dropout` | `kfuse.layers.ModalityDropout` rate around the fusion | `modality_dropout` |
 
     Each dimension takes a single value (fixed), a list (a choice) or a
-    `kfuse.tuning.Range` (an interval). `include=None` searches every non-empty subset
+    `kfuse.tuning.Range` (an interval). The defaults of the space (the first trial of
+    `kfuse.tuning.make_tuner`'s tuners) are the design that warm-starts as the plain
+    average of class-score branches: every branch, the first of "average", "concat",
+    "soft_vote", ... among the fusions, no meta-learner (or the widest), frozen bases,
+    no dropout, the lowest learning rate. `include=None` searches every non-empty subset
     with one boolean per branch: when a trial draws no branch at all, the first branch is
     included (a deterministic repair). A subset of one branch is used without fusion; if
     the drawn fusion does not accept the drawn subset (say, equal widths), the first
@@ -198,16 +206,17 @@ class FusionHyperModel(keras_tuner.HyperModel):
     def design(self, hp):
         """Declare the search dimensions in `hp`; return the drawn design as a dict."""
         design = {"branches": self._draw_branches(hp)}
-        design["fusion"] = declare(hp, "fusion", self.fusions, "fusions")
-        depth = declare(hp, "meta_depth", self.space["meta_depth"])
-        width = declare(hp, "meta_width", self.space["meta_width"])
+        warm = [f for f in WARM_FUSIONS if f in self.fusions]
+        design["fusion"] = declare(hp, "fusion", self.fusions, "fusions", default=(warm or [None])[0])
+        depth = declare(hp, "meta_depth", self.space["meta_depth"], default=0)
+        width = declare(hp, "meta_width", self.space["meta_width"], default=_widest(self.space["meta_width"]))
         design["meta"] = (width,) * depth
-        design["meta_dropout"] = declare(hp, "meta_dropout", self.space["meta_dropout"])
+        design["meta_dropout"] = declare(hp, "meta_dropout", self.space["meta_dropout"], default=0.0)
         design["finetune"] = {
-            name: declare(hp, f"finetune_{name}", spec, "finetune") for name, spec in self.finetune.items()
+            name: declare(hp, f"finetune_{name}", spec, "finetune", default=0) for name, spec in self.finetune.items()
         }
         design["learning_rate"] = declare(hp, "learning_rate", self.space["learning_rate"])
-        design["modality_dropout"] = declare(hp, "modality_dropout", self.space["modality_dropout"])
+        design["modality_dropout"] = declare(hp, "modality_dropout", self.space["modality_dropout"], default=0.0)
         return design
 
     def _draw_branches(self, hp):
@@ -323,6 +332,11 @@ class FusionHyperModel(keras_tuner.HyperModel):
                 return history
             args = (x, y)
         return model.fit(*args, **kwargs)
+
+
+def _widest(spec):
+    """The widest meta width of a choice (it carries a warm-started average), else None."""
+    return None if isinstance(spec, Range) else max(as_choices(spec, "meta_width"))
 
 
 def _objective_names(objective):

@@ -67,8 +67,12 @@ def as_choices(spec, dimension):
     return [spec]
 
 
-def declare(hp, name, spec, dimension=None):
-    """Declare `name` in `hp` from a fixed value, a list of choices or a `Range`; return its value."""
+def declare(hp, name, spec, dimension=None, default=None):
+    """Declare `name` in `hp` from a fixed value, a list of choices or a `Range`; return its value.
+
+    `default` (a choice's value the tuner's first trial takes; ignored when not among the
+    choices) is the first choice when None.
+    """
     dimension = dimension or name
     if isinstance(spec, Range):
         if spec.is_int:
@@ -77,7 +81,7 @@ def declare(hp, name, spec, dimension=None):
     values = as_choices(spec, dimension)
     if len(values) == 1:
         return hp.Fixed(name, values[0])
-    return hp.Choice(name, values)
+    return hp.Choice(name, values, default=default if default in values else None)
 
 
 def check_numbers(spec, dimension, low, high, integer=False):

@@ -1,4 +1,5 @@
-"""`make_tuner`: a KerasTuner tuner over a `FusionHyperModel`, its objective checked first."""
+"""`make_tuner`: a KerasTuner tuner over a `FusionHyperModel`, its objective checked first,
+its first trial the space's defaults."""
 
 import gc
 
@@ -26,16 +27,37 @@ class _FrozenHeap:
             gc.unfreeze()
 
 
-class RandomSearch(_FrozenHeap, keras_tuner.RandomSearch):
-    """`keras_tuner.RandomSearch` whose per-trial garbage collections skip the old heap."""
+class _DefaultsFirst:
+    """The search's first trial runs the space's default values.
+
+    KerasTuner's oracles draw even the first trial at random. `FusionHyperModel`'s
+    defaults are its warm-startable design (every branch, an averaging fusion, frozen
+    bases, no dropout), which starts as the plain average of the branches: run first, it
+    puts a warm-started design among the trials of even a 1-trial search. Later trials
+    draw as the oracle does (and skip the defaults once tried: the oracle records the
+    values a trial ran). A Hyperband trial that continues an earlier one keeps that
+    trial's values; a resumed search (`overwrite=False`) has run its first trial already.
+    """
+
+    def on_trial_begin(self, trial):
+        values = trial.hyperparameters.values
+        first = trial.trial_id.isdigit() and int(trial.trial_id) == 0  # the oracle numbers trials from 0
+        if first and "tuner/trial_id" not in values:
+            space = self.oracle.get_space()
+            values.update({hp.name: hp.default for hp in space.space if space.is_active(hp)})
+        super().on_trial_begin(trial)
 
 
-class BayesianOptimization(_FrozenHeap, keras_tuner.BayesianOptimization):
-    """`keras_tuner.BayesianOptimization` whose per-trial garbage collections skip the old heap."""
+class RandomSearch(_FrozenHeap, _DefaultsFirst, keras_tuner.RandomSearch):
+    """`keras_tuner.RandomSearch`: the first trial runs the defaults; garbage collections skip the old heap."""
 
 
-class Hyperband(_FrozenHeap, keras_tuner.Hyperband):
-    """`keras_tuner.Hyperband` whose per-trial garbage collections skip the old heap."""
+class BayesianOptimization(_FrozenHeap, _DefaultsFirst, keras_tuner.BayesianOptimization):
+    """`keras_tuner.BayesianOptimization`: the first trial runs the defaults; collections skip the old heap."""
+
+
+class Hyperband(_FrozenHeap, _DefaultsFirst, keras_tuner.Hyperband):
+    """`keras_tuner.Hyperband`: the first trial runs the defaults; collections skip the old heap."""
 
 
 TUNERS = {"random": RandomSearch, "bayesian": BayesianOptimization, "hyperband": Hyperband}
@@ -43,6 +65,10 @@ TUNERS = {"random": RandomSearch, "bayesian": BayesianOptimization, "hyperband":
 
 def make_tuner(hypermodel, kind="random", objective="val_accuracy", max_trials=10, max_epochs=3, **kwargs):
     """A RandomSearch, BayesianOptimization or Hyperband tuner over `hypermodel`.
+
+    Its first trial runs the space's default values (`FusionHyperModel`'s warm-startable
+    design, when the branches hand over class scores: the plain average of the branches
+    to start from); the oracle draws the trials after it.
 
     Args:
         hypermodel: a `kfuse.tuning.FusionHyperModel`.

@@ -183,7 +183,7 @@ def test_fusion_hypermodel(users, tmp_path):
     x, y = data()
     hypermodel = kfuse.tuning.FusionHyperModel(
         [kfuse.Branch(a, name="a", trainable=True), kfuse.Branch(b, name="b", trainable=False)],
-        head=2, fusions=["concat"])
+        head=2, fusions=["concat"], finetune={"a": 1, "b": 0})  # the first trial runs the defaults: fine-tune a here
     tuner = kfuse.tuning.make_tuner(hypermodel, "random", objective="val_loss", max_trials=1,
                                     directory=str(tmp_path), overwrite=True)
     tuner.search(x, y, validation_data=(x, y), epochs=1, batch_size=16, verbose=0)

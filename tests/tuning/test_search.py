@@ -94,6 +94,9 @@ def test_bayesian_and_hyperband_search_the_space(branches, data, tmp_path, kind)
     tuner.search(x, y, validation_data=(xv, yv), epochs=1, batch_size=128, verbose=0)
     trials = list(tuner.oracle.trials.values())
     assert len(trials) >= 2 and all(t.status == "COMPLETED" for t in trials)
+    first = tuner.oracle.trials[min(tuner.oracle.trials)].hyperparameters.values  # the space's defaults
+    assert (first["fusion"], first["meta_depth"], first["modality_dropout"], first["learning_rate"]) == \
+        ("average", 0, 0.0, pytest.approx(1e-4)), first
     best = tuner.get_best_models(1)[0]
     assert isinstance(best, kfuse.FusedModel)
     score = best.evaluate(xv, yv, verbose=0, return_dict=True)["loss"]
