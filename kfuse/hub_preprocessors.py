@@ -53,3 +53,16 @@ def text_preprocessors(model):
             pre.build(None)
         found.append((f"{info['name']}_text", pre, mapping))
     return found
+
+
+def detached_tasks(model):
+    """[(branch name, Task class name, the branch's model inputs)] of each branch of `model`
+    over a KerasHub Task whose `preprocessor` is None: it takes tokens, never raw strings."""
+    found = []
+    for info in getattr(model, "kfuse_info", {}).get("branches", []):
+        for layer in model.get_layer(info["name"]).layers:
+            is_task = type(layer).__module__.startswith("keras_hub") and hasattr(layer, "backbone")
+            if is_task and hasattr(layer, "preprocessor") and layer.preprocessor is None:
+                found.append((info["name"], type(layer).__name__, list(info["inputs"])))
+                break
+    return found

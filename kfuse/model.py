@@ -9,6 +9,7 @@ import numpy as np
 from kfuse import inputs as kinputs
 from kfuse.epoch_loop import compile_top, fit_top
 from kfuse.heads import head_from_config
+from kfuse.hub_raw_inputs import tokenized
 from kfuse.predict_loop import predict_in_memory
 from kfuse.predict_loop import supports as predicts_in_memory
 
@@ -250,6 +251,7 @@ class FusedModel(keras.Model):
     def as_inputs(self, x):
         """`x` as a dict keyed by input name (a bare array for a one-input model; checked)."""
         names = self.input_names
+        x = tokenized(self, x)  # a KerasHub Task branch's raw strings -> its tokens
         if self.kfuse_info.get("presence_input"):
             x = self._with_presence(x, names)
         if kinputs.is_dataset(x) or not isinstance(x, (dict, list, tuple)) and not kinputs.is_array_like(x):
