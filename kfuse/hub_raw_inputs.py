@@ -41,20 +41,33 @@ def tokenized(model, x, where=None):
     strings for a branch whose Task has no preprocessor are refused by branch name.
     """
     where = where or f"Model '{getattr(model, 'name', 'model')}'"
-    raw = text_preprocessors(model)
-    _refuse_detached(model, x, where)
+    plan = (text_preprocessors(model), detached_tasks(model), kinputs.input_names(model))
+    return _tokenized(plan, getattr(model, "input_dtypes", {}), x, where)
+
+
+def tokenized_for_branches(branches, x, where):
+    """`tokenized` for the `kfuse.Branch`es of a `kfuse.Stacker` (before any model exists)."""
+    triples = [(b.name, b.base, list(b.input_names)) for b in branches if not b.is_fresh]
+    names = list(dict.fromkeys(n for b in branches for n in b.input_names))
+    dtypes = {k: v for b in branches for k, v in b.input_dtypes.items() if v is not None}
+    plan = (text_preprocessors(None, triples), detached_tasks(None, triples), names)
+    return _tokenized(plan, dtypes, x, where)
+
+
+def _tokenized(plan, dtypes, x, where):
+    raw, detached, names = plan
+    _refuse_detached(detached, names, x, where)
     if not raw:
         return x
     if kinputs.is_dataset(x):
-        return _map_dataset(model, x, raw)
-    single = _single_column(model, x, raw)
+        return _map_dataset(dtypes, x, raw)
+    single = _single_column(names, x, raw)
     if single is not None:
         x = {raw[0][0]: single}
     if not isinstance(x, dict) or not any(text in x for text, _, _ in raw):
-        _suggest_text_key(model, x, raw, where)
+        _suggest_text_key(x, raw, where)
         return x
     out = dict(x)
-    dtypes = model.input_dtypes
     for text, preprocessor, mapping in raw:
         if text not in out:
             continue
@@ -76,12 +89,12 @@ def _tokenize(preprocessor, strings):
     return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
 
 
-def _single_column(model, x, raw):
+def _single_column(names, x, raw):
     """The strings of `x` when `x` is one column of strings and the model reads nothing
     but one raw-text branch's tokens (and the presence input); else None."""
     if len(raw) != 1 or isinstance(x, dict) or not _holds_strings(x):
         return None
-    needed = {n for n in kinputs.input_names(model) if n != "presence"}
+    needed = {n for n in names if n != "presence"}
     return x if needed <= set(raw[0][2]) else None
 
 
@@ -93,7 +106,7 @@ def _holds_strings(value):
     return kinputs.is_array_like(value) and kinputs.is_strings(value)
 
 
-def _map_dataset(model, dataset, raw):
+def _map_dataset(dtypes, dataset, raw):
     """`dataset` with each element's `<branch>_text` tokenized in the pipeline (as
     KerasHub's `PipelineModel` maps its preprocessor)."""
     import tensorflow as tf
@@ -102,7 +115,6 @@ def _map_dataset(model, dataset, raw):
     features = spec[0] if isinstance(spec, tuple) else spec
     if not isinstance(features, dict) or not any(text in features for text, _, _ in raw):
         return dataset
-    dtypes = model.input_dtypes
 
     def convert(x):
         x = dict(x)
@@ -117,7 +129,7 @@ def _map_dataset(model, dataset, raw):
     return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _suggest_text_key(model, x, raw, where):
+def _suggest_text_key(x, raw, where):
     """A dict lacking a raw-text branch's tokens: name `<branch>_text` (and a close key)."""
     if not isinstance(x, dict):
         return
@@ -134,19 +146,19 @@ def _suggest_text_key(model, x, raw, where):
         )
 
 
-def _refuse_detached(model, x, where):
+def _refuse_detached(detached, names, x, where):
     """Raw strings for a branch over a Task with no preprocessor: a ValueError saying what
     to do (they would reach the graph as strings and fail on a dtype)."""
-    for name, task, names in detached_tasks(model):
+    needed = {n for n in names if n != "presence"}
+    for name, task, reads in detached:
         if isinstance(x, dict):
-            hit = f"{name}_text" in x or any(n in x and _holds_strings(x[n]) for n in names)
+            hit = f"{name}_text" in x or any(n in x and _holds_strings(x[n]) for n in reads)
         else:
-            needed = {n for n in kinputs.input_names(model) if n != "presence"}
-            hit = _holds_strings(x) and needed <= set(names)
+            hit = _holds_strings(x) and needed <= set(reads)
         if hit:
             raise ValueError(
                 f"{where}: branch '{name}' is a KerasHub {task} without a preprocessor "
-                f"(preprocessor=None), so it takes token inputs {list(names)}, not raw "
+                f"(preprocessor=None), so it takes token inputs {reads}, not raw "
                 "strings. Tokenize them first (tokens = preprocessor(strings), a dict by "
                 "those names), or build the Task with its preprocessor "
                 f"({task}(backbone, ..., preprocessor=...)) and wrap that in the Branch."

@@ -1,0 +1,81 @@
+"""A fused model over a KerasHub Task with a preprocessor takes the Task's raw inputs:
+`fit`, `predict`, `predict_proba` and `evaluate` tokenize strings in the input pipeline
+(as KerasHub's `PipelineModel` does), under the name the SavedModel serves
+(`<branch>_text`)."""
+
+import keras
+import numpy as np
+import pytest
+
+import kfuse
+from tests.hub.families import STRINGS, _bert, backbone_families, bert_classifier, images
+
+keras_hub = pytest.importorskip("keras_hub")
+Y = np.array([0, 1, 0])
+
+
+def _tokens(task):
+    return {k: np.asarray(v) for k, v in task.preprocessor(STRINGS).items()}
+
+
+def test_fit_and_predict_on_a_list_of_strings_equal_the_tokenized_inputs():
+    import tensorflow as tf
+
+    task = bert_classifier()
+    model = kfuse.stack([kfuse.Branch(task, name="bert")], head=2)
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    before = model.get_layer("bert").get_weights()[0].copy()
+    model.fit(STRINGS, Y, epochs=1, batch_size=2, verbose=0)
+    assert np.abs(model.get_layer("bert").get_weights()[0] - before).max() > 0  # it trained
+    want = model.predict(_tokens(task), verbose=0)
+    np.testing.assert_allclose(model.predict(STRINGS, verbose=0), want, atol=1e-6)
+    np.testing.assert_allclose(model.predict({"bert_text": np.array(STRINGS)}, verbose=0), want, atol=1e-6)
+    proba = model.predict_proba(STRINGS, verbose=0)
+    np.testing.assert_allclose(proba, keras.ops.convert_to_numpy(keras.ops.softmax(want)), atol=1e-6)
+    loss = model.evaluate({"bert_text": STRINGS}, Y, verbose=0, return_dict=True)["loss"]
+    assert loss == pytest.approx(model.evaluate(_tokens(task), Y, verbose=0, return_dict=True)["loss"], abs=1e-6)
+    ds = tf.data.Dataset.from_tensor_slices(({"bert_text": STRINGS}, Y)).batch(2)
+    np.testing.assert_allclose(model.predict(ds.map(lambda x, y: x), verbose=0), want, atol=1e-6)
+    model.fit(ds, epochs=1, verbose=0)  # the preprocessor mapped over the tf.data pipeline
+
+
+def test_fused_text_and_image_model_fits_on_strings_and_serves_them(tmp_path):
+    import tensorflow as tf
+
+    task = bert_classifier()
+    vit = backbone_families()["vit"]()[0]
+    model = kfuse.stack(
+        [kfuse.Branch(task, name="bert"),
+         kfuse.Branch(vit, name="vit", inputs="img", trainable=False, pool="first")],
+        head=2,
+    )  # fmt: skip
+    model.compile("adam", "sparse_categorical_crossentropy")
+    img = images()
+    model.fit({"bert_text": STRINGS, "img": img}, Y, epochs=1, verbose=0)
+    want = model.predict({**_tokens(task), "img": img}, verbose=0)
+    got = model.predict({"bert_text": STRINGS, "img": img}, verbose=0)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    path = kfuse.export.export_saved_model(model, tmp_path / "served")
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    served = serve(bert_text=tf.constant(STRINGS), img=tf.constant(img))["logits"].numpy()
+    np.testing.assert_allclose(served, got, atol=1e-5)
+
+
+def test_raw_strings_for_a_task_without_its_preprocessor_name_the_branch():
+    task = keras_hub.models.BertTextClassifier(_bert(), num_classes=2, preprocessor=None)
+    model = kfuse.stack([kfuse.Branch(task, name="bert")], head=2)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    expected = r"branch 'bert' is a KerasHub BertTextClassifier without a preprocessor"
+    with pytest.raises(ValueError, match=expected):
+        model.fit(STRINGS, Y, verbose=0)
+    with pytest.raises(ValueError, match=expected):
+        model.predict({"bert_text": STRINGS}, verbose=0)
+    strings = np.array(STRINGS, object)
+    with pytest.raises(ValueError, match=r"Tokenize them first"):
+        model.predict({"token_ids": strings, "segment_ids": strings, "padding_mask": strings})
+
+
+def test_a_misspelt_raw_text_key_suggests_the_branch_text_name():
+    model = kfuse.stack([kfuse.Branch(bert_classifier(), name="bert")], head=2)
+    with pytest.raises(ValueError, match=r"did you mean 'bert_text' for 'bert_txt'"):
+        model.predict({"bert_txt": STRINGS}, verbose=0)
