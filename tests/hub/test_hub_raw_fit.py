@@ -39,6 +39,7 @@ def test_fit_and_predict_on_a_list_of_strings_equal_the_tokenized_inputs():
     model.fit(ds, epochs=1, verbose=0)  # the preprocessor mapped over the tf.data pipeline
 
 
+@pytest.mark.slow
 def test_fused_text_and_image_model_fits_on_strings_and_serves_them(tmp_path):
     import tensorflow as tf
 
@@ -61,9 +62,24 @@ def test_fused_text_and_image_model_fits_on_strings_and_serves_them(tmp_path):
     np.testing.assert_allclose(served, got, atol=1e-5)
 
 
+def test_stacker_and_compare_take_the_raw_strings():
+    task = bert_classifier()
+    y, strings = np.tile(Y, 2), STRINGS * 2
+    tokens = {k: np.asarray(v) for k, v in task.preprocessor(strings).items()}
+    branch = kfuse.Branch(task, name="bert", trainable=False, tap="classifier_dropout")
+    stacker = kfuse.Stacker([branch], head=2, cv=2, stack_method="features").fit(strings, y)
+    want = stacker.predict_proba(tokens)
+    np.testing.assert_allclose(stacker.predict_proba({"bert_text": strings}), want, atol=1e-6)
+    assert stacker.score(strings, y) == stacker.score(tokens, y)
+    table = kfuse.compare({"st": stacker}, {"bert_text": strings}, y).table
+    assert table.loc["st", "log_loss"] == pytest.approx(
+        kfuse.compare({"st": stacker}, tokens, y).table.loc["st", "log_loss"], abs=1e-6
+    )
+
+
 def test_raw_strings_for_a_task_without_its_preprocessor_name_the_branch():
     task = keras_hub.models.BertTextClassifier(_bert(), num_classes=2, preprocessor=None)
-    model = kfuse.stack([kfuse.Branch(task, name="bert")], head=2)
+    model = kfuse.stack([kfuse.Branch(task, name="bert")], head=2, warm_start=False)
     model.compile("adam", "sparse_categorical_crossentropy")
     expected = r"branch 'bert' is a KerasHub BertTextClassifier without a preprocessor"
     with pytest.raises(ValueError, match=expected):
