@@ -41,8 +41,11 @@ def tokenized(model, x, where=None):
     strings for a branch whose Task has no preprocessor are refused by branch name.
     """
     where = where or f"Model '{getattr(model, 'name', 'model')}'"
-    plan = (text_preprocessors(model), detached_tasks(model), kinputs.input_names(model))
-    return _tokenized(plan, getattr(model, "input_dtypes", {}), x, where)
+    raw, detached = text_preprocessors(model), detached_tasks(model)
+    if not raw and not detached:
+        return x  # no KerasHub Task branch: nothing to read
+    plan = (raw, detached, kinputs.input_names(model))
+    return _tokenized(plan, model.input_dtypes, x, where)
 
 
 def tokenized_for_branches(branches, x, where):

@@ -209,8 +209,8 @@ class Stacker(EstimatorOutputs, BaseEstimator):
                         f"Branch '{b.name}': input '{k}' expects shape {tuple(declared)} "
                         f"(without the batch axis) but the data has {shapes[k]}"
                     )
-                if declared is not None and None in tuple(declared):
-                    shapes[k] = tuple(declared)  # a variable length (a KerasHub Task's tokens)
+                if declared is not None and None in tuple(declared) and not b.is_fresh:
+                    shapes[k] = tuple(declared)  # a built base keeps its variable length (hub tokens)
         return shapes
 
     def fit(self, x, y=None, sample_weight=None, allow_nonfinite=False):
