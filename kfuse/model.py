@@ -215,7 +215,7 @@ class FusedModel(keras.Model):
         if self.optimizer is None or not self.compiled:
             raise ValueError(f"Model '{self.name}' is not compiled; compile it (or stack(compile=True)) first")
         def features(data, labels, where):
-            weights = None
+            weights, data = None, tokenized(self, data, where)  # hub Tasks' raw strings
             if kinputs.is_dataset(data):
                 if labels is not None:
                     raise ValueError(f"{where}: pass y inside the tf.data.Dataset, not as y=")
@@ -403,6 +403,8 @@ class FusedModel(keras.Model):
             self._check_labels(validation[1])
             checked = self._checked(validation[0], where + " validation_data", allow_nonfinite, validation[1])
             kwargs["validation_data"] = (checked,) + tuple(validation[1:])
+        elif kinputs.is_dataset(validation):
+            kwargs["validation_data"] = self.as_inputs(validation)  # hub raw strings mapped
         x = self._checked(x, where, allow_nonfinite, y)
         if not allow_nonfinite:
             self.check_frozen_weights(where)

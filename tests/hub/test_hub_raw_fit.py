@@ -18,6 +18,7 @@ def _tokens(task):
     return {k: np.asarray(v) for k, v in task.preprocessor(STRINGS).items()}
 
 
+@pytest.mark.slow
 def test_fit_and_predict_on_a_list_of_strings_equal_the_tokenized_inputs():
     import tensorflow as tf
 
@@ -36,7 +37,22 @@ def test_fit_and_predict_on_a_list_of_strings_equal_the_tokenized_inputs():
     assert loss == pytest.approx(model.evaluate(_tokens(task), Y, verbose=0, return_dict=True)["loss"], abs=1e-6)
     ds = tf.data.Dataset.from_tensor_slices(({"bert_text": STRINGS}, Y)).batch(2)
     np.testing.assert_allclose(model.predict(ds.map(lambda x, y: x), verbose=0), want, atol=1e-6)
-    model.fit(ds, epochs=1, verbose=0)  # the preprocessor mapped over the tf.data pipeline
+    model.fit(ds, epochs=1, verbose=0, validation_data=ds)  # the preprocessor mapped over it
+
+
+def test_fit_head_on_the_branch_cache_takes_the_raw_strings():
+    task = bert_classifier()
+    start, trained = None, {}
+    for name, x in (("raw", {"bert_text": STRINGS}), ("tokens", _tokens(task))):
+        model = kfuse.stack([kfuse.Branch(task, name="bert", trainable=False)], head=2)
+        start = start or model.top.get_weights()
+        model.top.set_weights(start)
+        keras.utils.set_random_seed(0)
+        model.fit_head(x, Y, epochs=2, verbose=0)
+        trained[name] = model.top.get_weights()
+    assert max(np.abs(a - b).max() for a, b in zip(start, trained["raw"], strict=True)) > 0
+    for a, b in zip(trained["raw"], trained["tokens"], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 @pytest.mark.slow
