@@ -153,6 +153,9 @@ def _refuse_detached(detached, names, x, where):
     """Raw strings for a branch over a Task with no preprocessor: a ValueError saying what
     to do (they would reach the graph as strings and fail on a dtype)."""
     needed = {n for n in names if n != "presence"}
+    if detached and kinputs.is_dataset(x):
+        spec = x.element_spec[0] if isinstance(x.element_spec, tuple) else x.element_spec
+        x = dict.fromkeys(spec) if isinstance(spec, dict) else x  # its keys name the inputs
     for name, task, reads in detached:
         if isinstance(x, dict):
             hit = f"{name}_text" in x or any(n in x and _holds_strings(x[n]) for n in reads)

@@ -102,6 +102,11 @@ def test_raw_strings_for_a_task_without_its_preprocessor_name_the_branch():
         model.fit(STRINGS, Y, verbose=0)
     with pytest.raises(ValueError, match=expected):
         model.predict({"bert_text": STRINGS}, verbose=0)
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices(({"bert_text": STRINGS}, Y)).batch(2)
+    with pytest.raises(ValueError, match=expected):
+        model.fit(dataset, verbose=0)
     strings = np.array(STRINGS, object)
     with pytest.raises(ValueError, match=r"Tokenize them first"):
         model.predict({"token_ids": strings, "segment_ids": strings, "padding_mask": strings})
