@@ -8,18 +8,32 @@ raw strings: one string input `<branch>_text` whose tokens feed the branch's inp
 """
 
 
+def _hub_layers(sub_model):
+    """The model itself (a Task wrapped directly) and its layers (a branch sub-model)."""
+    return [sub_model, *getattr(sub_model, "layers", [])]
+
+
 def _text_preprocessor(sub_model):
     """The preprocessor (with a tokenizer) of the Task inside a branch sub-model, or None."""
-    for layer in sub_model.layers:
+    for layer in _hub_layers(sub_model):
         pre = getattr(layer, "preprocessor", None)
         if pre is not None and getattr(pre, "tokenizer", None) is not None:
             return pre
     return None
 
 
-def text_preprocessors(model):
+def fused_branches(model):
+    """[(branch name, its sub-model, the model inputs it reads)] of a `kfuse.FusedModel`."""
+    return [
+        (info["name"], model.get_layer(info["name"]), list(info["inputs"]))
+        for info in getattr(model, "kfuse_info", {}).get("branches", [])
+    ]
+
+
+def text_preprocessors(model, branches=None):
     """[(raw input name, preprocessor, {fused model input: preprocessor output key})], one
     per branch of `model` (a `kfuse.FusedModel`) over a Task with a text preprocessor.
+    `branches`: (name, model, input names) triples instead (a Stacker's `kfuse.Branch`es).
 
     Refuses two such branches reading one model input (their tokens would clash).
 
@@ -35,21 +49,34 @@ def text_preprocessors(model):
     ```
     """
     found, fed = [], {}
-    for info in getattr(model, "kfuse_info", {}).get("branches", []):
-        sub = model.get_layer(info["name"])
+    for branch, sub, inputs in fused_branches(model) if branches is None else branches:
         pre = _text_preprocessor(sub)
         if pre is None:
             continue
-        mapping = dict(zip(info["inputs"], [t.name for t in sub.inputs], strict=True))
+        mapping = dict(zip(inputs, [t.name for t in sub.inputs], strict=True))
         for name in mapping:
             if name in fed:
                 raise ValueError(
-                    f"Branches '{fed[name]}' and '{info['name']}' both read the model input "
+                    f"Branches '{fed[name]}' and '{branch}' both read the model input "
                     f"{name!r} from their tokenizers; a serving signature on raw strings needs "
                     "each its own: Branch(task, name=..., inputs=['a_token_ids', ...])"
                 )
-            fed[name] = info["name"]
+            fed[name] = branch
         if not pre.built:
             pre.build(None)
-        found.append((f"{info['name']}_text", pre, mapping))
+        found.append((f"{branch}_text", pre, mapping))
+    return found
+
+
+def detached_tasks(model, branches=None):
+    """[(branch name, Task class name, the branch's model inputs)] of each branch of `model`
+    (or of `branches`, as in `text_preprocessors`) over a KerasHub Task whose
+    `preprocessor` is None: it takes tokens, never raw strings."""
+    found = []
+    for branch, sub, inputs in fused_branches(model) if branches is None else branches:
+        for layer in _hub_layers(sub):
+            is_task = type(layer).__module__.startswith("keras_hub") and hasattr(layer, "backbone")
+            if is_task and hasattr(layer, "preprocessor") and layer.preprocessor is None:
+                found.append((branch, type(layer).__name__, list(inputs)))
+                break
     return found

@@ -11,6 +11,7 @@ from kfuse import inputs as kinputs
 from kfuse.epoch_loop import compile_top, fit_top
 from kfuse.heads import head_from_config
 from kfuse.hub_lora import apply_lora, has_lora, restart_zero_adapters
+from kfuse.hub_raw_inputs import tokenized
 from kfuse.predict_loop import predict_in_memory
 from kfuse.predict_loop import supports as predicts_in_memory
 
@@ -223,7 +224,7 @@ class FusedModel(keras.Model):
         if self.optimizer is None or not self.compiled:
             raise ValueError(f"Model '{self.name}' is not compiled; compile it (or stack(compile=True)) first")
         def features(data, labels, where):
-            weights = None
+            weights, data = None, tokenized(self, data, where)  # hub Tasks' raw strings
             if kinputs.is_dataset(data):
                 if labels is not None:
                     raise ValueError(f"{where}: pass y inside the tf.data.Dataset, not as y=")
@@ -259,6 +260,7 @@ class FusedModel(keras.Model):
     def as_inputs(self, x):
         """`x` as a dict keyed by input name (a bare array for a one-input model; checked)."""
         names = self.input_names
+        x = tokenized(self, x)  # a KerasHub Task branch's raw strings -> its tokens
         if self.kfuse_info.get("presence_input"):
             x = self._with_presence(x, names)
         if kinputs.is_dataset(x) or not isinstance(x, (dict, list, tuple)) and not kinputs.is_array_like(x):
@@ -410,6 +412,8 @@ class FusedModel(keras.Model):
             self._check_labels(validation[1])
             checked = self._checked(validation[0], where + " validation_data", allow_nonfinite, validation[1])
             kwargs["validation_data"] = (checked,) + tuple(validation[1:])
+        elif kinputs.is_dataset(validation):
+            kwargs["validation_data"] = self.as_inputs(validation)  # hub raw strings mapped
         x = self._checked(x, where, allow_nonfinite, y)
         if not allow_nonfinite:
             self.check_frozen_weights(where)

@@ -14,7 +14,7 @@
 import numpy as np
 from sklearn.metrics import accuracy_score, mean_absolute_error
 
-from kfuse.evaluation.predictions import fused_model, to_probabilities
+from kfuse.evaluation.predictions import fused_model, raw_tokenized, to_probabilities
 
 
 class Contributions:
@@ -157,6 +157,7 @@ def contributions(name, obj, x, y, task, batch_size=512):
     if model is None or x is None or not model.branch_names:
         return None
     branches = model.branch_names
+    x = raw_tokenized(name, obj, x)  # a Stacker's fold model may not hold the preprocessor
     values = model.branch_outputs(x, batch_size=batch_size)
     fusion = model.fusion_layer
     weights, kind = (

@@ -86,6 +86,20 @@ def load_data(x, y, allow_nonfinite=False):
 
 
 # -- running models -------------------------------------------------------------------
+def raw_tokenized(name, model, x):
+    """`x` with the raw strings of a kfuse model's KerasHub Task branches tokenized (a
+    FusedModel's or a fitted Stacker's); other models' data as it is."""
+    from kfuse.hub_raw_inputs import tokenized, tokenized_for_branches
+    from kfuse.model import FusedModel
+
+    where = f"compare(): model '{name}'"
+    if isinstance(model, FusedModel):
+        return tokenized(model, x, where)
+    if getattr(model, "branches_", None) and hasattr(model, "model_"):
+        return tokenized_for_branches(model.branches_, x, where)
+    return x
+
+
 def is_array(obj):
     return hasattr(obj, "shape") and hasattr(obj, "dtype") and not hasattr(obj, "predict")
 
@@ -125,6 +139,7 @@ def _model_inputs(name, model, x):
 
     if not isinstance(x, dict):
         return x
+    x = raw_tokenized(name, model, x)
     if isinstance(model, FusedModel):
         names = [n for n in model.input_names if n != "presence" or "presence" in x]
     elif isinstance(model, keras.Model):

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from kfuse.heads import Binary, MultiLabel, get_head
+from kfuse.hub_raw_inputs import tokenized_for_branches
 from kfuse.inputs import arrays_and_labels
 
 
@@ -65,10 +66,14 @@ def estimator_tags(tags, kind):
 class EstimatorOutputs:
     """`decision_function`, `predict`, `predict_proba`, `score`, `evaluate` over `model_`."""
 
+    def _raw(self, x, where):
+        """`x` with the raw strings of a branch over a KerasHub Task tokenized."""
+        return tokenized_for_branches(self.branches_, x, where)
+
     def decision_function(self, x, batch_size=256, allow_nonfinite=False):
         """The fused model's raw outputs: logits for classification heads, values for regression."""
         check_is_fitted(self, "model_")
-        arrays, _, _ = arrays_and_labels(x, None, self.input_names, "Stacker", allow_nonfinite)
+        arrays, _, _ = arrays_and_labels(self._raw(x, "Stacker"), None, self.input_names, "Stacker", allow_nonfinite)
         return self.model_.predict(arrays, batch_size=batch_size, verbose=0, allow_nonfinite=True)
 
     def predict(self, x, batch_size=256, allow_nonfinite=False):
@@ -91,7 +96,7 @@ class EstimatorOutputs:
         from sklearn.metrics import accuracy_score, r2_score
 
         check_is_fitted(self, "model_")
-        arrays, y, _ = arrays_and_labels(x, y, self.input_names, "Stacker.score")
+        arrays, y, _ = arrays_and_labels(self._raw(x, "Stacker.score"), y, self.input_names, "Stacker.score")
         predicted = self.predict(arrays)
         if self.head_.activation is None:
             return float(r2_score(np.reshape(y, predicted.shape), predicted, sample_weight=sample_weight))
@@ -101,7 +106,7 @@ class EstimatorOutputs:
     def evaluate(self, x, y=None, batch_size=256):
         """The head's loss and metrics on (x, y), as a dict."""
         check_is_fitted(self, "model_")
-        arrays, y, _ = arrays_and_labels(x, y, self.input_names, "Stacker.evaluate")
+        arrays, y, _ = arrays_and_labels(self._raw(x, "Stacker.evaluate"), y, self.input_names, "Stacker.evaluate")
         return self.model_.evaluate(arrays, y, batch_size=batch_size, verbose=0, return_dict=True)
 
     @property

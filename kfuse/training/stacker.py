@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator
 
 from kfuse.branches import Branch, shapes_agree
 from kfuse.graph import check_branches, stack
+from kfuse.hub_raw_inputs import tokenized_for_branches
 from kfuse.inputs import arrays_and_labels, check_integral, is_strings
 from kfuse.layers import FusionLayer
 from kfuse.model import check_finite_weights
@@ -208,6 +209,8 @@ class Stacker(EstimatorOutputs, BaseEstimator):
                         f"Branch '{b.name}': input '{k}' expects shape {tuple(declared)} "
                         f"(without the batch axis) but the data has {shapes[k]}"
                     )
+                if declared is not None and None in tuple(declared) and not b.is_fresh:
+                    shapes[k] = tuple(declared)  # a built base keeps its variable length (hub tokens)
         return shapes
 
     def fit(self, x, y=None, sample_weight=None, allow_nonfinite=False):
@@ -234,6 +237,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         select.check_selection(self.selection, self.branches_, self.methods_, self.head_)
         self.seed_ = resolve_seed(self.random_state, self.seed)
         shapes = {k: s for b in self.branches_ for k, s in b.input_shapes.items() if s is not None}
+        x = tokenized_for_branches(self.branches_, x, "Stacker.fit")  # hub Tasks' raw strings
         arrays, y, sample_weight = arrays_and_labels(
             x, y, self.input_names, "Stacker.fit", allow_nonfinite, sample_weight, shapes=shapes
         )
