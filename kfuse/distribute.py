@@ -103,7 +103,8 @@ def distributed_stack(
     """`kfuse.stack` built and compiled for a strategy, with XLA and mixed precision.
 
     Args:
-        branches, **stack_kwargs: as for `kfuse.stack` (`head` is needed to compile).
+        branches: as for `kfuse.stack`.
+        **stack_kwargs: as for `kfuse.stack` (`head` is needed to compile).
         strategy: a name (see the module table) or a `tf.distribute.Strategy`.
         jit_compile: passed to `model.compile`: True forces XLA (also on CPU, where
             Keras's "auto" turns it off). Refused with several replicas: Keras 3 compiles

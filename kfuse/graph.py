@@ -255,7 +255,10 @@ def early_fusion(network, inputs, head=None, meta=None, name="early_fusion", **s
         network: a callable (e.g. a lambda building layers) or a `keras.Model` taking one
             `(batch, sum of flattened input widths)` tensor.
         inputs: dict of input name -> shape (without the batch axis).
-        head, meta, name, **stack_kwargs: as for `stack`.
+        head: as for `stack`.
+        meta: as for `stack`.
+        name: as for `stack`.
+        **stack_kwargs: as for `stack`.
 
     Example:
 

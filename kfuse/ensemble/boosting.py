@@ -41,8 +41,12 @@ class AdaBoostClassifier(base.BaseEnsemble):
     [h_m(x) = k].
 
     Args:
-        estimator, n_estimators, fit_params, random_state, verbose, work_dir: as for
-            `BaggingClassifier`.
+        estimator: as for `BaggingClassifier`.
+        n_estimators: as for `BaggingClassifier`.
+        fit_params: as for `BaggingClassifier`.
+        random_state: as for `BaggingClassifier`.
+        verbose: as for `BaggingClassifier`.
+        work_dir: as for `BaggingClassifier`.
         learning_rate: shrinks each alpha (> 0).
         resample: train on weighted resamples instead of passing `sample_weight`.
 

@@ -79,8 +79,12 @@ class AdaBoostRegressor(base.BaseEnsemble):
     columns is refused (scikit-learn's AdaBoostRegressor takes 1-D y too).
 
     Args:
-        estimator, n_estimators, fit_params, random_state, verbose, work_dir: as for
-            `BaggingRegressor`.
+        estimator: as for `BaggingRegressor`.
+        n_estimators: as for `BaggingRegressor`.
+        fit_params: as for `BaggingRegressor`.
+        random_state: as for `BaggingRegressor`.
+        verbose: as for `BaggingRegressor`.
+        work_dir: as for `BaggingRegressor`.
         learning_rate: shrinks each weight and update (> 0).
         loss: "linear", "square" or "exponential".
         resample: train on weighted bootstraps (default, as scikit-learn) instead of

@@ -31,8 +31,12 @@ class GradientBoostingClassifier(base.BaseEnsemble):
     Members must end linear with one unit per class (or target column).
 
     Args:
-        estimator, n_estimators, fit_params, random_state, verbose, work_dir: as for
-            `BaggingClassifier`.
+        estimator: as for `BaggingClassifier`.
+        n_estimators: as for `BaggingClassifier`.
+        fit_params: as for `BaggingClassifier`.
+        random_state: as for `BaggingClassifier`.
+        verbose: as for `BaggingClassifier`.
+        work_dir: as for `BaggingClassifier`.
         learning_rate: the shrinkage (> 0).
         validation_data: optional (x_val, y_val) for early stopping.
         early_stopping_rounds: members without improvement before stopping.

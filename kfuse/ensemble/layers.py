@@ -18,7 +18,9 @@ class WeightedVote(FusionLayer):
 
     Args:
         weights: list of M non-negative numbers with a positive sum (fixed, not trained).
-        branch_names: optional branch names (set by `kfuse.stack`).
+
+    Keyword Args:
+        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).
 
     Example:
 
@@ -84,7 +86,9 @@ class WeightedMedian(FusionLayer):
     Args:
         weights: list of M non-negative numbers (all zero picks the smallest value, as
             scikit-learn does).
-        branch_names: optional branch names (set by `kfuse.stack`).
+
+    Keyword Args:
+        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).
 
     Example:
 

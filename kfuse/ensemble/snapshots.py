@@ -112,10 +112,15 @@ class SnapshotEnsemble(OneRun):
         estimator: one builder callable or `keras.Model` (its loss is kept; the
             optimizer is `optimizer` with the cosine schedule).
         n_estimators: cycles = snapshots; must divide `epochs`.
-        epochs, batch_size, learning_rate (lr0), optimizer (a name, a Keras
-            optimizer config dict or a `keras.optimizers.Optimizer` whose settings are copied).
-        fit_params, random_state, verbose, work_dir: as for `BaggingClassifier`. With
-            `work_dir`, the network's and optimizer's variables are saved after every
+        epochs: epochs of the whole run (all cycles).
+        batch_size: rows per step.
+        learning_rate: the cosine schedule's starting learning rate (lr0).
+        optimizer: a name, a Keras optimizer config dict or a `keras.optimizers.Optimizer`
+            whose settings are copied.
+        fit_params: as for `BaggingClassifier`.
+        random_state: as for `BaggingClassifier`.
+        verbose: as for `BaggingClassifier`.
+        work_dir: as for `BaggingClassifier`. With `work_dir`, the network's and optimizer's variables are saved after every
             cycle (`RunState`); a second `fit` continues after the last finished cycle and
             ends with the snapshots of a run never interrupted (each cycle shuffles from
             its own seed; on the in-memory epoch loop, the default for numpy data).
@@ -195,10 +200,19 @@ class FastGeometricEnsemble(OneRun):
     cycle/2 + (M - 1) * cycle epochs. torchensemble's defaults: lr_1 5e-2, lr_2 1e-4, cycle 4.
 
     Args:
-        estimator: one builder or `keras.Model`; n_estimators: snapshots.
+        estimator: one builder or `keras.Model`.
+        n_estimators: snapshots.
         epochs: warm-up epochs at `learning_rate` with `optimizer`.
-        cycle, lr_1, lr_2: the cyclic phase (same optimizer class).
-        batch_size, fit_params, random_state, verbose, work_dir: as for `SnapshotEnsemble`.
+        cycle: epochs per cycle of the cyclic phase (even; same optimizer class).
+        lr_1: the cyclic phase's highest learning rate.
+        lr_2: the cyclic phase's lowest learning rate (reached mid-cycle).
+        batch_size: as for `SnapshotEnsemble`.
+        learning_rate: the warm-up learning rate.
+        optimizer: as for `SnapshotEnsemble`.
+        fit_params: as for `SnapshotEnsemble`.
+        random_state: as for `SnapshotEnsemble`.
+        verbose: as for `SnapshotEnsemble`.
+        work_dir: as for `SnapshotEnsemble`.
 
     Fitted attributes: `model_`, `estimators_`, `classes_`.
 

@@ -64,8 +64,16 @@ class SWA(OneRun):
 
     Args:
         estimator: one builder or `keras.Model` with trainable weights.
-        epochs, swa_epochs, learning_rate, swa_learning_rate, optimizer, batch_size.
-        fit_params, random_state, verbose, work_dir: as for `SnapshotEnsemble`.
+        epochs: epochs of ordinary training before averaging starts.
+        swa_epochs: epochs of the averaging phase (one average update per epoch).
+        learning_rate: the learning rate of the first phase.
+        swa_learning_rate: the constant learning rate of the averaging phase.
+        optimizer: as for `SnapshotEnsemble`.
+        batch_size: rows per step.
+        fit_params: as for `SnapshotEnsemble`.
+        random_state: as for `SnapshotEnsemble`.
+        verbose: as for `SnapshotEnsemble`.
+        work_dir: as for `SnapshotEnsemble`.
 
     Fitted attributes: `model_` (one-branch graph, branch `member_0`), `network_` (the
     averaged Keras network), `n_averaged_`, `classes_`.

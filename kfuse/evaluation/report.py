@@ -40,7 +40,9 @@ def compare(
         reference: the model tested against the others (default: the kfuse model, or
             the last entry when there is none). The others are the members.
         metrics: metric names to compute (default: all for the task).
-        n_boot, seed, alpha: bootstrap resamples, its seed, and the test level.
+        n_boot: bootstrap resamples.
+        seed: the bootstrap's seed.
+        alpha: the significance tests' level.
         contributions: compute branch weights and ablation for kfuse models.
         allow_nonfinite: skip the NaN / inf check of numeric inputs (`kfuse.inputs`).
 

@@ -21,7 +21,9 @@ class AttentionFusion(MultiBranchFusion):
     Args:
         units: int > 0 or None, width of the fused output.
         return_weights: if True the layer returns `[fused, weights]`, weights `(batch, M)`.
-        branch_names: optional branch names (set by `kfuse.stack`).
+
+    Keyword Args:
+        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).
 
     Example:
 

@@ -23,7 +23,9 @@ class BilinearFusion(MultiBranchFusion):
         factor: int > 0, the MFB factor k.
         activation: activation of the projections (None for MFB, "tanh" for MLB).
         normalize: apply the signed square root and L2 normalisation.
-        branch_names: optional branch names (set by `kfuse.stack`).
+
+    Keyword Args:
+        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).
 
     Example:
 

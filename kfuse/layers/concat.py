@@ -19,7 +19,9 @@ class Concat(FusionLayer):
         activation: activation of the projections (default None: linear).
         normalize: bool. Apply a LayerNormalization to each branch (after its
             projection when `units` is set).
-        branch_names: optional branch names (set by `kfuse.stack`).
+
+    Keyword Args:
+        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).
 
     Example:
 

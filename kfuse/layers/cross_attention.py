@@ -27,7 +27,9 @@ class CrossAttentionFusion(MultiBranchFusion):
         num_heads: int > 0.
         key_dim: int > 0 or None (default units // num_heads, at least 1).
         dropout: attention dropout rate.
-        branch_names: optional branch names (set by `kfuse.stack`).
+
+    Keyword Args:
+        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).
 
     Example:
 

@@ -21,7 +21,9 @@ class FiLM(MultiBranchFusion):
     Args:
         conditioning: the conditioning branch, by name (a `branch_names` entry, which
             `kfuse.stack` sets) or by index.
-        branch_names: optional branch names (set by `kfuse.stack`).
+
+    Keyword Args:
+        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).
 
     Example:
 

@@ -32,7 +32,9 @@ class GatedFusion(MultiBranchFusion):
         activation: activation of the branch projections (default "tanh").
         return_gates: if True the layer returns `[fused, gates]`, gates `(batch, M)` or
             `(batch, M, units)`. Leave False inside `kfuse.stack`.
-        branch_names: optional branch names (set by `kfuse.stack`).
+
+    Keyword Args:
+        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).
 
     Example:
 

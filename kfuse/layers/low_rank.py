@@ -20,7 +20,9 @@ class LowRankFusion(MultiBranchFusion):
     Args:
         units: int > 0, output width.
         rank: int > 0.
-        branch_names: optional branch names (set by `kfuse.stack`).
+
+    Keyword Args:
+        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).
 
     Example:
 

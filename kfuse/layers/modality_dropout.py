@@ -22,7 +22,9 @@ class ModalityDropout(FusionLayer):
         fusion: the fusion applied afterwards: a name (see `kfuse.layers.fusion_names()`)
             or a `FusionLayer` (default "concat"); a layer that is already built is copied.
         seed: int or None, seed of the drop pattern.
-        branch_names: optional branch names (set by `kfuse.stack`; passed to `fusion`).
+
+    Keyword Args:
+        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`; passed to `fusion`).
 
     Example:
 

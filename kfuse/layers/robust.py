@@ -59,7 +59,9 @@ class TrimmedMean(MultiBranchFusion):
 
     Args:
         trim: int >= 1, members dropped from each end (needs M > 2 * trim branches).
-        branch_names: optional branch names (set by `kfuse.stack`).
+
+    Keyword Args:
+        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).
 
     Example:
 
@@ -144,7 +146,9 @@ class OutlierGatedAverage(MultiBranchFusion):
 
     Args:
         threshold: float > 0, the z-score above which a member is dropped.
-        branch_names: optional branch names (set by `kfuse.stack`).
+
+    Keyword Args:
+        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).
 
     Example:
 

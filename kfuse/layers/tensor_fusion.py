@@ -23,7 +23,9 @@ class TensorFusion(MultiBranchFusion):
     Args:
         units: int > 0 or None. With an int, a Dense(units) maps the product to `units`.
         max_size: int > 0, the largest product width accepted (default 262,144).
-        branch_names: optional branch names (set by `kfuse.stack`).
+
+    Keyword Args:
+        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).
 
     Example:
 

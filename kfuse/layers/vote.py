@@ -19,7 +19,9 @@ class Vote(FusionLayer):
         mode: "soft" or "hard".
         inputs_are: "probabilities" (default) or "logits": what the branches emit.
             With "logits", soft voting applies a softmax to each branch first.
-        branch_names: optional branch names (set by `kfuse.stack`).
+
+    Keyword Args:
+        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).
 
     Example:
 

@@ -18,7 +18,9 @@ class WeightedAverage(FusionLayer):
     Args:
         weights: optional list of M non-negative numbers.
         learnable: bool, default True when `weights` is None.
-        branch_names: optional branch names (set by `kfuse.stack`).
+
+    Keyword Args:
+        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).
 
     Example:
 

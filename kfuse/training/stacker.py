@@ -41,10 +41,11 @@ class Stacker(EstimatorOutputs, BaseEstimator):
 
     Args:
         branches: list of `kfuse.Branch`.
-        meta, fusion, passthrough: as for `kfuse.stack`. With `meta=None` and an int
+        meta: as for `kfuse.stack`. With `meta=None` and an int
             `head`, the head gets a small L2 penalty (a logistic regression on the
             meta-features), which keeps the gain on few rows.
         head: int (classes), or a `kfuse.heads.*` object (required).
+        fusion: as for `kfuse.stack`.
         cv: int (StratifiedKFold for classification, KFold otherwise), any scikit-learn
             splitter, a float (holdout blending: that fraction trains the meta-learner)
             or "prefit" (bases used as they are; warns about the leak).
@@ -53,6 +54,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             space) or "raw". "auto": the branch's own
             `output`/`tap` if set, else probabilities for classification, raw for
             regression.
+        passthrough: as for `kfuse.stack`.
         refit: True retrains each base on all rows for the final graph; False keeps the
             K fold models and averages them inside the graph.
         cache: train the head on cached frozen-branch outputs (False: through the graph).

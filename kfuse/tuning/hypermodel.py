@@ -64,9 +64,15 @@ class FusionHyperModel(keras_tuner.HyperModel):
     Args:
         branches: list of `kfuse.Branch` (pre-trained bases and/or fresh callables).
         head: an int (classes) or a `kfuse.heads.*` object.
-        fusions, meta_depth, meta_width, meta_dropout, include, required, finetune,
-            learning_rate, modality_dropout: the search dimensions (see above).
-            `finetune` may also be a dict of branch name -> spec.
+        fusions: a search dimension (see above).
+        meta_depth: a search dimension (see above).
+        meta_width: a search dimension (see above).
+        meta_dropout: a search dimension (see above).
+        include: a search dimension (see above).
+        required: a search dimension (see above).
+        finetune: a search dimension (see above), or a dict of branch name -> spec.
+        learning_rate: a search dimension (see above).
+        modality_dropout: a search dimension (see above).
         optimizer: an optimizer name ("adam", "sgd", ...) built with the drawn learning rate.
         metrics: extra metrics compiled besides the head's.
         input_shapes: input name -> shape for inputs no base declares.

@@ -14,7 +14,8 @@ class Range:
     """A numeric interval for one search dimension.
 
     Args:
-        min_value, max_value: the bounds (ints give `hp.Int`, floats `hp.Float`).
+        min_value: the lower bound (ints give `hp.Int`, floats `hp.Float`).
+        max_value: the upper bound (of the same kind as `min_value`).
         step: optional step between values.
         sampling: "linear", "log" or "reverse_log".
 
