@@ -61,46 +61,46 @@ class Branch:
     computes, in memory, after a `.keras` round trip and in a SavedModel.
 
     Args:
-        base: a `keras.Model` (a KerasHub `Backbone` or `Task` too); a path to a `.keras`
-            file (loaded with `safe_mode=True`) or to a KerasHub preset directory written
-            by `save_to_preset` (loaded offline, see `kfuse.hub_presets`);
-            or a callable that builds a fresh network on the branch's input tensor (a dict
-            of tensors when the branch reads several inputs) and returns its output.
-        name: unique branch name.
-        inputs: the named model input(s) the branch reads: a name, a list of names
-            (matched in order to the base's inputs) or a dict of name -> shape without
-            the batch axis. Default: the base model's own input names (an auto-generated
-            one, `keras_tensor_22` or `input_layer_3`, becomes `<name>_input`). A base
-            without symbolic inputs (an unbuilt Sequential, a subclassed model) needs the
-            dict form: kfuse calls it on `keras.Input`s of those shapes.
-        trainable: False freezes the branch; BatchNormalization then runs in inference mode.
-        tap: name of a layer inside the base whose output is used instead of the final
+        base (keras.Model | str | os.PathLike | Callable): a `keras.Model` (a KerasHub `Backbone` or
+            `Task` too); a path to a `.keras` file (loaded with `safe_mode=True`) or to a KerasHub
+            preset directory written by `save_to_preset` (loaded offline, see `kfuse.hub_presets`);
+            or a callable that builds a fresh network on the branch's input tensor (a dict of
+            tensors when the branch reads several inputs) and returns its output.
+        name (str): unique branch name.
+        inputs (str | list[str] | dict | None): the named model input(s) the branch reads: a name, a
+            list of names (matched in order to the base's inputs) or a dict of name -> shape without
+            the batch axis. Default: the base model's own input names (an auto-generated one,
+            `keras_tensor_22` or `input_layer_3`, becomes `<name>_input`). A base without symbolic
+            inputs (an unbuilt Sequential, a subclassed model) needs the dict form: kfuse calls it
+            on `keras.Input`s of those shapes.
+        trainable (bool): False freezes the branch; BatchNormalization then runs in inference mode.
+        tap (str | None): name of a layer inside the base whose output is used instead of the final
             output (intermediate / hybrid fusion).
-        output: what the branch hands to fusion: "raw" (the base's output as it is),
+        output (str): what the branch hands to fusion: "raw" (the base's output as it is),
             "probabilities" or "logits". See `kfuse.branch_outputs` for how each is
             obtained from a base's final activation, or refused. As a shorthand,
             `output=<an output name, an index or a list of them>` means
             `select=<that>, output="raw"`.
-        select: for a base with several outputs, which to hand over: an output name
-            (a dict key of the base's outputs, or the name of the layer producing it),
-            an index, or a list of them (each converted to `output`, flattened and
-            concatenated). A multi-output base without it is refused, listing its
-            outputs. Why a separate argument: `output` already names a *kind*
-            ("logits"...), and a base may well have an output named "logits"; `select`
-            says *which* outputs, `output` *what* of them, so both stay unambiguous.
-        pool: pool a sequence output (batch, tokens, features) to (batch, features) inside
-            the branch: "mean", "masked_mean" (over the base's `padding_mask`), "first"
-            (BERT's [CLS], ViT's class token) or "last" (the last non-padding token, a
-            decoder's). See `kfuse.sequence_pool`. Example:
-            `Branch(bert_backbone, name="bert", select="sequence_output", pool="masked_mean")`.
-        lora_rank: fine-tune a KerasHub backbone (or a Task's backbone) through LoRA of
+        select (str | int | list | None): for a base with several outputs, which to hand over: an
+            output name (a dict key of the base's outputs, or the name of the layer producing it),
+            an index, or a list of them (each converted to `output`, flattened and concatenated). A
+            multi-output base without it is refused, listing its outputs. Why a separate argument:
+            `output` already names a *kind* ("logits"...), and a base may well have an output named
+            "logits"; `select` says *which* outputs, `output` *what* of them, so both stay
+            unambiguous.
+        pool (str | None): pool a sequence output (batch, tokens, features) to (batch, features)
+            inside the branch: "mean", "masked_mean" (over the base's `padding_mask`), "first"
+            (BERT's [CLS], ViT's class token) or "last" (the last non-padding token, a decoder's).
+            See `kfuse.sequence_pool`. Example: `Branch(bert_backbone, name="bert",
+            select="sequence_output", pool="masked_mean")`.
+        lora_rank (int | None): fine-tune a KerasHub backbone (or a Task's backbone) through LoRA of
             this rank (`Backbone.enable_lora`, on the branch's copy): its weights stay
             frozen and only the low-rank adapters train. See `kfuse.hub_lora`.
-        readapt: in a `Stacker`, re-adapt the base's preprocessing layers on each fold's
+        readapt (bool): in a `Stacker`, re-adapt the base's preprocessing layers on each fold's
             own training rows (leak-free). By default a fold clone keeps the base's
             adapted state, whose statistics saw every row the base was adapted on.
-        fit: optional dict of per-branch training settings (optimizer, epochs, batch_size,
-            callbacks...) used by `kfuse.Stacker` when it trains this base.
+        fit (dict | None): optional dict of per-branch training settings (optimizer, epochs,
+            batch_size, callbacks...) used by `kfuse.Stacker` when it trains this base.
 
     Example:
 

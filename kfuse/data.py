@@ -30,8 +30,8 @@ def load_mnist1d(cache=True):
     """MNIST-1D with the package's default arguments, offline and deterministic.
 
     Returns:
-        (x_train, y_train), (x_test, y_test): float32 arrays of shape (n, 40) and int64
-        labels; 4,000 training and 1,000 test rows.
+        tuple: `((x_train, y_train), (x_test, y_test))`, float32 arrays of shape (n, 40)
+            and int64 labels; 4,000 training and 1,000 test rows.
 
     Example:
 

@@ -103,19 +103,21 @@ def distributed_stack(
     """`kfuse.stack` built and compiled for a strategy, with XLA and mixed precision.
 
     Args:
-        branches: as for `kfuse.stack`.
-        **stack_kwargs: as for `kfuse.stack` (`head` is needed to compile).
-        strategy: a name (see the module table) or a `tf.distribute.Strategy`.
-        jit_compile: passed to `model.compile`: True forces XLA (also on CPU, where
+        branches (list[Branch]): as for `kfuse.stack`.
+        **stack_kwargs (Any): as for `kfuse.stack` (`head` is needed to compile).
+        strategy (str | tf.distribute.Strategy): a name (see the module table) or a
+            `tf.distribute.Strategy`.
+        jit_compile (bool | str): passed to `model.compile`: True forces XLA (also on CPU, where
             Keras's "auto" turns it off). Refused with several replicas: Keras 3 compiles
             the whole cross-replica step, which XLA cannot place on several devices.
-        precision: None (the current policy), "float32", "mixed_float16" or
+        precision (str | None): None (the current policy), "float32", "mixed_float16" or
             "mixed_bfloat16". The head's output stays float32; with "mixed_float16"
             Keras wraps the optimizer in a LossScaleOptimizer.
-        optimizer: a Keras optimizer or its name (created inside the scope).
+        optimizer (str | keras.optimizers.Optimizer): a Keras optimizer or its name (created inside
+            the scope).
 
     Returns:
-        a compiled `kfuse.FusedModel` whose variables live in the strategy's scope.
+        FusedModel: a compiled `kfuse.FusedModel` whose variables live in the strategy's scope.
 
     Example:
 

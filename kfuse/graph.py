@@ -107,37 +107,36 @@ def stack(
     """Fuse branches into ONE functional Keras model: the branches, then `model.top`.
 
     Args:
-        branches: list of `kfuse.Branch`.
-        fusion: a fusion name (see `kfuse.layers.fusion_names()`), a
+        branches (list[Branch]): list of `kfuse.Branch`.
+        fusion (str | keras.layers.Layer | None): a fusion name (see `kfuse.layers.fusion_names()`), a
             `kfuse.layers.FusionLayer`, or None for a single branch.
-        meta: None, a tuple of hidden widths (Dense + ReLU, with `meta_dropout`), or any
-            Keras layer / model / callable.
-        head: an int (classes; logits out), a `kfuse.heads.*` object, or None (the fused
-            output is the model output, e.g. for `Vote`).
-        passthrough: also feed the raw inputs (flattened) to the meta-learner.
-        name: model name.
-        input_shapes: dict of input name -> shape for inputs no base model declares.
-        strategy: None, a `tf.distribute.Strategy` or a name for
-            `kfuse.distribute.get_strategy`; every variable is created in its scope.
-        compile: compile with `optimizer`, the head's loss and metrics (needs a head).
-        presence_input: add an input "presence", `(batch, number of branches)`, of 1
+        meta (tuple[int, ...] | Callable | keras.layers.Layer | None): None, a tuple of hidden
+            widths (Dense + ReLU, with `meta_dropout`), or any Keras layer / model / callable.
+        head (int | object | None): an int (classes; logits out), a `kfuse.heads.*` object, or None
+            (the fused output is the model output, e.g. for `Vote`).
+        passthrough (bool): also feed the raw inputs (flattened) to the meta-learner.
+        name (str): model name.
+        input_shapes (dict | None): dict of input name -> shape for inputs no base model declares.
+        strategy (tf.distribute.Strategy | str | None): None, a `tf.distribute.Strategy` or a name
+            for `kfuse.distribute.get_strategy`; every variable is created in its scope.
+        compile (bool): compile with `optimizer`, the head's loss and metrics (needs a head).
+        presence_input (bool): add an input "presence", `(batch, number of branches)`, of 1
             (branch present) and 0 (missing modality) handed to the fusion layer, which
             must support masks. The model fills it with ones when the data lacks it.
-        warm_start: "auto" (default) starts the top as the average of the branches where
-            kfuse can prove they hand over class scores of the head's width (declared
-            logits / probabilities, or a base ending in softmax / sigmoid with the default
-            output="raw"), fused by an averaging fusion or concat, under no meta-learner or
-            a tuple one wide enough, with a classification head (see `kfuse.top`): the
-            untrained stack predicts what its branches' average predicts. Where branches of
-            the head's width cannot warm-start, a UserWarning names the reason and the fix.
-            True requires it (a ValueError says why it cannot apply); False keeps Keras's
-            random initialisation, silently.
+        warm_start (str | bool): "auto" (default) starts the top as the average of the branches
+            where kfuse can prove they hand over class scores of the head's width (declared logits /
+            probabilities, or a base ending in softmax / sigmoid with the default output="raw"),
+            fused by an averaging fusion or concat, under no meta-learner or a tuple one wide
+            enough, with a classification head (see `kfuse.top`): the untrained stack predicts what
+            its branches' average predicts. Where branches of the head's width cannot warm-start, a
+            UserWarning names the reason and the fix. True requires it (a ValueError says why it
+            cannot apply); False keeps Keras's random initialisation, silently.
 
     Returns:
-        a `kfuse.FusedModel` (a functional `keras.Model`) whose inputs are a dict keyed by
-        input name; with one input, a bare array is accepted too. Its layers are the
-        input layers, one sub-model per branch, and `model.top` (fusion, passthrough,
-        meta-learner and head as one `keras.Model`, called on the branch outputs).
+        FusedModel: a `kfuse.FusedModel` (a functional `keras.Model`) whose inputs are a dict keyed
+            by input name; with one input, a bare array is accepted too. Its layers are the input
+            layers, one sub-model per branch, and `model.top` (fusion, passthrough, meta-learner and
+            head as one `keras.Model`, called on the branch outputs).
 
     Example:
 
@@ -169,7 +168,8 @@ def stack(
     scope, resolved_strategy = strategy_scope(strategy)
     with scope:
         inputs = {
-            key: keras.Input(shape=shape, name=key, dtype=dtype) for key, (shape, dtype) in specs.items()
+            key: keras.Input(shape=shape, name=key, dtype=dtype) for key, (shape, dtype) in
+                specs.items()
         }
         shapes = {key: shape for key, (shape, _) in specs.items()}
         outputs, kinds = {}, []
@@ -252,13 +252,13 @@ def early_fusion(network, inputs, head=None, meta=None, name="early_fusion", **s
     """Early fusion: raw inputs, flattened and concatenated, feed ONE network.
 
     Args:
-        network: a callable (e.g. a lambda building layers) or a `keras.Model` taking one
-            `(batch, sum of flattened input widths)` tensor.
-        inputs: dict of input name -> shape (without the batch axis).
-        head: as for `stack`.
-        meta: as for `stack`.
-        name: as for `stack`.
-        **stack_kwargs: as for `stack`.
+        network (Callable | keras.Model): a callable (e.g. a lambda building layers) or a
+            `keras.Model` taking one `(batch, sum of flattened input widths)` tensor.
+        inputs (dict[str, tuple]): dict of input name -> shape (without the batch axis).
+        head (int | object | None): as for `stack`.
+        meta (tuple[int, ...] | Callable | keras.layers.Layer | None): as for `stack`.
+        name (str): as for `stack`.
+        **stack_kwargs (Any): as for `stack`.
 
     Example:
 

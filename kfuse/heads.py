@@ -113,8 +113,8 @@ class Classification(Head):
     """Single-label classification into `num_classes`: logits out, softmax for probabilities.
 
     Args:
-        num_classes: int >= 2.
-        labels: "sparse" (integer class ids, the default) or "one_hot".
+        num_classes (int): int >= 2.
+        labels (str): "sparse" (integer class ids, the default) or "one_hot".
 
     Example:
 

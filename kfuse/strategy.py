@@ -18,8 +18,9 @@ def get_strategy(spec="auto", tpu=None):
     """Resolve `spec` (a name from `STRATEGY_NAMES` or a Strategy) to a `tf.distribute.Strategy`.
 
     Args:
-        spec: see the module table.
-        tpu: TPU name or address for "tpu"/"auto" (default: $TPU_NAME, $COLAB_TPU_ADDR).
+        spec (str | tf.distribute.Strategy | None): see the module table.
+        tpu (str | None): TPU name or address for "tpu"/"auto" (default: $TPU_NAME,
+            $COLAB_TPU_ADDR).
 
     Example:
 

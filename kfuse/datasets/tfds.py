@@ -78,15 +78,16 @@ def from_tfds(name, data_dir, inputs, label="label", splits=("train", "test"), v
     """Load a local TFDS data set into named inputs, one `Dataset` with two splits.
 
     Args:
-        name: the TFDS data set name (its folder under `data_dir`).
-        data_dir: the TFDS data folder (no default: nothing is fetched).
-        inputs: dict of TFDS feature name -> model input name, e.g. `{"image": "pixels"}`.
-        label: the feature holding the labels (class ids), or None for no labels.
-        splits: (training split, test split) names.
-        version: the version folder to read (default: the newest).
+        name (str): the TFDS data set name (its folder under `data_dir`).
+        data_dir (str | os.PathLike): the TFDS data folder (no default: nothing is fetched).
+        inputs (dict[str, str]): dict of TFDS feature name -> model input name, e.g. `{"image":
+            "pixels"}`.
+        label (str | None): the feature holding the labels (class ids), or None for no labels.
+        splits (tuple[str, str]): (training split, test split) names.
+        version (str | None): the version folder to read (default: the newest).
 
     Returns:
-        a `Dataset` whose `x_train` / `x_test` map each input name to a numpy array.
+        Dataset: a `Dataset` whose `x_train` / `x_test` map each input name to a numpy array.
 
     Example:
 

@@ -88,12 +88,12 @@ def load_ucr(name, input_name="series"):
     """A UCR/UEA classification set from the aeon wheel, with its published split.
 
     Args:
-        name: the data set's name, e.g. "ArrowHead", "GunPoint", "ItalyPowerDemand"
+        name (str): the data set's name, e.g. "ArrowHead", "GunPoint", "ItalyPowerDemand"
             (`kfuse.datasets.ucr.available()` lists what the installed aeon bundles).
-        input_name: the name of the one input.
+        input_name (str): the name of the one input.
 
     Returns:
-        a `Dataset`: `x_train[input_name]` of shape (n, length, channels), float32.
+        Dataset: a `Dataset`: `x_train[input_name]` of shape (n, length, channels), float32.
 
     Example:
 

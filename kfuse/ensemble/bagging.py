@@ -20,17 +20,19 @@ class BaggingClassifier(base.BaseEnsemble):
     definition; a row no member left out gets NaN and a warning).
 
     Args:
-        estimator: a builder callable, a `keras.Model` to clone, or a list of either
-            (heterogeneous members: member i uses entry i modulo the list length).
-        n_estimators: number of members.
-        max_samples: rows per member: a float in (0, 1] (fraction) or an int count.
-        bootstrap: draw rows with replacement.
-        oob_score: compute the out-of-bag score (needs `bootstrap=True`).
-        fit_params: dict of `model.fit` settings for every member, or a list (one per member).
-        random_state: int seed of the samples and the members' initialisation.
-        verbose: 1 shows a progress bar over members; 0 is silent.
-        work_dir: folder where finished members are kept; `fit` again resumes.
-        parallel: train all members at once in one Keras model (one trace, one pass over
+        estimator (Callable | keras.Model | list): a builder callable, a `keras.Model` to clone, or
+            a list of either (heterogeneous members: member i uses entry i modulo the list length).
+        n_estimators (int): number of members.
+        max_samples (float | int): rows per member: a float in (0, 1] (fraction) or an int count.
+        bootstrap (bool): draw rows with replacement.
+        oob_score (bool): compute the out-of-bag score (needs `bootstrap=True`).
+        fit_params (dict | list[dict] | None): dict of `model.fit` settings for every member, or a
+            list (one per member).
+        random_state (int | None): int seed of the samples and the members' initialisation.
+        verbose (int): 1 shows a progress bar over members; 0 is silent.
+        work_dir (str | os.PathLike | None): folder where finished members are kept; `fit` again
+            resumes.
+        parallel (bool): train all members at once in one Keras model (one trace, one pass over
             the batches), each weighting rows by its sample (bootstrap counts, as
             scikit-learn does for estimators with `sample_weight`). Used when one
             `fit_params` dict serves every member and they share an optimizer. False

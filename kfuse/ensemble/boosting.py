@@ -41,14 +41,14 @@ class AdaBoostClassifier(base.BaseEnsemble):
     [h_m(x) = k].
 
     Args:
-        estimator: as for `BaggingClassifier`.
-        n_estimators: as for `BaggingClassifier`.
-        fit_params: as for `BaggingClassifier`.
-        random_state: as for `BaggingClassifier`.
-        verbose: as for `BaggingClassifier`.
-        work_dir: as for `BaggingClassifier`.
-        learning_rate: shrinks each alpha (> 0).
-        resample: train on weighted resamples instead of passing `sample_weight`.
+        estimator (Callable | keras.Model | list): as for `BaggingClassifier`.
+        n_estimators (int): as for `BaggingClassifier`.
+        fit_params (dict | list[dict] | None): as for `BaggingClassifier`.
+        random_state (int | None): as for `BaggingClassifier`.
+        verbose (int): as for `BaggingClassifier`.
+        work_dir (str | os.PathLike | None): as for `BaggingClassifier`.
+        learning_rate (float): shrinks each alpha (> 0).
+        resample (bool): train on weighted resamples instead of passing `sample_weight`.
 
     Fitted attributes: `model_`, `estimators_`, `estimator_weights_` (alpha per kept
     member), `estimator_errors_` (err per kept member), `classes_`, `n_classes_`.

@@ -79,15 +79,15 @@ class AdaBoostRegressor(base.BaseEnsemble):
     columns is refused (scikit-learn's AdaBoostRegressor takes 1-D y too).
 
     Args:
-        estimator: as for `BaggingRegressor`.
-        n_estimators: as for `BaggingRegressor`.
-        fit_params: as for `BaggingRegressor`.
-        random_state: as for `BaggingRegressor`.
-        verbose: as for `BaggingRegressor`.
-        work_dir: as for `BaggingRegressor`.
-        learning_rate: shrinks each weight and update (> 0).
-        loss: "linear", "square" or "exponential".
-        resample: train on weighted bootstraps (default, as scikit-learn) instead of
+        estimator (Callable | keras.Model | list): as for `BaggingRegressor`.
+        n_estimators (int): as for `BaggingRegressor`.
+        fit_params (dict | list[dict] | None): as for `BaggingRegressor`.
+        random_state (int | None): as for `BaggingRegressor`.
+        verbose (int): as for `BaggingRegressor`.
+        work_dir (str | os.PathLike | None): as for `BaggingRegressor`.
+        learning_rate (float): shrinks each weight and update (> 0).
+        loss (str): "linear", "square" or "exponential".
+        resample (bool): train on weighted bootstraps (default, as scikit-learn) instead of
             passing `sample_weight`.
 
     Fitted attributes: `model_`, `estimators_`, `estimator_weights_`,

@@ -31,15 +31,15 @@ class GradientBoostingClassifier(base.BaseEnsemble):
     Members must end linear with one unit per class (or target column).
 
     Args:
-        estimator: as for `BaggingClassifier`.
-        n_estimators: as for `BaggingClassifier`.
-        fit_params: as for `BaggingClassifier`.
-        random_state: as for `BaggingClassifier`.
-        verbose: as for `BaggingClassifier`.
-        work_dir: as for `BaggingClassifier`.
-        learning_rate: the shrinkage (> 0).
-        validation_data: optional (x_val, y_val) for early stopping.
-        early_stopping_rounds: members without improvement before stopping.
+        estimator (Callable | keras.Model | list): as for `BaggingClassifier`.
+        n_estimators (int): as for `BaggingClassifier`.
+        fit_params (dict | list[dict] | None): as for `BaggingClassifier`.
+        random_state (int | None): as for `BaggingClassifier`.
+        verbose (int): as for `BaggingClassifier`.
+        work_dir (str | os.PathLike | None): as for `BaggingClassifier`.
+        learning_rate (float): the shrinkage (> 0).
+        validation_data (tuple | None): optional (x_val, y_val) for early stopping.
+        early_stopping_rounds (int): members without improvement before stopping.
 
     Fitted attributes: `model_`, `estimators_`, `train_residuals_` (the residual each
     member was fitted to, last member), `validation_scores_`, `classes_`.

@@ -17,7 +17,8 @@ class WeightedVote(FusionLayer):
     share per class, `(batch, classes)`, summing to one.
 
     Args:
-        weights: list of M non-negative numbers with a positive sum (fixed, not trained).
+        weights (list[float]): list of M non-negative numbers with a positive sum (fixed, not
+            trained).
 
     Keyword Args:
         branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).
@@ -84,7 +85,7 @@ class WeightedMedian(FusionLayer):
     gets its own median.
 
     Args:
-        weights: list of M non-negative numbers (all zero picks the smallest value, as
+        weights (list[float]): list of M non-negative numbers (all zero picks the smallest value, as
             scikit-learn does).
 
     Keyword Args:

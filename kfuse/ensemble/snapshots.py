@@ -109,21 +109,22 @@ class SnapshotEnsemble(OneRun):
     """Snapshot ensemble: one run of `epochs` with M = `n_estimators` cosine cycles.
 
     Args:
-        estimator: one builder callable or `keras.Model` (its loss is kept; the
-            optimizer is `optimizer` with the cosine schedule).
-        n_estimators: cycles = snapshots; must divide `epochs`.
-        epochs: epochs of the whole run (all cycles).
-        batch_size: rows per step.
-        learning_rate: the cosine schedule's starting learning rate (lr0).
-        optimizer: a name, a Keras optimizer config dict or a `keras.optimizers.Optimizer`
-            whose settings are copied.
-        fit_params: as for `BaggingClassifier`.
-        random_state: as for `BaggingClassifier`.
-        verbose: as for `BaggingClassifier`.
-        work_dir: as for `BaggingClassifier`. With `work_dir`, the network's and optimizer's variables are saved after every
-            cycle (`RunState`); a second `fit` continues after the last finished cycle and
-            ends with the snapshots of a run never interrupted (each cycle shuffles from
-            its own seed; on the in-memory epoch loop, the default for numpy data).
+        estimator (Callable | keras.Model): one builder callable or `keras.Model` (its loss is kept;
+            the optimizer is `optimizer` with the cosine schedule).
+        n_estimators (int): cycles = snapshots; must divide `epochs`.
+        epochs (int): epochs of the whole run (all cycles).
+        batch_size (int): rows per step.
+        learning_rate (float): the cosine schedule's starting learning rate (lr0).
+        optimizer (str | dict | keras.optimizers.Optimizer): a name, a Keras optimizer config dict
+            or a `keras.optimizers.Optimizer` whose settings are copied.
+        fit_params (dict | None): as for `BaggingClassifier`.
+        random_state (int | None): as for `BaggingClassifier`.
+        verbose (int): as for `BaggingClassifier`.
+        work_dir (str | os.PathLike | None): as for `BaggingClassifier`. With `work_dir`, the
+            network's and optimizer's variables are saved after every cycle (`RunState`); a second
+            `fit` continues after the last finished cycle and ends with the snapshots of a run never
+            interrupted (each cycle shuffles from its own seed; on the in-memory epoch loop, the
+            default for numpy data).
 
     Fitted attributes: `model_` (average of the snapshots' probabilities, or outputs for
     regression), `estimators_` (the snapshots), `learning_rates_` (lr per step), `classes_`.
@@ -200,19 +201,19 @@ class FastGeometricEnsemble(OneRun):
     cycle/2 + (M - 1) * cycle epochs. torchensemble's defaults: lr_1 5e-2, lr_2 1e-4, cycle 4.
 
     Args:
-        estimator: one builder or `keras.Model`.
-        n_estimators: snapshots.
-        epochs: warm-up epochs at `learning_rate` with `optimizer`.
-        cycle: epochs per cycle of the cyclic phase (even; same optimizer class).
-        lr_1: the cyclic phase's highest learning rate.
-        lr_2: the cyclic phase's lowest learning rate (reached mid-cycle).
-        batch_size: as for `SnapshotEnsemble`.
-        learning_rate: the warm-up learning rate.
-        optimizer: as for `SnapshotEnsemble`.
-        fit_params: as for `SnapshotEnsemble`.
-        random_state: as for `SnapshotEnsemble`.
-        verbose: as for `SnapshotEnsemble`.
-        work_dir: as for `SnapshotEnsemble`.
+        estimator (Callable | keras.Model): one builder or `keras.Model`.
+        n_estimators (int): snapshots.
+        epochs (int): warm-up epochs at `learning_rate` with `optimizer`.
+        cycle (int): epochs per cycle of the cyclic phase (even; same optimizer class).
+        lr_1 (float): the cyclic phase's highest learning rate.
+        lr_2 (float): the cyclic phase's lowest learning rate (reached mid-cycle).
+        batch_size (int): as for `SnapshotEnsemble`.
+        learning_rate (float): the warm-up learning rate.
+        optimizer (str | dict | keras.optimizers.Optimizer): as for `SnapshotEnsemble`.
+        fit_params (dict | None): as for `SnapshotEnsemble`.
+        random_state (int | None): as for `SnapshotEnsemble`.
+        verbose (int): as for `SnapshotEnsemble`.
+        work_dir (str | os.PathLike | None): as for `SnapshotEnsemble`.
 
     Fitted attributes: `model_`, `estimators_`, `classes_`.
 

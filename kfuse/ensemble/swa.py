@@ -63,17 +63,17 @@ class SWA(OneRun):
     resume with other shuffles). A work_dir of another configuration is refused.
 
     Args:
-        estimator: one builder or `keras.Model` with trainable weights.
-        epochs: epochs of ordinary training before averaging starts.
-        swa_epochs: epochs of the averaging phase (one average update per epoch).
-        learning_rate: the learning rate of the first phase.
-        swa_learning_rate: the constant learning rate of the averaging phase.
-        optimizer: as for `SnapshotEnsemble`.
-        batch_size: rows per step.
-        fit_params: as for `SnapshotEnsemble`.
-        random_state: as for `SnapshotEnsemble`.
-        verbose: as for `SnapshotEnsemble`.
-        work_dir: as for `SnapshotEnsemble`.
+        estimator (Callable | keras.Model): one builder or `keras.Model` with trainable weights.
+        epochs (int): epochs of ordinary training before averaging starts.
+        swa_epochs (int): epochs of the averaging phase (one average update per epoch).
+        learning_rate (float): the learning rate of the first phase.
+        swa_learning_rate (float): the constant learning rate of the averaging phase.
+        optimizer (str | dict | keras.optimizers.Optimizer): as for `SnapshotEnsemble`.
+        batch_size (int): rows per step.
+        fit_params (dict | None): as for `SnapshotEnsemble`.
+        random_state (int | None): as for `SnapshotEnsemble`.
+        verbose (int): as for `SnapshotEnsemble`.
+        work_dir (str | os.PathLike | None): as for `SnapshotEnsemble`.
 
     Fitted attributes: `model_` (one-branch graph, branch `member_0`), `network_` (the
     averaged Keras network), `n_averaged_`, `classes_`.

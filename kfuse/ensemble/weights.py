@@ -163,13 +163,13 @@ class WeightedEnsemble(base.BaseEnsemble):
     """Fixed weights over trained members, chosen on held-out data; ONE graph.
 
     Args:
-        members: a list of trained `keras.Model`s (heterogeneous allowed), or a fitted
-            kfuse ensemble (its `estimators_`).
-        method: "uniform", "metric", "optimize" or "caruana" (see the module docstring).
-        metric: for "metric": "accuracy" (default), "f1", "log_loss" or a scikit-learn
-            scorer name; for "caruana": "log_loss" (default), "accuracy" or "mse".
-        temperature: the "metric" transform's temperature.
-        ensemble_size: Caruana's number of steps (25, AutoGluon's default).
+        members (list[keras.Model] | BaseEnsemble): a list of trained `keras.Model`s (heterogeneous
+            allowed), or a fitted kfuse ensemble (its `estimators_`).
+        method (str): "uniform", "metric", "optimize" or "caruana" (see the module docstring).
+        metric (str | Callable | None): for "metric": "accuracy" (default), "f1", "log_loss" or a
+            scikit-learn scorer name; for "caruana": "log_loss" (default), "accuracy" or "mse".
+        temperature (float): the "metric" transform's temperature.
+        ensemble_size (int): Caruana's number of steps (25, AutoGluon's default).
 
     `fit(x_val, y_val)` takes HELD-OUT data (never the members' training rows).
     Fitted attributes: `model_` (a `WeightedAverage` with fixed weights, readable with

@@ -30,24 +30,25 @@ def compare(
     """Compare models on one data set: scores, diversity, significance, contributions.
 
     Args:
-        models: dict of name -> Keras model, kfuse `Stacker` (anything with `predict` /
+        models (dict): dict of name -> Keras model, kfuse `Stacker` (anything with `predict` /
             `predict_proba`) or a prediction array (probabilities, logits, one logit or
             sigmoid per row, hard labels; or values for regression).
-        x: inputs (array, dict of arrays, or a `tf.data.Dataset` of (inputs, labels));
-            may be None when every model is a prediction array.
-        y: labels (class ids or one-hot) or regression targets.
-        task: "auto", "classification" or "regression".
-        reference: the model tested against the others (default: the kfuse model, or
+        x (ArrayLike | dict | tf.data.Dataset | None): inputs (array, dict of arrays, or a
+            `tf.data.Dataset` of (inputs, labels)); may be None when every model is a prediction
+            array.
+        y (ArrayLike | None): labels (class ids or one-hot) or regression targets.
+        task (str): "auto", "classification" or "regression".
+        reference (str | None): the model tested against the others (default: the kfuse model, or
             the last entry when there is none). The others are the members.
-        metrics: metric names to compute (default: all for the task).
-        n_boot: bootstrap resamples.
-        seed: the bootstrap's seed.
-        alpha: the significance tests' level.
-        contributions: compute branch weights and ablation for kfuse models.
-        allow_nonfinite: skip the NaN / inf check of numeric inputs (`kfuse.inputs`).
+        metrics (list[str] | None): metric names to compute (default: all for the task).
+        n_boot (int): bootstrap resamples.
+        seed (int): the bootstrap's seed.
+        alpha (float): the significance tests' level.
+        contributions (bool): compute branch weights and ablation for kfuse models.
+        allow_nonfinite (bool): skip the NaN / inf check of numeric inputs (`kfuse.inputs`).
 
     Returns:
-        a `Report`.
+        Report: a `Report`.
 
     Example:
 

@@ -107,25 +107,26 @@ def robustness_sweep(
     """Score `model` under Gaussian noise on each modality and with modalities missing.
 
     Args:
-        model: a Keras model (e.g. from `kfuse.stack`) taking a dict of named inputs.
-        x: dict of input name -> array. Each input is one modality unless `modalities`
-            says otherwise.
-        y: labels.
-        noise_levels: noise standard deviations, in units of each modality's std.
-        modalities: input names to perturb (default: every input of `x` but "presence").
-        missing: also score every non-empty proper subset of missing modalities.
-        baseline: a late-fusion model (or a `RobustnessResult` of one) for effective
-            robustness; swept with the same settings.
-        metric: callable (y, predictions) -> float; default accuracy (arg-max, or a
-            0.5 / 0 threshold for one output).
-        fill: value a missing modality is replaced with.
-        branch_inputs: for models with a "presence" input, the inputs each presence
+        model (keras.Model): a Keras model (e.g. from `kfuse.stack`) taking a dict of named inputs.
+        x (dict[str, ArrayLike]): dict of input name -> array. Each input is one modality unless
+            `modalities` says otherwise.
+        y (ArrayLike): labels.
+        noise_levels (Sequence[float]): noise standard deviations, in units of each modality's std.
+        modalities (list[str] | None): input names to perturb (default: every input of `x` but
+            "presence").
+        missing (bool): also score every non-empty proper subset of missing modalities.
+        baseline (keras.Model | RobustnessResult | None): a late-fusion model (or a
+            `RobustnessResult` of one) for effective robustness; swept with the same settings.
+        metric (Callable | None): callable (y, predictions) -> float; default accuracy (arg-max, or
+            a 0.5 / 0 threshold for one output).
+        fill (float): value a missing modality is replaced with.
+        branch_inputs (dict | None): for models with a "presence" input, the inputs each presence
             column (branch) reads; default from `model.kfuse_info`. A branch is marked
             absent when any input it reads is missing.
-        seed: seed of the noise.
+        seed (int): seed of the noise.
 
     Returns:
-        a `RobustnessResult`.
+        RobustnessResult: a `RobustnessResult`.
 
     Example:
 

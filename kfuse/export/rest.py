@@ -42,11 +42,13 @@ def rest_payload(x, format="instances", signature_name=_export.SERVING, signatur
     """The JSON body (a dict; send `json.dumps(body)`) of TF Serving's REST predict API.
 
     Args:
-        x: a dict of input name -> array (batch first), or one array for one input.
-        format: "instances" (row format: one object per example) or "inputs" (columnar).
-        signature_name: the signature to call.
-        signature: optional model, export path or dict of name -> shape to check the
-            input names, shapes and dtypes against; a bare `x` takes the signature's one name.
+        x (dict[str, ArrayLike] | ArrayLike): a dict of input name -> array (batch first), or one
+            array for one input.
+        format (str): "instances" (row format: one object per example) or "inputs" (columnar).
+        signature_name (str): the signature to call.
+        signature (keras.Model | str | dict | None): optional model, export path or dict of name ->
+            shape to check the input names, shapes and dtypes against; a bare `x` takes the
+            signature's one name.
 
     Example:
 

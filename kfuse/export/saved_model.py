@@ -132,23 +132,23 @@ def export_saved_model(
     """Export `model` as a SavedModel at `base_dir/<version>/` for TF Serving.
 
     Args:
-        model: a built Keras model with named inputs (a `kfuse.FusedModel` gets
+        model (keras.Model): a built Keras model with named inputs (a `kfuse.FusedModel` gets
             `logits`/`probabilities`/`prediction` outputs from its head).
-        base_dir: the model's base path as TF Serving sees it.
-        version: int, or None for one more than the highest existing version.
-        overwrite: replace an existing version directory instead of refusing.
-        branch_outputs: add a `branch_outputs` signature returning every branch's
+        base_dir (str | os.PathLike): the model's base path as TF Serving sees it.
+        version (int | None): int, or None for one more than the highest existing version.
+        overwrite (bool): replace an existing version directory instead of refusing.
+        branch_outputs (bool): add a `branch_outputs` signature returning every branch's
             output (a `kfuse.FusedModel` only; on the model's own inputs).
-        raw_text: a branch over a KerasHub Task with a text preprocessor is served on raw
+        raw_text (bool): a branch over a KerasHub Task with a text preprocessor is served on raw
             strings: its token inputs are replaced by one string input `<branch>_text`,
             tokenized inside the SavedModel by the Task's preprocessor (serving needs
             `import tensorflow_text` for the tokenizer ops). False keeps the token inputs.
-        merge_lora: serve a copy of the model whose LoRA branches (`Branch(lora_rank=)`)
+        merge_lora (bool): serve a copy of the model whose LoRA branches (`Branch(lora_rank=)`)
             have each adapter's update folded into its base kernel: the same outputs, no
             LoRA variables, no extra matmuls (`kfuse.hub_lora.merged_copy`).
 
     Returns:
-        the path of the version directory written.
+        str: the path of the version directory written.
 
     Raises `kfuse.backend_support.BackendError` on the PyTorch backend (Keras cannot
     trace it into a SavedModel) and where TensorFlow is not installed.

@@ -82,9 +82,9 @@ class MiniRocket(keras.layers.Layer):
     subset of up to 9 channels (aeon's multivariate MiniRocket).
 
     Args:
-        num_features: about how many features (rounded down to a multiple of 84).
-        max_dilations_per_kernel: at most this many dilations per kernel.
-        seed: draws the training series of each bias and the channel subsets; None
+        num_features (int): about how many features (rounded down to a multiple of 84).
+        max_dilations_per_kernel (int): at most this many dilations per kernel.
+        seed (int | None): draws the training series of each bias and the channel subsets; None
             draws from NumPy's global state (set by `keras.utils.set_random_seed`).
 
     Example:

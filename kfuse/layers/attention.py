@@ -19,8 +19,8 @@ class AttentionFusion(MultiBranchFusion):
     weights of the present ones sum to one.
 
     Args:
-        units: int > 0 or None, width of the fused output.
-        return_weights: if True the layer returns `[fused, weights]`, weights `(batch, M)`.
+        units (int | None): int > 0 or None, width of the fused output.
+        return_weights (bool): if True the layer returns `[fused, weights]`, weights `(batch, M)`.
 
     Keyword Args:
         branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).

@@ -12,9 +12,9 @@ class FusionLayer(keras.layers.Layer):
     branches, names branches in its errors, and passes an optional presence mask.
 
     Args:
-        branch_names: optional list of branch names, set by `kfuse.stack`; used in error
-            messages and to label learned weights.
-        **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+        branch_names (list[str] | None): optional list of branch names, set by `kfuse.stack`; used
+            in error messages and to label learned weights.
+        **kwargs (Any): standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
         inputs: a list of M tensors, one per branch, each `(batch, ..., features)`.

@@ -19,10 +19,11 @@ class BilinearFusion(MultiBranchFusion):
     neutral factor 1 to the product.
 
     Args:
-        units: int > 0, output width.
-        factor: int > 0, the MFB factor k.
-        activation: activation of the projections (None for MFB, "tanh" for MLB).
-        normalize: apply the signed square root and L2 normalisation.
+        units (int): int > 0, output width.
+        factor (int): int > 0, the MFB factor k.
+        activation (str | Callable | None): activation of the projections (None for MFB, "tanh" for
+            MLB).
+        normalize (bool): apply the signed square root and L2 normalisation.
 
     Keyword Args:
         branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).

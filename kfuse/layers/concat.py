@@ -15,9 +15,10 @@ class Concat(FusionLayer):
     out a 10-wide logit vector.
 
     Args:
-        units: int or None. Width of the per-branch projection; None concatenates as is.
-        activation: activation of the projections (default None: linear).
-        normalize: bool. Apply a LayerNormalization to each branch (after its
+        units (int | None): int or None. Width of the per-branch projection; None concatenates as
+            is.
+        activation (str | Callable | None): activation of the projections (default None: linear).
+        normalize (bool): bool. Apply a LayerNormalization to each branch (after its
             projection when `units` is set).
 
     Keyword Args:

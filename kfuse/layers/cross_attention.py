@@ -23,10 +23,10 @@ class CrossAttentionFusion(MultiBranchFusion):
     and never pooled. An absent branch (presence 0) is neither attended to nor averaged.
 
     Args:
-        units: int > 0, model width and output width.
-        num_heads: int > 0.
-        key_dim: int > 0 or None (default units // num_heads, at least 1).
-        dropout: attention dropout rate.
+        units (int): int > 0, model width and output width.
+        num_heads (int): int > 0.
+        key_dim (int | None): int > 0 or None (default units // num_heads, at least 1).
+        dropout (float): attention dropout rate.
 
     Keyword Args:
         branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).

@@ -19,8 +19,8 @@ class FiLM(MultiBranchFusion):
     through unchanged; an absent conditioned branch outputs zeros.
 
     Args:
-        conditioning: the conditioning branch, by name (a `branch_names` entry, which
-            `kfuse.stack` sets) or by index.
+        conditioning (str | int | None): the conditioning branch, by name (a `branch_names` entry,
+            which `kfuse.stack` sets) or by index.
 
     Keyword Args:
         branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).

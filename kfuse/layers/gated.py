@@ -27,10 +27,10 @@ class GatedFusion(MultiBranchFusion):
     the gate input and gets zero gate; the gates of the present branches sum to one.
 
     Args:
-        units: int > 0, width of the fused output.
-        gate: "branch" or "feature".
-        activation: activation of the branch projections (default "tanh").
-        return_gates: if True the layer returns `[fused, gates]`, gates `(batch, M)` or
+        units (int): int > 0, width of the fused output.
+        gate (str): "branch" or "feature".
+        activation (str | Callable | None): activation of the branch projections (default "tanh").
+        return_gates (bool): if True the layer returns `[fused, gates]`, gates `(batch, M)` or
             `(batch, M, units)`. Leave False inside `kfuse.stack`.
 
     Keyword Args:

@@ -18,8 +18,8 @@ class LowRankFusion(MultiBranchFusion):
     branch (presence 0) contributes the neutral factor 1 to the product.
 
     Args:
-        units: int > 0, output width.
-        rank: int > 0.
+        units (int): int > 0, output width.
+        rank (int): int > 0.
 
     Keyword Args:
         branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).

@@ -18,13 +18,15 @@ class ModalityDropout(FusionLayer):
     `fusion`. Use it in `kfuse.stack(..., fusion=ModalityDropout(0.3, "gated"))`.
 
     Args:
-        rate: float in [0, 1), the drop probability per branch and sample.
-        fusion: the fusion applied afterwards: a name (see `kfuse.layers.fusion_names()`)
-            or a `FusionLayer` (default "concat"); a layer that is already built is copied.
-        seed: int or None, seed of the drop pattern.
+        rate (float): float in [0, 1), the drop probability per branch and sample.
+        fusion (str | keras.layers.Layer): the fusion applied afterwards: a name (see
+            `kfuse.layers.fusion_names()`) or a `FusionLayer` (default "concat"); a layer that is
+            already built is copied.
+        seed (int | None): int or None, seed of the drop pattern.
 
     Keyword Args:
-        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`; passed to `fusion`).
+        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`; passed to
+            `fusion`).
 
     Example:
 

@@ -58,7 +58,7 @@ class TrimmedMean(MultiBranchFusion):
     only present members count, and the trim shrinks so at least one member is kept.
 
     Args:
-        trim: int >= 1, members dropped from each end (needs M > 2 * trim branches).
+        trim (int): int >= 1, members dropped from each end (needs M > 2 * trim branches).
 
     Keyword Args:
         branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).
@@ -145,7 +145,7 @@ class OutlierGatedAverage(MultiBranchFusion):
     the consensus is always kept.
 
     Args:
-        threshold: float > 0, the z-score above which a member is dropped.
+        threshold (float): float > 0, the z-score above which a member is dropped.
 
     Keyword Args:
         branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).

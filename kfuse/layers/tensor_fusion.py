@@ -21,8 +21,9 @@ class TensorFusion(MultiBranchFusion):
     branches remain.
 
     Args:
-        units: int > 0 or None. With an int, a Dense(units) maps the product to `units`.
-        max_size: int > 0, the largest product width accepted (default 262,144).
+        units (int | None): int > 0 or None. With an int, a Dense(units) maps the product to
+            `units`.
+        max_size (int): int > 0, the largest product width accepted (default 262,144).
 
     Keyword Args:
         branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).

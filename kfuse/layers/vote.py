@@ -16,8 +16,8 @@ class Vote(FusionLayer):
     probability-like `(batch, classes)` tensor, so stack voting with `head=None`.
 
     Args:
-        mode: "soft" or "hard".
-        inputs_are: "probabilities" (default) or "logits": what the branches emit.
+        mode (str): "soft" or "hard".
+        inputs_are (str): "probabilities" (default) or "logits": what the branches emit.
             With "logits", soft voting applies a softmax to each branch first.
 
     Keyword Args:

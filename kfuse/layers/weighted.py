@@ -16,8 +16,8 @@ class WeightedAverage(FusionLayer):
     from `weights` or uniform). Read them after training with `branch_weights()`.
 
     Args:
-        weights: optional list of M non-negative numbers.
-        learnable: bool, default True when `weights` is None.
+        weights (list[float] | None): optional list of M non-negative numbers.
+        learnable (bool | None): bool, default True when `weights` is None.
 
     Keyword Args:
         branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).

@@ -179,24 +179,27 @@ def merge(models, method, base=None, *, model_parameters=None, dtype="float32",
     """Merge models of one architecture into a new ``keras.Model`` of that architecture.
 
     Args:
-        models: ``keras.Model``s and/or ``.keras`` paths (loaded with ``safe_mode=True``;
-            files are read one tensor at a time).
-        method: a name in ``kfuse.merge.METHODS`` (mergekit's names, parameters and
+        models (list[keras.Model | str]): ``keras.Model``s and/or ``.keras`` paths (loaded with
+            ``safe_mode=True``; files are read one tensor at a time).
+        method (str): a name in ``kfuse.merge.METHODS`` (mergekit's names, parameters and
             defaults): ``linear``, ``slerp``, ``nuslerp``, ``multislerp``, ``karcher``,
             ``task_arithmetic``, ``ties``, ``dare_linear``, ``dare_ties``, ``breadcrumbs``,
             ``breadcrumbs_ties``, ``della``, ``della_linear``, ``sce``, ``model_stock``,
             ``nearswap``, ``arcee_fusion`` or ``passthrough``, or a
             data-aware method: ``fisher``, ``regmean``, ``adamerging`` (needs ``base``) or
             ``zipit`` (MLPs only), see ``kfuse.merge.data_aware``.
-        base: the model the others were fine-tuned from (task-vector methods; slerp's t=0).
-        model_parameters: one dict per model (``weight``, ``density``), overriding
-            ``parameters``.
-        dtype: the dtype the arithmetic runs in; the output keeps the models' dtypes.
-        repair_data: inputs (array, or tf.data / generator of batches) to recompute
-            BatchNorm statistics with ``repair_batchnorm``; without it a BatchNorm merge warns.
-        data: the inputs a data-aware method reads: one array / ``(x, y)`` / ``tf.data`` per
-            model (each model's own task, in the models' order), or one set for all.
-        **parameters: global parameters (``t``, ``lambda`` (or ``lambda_``), ``normalize``,
+        base (keras.Model | str | None): the model the others were fine-tuned from (task-vector
+            methods; slerp's t=0).
+        model_parameters (list[dict] | None): one dict per model (``weight``, ``density``),
+            overriding ``parameters``.
+        dtype (str): the dtype the arithmetic runs in; the output keeps the models' dtypes.
+        repair_data (ArrayLike | tf.data.Dataset | Iterable | None): inputs (array, or tf.data /
+            generator of batches) to recompute BatchNorm statistics with ``repair_batchnorm``;
+            without it a BatchNorm merge warns.
+        data (ArrayLike | tuple | tf.data.Dataset | list | None): the inputs a data-aware method
+            reads: one array / ``(x, y)`` / ``tf.data`` per model (each model's own task, in the
+            models' order), or one set for all.
+        **parameters (Any): global parameters (``t``, ``lambda`` (or ``lambda_``), ``normalize``,
             ``seed``) and defaults of per-model ones. A value may be a list (a gradient across
             layer depth, as in mergekit: ``weight=[0.2, 0.8]`` is NOT one weight per model;
             use ``model_parameters`` for that) or a list of ``{"filter": "name", "value": v}``.

@@ -40,47 +40,48 @@ class Stacker(EstimatorOutputs, BaseEstimator):
     their outputs are computed once (the cache) and the head trains on the cached arrays.
 
     Args:
-        branches: list of `kfuse.Branch`.
-        meta: as for `kfuse.stack`. With `meta=None` and an int
-            `head`, the head gets a small L2 penalty (a logistic regression on the
-            meta-features), which keeps the gain on few rows.
-        head: int (classes), or a `kfuse.heads.*` object (required).
-        fusion: as for `kfuse.stack`.
-        cv: int (StratifiedKFold for classification, KFold otherwise), any scikit-learn
-            splitter, a float (holdout blending: that fraction trains the meta-learner)
-            or "prefit" (bases used as they are; warns about the leak).
-        stack_method: "auto", "predict_proba", "logits", "features" (the branch's `tap`
+        branches (list[Branch]): list of `kfuse.Branch`.
+        meta (tuple[int, ...] | Callable | keras.layers.Layer | None): as for `kfuse.stack`. With
+            `meta=None` and an int `head`, the head gets a small L2 penalty (a logistic regression
+            on the meta-features), which keeps the gain on few rows.
+        head (int | object): int (classes), or a `kfuse.heads.*` object (required).
+        fusion (str | keras.layers.Layer): as for `kfuse.stack`.
+        cv (int | float | str | object): int (StratifiedKFold for classification, KFold otherwise),
+            any scikit-learn splitter, a float (holdout blending: that fraction trains the
+            meta-learner) or "prefit" (bases used as they are; warns about the leak).
+        stack_method (str): "auto", "predict_proba", "logits", "features" (the branch's `tap`
             layer; frozen branches only, since each fold model's hidden units are its own
             space) or "raw". "auto": the branch's own
             `output`/`tap` if set, else probabilities for classification, raw for
             regression.
-        passthrough: as for `kfuse.stack`.
-        refit: True retrains each base on all rows for the final graph; False keeps the
+        passthrough (bool): as for `kfuse.stack`.
+        refit (bool): True retrains each base on all rows for the final graph; False keeps the
             K fold models and averages them inside the graph.
-        cache: train the head on cached frozen-branch outputs (False: through the graph).
-        levels: 1, or 2 (level-2 learners trained out-of-fold on the level-1 OOF outputs).
+        cache (bool): train the head on cached frozen-branch outputs (False: through the graph).
+        levels (int): 1, or 2 (level-2 learners trained out-of-fold on the level-1 OOF outputs).
             With a time-ordered `cv` (`TimeSeriesSplit`) the level-2 folds are forward in
             time; the earliest chunk of the OOF rows then has no level-2 OOF prediction,
             and the meta-learner trains (and the selection scores) on `level2_.rows`, the
             rows that have one. See `kfuse.training.levels`.
-        seed: every fold and base is seeded from it; results are deterministic.
-        work_dir: folder for checkpoints; a second `fit` resumes after a crash.
-        strategy: a `tf.distribute` strategy or name, as for `kfuse.stack`.
-        verbose: 1 shows one progress bar over folds x branches; 0 is silent.
-        meta_fit: dict of settings for training the meta-learner and head (epochs,
+        seed (int): every fold and base is seeded from it; results are deterministic.
+        work_dir (str | os.PathLike | None): folder for checkpoints; a second `fit` resumes after a
+            crash.
+        strategy (tf.distribute.Strategy | str | None): a `tf.distribute` strategy or name, as for
+            `kfuse.stack`.
+        verbose (int): 1 shows one progress bar over folds x branches; 0 is silent.
+        meta_fit (dict | None): dict of settings for training the meta-learner and head (epochs,
             batch_size, optimizer, learning_rate); defaults `META_FIT_DEFAULTS`.
-        selection: "auto" (default) scores, by an inner cross-validation over the cached
-            OOF meta-features, the learned top ("meta"), Caruana-selected fixed weights
-            over the members' OOF outputs ("caruana") and the best single member
-            ("best"), and keeps the best (ties to the simpler): so the Stacker does no
-            harm where a meta-learner would learn noise from a useless member. "meta"
-            forces the learned fusion / meta-learner / head (the behaviour before
-            `selection` existed), "caruana" or "best" the fixed weights. Fixed weights
-            need class probabilities (`stack_method="predict_proba"`) or, for a regression
-            head, head-shaped raw outputs (compared by MSE); elsewhere "auto" keeps "meta".
-            With a time-ordered `cv` (`TimeSeriesSplit`) the inner folds are forward in
-            time too. See `kfuse.training.selection`.
-        n_jobs: how many base models train at once, in threads (scikit-learn's name;
+        selection (str | bool): "auto" (default) scores, by an inner cross-validation over the
+            cached OOF meta-features, the learned top ("meta"), Caruana-selected fixed weights over
+            the members' OOF outputs ("caruana") and the best single member ("best"), and keeps the
+            best (ties to the simpler): so the Stacker does no harm where a meta-learner would learn
+            noise from a useless member. "meta" forces the learned fusion / meta-learner / head (the
+            behaviour before `selection` existed), "caruana" or "best" the fixed weights. Fixed
+            weights need class probabilities (`stack_method="predict_proba"`) or, for a regression
+            head, head-shaped raw outputs (compared by MSE); elsewhere "auto" keeps "meta". With a
+            time-ordered `cv` (`TimeSeriesSplit`) the inner folds are forward in time too. See
+            `kfuse.training.selection`.
+        n_jobs (int | None): how many base models train at once, in threads (scikit-learn's name;
             None: 1, -1: one per core). The fold models (and the refits) are the same
             whatever the number: everything that draws from a random state runs in the
             calling thread, in order, and each thread runs one model's seeded epochs

@@ -62,22 +62,23 @@ class FusionHyperModel(keras_tuner.HyperModel):
     (`best.save(...)`, `keras.saving.load_model(...)`).
 
     Args:
-        branches: list of `kfuse.Branch` (pre-trained bases and/or fresh callables).
-        head: an int (classes) or a `kfuse.heads.*` object.
-        fusions: a search dimension (see above).
-        meta_depth: a search dimension (see above).
-        meta_width: a search dimension (see above).
-        meta_dropout: a search dimension (see above).
-        include: a search dimension (see above).
-        required: a search dimension (see above).
-        finetune: a search dimension (see above), or a dict of branch name -> spec.
-        learning_rate: a search dimension (see above).
-        modality_dropout: a search dimension (see above).
-        optimizer: an optimizer name ("adam", "sgd", ...) built with the drawn learning rate.
-        metrics: extra metrics compiled besides the head's.
-        input_shapes: input name -> shape for inputs no base declares.
-        cache: train all-frozen trials on cached branch outputs.
-        name: the name of the built models.
+        branches (list[Branch]): list of `kfuse.Branch` (pre-trained bases and/or fresh callables).
+        head (int | object): an int (classes) or a `kfuse.heads.*` object.
+        fusions (list[str] | None): a search dimension (see above).
+        meta_depth (int | Sequence[int] | Range): a search dimension (see above).
+        meta_width (int | Sequence[int] | Range): a search dimension (see above).
+        meta_dropout (float | Sequence[float] | Range): a search dimension (see above).
+        include (list[str] | None): a search dimension (see above).
+        required (Sequence[str]): a search dimension (see above).
+        finetune (int | Sequence[int] | Range | dict): a search dimension (see above), or a dict of
+            branch name -> spec.
+        learning_rate (float | Sequence[float] | Range): a search dimension (see above).
+        modality_dropout (float | Sequence[float] | Range): a search dimension (see above).
+        optimizer (str): an optimizer name ("adam", "sgd", ...) built with the drawn learning rate.
+        metrics (list | None): extra metrics compiled besides the head's.
+        input_shapes (dict | None): input name -> shape for inputs no base declares.
+        cache (bool): train all-frozen trials on cached branch outputs.
+        name (str): the name of the built models.
 
     Example:
 
@@ -219,7 +220,8 @@ class FusionHyperModel(keras_tuner.HyperModel):
         design["meta"] = (width,) * depth
         design["meta_dropout"] = declare(hp, "meta_dropout", self.space["meta_dropout"], default=0.0)
         design["finetune"] = {
-            name: declare(hp, f"finetune_{name}", spec, "finetune", default=0) for name, spec in self.finetune.items()
+            name: declare(hp, f"finetune_{name}", spec, "finetune", default=0) for name, spec in
+                self.finetune.items()
         }
         design["learning_rate"] = declare(hp, "learning_rate", self.space["learning_rate"])
         design["modality_dropout"] = declare(hp, "modality_dropout", self.space["modality_dropout"], default=0.0)

@@ -14,10 +14,10 @@ class Range:
     """A numeric interval for one search dimension.
 
     Args:
-        min_value: the lower bound (ints give `hp.Int`, floats `hp.Float`).
-        max_value: the upper bound (of the same kind as `min_value`).
-        step: optional step between values.
-        sampling: "linear", "log" or "reverse_log".
+        min_value (int | float): the lower bound (ints give `hp.Int`, floats `hp.Float`).
+        max_value (int | float): the upper bound (of the same kind as `min_value`).
+        step (int | float | None): optional step between values.
+        sampling (str): "linear", "log" or "reverse_log".
 
     Example:
 

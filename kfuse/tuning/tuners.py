@@ -71,12 +71,12 @@ def make_tuner(hypermodel, kind="random", objective="val_accuracy", max_trials=1
     to start from); the oracle draws the trials after it.
 
     Args:
-        hypermodel: a `kfuse.tuning.FusionHyperModel`.
-        kind: "random", "bayesian" or "hyperband".
-        objective: a compiled metric name (checked now, not after the first trial).
-        max_trials: the trial budget (random, bayesian).
-        max_epochs: the most epochs one model trains (hyperband).
-        **kwargs: passed to the tuner (directory, project_name, seed, overwrite, ...).
+        hypermodel (FusionHyperModel): a `kfuse.tuning.FusionHyperModel`.
+        kind (str): "random", "bayesian" or "hyperband".
+        objective (str): a compiled metric name (checked now, not after the first trial).
+        max_trials (int): the trial budget (random, bayesian).
+        max_epochs (int): the most epochs one model trains (hyperband).
+        **kwargs (Any): passed to the tuner (directory, project_name, seed, overwrite, ...).
 
     Example:
 
