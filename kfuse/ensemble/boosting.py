@@ -41,12 +41,14 @@ class AdaBoostClassifier(base.BaseEnsemble):
     [h_m(x) = k].
 
     Args:
-        estimator (Callable | keras.Model | list): as for `BaggingClassifier`.
-        n_estimators (int): as for `BaggingClassifier`.
-        fit_params (dict | list[dict] | None): as for `BaggingClassifier`.
-        random_state (int | None): as for `BaggingClassifier`.
-        verbose (int): as for `BaggingClassifier`.
-        work_dir (str | os.PathLike | None): as for `BaggingClassifier`.
+        estimator (Callable | keras.Model | list): the base network, as for
+            `BaggingClassifier` (a builder, a model to clone, or a list of either).
+        n_estimators (int): the most members boosted; fewer when boosting stops early.
+        fit_params (dict | list[dict] | None): `model.fit` settings, as for `BaggingClassifier`.
+        random_state (int | None): seed of the resamples and of the members' initialisation.
+        verbose (int): 1 shows a progress bar over members; 0 is silent.
+        work_dir (str | os.PathLike | None): folder where finished members are kept, as for
+            `BaggingClassifier`.
         learning_rate (float): shrinks each alpha (> 0).
         resample (bool): train on weighted resamples instead of passing `sample_weight`.
 

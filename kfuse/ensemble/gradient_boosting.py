@@ -31,12 +31,16 @@ class GradientBoostingClassifier(base.BaseEnsemble):
     Members must end linear with one unit per class (or target column).
 
     Args:
-        estimator (Callable | keras.Model | list): as for `BaggingClassifier`.
-        n_estimators (int): as for `BaggingClassifier`.
-        fit_params (dict | list[dict] | None): as for `BaggingClassifier`.
-        random_state (int | None): as for `BaggingClassifier`.
-        verbose (int): as for `BaggingClassifier`.
-        work_dir (str | os.PathLike | None): as for `BaggingClassifier`.
+        estimator (Callable | keras.Model | list): the network each stage fits to the
+            pseudo-residuals (a builder, a model to clone, or a list of either; see
+            `BaggingClassifier`), ending linear.
+        n_estimators (int): boosting stages (members); fewer with early stopping.
+        fit_params (dict | list[dict] | None): per-member `model.fit` settings (a dict, or
+            one per member).
+        random_state (int | None): seed of the members' initialisation.
+        verbose (int): 1 shows a progress bar over stages; 0 is silent.
+        work_dir (str | os.PathLike | None): as for `BaggingClassifier`: finished stages are
+            kept there and a second `fit` resumes.
         learning_rate (float): the shrinkage (> 0).
         validation_data (tuple | None): optional (x_val, y_val) for early stopping.
         early_stopping_rounds (int): members without improvement before stopping.
