@@ -50,9 +50,11 @@ def final_layer(model):
     if len(outputs) != 1:
         return None
     layer = producing_layer(model, outputs[0])
-    last = (getattr(model, "operations", None) or [None])[-1]  # a single output's producer
-    if layer is None and isinstance(last, keras.Model) and len(last.outputs) == 1:
-        return final_layer(last)
+    if layer is None:  # a nested model called more than once: the last operation produces it
+        layer = (getattr(model, "operations", None) or [None])[-1]
+        layer = layer if isinstance(layer, keras.Model) else None
+    if isinstance(layer, keras.Model) and len(getattr(layer, "outputs", None) or ()) == 1:
+        return final_layer(layer)  # a functional nested model (a subclassed one has no outputs)
     return layer
 
 
@@ -170,7 +172,7 @@ def _convert_one(model, name, out, output, branch_name, several):
     if output == "raw":
         return out
     layer = producing_layer(model, out)
-    nested = layer is None and len(model.outputs) == 1  # read inside a nested model, never changed
+    nested = len(model.outputs) == 1 and (layer is None or isinstance(layer, keras.Model))  # read, never changed
     layer = final_layer(model) if nested else layer
     act, standalone = final_activation(layer) if layer is not None else (None, False)
     what = f"output {name!r}" if several or len(model.outputs) > 1 else "the base's output"
@@ -192,8 +194,8 @@ def _convert_one(model, name, out, output, branch_name, several):
             return out
         if nested:
             raise ValueError(
-                f"Branch '{branch_name}': {what} ends in {act} inside the nested model "
-                f"'{layer.name}', which the branch does not change; output={output!r} needs "
+                f"Branch '{branch_name}': {what} ends in {act} (layer '{layer.name}' of a "
+                f"nested model, which the branch does not change); output={output!r} needs "
                 "it linear. Use output='probabilities' or 'raw'."
             )
         if standalone:
