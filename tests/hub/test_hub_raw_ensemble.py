@@ -20,16 +20,22 @@ def _fused():
 
 def _tokens(member, texts):
     """The token inputs of `member`'s BERT branch, from the Task's own preprocessor."""
-    reads = member.kfuse_info["branches"][0]["inputs"]  # the fused model's names, in the Task's order
+    reads = member.kfuse_info["branches"][0][
+        "inputs"
+    ]  # the fused model's names, in the Task's order
     sub = member.get_layer("bert")
-    task = next(layer for layer in [sub, *sub.layers] if getattr(layer, "preprocessor", None) is not None)
+    task = next(
+        layer for layer in [sub, *sub.layers] if getattr(layer, "preprocessor", None) is not None
+    )
     tokens = task.preprocessor(texts)
     return {name: np.asarray(tokens[t.name]) for name, t in zip(reads, sub.inputs, strict=True)}
 
 
 @pytest.mark.slow
 def test_bagging_of_fused_hub_models_fits_and_predicts_on_a_list_of_strings():
-    bag = BaggingClassifier(_fused, n_estimators=2, fit_params={"epochs": 1, "batch_size": 3}, random_state=0)
+    bag = BaggingClassifier(
+        _fused, n_estimators=2, fit_params={"epochs": 1, "batch_size": 3}, random_state=0
+    )
     bag.fit(TEXTS, Y)  # failed before: "Missing data for input 'padding_mask'"
     tokens = _tokens(bag.estimators_[0], TEXTS)
     want = bag.predict_proba(tokens)

@@ -25,9 +25,13 @@ print(json.dumps({"logits": out["logits"].numpy().tolist(), "hub": "keras_hub" i
 
 
 def _resnet_task():
-    converter = keras_hub.layers.ResNetImageConverter(image_size=(16, 16), scale=1 / 255.0, offset=-0.5)
+    converter = keras_hub.layers.ResNetImageConverter(
+        image_size=(16, 16), scale=1 / 255.0, offset=-0.5
+    )
     preprocessor = keras_hub.models.ResNetImageClassifierPreprocessor(image_converter=converter)
-    return keras_hub.models.ResNetImageClassifier(backbone_families()["resnet"]()[0], 3, preprocessor=preprocessor)
+    return keras_hub.models.ResNetImageClassifier(
+        backbone_families()["resnet"]()[0], 3, preprocessor=preprocessor
+    )
 
 
 @pytest.mark.slow
