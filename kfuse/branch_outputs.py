@@ -44,11 +44,18 @@ def producing_layer(model, tensor):
 
 
 def final_layer(model):
-    """The layer that produces a functional model's single output (None for several)."""
+    """The layer that produces a functional model's single output (None for several); where
+    a nested model produces it (a `kfuse.FusedModel`'s `top`), that model's final layer."""
     outputs = model.outputs
     if len(outputs) != 1:
         return None
-    return producing_layer(model, outputs[0])
+    layer = producing_layer(model, outputs[0])
+    if layer is None:  # a nested model called more than once: the last operation produces it
+        layer = (getattr(model, "operations", None) or [None])[-1]
+        layer = layer if isinstance(layer, keras.Model) else None
+    if isinstance(layer, keras.Model) and len(getattr(layer, "outputs", None) or ()) == 1:
+        return final_layer(layer)  # a functional nested model (a subclassed one has no outputs)
+    return layer
 
 
 def base_outputs(model):
@@ -165,6 +172,8 @@ def _convert_one(model, name, out, output, branch_name, several):
     if output == "raw":
         return out
     layer = producing_layer(model, out)
+    nested = len(model.outputs) == 1 and (layer is None or isinstance(layer, keras.Model))  # read, never changed
+    layer = final_layer(model) if nested else layer
     act, standalone = final_activation(layer) if layer is not None else (None, False)
     what = f"output {name!r}" if several or len(model.outputs) > 1 else "the base's output"
     if act is None:
@@ -183,6 +192,12 @@ def _convert_one(model, name, out, output, branch_name, several):
     if act in ("softmax", "sigmoid"):
         if output == "probabilities":
             return out
+        if nested:
+            raise ValueError(
+                f"Branch '{branch_name}': {what} ends in {act} (layer '{layer.name}' of a "
+                f"nested model, which the branch does not change); output={output!r} needs "
+                "it linear. Use output='probabilities' or 'raw'."
+            )
         if standalone:
             return layer.input
         layer.activation = keras.activations.linear

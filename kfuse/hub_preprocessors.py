@@ -1,10 +1,12 @@
-"""The KerasHub text preprocessors inside a fused model, for a serving signature on raw strings.
+"""The KerasHub preprocessors inside a fused model, for a serving signature on raw strings and images.
 
 A branch over a KerasHub `Task` keeps the Task as one layer of its sub-model, and the Task
 keeps its `preprocessor` (with the tokenizer's vocabulary, restored by a `.keras` file from
 its assets). KerasHub runs a preprocessor outside the graph (in the `tf.data` pipeline); a
 SavedModel can hold it, so `kfuse.export.export_saved_model` serves each such branch on
-raw strings: one string input `<branch>_text` whose tokens feed the branch's inputs.
+raw strings: one string input `<branch>_text` whose tokens feed the branch's inputs; an
+image Task's preprocessor (its image converter: resize, rescale) serves `<branch>_images`,
+raw images of any size.
 """
 
 
@@ -13,11 +15,12 @@ def _hub_layers(sub_model):
     return [sub_model, *getattr(sub_model, "layers", [])]
 
 
-def _text_preprocessor(sub_model):
-    """The preprocessor (with a tokenizer) of the Task inside a branch sub-model, or None."""
+def _task_preprocessor(sub_model, part="tokenizer"):
+    """The preprocessor of the Task inside a branch sub-model that holds `part` (its
+    "tokenizer" for text, "image_converter" for images), or None."""
     for layer in _hub_layers(sub_model):
         pre = getattr(layer, "preprocessor", None)
-        if pre is not None and getattr(pre, "tokenizer", None) is not None:
+        if pre is not None and getattr(pre, part, None) is not None:
             return pre
     return None
 
@@ -50,7 +53,7 @@ def text_preprocessors(model, branches=None):
     """
     found, fed = [], {}
     for branch, sub, inputs in fused_branches(model) if branches is None else branches:
-        pre = _text_preprocessor(sub)
+        pre = _task_preprocessor(sub)
         if pre is None:
             continue
         mapping = dict(zip(inputs, [t.name for t in sub.inputs], strict=True))
@@ -65,6 +68,33 @@ def text_preprocessors(model, branches=None):
         if not pre.built:
             pre.build(None)
         found.append((f"{branch}_text", pre, mapping))
+    return found
+
+
+def image_preprocessors(model):
+    """[(raw input name, preprocessor, the fused model input it feeds)], one per branch of
+    `model` (a `kfuse.FusedModel`) over a KerasHub image Task whose preprocessor has an
+    image converter (resize, rescale): its raw images are served as `<branch>_images`.
+
+    Example:
+
+    ```python
+    import keras, kfuse
+    from kfuse.hub_preprocessors import image_preprocessors
+
+    x = keras.Input((8, 8, 3), name="img")
+    model = kfuse.stack([kfuse.Branch(keras.Model(x, keras.layers.Flatten()(x)), name="b")], head=2)
+    assert image_preprocessors(model) == []  # no KerasHub image Task in it
+    ```
+    """
+    found = []
+    for branch, sub, inputs in fused_branches(model):
+        pre = _task_preprocessor(sub, "image_converter")
+        if pre is None or getattr(pre, "tokenizer", None) is not None or len(inputs) != 1:
+            continue  # a text (or multimodal) Task: served by text_preprocessors, or not at all
+        if not pre.built:
+            pre.build(None)
+        found.append((f"{branch}_images", pre, inputs[0]))
     return found
 
 

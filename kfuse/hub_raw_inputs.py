@@ -101,6 +101,13 @@ def _single_column(names, x, raw):
     return x if needed <= set(raw[0][2]) else None
 
 
+def holds_raw_strings(x):
+    """Whether `x` (one column, or a dict of columns) holds strings: the cheap test a caller
+    makes before building a model to read its Tasks' preprocessors from."""
+    values = x.values() if isinstance(x, dict) else [x]
+    return any(_holds_strings(v) for v in values)
+
+
 def _holds_strings(value):
     if isinstance(value, (list, tuple)):
         return bool(value) and all(isinstance(v, (str, bytes)) for v in value)

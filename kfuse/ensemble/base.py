@@ -26,6 +26,7 @@ import numpy as np
 from kfuse import epoch_loop
 from kfuse.branch_outputs import final_activation, final_layer
 from kfuse.fingerprints import compiled_hash, data_digest
+from kfuse.hub_raw_inputs import holds_raw_strings, tokenized
 from kfuse.inputs import SHOW_ROWS, nonfinite_rows
 from kfuse.jsonable import jsonable as _jsonable
 from kfuse.run_store import RunStore
@@ -263,6 +264,14 @@ def spec_identity(spec, who="kfuse"):
     The build leaves Python's and numpy's random states as they were."""
     if isinstance(spec, keras.Model):
         return "model:" + compiled_hash(spec)
+    return "builder:" + compiled_hash(built_aside(spec, who))
+
+
+def built_aside(spec, who="kfuse"):
+    """The network of member spec `spec` (itself when a `keras.Model`), built leaving
+    Python's and numpy's random states as they were (each member is seeded on its own)."""
+    if isinstance(spec, keras.Model):
+        return spec
     python_state, numpy_state = random.getstate(), np.random.get_state()
     try:
         model = spec()
@@ -271,7 +280,7 @@ def spec_identity(spec, who="kfuse"):
         np.random.set_state(numpy_state)
     if not isinstance(model, keras.Model):
         raise TypeError(f"{who}: the member builder returned {type(model).__name__}, not a keras.Model")
-    return "builder:" + compiled_hash(model)
+    return model
 
 
 def _callable_name(value):
@@ -303,9 +312,21 @@ class BaseEnsemble:
 
     def fit(self, x, y):
         """Train the members and build `model_`; returns self. The work_dir (if any) is
-        held for this fit alone and released when it ends, finished or not."""
+        held for this fit alone and released when it ends, finished or not. Raw strings
+        of a member's KerasHub Task branches (`<branch>_text`) are tokenized once, here."""
+        self.raw_source_ = None  # this fit's member specs, read again
+        x = self._tokenized(x)
         with contextlib.ExitStack() as claims:
             return self._fit(x, y, claims)
+
+    def _tokenized(self, x):
+        """`x` with the raw strings of the members' KerasHub Task branches tokenized
+        (`kfuse.hub_raw_inputs.tokenized`, read from `raw_source_`); other data as it is."""
+        if not holds_raw_strings(x):
+            return x
+        if getattr(self, "raw_source_", None) is None:  # the first member spec's network
+            self.raw_source_ = built_aside(spec_list(self.estimator, self._who())[0], self._who())
+        return tokenized(self.raw_source_, x, self._who())
 
     def _fingerprint(self, x, y, *extra):
         """What the members depend on: every setting but `RESULT_FREE`, the member specs by
@@ -341,7 +362,7 @@ class BaseEnsemble:
     def predict_proba(self, x, batch_size=256):
         """Class probabilities (classification) of the fused graph."""
         self._check_fitted()
-        return np.asarray(self.model_.predict(x, batch_size=batch_size, verbose=0))
+        return np.asarray(self.model_.predict(self._tokenized(x), batch_size=batch_size, verbose=0))
 
     def predict(self, x, batch_size=256):
         """Class ids (classification) or values (regression) from the fused graph."""

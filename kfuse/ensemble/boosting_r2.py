@@ -191,7 +191,7 @@ class AdaBoostRegressor(base.BaseEnsemble):
     def predict(self, x, batch_size=256):
         """The weighted median of the members, `(n, 1)`, from the fused graph."""
         self._check_fitted()
-        return np.asarray(self.model_.predict(x, batch_size=batch_size, verbose=0))
+        return np.asarray(self.model_.predict(self._tokenized(x), batch_size=batch_size, verbose=0))
 
     def _train(self, trainers, i, x, target, w, draw):
         who = self._who()

@@ -158,7 +158,7 @@ class GradientBoostingClassifier(base.BaseEnsemble):
     def decision_function(self, x, batch_size=256):
         """The graph's output: learning_rate * sum of member outputs (logits)."""
         self._check_fitted()
-        return np.asarray(self.model_.predict(x, batch_size=batch_size, verbose=0))
+        return np.asarray(self.model_.predict(self._tokenized(x), batch_size=batch_size, verbose=0))
 
     def predict_proba(self, x, batch_size=256):
         """softmax of `decision_function` (classification); the values for regression."""

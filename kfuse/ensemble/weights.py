@@ -203,6 +203,8 @@ class WeightedEnsemble(base.BaseEnsemble):
         if not isinstance(members, (list, tuple)) or not members:
             raise ValueError(f"{who}: `members` must be a non-empty list of trained keras.Models or a fitted ensemble")
         check_method(self.method, who)
+        self.raw_source_ = members[0]  # its KerasHub Task branches tokenize raw strings
+        x = self._tokenized(x)
         if x is None or y is None:
             if self.method in ("optimize", "caruana", "metric"):
                 raise ValueError(f"{who}: method={self.method!r} chooses weights on HELD-OUT data; "

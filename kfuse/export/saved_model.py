@@ -12,7 +12,7 @@ from kfuse.backend_support import require
 from kfuse.export import versions as _store
 from kfuse.export.versions import VersionExistsError  # noqa: F401  (public name)
 from kfuse.hub_lora import merged_copy
-from kfuse.hub_preprocessors import text_preprocessors
+from kfuse.hub_preprocessors import image_preprocessors, text_preprocessors
 
 SERVING = "serving_default"
 BRANCHES = "branch_outputs"
@@ -127,7 +127,7 @@ def _require_savedmodel(capability):
 
 def export_saved_model(
     model, base_dir, version=None, overwrite=False, branch_outputs=False, raw_text=True,
-    merge_lora=False,
+    merge_lora=False, raw_images=True,
 ):  # fmt: skip
     """Export `model` as a SavedModel at `base_dir/<version>/` for TF Serving.
 
@@ -146,6 +146,10 @@ def export_saved_model(
         merge_lora (bool): serve a copy of the model whose LoRA branches (`Branch(lora_rank=)`)
             have each adapter's update folded into its base kernel: the same outputs, no
             LoRA variables, no extra matmuls (`kfuse.hub_lora.merged_copy`).
+        raw_images: a branch over a KerasHub image Task whose preprocessor has an image
+            converter is served on raw images: its input is replaced by `<branch>_images`
+            (uint8, any height and width), resized and rescaled inside the SavedModel by
+            the Task's preprocessor. False keeps the preprocessed image input.
 
     Returns:
         str: the path of the version directory written.
@@ -185,19 +189,21 @@ def export_saved_model(
         n: tf.TensorSpec((None, *t.shape[1:]), dtype=t.dtype, name=n) for n, t in pairs
     }
     raw = text_preprocessors(model) if raw_text else []
-    served = {n: s for n, s in specs.items() if not any(n in m for _, _, m in raw)}
-    served.update({text: tf.TensorSpec((None,), tf.string, name=text) for text, _, _ in raw})
+    images = image_preprocessors(model) if raw_images else []
+    served = _raw_specs(specs, raw, images)
 
     def serve(inputs):
         feed = {n: inputs[n] for n in names if n in inputs}
         for text, preprocessor, mapping in raw:
             tokens = preprocessor(inputs[text])
             feed.update({n: tf.cast(tokens[key], specs[n].dtype) for n, key in mapping.items()})
+        for name, preprocessor, n in images:
+            feed[n] = tf.cast(preprocessor(tf.cast(inputs[name], "float32")), specs[n].dtype)
         return named_outputs(model, _call(model, mode, names, feed))
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for _, preprocessor, _ in raw:
+    for _, preprocessor, _ in raw + images:
         archive.track(preprocessor)
     archive.add_endpoint(SERVING, serve, input_signature=[served])
     if branch_outputs:
@@ -213,6 +219,20 @@ def export_saved_model(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def _raw_specs(specs, raw, images):
+    """The serving signature: `specs` (the model's inputs) with each raw-text branch's
+    token inputs replaced by its `<branch>_text` strings and each raw-image branch's input
+    by its `<branch>_images` (uint8, any height and width, the input's channels)."""
+    import tensorflow as tf
+
+    fed = {n for _, _, m in raw for n in m} | {n for _, _, n in images}
+    served = {n: s for n, s in specs.items() if n not in fed}
+    served.update({text: tf.TensorSpec((None,), tf.string, name=text) for text, _, _ in raw})
+    for name, _, n in images:
+        served[name] = tf.TensorSpec((None, None, None, specs[n].shape[-1]), tf.uint8, name=name)
+    return served
 
 
 def _branch_probe(model):
