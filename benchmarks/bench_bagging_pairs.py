@@ -1,14 +1,14 @@
-"""Bagging's members two at a time side by side (`kfuse.ensemble.member_queue`) against one
+"""Bagging's members two at a time side by side (`kfuse.trainers.member_queue`) against one
 at a time, in one process, alternating.
 
 Issue 17's "ensembles: member training gets the same speed-ups": the fold models' lever
-(`kfuse.side_by_side`, two models of one architecture in ONE traced epoch) applied to
+(`kfuse.trainers.side_by_side`, two models of one architecture in ONE traced epoch) applied to
 bagging's members. Two ensembles on MNIST-1D (4,000 training rows, 1,000 test rows):
 - the ensemble benchmark's network (3 Conv1D of 16 channels, `bench_ensembles.keras_net`),
   4 members x 25 epochs, batch 100;
 - a heterogeneous bagging over the demo's CNN, GRU and MLP (two members each; epochs 30 /
   20 / 30, batch 100, Adam 3e-3, as the stacking benchmark trains them).
-"one at a time" sets `kfuse.side_by_side.GROUP = 1` (each member alone through one
+"one at a time" sets `kfuse.trainers.side_by_side.GROUP = 1` (each member alone through one
 traced epoch per architecture, the path before this lever); "pairs" is the default.
 Two rounds, the order reversed in the second; the ratio is pairs over one at a time,
 summed over rounds. The two must give the same ensemble: the test predictions are
@@ -28,10 +28,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from bench_ensembles import keras_net  # noqa: E402
 
-from kfuse import side_by_side  # noqa: E402
-from kfuse.data import load_mnist1d  # noqa: E402
+from kfuse.datasets.mnist1d import load_mnist1d  # noqa: E402
 from kfuse.demo import build_cnn, build_gru, build_mlp  # noqa: E402
 from kfuse.ensemble import BaggingClassifier  # noqa: E402
+from kfuse.trainers import side_by_side  # noqa: E402
 
 QUICK = bool(os.environ.get("KFUSE_QUICK"))
 ROUNDS = 1 if QUICK else 2

@@ -31,7 +31,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kfuse  # noqa: E402
-from kfuse.data import load_mnist1d  # noqa: E402
+from kfuse.datasets.mnist1d import load_mnist1d  # noqa: E402
 from kfuse.demo import train_base  # noqa: E402
 
 QUICK = bool(os.environ.get("KFUSE_QUICK"))
@@ -46,7 +46,7 @@ def frozen_branches(bases):
 
 
 def head():
-    return kfuse.heads.Classification(10, kernel_regularizer=keras.regularizers.L2(1e-4))
+    return kfuse.layers.heads.Classification(10, kernel_regularizer=keras.regularizers.L2(1e-4))
 
 
 def through_graph(bases, x, y, batch_size):

@@ -43,7 +43,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from kfuse import ensemble  # noqa: E402
-from kfuse.data import load_mnist1d  # noqa: E402
+from kfuse.datasets.mnist1d import load_mnist1d  # noqa: E402
 
 QUICK = bool(os.environ.get("KFUSE_QUICK"))
 SEEDS = [0] if QUICK else [int(s) for s in os.environ.get("KFUSE_SEEDS", "0,1,2").split(",")]

@@ -7,7 +7,7 @@ load hit them alike. Prints, at batch 256 and 2048, the ratio fused / separate (
 
 - `kfuse predict`: `FusedModel.predict` as users get it. On numpy arrays it runs the
   batches through one cached traced function over the whole graph
-  (`kfuse.predict_loop.predict_in_memory`), not Keras's `tf.data` predict loop; the
+  (`kfuse.trainers.predict_loop.predict_in_memory`), not Keras's `tf.data` predict loop; the
   output is `keras.Model.predict`'s, bit for bit (asserted below).
 - `Keras predict on the fused graph`: `keras.Model.predict(fused, ...)`, the path
   `FusedModel.predict` took before (0.77-0.82x of separate at batch 1024).
@@ -51,7 +51,7 @@ import numpy as np  # noqa: E402
 
 import kfuse  # noqa: E402
 from kfuse.demo import BASES  # noqa: E402
-from kfuse.predict_loop import predict_in_memory  # noqa: E402
+from kfuse.trainers.predict_loop import predict_in_memory  # noqa: E402
 
 QUICK = bool(os.environ.get("KFUSE_QUICK"))
 ROWS = int(os.environ.get("KFUSE_BENCH_ROWS", 1000 if QUICK else 10000))

@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kfuse.data import load_mnist1d  # noqa: E402
+from kfuse.datasets.mnist1d import load_mnist1d  # noqa: E402
 from kfuse.merge import align, greedy_soup, interpolation_curve, merge, repair_batchnorm  # noqa: E402
 from kfuse.merge.soups import accuracy  # noqa: E402
 

@@ -43,7 +43,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kfuse  # noqa: E402
-from kfuse.data import load_mnist1d  # noqa: E402
+from kfuse.datasets.mnist1d import load_mnist1d  # noqa: E402
 from kfuse.merge import merge  # noqa: E402
 from kfuse.merge.data_aware import adamerging  # noqa: E402
 from kfuse.merge.soups import accuracy  # noqa: E402

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 
 import kfuse  # noqa: E402
-from kfuse.data import load_mnist1d  # noqa: E402
+from kfuse.datasets.mnist1d import load_mnist1d  # noqa: E402
 from kfuse.demo import build_cnn, build_gru, build_mlp  # noqa: E402
 
 QUICK = bool(os.environ.get("KFUSE_QUICK"))

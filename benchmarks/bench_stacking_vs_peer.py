@@ -12,7 +12,7 @@ the 1,000 test rows scored), the demo's CNN, GRU and MLP (`kfuse.demo`), epochs
   trainings, then its default meta-learner on the out-of-fold probabilities.
 - kfuse no refit: `Stacker(cv=5, refit=False)`: the 15 fold models, averaged in the graph.
 - the same two with `n_jobs` = the machine's cores (`KFUSE_BENCH_JOBS`): that many models
-  train at once in threads, the same models as one at a time (`kfuse.training.threads`).
+  train at once in threads, the same models as one at a time (`kfuse.trainers.threads`).
   `KFUSE_BENCH_PEER_JOBS=1` adds the peer with `StackingClassifier(n_jobs=...)` (joblib
   processes) for comparison; the issue's setting is the peer as it comes (n_jobs=None).
 
@@ -26,10 +26,10 @@ accuracy over seeds with each seed's; `KFUSE_BENCH_ONLY` (comma-separated: peer,
 norefit, refit_jobs, norefit_jobs, peer_jobs) runs only those rows.
 
 What kfuse does differently (the levers measured, see the README's speed section): each
-base trains through `kfuse.epoch_loop` (one traced TensorFlow call per epoch over
+base trains through `kfuse.trainers.epoch_loop` (one traced TensorFlow call per epoch over
 in-memory tensors, the model's own `train_step`) instead of `Model.fit`'s per-step
 Python dispatch, two fold models of one base (or a fold and the refit) train side by
-side in one traced epoch (`kfuse.side_by_side`, bit-identical to one at a time), and
+side in one traced epoch (`kfuse.trainers.side_by_side`, bit-identical to one at a time), and
 each fold is scored from its meta-features (one predict per fold).
 """
 
@@ -45,7 +45,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kfuse  # noqa: E402
-from kfuse.data import load_mnist1d  # noqa: E402
+from kfuse.datasets.mnist1d import load_mnist1d  # noqa: E402
 from kfuse.demo import build_cnn, build_gru, build_mlp  # noqa: E402
 
 QUICK = bool(os.environ.get("KFUSE_QUICK"))

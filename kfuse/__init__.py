@@ -1,27 +1,28 @@
 """kfuse: fuse several Keras networks into one Keras model.
 
 Public names: `Branch`, `stack`, `early_fusion`, `FusedModel`, and the modules `layers`
-and `heads`. TensorFlow-only modules (`kfuse.distribute`, `kfuse.export`, `kfuse.data`)
+and `heads`. TensorFlow-only modules (`kfuse.distribute`, `kfuse.export`, `kfuse.datasets.mnist1d`)
 are imported on first use, so `import kfuse` works on any Keras backend.
 """
 
 import importlib
 
-from kfuse.console import quiet_tensorflow_import
+from kfuse.utils.console import quiet_tensorflow_import
 
 quiet_tensorflow_import()  # the `kfuse` command only: TensorFlow's start-up lines kept off stderr
 
-from kfuse import heads, layers  # noqa: E402
-from kfuse.branches import Branch  # noqa: E402
-from kfuse.graph import early_fusion, stack  # noqa: E402
-from kfuse.model import FusedModel  # noqa: E402
+from kfuse import layers  # noqa: E402
+from kfuse.branches.branch import Branch  # noqa: E402
+from kfuse.layers import heads  # noqa: E402
+from kfuse.models.fused import FusedModel  # noqa: E402
+from kfuse.models.graph import early_fusion, stack  # noqa: E402
 from kfuse.version import __version__  # noqa: E402
 
 _LAZY = {
     "distribute": "kfuse.distribute",
     "export": "kfuse.export",
-    "data": "kfuse.data",
-    "training": "kfuse.training",
+    "data": "kfuse.datasets.mnist1d",
+    "training": "kfuse.stacking",
     "evaluation": "kfuse.evaluation",
     "tuning": "kfuse.tuning",
     "ensemble": "kfuse.ensemble",
@@ -30,7 +31,7 @@ _LAZY = {
     "features": "kfuse.features",
 }
 _LAZY_NAMES = {
-    "Stacker": ("kfuse.training", "Stacker"),
+    "Stacker": ("kfuse.stacking", "Stacker"),
     "compare": ("kfuse.evaluation", "compare"),
 }
 
@@ -47,7 +48,7 @@ def __getattr__(name):
 # Saved ensemble graphs hold kfuse.ensemble's layers and schedules (WeightedVote,
 # TriangularCycle): register them on `import kfuse`, as kfuse.layers' are, so that
 # `keras.saving.load_model` reads any kfuse .keras file without a further import.
-import kfuse.ensemble.layers  # noqa: E402, F401
 import kfuse.ensemble.snapshots  # noqa: E402, F401
+import kfuse.layers.ensemble  # noqa: E402, F401
 
 __all__ = ["Branch", "FusedModel", "early_fusion", "heads", "layers", "stack", "__version__"]

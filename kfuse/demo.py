@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from kfuse.data import MNIST1D_PAPER_ACCURACY, holdout_split, load_mnist1d
+from kfuse.datasets.mnist1d import MNIST1D_PAPER_ACCURACY, holdout_split, load_mnist1d
 
 SIGNAL = 40
 CLASSES = 10
@@ -91,7 +91,7 @@ def fuse_saved_bases(paths, x_holdout, y_holdout, epochs, seed=0, verbose=0, l2=
         kfuse.Branch(path, name=name, inputs="signal", trainable=False, output="probabilities")
         for name, path in paths.items()
     ]
-    head = kfuse.heads.Classification(CLASSES, kernel_regularizer=keras.regularizers.l2(l2))
+    head = kfuse.layers.heads.Classification(CLASSES, kernel_regularizer=keras.regularizers.l2(l2))
     model = kfuse.stack(
         branches,
         fusion="concat",

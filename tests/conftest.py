@@ -17,7 +17,7 @@ def _seed():
 
 @pytest.fixture(scope="session")
 def mnist1d():
-    from kfuse.data import load_mnist1d
+    from kfuse.datasets.mnist1d import load_mnist1d
 
     return load_mnist1d()
 
@@ -36,7 +36,7 @@ def requires_tensorflow():
 @pytest.fixture
 def side_by_side_calls(monkeypatch):
     """The model counts of every `SideBySide.fit` call made in the test (it still trains)."""
-    from kfuse import side_by_side
+    from kfuse.trainers import side_by_side
 
     calls = []
     original = side_by_side.SideBySide.fit

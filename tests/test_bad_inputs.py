@@ -2,7 +2,7 @@
 words that name the branch / input / file / key and say what to do) or a correct result.
 
 One process, tiny models; the real-process cases (concurrent exports, kills) live in
-tests/test_export_processes.py and the CLI's own cases in tests/test_cli_errors.py.
+tests/export/test_export_processes.py and the CLI's own cases in tests/cli/test_cli_errors.py.
 """
 
 import os
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import kfuse
-from kfuse.names import check_name, suggest
-from kfuse.training.checkpoint import DamagedCheckpointError
+from kfuse.stacking.checkpoint import DamagedCheckpointError
+from kfuse.utils.names import check_name, suggest
 from tests.conftest import requires_tensorflow
 
 pytestmark = requires_tensorflow()
@@ -72,12 +72,12 @@ def test_branch_name_must_be_a_string():
 @pytest.mark.parametrize(
     "head, words",
     [(0, ["head=0", ">= 2"]), (-2, ["head=-2", ">= 2"]), (np.int64(0), ["head=0"]),
-     (1, ["head=1 is ambiguous", "kfuse.heads.Binary()", "kfuse.heads.Regression(1)"]),
+     (1, ["head=1 is ambiguous", "kfuse.layers.heads.Binary()", "kfuse.layers.heads.Regression(1)"]),
      (np.int32(1), ["head=1 is ambiguous"])],
 )
 def test_int_heads_below_two_raise(head, words):
     with pytest.raises(ValueError) as info:
-        kfuse.heads.get_head(head)
+        kfuse.layers.heads.get_head(head)
     for word in words:
         assert word in str(info.value)
 

@@ -46,7 +46,7 @@ def test_demo_table_lists_paper_figures():
 
 
 def test_meta_learner_never_sees_the_bases_training_rows():
-    from kfuse.data import holdout_split
+    from kfuse.datasets.mnist1d import holdout_split
 
     y = np.arange(100) % 10
     fit_idx, hold_idx = holdout_split(100, 0.2, seed=0, stratify=y)

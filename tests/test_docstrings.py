@@ -67,8 +67,8 @@ CASES = examples()
 def test_examples_were_found():
     names = " ".join(p.id for p in CASES)
     assert len(CASES) >= 45
-    for where in ("kfuse.graph.stack", "kfuse.export", "kfuse.evaluation.robustness.robustness_sweep",
-                  "kfuse.tuning.tuners.make_tuner", "kfuse.training.stacker.Stacker"):  # fmt: skip
+    for where in ("kfuse.models.graph.stack", "kfuse.export", "kfuse.evaluation.robustness.robustness_sweep",
+                  "kfuse.tuning.tuners.make_tuner", "kfuse.stacking.stacker.Stacker"):  # fmt: skip
         assert where + "#" in names, where
 
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import kfuse
 from kfuse.datasets import lag_windows
-from kfuse.training.threads import named_error
+from kfuse.trainers.threads import named_error
 from kfuse.tuning.config import load_config
 
 
@@ -41,7 +41,7 @@ def _nan_weights(seed):
 # --- non-finite labels, branches ----------------------------------------------------------
 
 def test_fit_refuses_nan_regression_targets_naming_the_rows():
-    model = kfuse.stack([kfuse.Branch(_base(0), name="a")], head=kfuse.heads.Regression())
+    model = kfuse.stack([kfuse.Branch(_base(0), name="a")], head=kfuse.layers.heads.Regression())
     before = [w.copy() for w in model.get_weights()]
     y = np.linspace(0, 1, 24).astype("float32")
     y[[3, 7]] = np.nan
@@ -53,7 +53,7 @@ def test_fit_refuses_nan_regression_targets_naming_the_rows():
 
 
 def test_fit_refuses_inf_targets_in_a_dataset_first_batch():
-    model = kfuse.stack([kfuse.Branch(_base(0), name="a")], head=kfuse.heads.Regression())
+    model = kfuse.stack([kfuse.Branch(_base(0), name="a")], head=kfuse.layers.heads.Regression())
     y = np.zeros(24, "float32")
     y[2] = np.inf
     data = tf.data.Dataset.from_tensor_slices((_x(), y)).batch(8)
@@ -66,7 +66,7 @@ def test_stacker_fit_refuses_nan_targets_naming_rows():
     y = np.linspace(0, 1, 24).astype("float32")
     y[11] = np.nan
     stacker = kfuse.Stacker([kfuse.Branch(_base(0), name="a", trainable=False)],
-                            head=kfuse.heads.Regression(), cv=2)
+                            head=kfuse.layers.heads.Regression(), cv=2)
     with pytest.raises(ValueError, match=r"Stacker.fit: labels y have NaN or infinite values in "
                                          r"rows \[11\]"):
         stacker.fit(_x(), y)
@@ -75,7 +75,7 @@ def test_stacker_fit_refuses_nan_targets_naming_rows():
 def test_fit_refuses_a_frozen_branch_with_nan_weights_before_training():
     model = kfuse.stack([kfuse.Branch(_base(0), name="good"),
                          kfuse.Branch(_nan_weights(1), name="broken", trainable=False)],
-                        head=kfuse.heads.Regression())
+                        head=kfuse.layers.heads.Regression())
     good = [w.copy() for w in model.branch("good").get_weights()]
     with pytest.raises(ValueError, match=r"frozen branch 'broken' has NaN or infinite values in "
                                          r"its weight 'broken/.*kernel'"):
@@ -87,7 +87,7 @@ def test_fit_refuses_a_frozen_branch_with_nan_weights_before_training():
 def test_stacker_refuses_a_frozen_branch_with_nan_weights():
     stacker = kfuse.Stacker([kfuse.Branch(_base(0), name="ok", trainable=False),
                              kfuse.Branch(_nan_weights(1), name="broken", trainable=False)],
-                            head=kfuse.heads.Regression(), cv=2)
+                            head=kfuse.layers.heads.Regression(), cv=2)
     with pytest.raises(ValueError, match=r"Stacker.fit: frozen branch 'broken' has NaN"):
         stacker.fit(_x(), np.zeros(24, "float32"))
 
@@ -97,7 +97,7 @@ def test_fit_names_a_frozen_branch_whose_outputs_overflow_on_some_rows():
     x[5] = 1e10  # finite input; the frozen branch's output is inf on this row only
     model = kfuse.stack([kfuse.Branch(_base(0), name="a"),
                          kfuse.Branch(_huge(), name="huge", trainable=False)],
-                        head=kfuse.heads.Regression())
+                        head=kfuse.layers.heads.Regression())
     with pytest.raises(ValueError, match=r"\.fit \(the loss went NaN\): branch 'huge' outputs NaN "
                                          r"or infinite values on rows \[5\] \(1 of 24\)"):
         model.fit(x, np.zeros(24, "float32"), epochs=1, verbose=0)
@@ -108,7 +108,7 @@ def test_fit_head_and_branch_outputs_name_the_nonfinite_branch():
     x[[4, 9]] = 1e10
     model = kfuse.stack([kfuse.Branch(_base(0), name="a", trainable=False),
                          kfuse.Branch(_huge(), name="huge", trainable=False)],
-                        head=kfuse.heads.Regression())
+                        head=kfuse.layers.heads.Regression())
     with pytest.raises(ValueError, match=r"branch 'huge' outputs NaN or infinite values on rows "
                                          r"\[4, 9\]"):
         model.fit_head(x, np.zeros(24, "float32"), epochs=1, verbose=0)

@@ -32,7 +32,7 @@ def load_data(spec, input_names=None):
     import numpy as np
 
     if spec == "mnist1d":
-        from kfuse.data import load_mnist1d
+        from kfuse.datasets.mnist1d import load_mnist1d
 
         _, (x, y) = load_mnist1d()
         return x, y

@@ -30,7 +30,7 @@ def tune(config, verbose=1):
     import numpy as np
 
     import kfuse
-    from kfuse.data import load_data_section as load_data
+    from kfuse.datasets.mnist1d import load_data_section as load_data
     from kfuse.export import export_saved_model
     from kfuse.tuning import FusionHyperModel, make_tuner
 

@@ -33,10 +33,10 @@ from kfuse.ensemble.gradient_boosting import (
     GradientBoostingRegressor,
     pseudo_residual,
 )
-from kfuse.ensemble.layers import WeightedMedian, WeightedVote
 from kfuse.ensemble.snapshots import FastGeometricEnsemble, SnapshotEnsemble, TriangularCycle
 from kfuse.ensemble.swa import SWA, recompute_batchnorm
 from kfuse.ensemble.weights import WeightedEnsemble, caruana, ensemble_weights
+from kfuse.layers.ensemble import WeightedMedian, WeightedVote
 
 __all__ = [
     "SWA",

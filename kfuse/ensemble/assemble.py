@@ -2,10 +2,10 @@
 
 import keras
 
-from kfuse.branches import Branch
-from kfuse.ensemble.layers import ProbabilityLogits, WeightedMedian, WeightedVote
-from kfuse.graph import stack
+from kfuse.branches.branch import Branch
 from kfuse.layers import WeightedAverage
+from kfuse.layers.ensemble import ProbabilityLogits, WeightedMedian, WeightedVote
+from kfuse.models.graph import stack
 
 
 def member_branches(members, output, input_name="x"):

@@ -8,10 +8,10 @@ logits when the model ends linear; MSE for regression). kfuse compiles members w
 `jit_compile=False`: XLA's compile time (seconds per member on CPU) outweighs its gain on
 the small networks ensembles hold.
 
-`work_dir` is a `kfuse.run_store.RunStore` (the Stacker's store): one `.keras` file and
+`work_dir` is a `kfuse.utils.run_store.RunStore` (the Stacker's store): one `.keras` file and
 one `.npz` state file per finished member (`member_<i>`), plus `run.json`, the
 configuration fingerprint (each builder identified by the network it builds,
-`kfuse.fingerprints`): a second `fit` with the same configuration and data resumes where
+`kfuse.utils.fingerprints`): a second `fit` with the same configuration and data resumes where
 the first stopped; another configuration is refused, naming each differing setting. One
 fit writes a work_dir at a time (a lock); a second gets `WorkDirInUseError`.
 """
@@ -23,13 +23,13 @@ import random
 import keras
 import numpy as np
 
-from kfuse import epoch_loop
-from kfuse.branch_outputs import final_activation, final_layer
-from kfuse.fingerprints import compiled_hash, data_digest
-from kfuse.hub_raw_inputs import holds_raw_strings, tokenized
+from kfuse.branches.outputs import final_activation, final_layer
+from kfuse.branches.raw_inputs import holds_raw_strings, tokenized
 from kfuse.inputs import SHOW_ROWS, nonfinite_rows
-from kfuse.jsonable import jsonable as _jsonable
-from kfuse.run_store import RunStore
+from kfuse.trainers import epoch_loop
+from kfuse.utils.fingerprints import compiled_hash, data_digest
+from kfuse.utils.jsonable import jsonable as _jsonable
+from kfuse.utils.run_store import RunStore
 
 try:
     from sklearn.exceptions import NotFittedError
@@ -233,7 +233,7 @@ def member_fit_settings(fit_params, index, who):
 
 def fit_member(model, x, y, settings, sample_weight=None, callbacks=(), pool=None):
     """Train one member: one traced call per epoch where the settings allow it
-    (`epoch_loop.supports`); with `pool` (a `kfuse.shared_fit.FitPool`), fresh members of
+    (`epoch_loop.supports`); with `pool` (a `kfuse.trainers.shared_fit.FitPool`), fresh members of
     one architecture also share that traced function (one trace, not one per member)."""
     settings = dict(settings)
     settings.setdefault("verbose", 0)
@@ -288,7 +288,7 @@ def _callable_name(value):
 
 
 def jsonable(value):
-    """`kfuse.jsonable.jsonable`, callables by their qualified name."""
+    """`kfuse.utils.jsonable.jsonable`, callables by their qualified name."""
     return _jsonable(value, leaf=_callable_name)
 
 
@@ -321,7 +321,7 @@ class BaseEnsemble:
 
     def _tokenized(self, x):
         """`x` with the raw strings of the members' KerasHub Task branches tokenized
-        (`kfuse.hub_raw_inputs.tokenized`, read from `raw_source_`); other data as it is."""
+        (`kfuse.branches.raw_inputs.tokenized`, read from `raw_source_`); other data as it is."""
         if not holds_raw_strings(x):
             return x
         if getattr(self, "raw_source_", None) is None:  # the first member spec's network

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from kfuse.branch_outputs import final_activation, final_layer
+from kfuse.branches.outputs import final_activation, final_layer
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import median_graph
 

@@ -6,7 +6,7 @@ the run depends on: the network's variables (`model.variables`: weights, BatchNo
 statistics and the random-seed state of layers such as Dropout), the optimizer's
 variables (step count, moments), the phase and the epochs it has finished, plus any
 arrays of its own (SWA's running average and its count). It is one `.npz` entry of the
-work_dir's `kfuse.run_store.RunStore` (written under a unique temporary name and moved
+work_dir's `kfuse.utils.run_store.RunStore` (written under a unique temporary name and moved
 into place, so a crash leaves the previous epoch's state whole; a damaged file is
 reported with its path). The configuration check is the store's `run.json`.
 """

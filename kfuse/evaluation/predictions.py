@@ -89,8 +89,8 @@ def load_data(x, y, allow_nonfinite=False):
 def raw_tokenized(name, model, x):
     """`x` with the raw strings of a kfuse model's KerasHub Task branches tokenized (a
     FusedModel's or a fitted Stacker's); other models' data as it is."""
-    from kfuse.hub_raw_inputs import tokenized, tokenized_for_branches
-    from kfuse.model import FusedModel
+    from kfuse.branches.raw_inputs import tokenized, tokenized_for_branches
+    from kfuse.models.fused import FusedModel
 
     where = f"compare(): model '{name}'"
     if isinstance(model, FusedModel):
@@ -106,7 +106,7 @@ def is_array(obj):
 
 def fused_model(obj):
     """The kfuse FusedModel behind `obj` (itself, or a fitted Stacker's `model_`), or None."""
-    from kfuse.model import FusedModel
+    from kfuse.models.fused import FusedModel
 
     if isinstance(obj, FusedModel):
         return obj
@@ -116,7 +116,7 @@ def fused_model(obj):
 
 def head_task(obj):
     """'classification', 'regression', or None when `obj` carries no kfuse head."""
-    from kfuse import heads
+    from kfuse.layers import heads
 
     model = fused_model(obj)
     head = model.head if model is not None else None
@@ -135,7 +135,7 @@ def _model_inputs(name, model, x):
     import keras
 
     from kfuse import inputs as kinputs
-    from kfuse.model import FusedModel
+    from kfuse.models.fused import FusedModel
 
     if not isinstance(x, dict):
         return x
@@ -243,7 +243,7 @@ def _is_one_hot(y):
 
 
 def softmax(z):
-    from kfuse.heads import to_probabilities as head_probabilities
+    from kfuse.layers.heads import to_probabilities as head_probabilities
 
     return head_probabilities(np.asarray(z, "float64"), "softmax")
 
@@ -264,7 +264,7 @@ def to_probabilities(name, raw, num_classes=None):
             return np.eye(k)[raw.astype(int)], notes
         p = raw
         if raw.size and (raw.min() < 0 or raw.max() > 1):
-            from kfuse.heads import to_probabilities as head_probabilities
+            from kfuse.layers.heads import to_probabilities as head_probabilities
 
             p = head_probabilities(raw, "sigmoid")
             notes.append(f"'{name}' outputs one logit per row: sigmoid applied")

@@ -10,7 +10,7 @@ from kfuse.evaluation.metrics import LOWER_IS_BETTER, per_class_scores, resolve_
 from kfuse.evaluation.predictions import collect, fused_model
 from kfuse.evaluation.self_check import branch_drift, drift_notes
 from kfuse.evaluation.significance import significance as significance_table
-from kfuse.quiet import quiet_tensorflow
+from kfuse.utils.quiet import quiet_tensorflow
 
 
 def compare(

@@ -9,7 +9,7 @@ says so instead of scoring a silently different model.
 
 import keras
 
-from kfuse.branches import branch_base_differences
+from kfuse.branches.branch import branch_base_differences
 from kfuse.evaluation.predictions import fused_model
 from kfuse.inputs import is_dataset
 

@@ -8,11 +8,11 @@ import warnings
 import keras
 import numpy as np
 
-from kfuse.backend_support import require
+from kfuse.branches.hub_preprocessors import image_preprocessors, text_preprocessors
+from kfuse.branches.lora import merged_copy
 from kfuse.export import versions as _store
 from kfuse.export.versions import VersionExistsError  # noqa: F401  (public name)
-from kfuse.hub_lora import merged_copy
-from kfuse.hub_preprocessors import image_preprocessors, text_preprocessors
+from kfuse.utils.backend_support import require
 
 SERVING = "serving_default"
 BRANCHES = "branch_outputs"
@@ -145,7 +145,7 @@ def export_saved_model(
             `import tensorflow_text` for the tokenizer ops). False keeps the token inputs.
         merge_lora (bool): serve a copy of the model whose LoRA branches (`Branch(lora_rank=)`)
             have each adapter's update folded into its base kernel: the same outputs, no
-            LoRA variables, no extra matmuls (`kfuse.hub_lora.merged_copy`).
+            LoRA variables, no extra matmuls (`kfuse.branches.lora.merged_copy`).
         raw_images: a branch over a KerasHub image Task whose preprocessor has an image
             converter is served on raw images: its input is replaced by `<branch>_images`
             (uint8, any height and width), resized and rescaled inside the SavedModel by
@@ -154,7 +154,7 @@ def export_saved_model(
     Returns:
         str: the path of the version directory written.
 
-    Raises `kfuse.backend_support.BackendError` on the PyTorch backend (Keras cannot
+    Raises `kfuse.utils.backend_support.BackendError` on the PyTorch backend (Keras cannot
     trace it into a SavedModel) and where TensorFlow is not installed.
 
     Example:
@@ -164,7 +164,7 @@ def export_saved_model(
     import keras, kfuse
     x = keras.Input((4,), name="signal")
     model = kfuse.stack([kfuse.Branch(keras.Model(x, keras.layers.Dense(2)(x)), name="m", inputs="signal")],
-                        head=kfuse.heads.Regression(1))
+                        head=kfuse.layers.heads.Regression(1))
     base = os.path.join(tempfile.mkdtemp(), "m")
     kfuse.export.export_saved_model(model, base)  # .../m/1 (concurrent exports get distinct ones)
     kfuse.export.export_saved_model(model, base, version=1, overwrite=True)  # swapped in atomically

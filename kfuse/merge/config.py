@@ -23,7 +23,7 @@ import os
 import re
 import sys
 
-from kfuse import yaml_marks
+from kfuse.utils import yaml_marks
 
 from .config_data import merge_data_to_file, resolve_data
 from .data_aware import DATA_METHODS

@@ -2,7 +2,7 @@
 
 A frozen branch gives the same outputs in every trial, so running it every epoch of every
 trial repeats the same work. `BranchCache` computes each frozen branch's outputs once per
-data set (with `kfuse.training.cache.cached_features`, the Stacker's cache); a trial
+data set (with `kfuse.stacking.cache.cached_features`, the Stacker's cache); a trial
 whose included branches are all frozen then trains `model.top` (the stack's own fusion,
 meta-learner and head, one sub-model) on those outputs, so the trained head is already
 in place in the full stack when it returns.
@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from kfuse import inputs as kinputs
-from kfuse.training.cache import BranchCache, compile_top, fit_top
+from kfuse.stacking.cache import BranchCache, compile_top, fit_top
 
 __all__ = ["BranchCache", "fit_cached"]
 

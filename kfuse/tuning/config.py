@@ -20,8 +20,8 @@ keys are refused by name, and missing branch files are reported before anything 
 import difflib
 import os
 
-from kfuse import yaml_marks
 from kfuse.tuning.space import Range
+from kfuse.utils import yaml_marks
 
 SECTIONS = {
     "branches": None,

@@ -5,10 +5,10 @@ import warnings
 import keras
 import keras_tuner
 
-from kfuse.branches import Branch
-from kfuse.graph import check_branches, resolve_input_specs, stack
-from kfuse.heads import get_head
+from kfuse.branches.branch import Branch
 from kfuse.layers import ModalityDropout, fusion_names, get_fusion
+from kfuse.layers.heads import get_head
+from kfuse.models.graph import check_branches, resolve_input_specs, stack
 from kfuse.tuning import cached_trials
 from kfuse.tuning.space import Range, as_choices, check_numbers, declare, fusion_accepts
 
@@ -21,7 +21,7 @@ DEFAULTS = {
     "modality_dropout": (0.0, 0.2),
 }
 
-#: fusions that start as the plain average of class-score branches (`kfuse.top`'s warm
+#: fusions that start as the plain average of class-score branches (`kfuse.models.top`'s warm
 #: start), in the order the space's default (the tuner's first trial) prefers them
 WARM_FUSIONS = ("average", "concat", "soft_vote", "weighted_average", "median", "trimmed_mean")
 
@@ -63,7 +63,7 @@ class FusionHyperModel(keras_tuner.HyperModel):
 
     Args:
         branches (list[Branch]): list of `kfuse.Branch` (pre-trained bases and/or fresh callables).
-        head (int | object): an int (classes) or a `kfuse.heads.*` object.
+        head (int | object): an int (classes) or a `kfuse.layers.heads.*` object.
         fusions (list[str] | None): a search dimension (see above).
         meta_depth (int | Sequence[int] | Range): a search dimension (see above).
         meta_width (int | Sequence[int] | Range): a search dimension (see above).
@@ -121,7 +121,7 @@ class FusionHyperModel(keras_tuner.HyperModel):
         super().__init__(name=name, tunable=tunable)
         self.branches = check_branches(branches)
         if head is None:
-            raise ValueError("FusionHyperModel needs a head (an int of classes or a kfuse.heads.* object)")
+            raise ValueError("FusionHyperModel needs a head (an int of classes or a kfuse.layers.heads.* object)")
         self.head = get_head(head)
         self.input_shapes = input_shapes
         specs = resolve_input_specs(self.branches, input_shapes)

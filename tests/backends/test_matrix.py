@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import kfuse
-from kfuse.backend_support import BackendError, backend_name
+from kfuse.utils.backend_support import BackendError, backend_name
 
 BACKEND = keras.backend.backend()
 
@@ -212,7 +212,7 @@ def test_export_refused_on_torch(users, tmp_path):
     assert not (tmp_path / "m").exists()  # nothing half-written
 
 
-@pytest.mark.skipif(BACKEND == "tensorflow", reason="tf.distribute runs on TensorFlow (tests/test_distribute.py)")
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="tf.distribute runs on TensorFlow (tests/distribute/test_distribute.py)")
 @pytest.mark.parametrize("strategy", ["mirrored", "default"])
 def test_strategy_refused_off_tensorflow(users, strategy):
     a, _, _ = users

@@ -28,7 +28,7 @@ from kfuse.ensemble import (
     SnapshotEnsemble,
     WeightedEnsemble,
 )
-from kfuse.run_store import DamagedCheckpointError
+from kfuse.utils.run_store import DamagedCheckpointError
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(100, 4)).astype("float32")

@@ -20,9 +20,9 @@ import keras
 import numpy as np
 import pytest
 
-import kfuse.run_store
+import kfuse.utils.run_store
 from kfuse.ensemble import BaggingClassifier
-from kfuse.run_store import LOCK, TEMP, RunStore, WorkDirInUseError, temp_name
+from kfuse.utils.run_store import LOCK, TEMP, RunStore, WorkDirInUseError, temp_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,7 +32,7 @@ WRITER = """
 import os, sys, time
 import keras, numpy as np
 from kfuse.ensemble import BaggingClassifier
-from kfuse.run_store import WorkDirInUseError
+from kfuse.utils.run_store import WorkDirInUseError
 
 work, started, go = sys.argv[1:4]
 
@@ -188,7 +188,7 @@ def pid_lock(folder, pid):
 
 
 def test_without_flock_a_dead_writers_pid_lock_is_taken_over(tmp_path, monkeypatch):
-    monkeypatch.setattr(kfuse.run_store, "fcntl", None)  # the exclusive-create lock (no flock)
+    monkeypatch.setattr(kfuse.utils.run_store, "fcntl", None)  # the exclusive-create lock (no flock)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait(timeout=60)
     pid_lock(tmp_path, dead.pid)
@@ -198,7 +198,7 @@ def test_without_flock_a_dead_writers_pid_lock_is_taken_over(tmp_path, monkeypat
 
 
 def test_without_flock_a_live_writers_pid_lock_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(kfuse.run_store, "fcntl", None)
+    monkeypatch.setattr(kfuse.utils.run_store, "fcntl", None)
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         pid_lock(tmp_path, live.pid)

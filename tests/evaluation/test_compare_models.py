@@ -142,7 +142,7 @@ def test_regression_fused_model(rng):
     base = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8)])
     fused = kfuse.stack([kfuse.Branch(base, name="lin", inputs="x"),
                          kfuse.Branch(lambda t: keras.layers.Dense(4)(t), name="fresh", inputs="x")],
-                        fusion="concat", head=kfuse.heads.Regression(1),
+                        fusion="concat", head=kfuse.layers.heads.Regression(1),
                         optimizer=keras.optimizers.Adam(3e-2))
     _fit(fused, x, y, 30, batch_size=50)
     report = kfuse.compare({"mean": np.full_like(y, y.mean()), "fused": fused}, x, y)

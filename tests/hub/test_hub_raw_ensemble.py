@@ -1,6 +1,6 @@
 """Ensembles of fused models over a KerasHub Task take the Task's raw strings: `fit`,
 `predict`, `predict_proba` and `score` tokenize them once (`BaseEnsemble._tokenized`,
-through `kfuse.hub_raw_inputs.tokenized`) before the members train side by side."""
+through `kfuse.branches.raw_inputs.tokenized`) before the members train side by side."""
 
 import numpy as np
 import pytest

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import kfuse
-from kfuse.branch_state import clone_with_state
+from kfuse.branches.state import clone_with_state
+from tests.branches.test_branch_outputs_multi import TwoLayerNet
 from tests.hub.families import backbone_families, bert_classifier, images, task_families
-from tests.test_branch_outputs_multi import TwoLayerNet
 
 
 def _feed(branch, task, x):

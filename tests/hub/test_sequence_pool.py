@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import kfuse
-from kfuse.sequence_pool import POOLS, SequencePool
+from kfuse.branches.sequence_pool import POOLS, SequencePool
 from tests.hub.families import backbone_families
 
 

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from kfuse.branch_state import clone_with_state, readapt_preprocessing
+from kfuse.branches.state import clone_with_state, readapt_preprocessing
 from kfuse.features import MiniRocket
 from kfuse.features.minirocket import KERNEL_INDICES, quantiles
 

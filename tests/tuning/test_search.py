@@ -133,7 +133,7 @@ def test_a_cached_trial_with_the_tuners_callbacks_runs_the_in_memory_epoch_loop(
     forwarding batch hooks must not send the trial to `Model.fit` (one traced epoch instead)."""
     from keras_tuner.src.engine import tuner_utils
 
-    from kfuse.epoch_loop import EPOCH_FUNCTION_ATTRIBUTE
+    from kfuse.trainers.epoch_loop import EPOCH_FUNCTION_ATTRIBUTE
 
     (x, y), (xv, yv) = data["train"], data["val"]
     hypermodel = FusionHyperModel(branches, head=10, **FROZEN)

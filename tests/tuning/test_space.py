@@ -154,7 +154,7 @@ class RegularisedHead(FusionHyperModel):
     def stack_kwargs(self, hp, design):
         kwargs = super().stack_kwargs(hp, design)
         l2 = hp.Choice("head_l2", [0.0, 1e-3])
-        kwargs["head"] = kfuse.heads.Classification(10, kernel_regularizer=keras.regularizers.L2(l2) if l2 else None)
+        kwargs["head"] = kfuse.layers.heads.Classification(10, kernel_regularizer=keras.regularizers.L2(l2) if l2 else None)
         return kwargs
 
 

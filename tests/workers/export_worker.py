@@ -1,5 +1,5 @@
 """A real process that exports a tiny model, for the concurrency and kill tests of
-tests/test_export_processes.py.
+tests/export/test_export_processes.py.
 
 Usage: python export_worker.py GO_FILE MODE:BASE_DIR:WIDTH [MODE:BASE_DIR:WIDTH ...]
 

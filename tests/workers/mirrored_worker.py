@@ -1,4 +1,4 @@
-"""Run by tests/test_distribute.py in its own process: the CPU is split into 2 logical
+"""Run by tests/distribute/test_distribute.py in its own process: the CPU is split into 2 logical
 devices before TensorFlow starts, which the main pytest process can no longer do.
 
 Trains the same stack on the same data and seed on one device and under
@@ -66,7 +66,7 @@ def train(strategy, jit_compile=False):
 
 def recompile_outside_scope():
     """stack(strategy=s), then compile and fit OUTSIDE s.scope(): the model keeps s."""
-    strategy = kfuse.strategy.get_strategy("mirrored")  # the one train("mirrored") used
+    strategy = kfuse.distribute.strategy.get_strategy("mirrored")  # the one train("mirrored") used
     model = kfuse.stack(branches(), strategy=strategy, head=3, meta=(8,))
     model.compile(  # the optimizer is named, so compile creates its variables (in s's scope)
         optimizer="adam",
@@ -111,7 +111,7 @@ def stacker_under_mirrored(tmp_dir):
         out[selection] = {
             "chosen": stacker.selection_,
             "scored": sorted(stacker.selection_scores_),
-            "same_strategy": model.distribute_strategy is kfuse.strategy.get_strategy("mirrored"),
+            "same_strategy": model.distribute_strategy is kfuse.distribute.strategy.get_strategy("mirrored"),
             "variables_mirrored": all(
                 isinstance(getattr(v, "value", v), tf.distribute.DistributedValues) for v in model.variables
             ),
@@ -128,8 +128,8 @@ def second_strategy_warning():
     """A second MirroredStrategy object over the same devices is warned about."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        kfuse.strategy.get_strategy(kfuse.strategy.get_strategy("mirrored"))  # the same one: silent
-        kfuse.strategy.get_strategy(tf.distribute.MirroredStrategy(DEVICES))
+        kfuse.distribute.strategy.get_strategy(kfuse.distribute.strategy.get_strategy("mirrored"))  # the same one: silent
+        kfuse.distribute.strategy.get_strategy(tf.distribute.MirroredStrategy(DEVICES))
     return [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
 
 

@@ -1,4 +1,4 @@
-"""One worker of tests/test_multiworker.py: trains a small stack under MWMS.
+"""One worker of tests/distribute/test_multiworker.py: trains a small stack under MWMS.
 
 Usage (TF_CONFIG set by the test): python multiworker_worker.py INDEX OUT_DIR
 Writes OUT_DIR/worker<INDEX>.npz: final weights, local loss before and after, history, and

@@ -1,5 +1,5 @@
 """Load a kfuse export the way a server does: a fresh process that imports only
-TensorFlow (no kfuse, no keras). Run by tests/test_export.py.
+TensorFlow (no kfuse, no keras). Run by tests/export/test_export.py.
 
 Usage: python serve_check.py EXPORT_VERSION_DIR INPUTS.npz OUT_DIR [PAYLOAD.json ...]
 

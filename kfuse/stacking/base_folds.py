@@ -1,0 +1,279 @@
+"""`BaseFolds`: each trainable base trained out-of-fold (and refit), for the `Stacker`.
+
+The K fold models of one base train one after another in one worker's variables
+(`kfuse.trainers.shared_fit.SharedFit`: one traced training function per base), each fold is scored
+from its meta-features, and the meta-feature model is built once per base and given each fold
+model's weights (one predict trace per base). Resumable: every finished fold and refit is in
+the `WorkDir`.
+"""
+
+import contextlib
+
+import keras
+import numpy as np
+
+from kfuse.branches.branch import Branch
+from kfuse.stacking import base_training as bt
+from kfuse.stacking.averaging import fold_average_model
+from kfuse.trainers import side_by_side, threads
+from kfuse.trainers.shared_fit import SharedFit
+
+
+class _Job:
+    """One model to train: ``branch`` on ``rows`` (None: every row, the refit) from ``seed``;
+    a fold's job also names its fold and held-out rows. Hashed by identity."""
+
+    def __init__(self, branch, seed, rows=None, fold=None, test_rows=None):
+        self.branch, self.seed, self.rows, self.fold, self.test_rows = branch, seed, rows, fold, test_rows
+
+
+def _failed(error, jobs):
+    """``error`` naming the branch and the folds (or refit) its jobs were training."""
+    what = ", ".join("the refit on every row" if j.fold is None else f"fold {j.fold + 1}"
+                     for j in jobs)
+    return threads.named_error(error, f"Stacker: training branch '{jobs[0].branch.name}' "
+                                      f"({what}) failed")
+
+
+def fold_seed(seed, fold, index):
+    """The seed of base ``index`` in fold ``fold`` (refit: fold 10,000; frozen builds: 999)."""
+    return seed * 100_003 + fold * 101 + index
+
+
+class BaseFolds:
+    """Out-of-fold training of the ``trained`` branches of one `Stacker.fit`.
+
+    Args:
+        trained: the branches trained here (fresh callables or models to re-initialise).
+        methods: branch name -> stack method (``predict_proba``, ``logits``, ``features``...).
+        head: the `kfuse.layers.heads` head every base is trained under.
+        shapes: input name -> shape.
+        store: the `WorkDir` holding finished folds and refits.
+        seed: the Stacker's resolved seed; ``strategy``, ``sample_weight``: as the Stacker's.
+        progress: a `keras.utils.Progbar` advanced once per trained model.
+        n_jobs: models trained at once, in threads (`kfuse.trainers.threads`); 1 under a
+            strategy.
+    """
+
+    def __init__(self, trained, methods, head, shapes, store, seed, strategy=None,
+                 sample_weight=None, progress=None, n_jobs=1):
+        self.trained, self.methods, self.head, self.shapes = trained, methods, head, shapes
+        self.store, self.seed, self.strategy = store, seed, strategy
+        self.sample_weight, self.progress = sample_weight, progress
+        self.n_jobs = n_jobs if strategy is None else 1  # a strategy trains through Model.fit
+        # one traced training function per base, shared by its fold models and refit
+        self.shared = {b.name: SharedFit(self._worker_maker(b)) for b in trained}
+        # threads each take an idle one (a base's first is `shared`; more where folds of one
+        # base train at once)
+        self._idle = {b.name: [self.shared[b.name]] for b in trained}
+        self._lent = {}
+        self._feature_models = {}
+        self._side_by_side = {}  # base name -> its `SideBySide` (n_jobs=1)
+        self._refits = {}
+        self.base_models = {}
+
+    def run(self, plan, arrays, y, keep_fold_models, refit=False):
+        """``(oof, fold_models, scores)``: out-of-fold meta-features per base (mean over the
+        folds that hold a row out), the fold models (when ``keep_fold_models``), and each
+        fold's score. With ``refit``, the refits train here too, in the same queue as the
+        folds, where models train several at once (``n_jobs > 1``: no thread idles while
+        the last folds finish; ``n_jobs=1``: a refit trains side by side with a fold)."""
+        finished, jobs = {}, []
+        for k, (train_rows, test_rows) in enumerate(plan.splits):
+            for i, b in enumerate(self.trained):
+                if self.store.has_fold(k, b.name):
+                    finished[(k, b.name)] = self.store.load_fold(k, b.name, need_model=keep_fold_models)
+                    self._advance("fold", k + 1)
+                else:
+                    jobs.append(_Job(b, fold_seed(self.seed, k, i), train_rows, k, test_rows))
+        group = side_by_side.group_size() if self.n_jobs == 1 and self.strategy is None else 1
+        if refit and (self.n_jobs > 1 or group > 1):
+            jobs += [_Job(b, fold_seed(self.seed, 10_000, i)) for i, b in enumerate(self.trained)
+                     if not self.store.has_refit(b.name)]
+
+        def done(job, model):
+            self._give_back(job)
+            if job.fold is None:
+                self.store.save_refit(job.branch.name, model)
+                self._refits[job.branch.name] = model
+                return
+            feats, fold_score = self._held_out(job.branch, model, arrays, y, job.test_rows)
+            self.store.save_fold(job.fold, job.branch.name, model, feats, fold_score)
+            finished[(job.fold, job.branch.name)] = (model if keep_fold_models else None, feats, fold_score)
+            self._advance("fold", job.fold + 1)
+
+        if group > 1:
+            self._run_side_by_side(jobs, arrays, y, done, group)
+        else:
+            threads.run(jobs, lambda job: self._prepare(job, arrays, y), self._fit, done, self.n_jobs)
+        # summed in fold order: the same meta-features whatever order the folds finished in
+        n = len(y)
+        sums, counts = {}, {}
+        scores, fold_models = {b.name: [] for b in self.trained}, {}
+        for k, (_, test_rows) in enumerate(plan.splits):
+            for b in self.trained:
+                model, feats, fold_score = finished[(k, b.name)]
+                if b.name not in sums:
+                    sums[b.name] = np.zeros((n,) + feats.shape[1:], "float64")
+                    counts[b.name] = np.zeros(n, "int64")
+                sums[b.name][test_rows] += feats
+                counts[b.name][test_rows] += 1
+                scores[b.name].append(fold_score)
+                if keep_fold_models:
+                    fold_models.setdefault(b.name, []).append(model)
+        oof = {}
+        for name, total in sums.items():
+            shape = (-1,) + (1,) * (total.ndim - 1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                oof[name] = (total / counts[name].reshape(shape)).astype("float32")
+        return oof, fold_models, scores
+
+    def final_branches(self, fold_models, arrays, y, refit):
+        """Branch name -> the frozen branch the stacked graph holds: the refit model
+        (``refit=True``; also in ``base_models``) or the average of the fold models."""
+        finals = {}
+        for i, b in enumerate(self.trained):
+            method = self.methods[b.name]
+            if refit:
+                if b.name in self._refits:  # trained by `run`
+                    model = self._refits[b.name]
+                elif self.store.has_refit(b.name):
+                    model = self.store.load_refit(b.name)
+                else:
+                    model = self.train(b, arrays, y, None, fold_seed(self.seed, 10_000, i))
+                    self.store.save_refit(b.name, model)
+                self._advance("refit", i + 1)
+                self.base_models[b.name] = model
+                finals[b.name] = bt.as_branch(b, model, method)
+            else:
+                average = fold_average_model(b, fold_models[b.name], method, self.shapes)
+                finals[b.name] = Branch(
+                    average, name=b.name, inputs=b.input_names, trainable=False, output="raw"
+                )
+        return finals
+
+    def train(self, branch, arrays, y, rows, seed):
+        """A fresh model of ``branch`` trained on ``rows`` (``None``: every row)."""
+        job = _Job(branch, seed, rows)
+        state, _ = self._prepare(job, arrays, y, threads_allowed=False)
+        return self._fit(job, state)
+
+    def _run_side_by_side(self, jobs, arrays, y, done, group):
+        """Train the jobs `group` at a time per base, side by side in one traced epoch
+        (`kfuse.trainers.side_by_side`); a job that cannot share trains alone. Every model is the
+        one training alone gives: each job is seeded and built from its own seed."""
+        by_base = {}
+        for job in jobs:
+            by_base.setdefault(job.branch.name, []).append(job)
+        for base_jobs in by_base.values():
+            pending = []
+            for job in base_jobs:
+                state, _ = self._prepare(job, arrays, y, threads_allowed=False)
+                model, x, y_rows, settings, shared, _ = state
+                if shared is None or not side_by_side.groupable(model, x, y_rows, settings):
+                    done(job, self._fit(job, state))
+                    continue
+                pending.append((job, state))
+                if len(pending) == group:
+                    self._fit_together(pending, done)
+                    pending = []
+            self._fit_together(pending, done)
+
+    def _fit_together(self, pending, done):
+        if not pending:
+            return
+        jobs = [job for job, _ in pending]
+        models = [state[0] for _, state in pending]
+        settings = [state[3] for _, state in pending]
+        branch = jobs[0].branch
+        together = self._side_by_side.get(branch.name)
+        if together is None:
+            together = self._side_by_side[branch.name] = side_by_side.SideBySide(self._worker_maker(branch))
+        if len(pending) == 1 or not together.fits(models, settings):
+            for job, state in pending:
+                done(job, self._fit(job, state))
+            return
+        try:
+            with self._scope():
+                together.fit(models, [(state[1], state[2]) for _, state in pending],
+                             [j.seed for j in jobs], settings)
+        except Exception as error:
+            raise _failed(error, jobs) from error
+        for job, model in zip(jobs, models, strict=True):
+            done(job, model)
+
+    def _scope(self):
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    def _prepare(self, job, arrays, y, threads_allowed=True):
+        """In the calling thread (it seeds the global random state): a fresh model of the
+        job's branch, compiled and fed its rows; whether it may train in a pool thread."""
+        keras.utils.set_random_seed(job.seed)
+        with self._scope():
+            model = bt.fresh_model(job.branch, self.shapes, self.head)
+            x, y_rows, settings, shareable = bt.prepare(
+                model, job.branch, self.head, arrays, y, job.rows, job.seed, self.sample_weight)
+        in_thread = threads_allowed and self.n_jobs > 1 and threads.threadable(model, x, y_rows, settings)
+        shared = None
+        if shareable and in_thread:
+            idle = self._idle[job.branch.name]
+            shared = idle.pop() if idle else SharedFit(self._worker_maker(job.branch))
+            self._lent[job] = shared
+            shared.ready(model)  # builds the worker here, not in the pool thread
+        elif shareable:
+            shared = self.shared[job.branch.name]
+        return (model, x, y_rows, settings, shared, in_thread), in_thread
+
+    def _fit(self, job, state):
+        model, x, y_rows, settings, shared, in_thread = state
+        if not in_thread:  # `Model.fit` draws from the global state: as `prepare` left it
+            keras.utils.set_random_seed(job.seed)
+        try:
+            with self._scope():
+                return bt.fit_prepared(model, x, y_rows, settings, job.seed, shared)
+        except Exception as error:  # in a pool thread its name says nothing: name the job
+            raise _failed(error, [job]) from error
+
+    def _give_back(self, job):
+        shared = self._lent.pop(job, None)
+        if shared is not None:
+            self._idle[job.branch.name].append(shared)
+
+    def _held_out(self, branch, model, arrays, y, rows):
+        feats = bt.predict(self._features_of(branch, model), branch.input_names, arrays, rows)
+        # probabilities, logits and raw outputs rank the classes as the base's own output
+        # does, so they score the fold without a second predict
+        method = self.methods[branch.name]
+        if method == "features":
+            raw, logits = bt.predict(model, branch.input_names, arrays, rows), None
+        else:
+            raw, logits = feats, {"logits": True, "predict_proba": False}.get(method)
+        return feats, bt.score(self.head, raw, y[rows], from_logits=logits)
+
+    def _worker_maker(self, branch):
+        def make():
+            model = bt.fresh_model(branch, self.shapes, self.head)
+            bt.compile_base(model, branch, self.head)
+            return model
+
+        return make
+
+    def _features_of(self, branch, model):
+        """The meta-feature model of a trained fold model.
+
+        Built once per base (a copy of the first fold model) and given each later fold
+        model's weights, so its predict function is traced once, not once per fold.
+        """
+        cached = self._feature_models.get(branch.name)
+        paths = [v.path for v in model.weights]
+        scoped = [f"{branch.name}/{p}" for p in paths]  # build_model's name scope
+        if cached is not None and [v.path for v in cached.weights] in (paths, scoped):
+            cached.set_weights(model.get_weights())
+            return cached
+        features = bt.feature_model(branch, model, self.methods[branch.name], self.shapes)
+        self._feature_models[branch.name] = features
+        return features
+
+    def _advance(self, stage, count):
+        if self.progress is not None:
+            self.progress.add(1, values=[(stage, count)])

@@ -1,0 +1,211 @@
+"""Training one base on some rows with its branch's own settings, and reading its outputs.
+
+Per-branch settings come from `Branch(..., fit={...})`: any argument of `Model.fit`
+(epochs, batch_size, callbacks, shuffle, class_weight, validation_split, ...) plus the
+compile settings `optimizer`, `learning_rate`, `loss`, `metrics`, `run_eagerly`,
+`jit_compile` and `steps_per_execution`.
+"""
+
+import difflib
+import inspect
+
+import keras
+import numpy as np
+
+from kfuse.branches.branch import Branch, readapt_preprocessing
+from kfuse.branches.outputs import final_activation, final_layer
+from kfuse.inputs import feed
+from kfuse.trainers import epoch_loop
+
+COMPILE_KEYS = (
+    "optimizer",
+    "learning_rate",
+    "loss",
+    "metrics",
+    "run_eagerly",
+    "jit_compile",
+    "steps_per_execution",
+)
+ROW_KEYS = ("x", "y", "sample_weight", "validation_data")
+DEFAULTS = {"epochs": 10, "batch_size": 32, "verbose": 0}
+METHOD_OUTPUT = {"predict_proba": "probabilities", "logits": "logits", "raw": "raw"}
+AUX = "_aux"
+
+
+def fit_keys():
+    names = set(inspect.signature(keras.Model.fit).parameters) - {"self", *ROW_KEYS}
+    return sorted(names | set(COMPILE_KEYS))
+
+
+def check_fit_settings(branch):
+    """Raise a ValueError naming the branch for settings `Model.fit` does not take."""
+    valid = fit_keys()
+    for key in branch.fit_settings:
+        if key in ROW_KEYS:
+            raise ValueError(
+                f"Branch '{branch.name}': fit setting {key!r} depends on the rows, which the "
+                "Stacker chooses per fold; pass data to Stacker.fit instead"
+            )
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=3)
+            hint = f" Did you mean {close}?" if close else ""
+            raise ValueError(
+                f"Branch '{branch.name}': fit setting {key!r} is not an argument of "
+                f"Model.fit or compile.{hint} Valid keys: {valid}"
+            )
+    epochs = branch.fit_settings.get("epochs", 1)
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(
+            f"Branch '{branch.name}': fit setting epochs must be a positive int; received {epochs!r}"
+        )
+
+
+def new_optimizer(spec, learning_rate=None):
+    """A fresh optimizer (never shared between models) from a name, instance or config."""
+    if isinstance(spec, keras.optimizers.Optimizer):
+        optimizer = type(spec).from_config(spec.get_config())
+    else:
+        optimizer = keras.optimizers.get(spec)
+    if learning_rate is not None:
+        config = optimizer.get_config()
+        config["learning_rate"] = learning_rate
+        optimizer = type(optimizer).from_config(config)
+    return optimizer
+
+
+def default_loss(model, head, branch_name):
+    """The base's training loss from the head and the base's final activation."""
+    if head.activation is None:
+        return keras.losses.MeanSquaredError()
+    layer = final_layer(model)
+    act = final_activation(layer)[0] if layer is not None else None
+    if act not in ("softmax", "sigmoid", "linear"):
+        raise ValueError(
+            f"Branch '{branch_name}': the base ends in activation {act!r}; kfuse cannot tell "
+            "which loss trains it for this head. Give it one: Branch(..., fit={'loss': ...})"
+        )
+    from_logits = act == "linear"
+    if head.activation == "softmax":
+        if getattr(head, "labels", "sparse") == "one_hot":
+            return keras.losses.CategoricalCrossentropy(from_logits=from_logits)
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+    return keras.losses.BinaryCrossentropy(from_logits=from_logits)
+
+
+def fresh_model(branch, input_shapes, head):
+    """A new, untrained model of `branch` with fresh weights.
+
+    A model base is cloned (`keras.models.clone_model` re-initialises every weight); a
+    callable base is rebuilt and given an auxiliary output layer `<name>_aux` shaped like
+    the head, so it can be trained on its own.
+    """
+    if not branch.is_fresh:
+        clone = branch.fresh_base()  # fresh weights, the base's adapted preprocessing kept
+        clone.trainable = True
+        return clone
+    inner = branch.build_model(input_shapes)
+    out = keras.layers.Dense(
+        head.units, activation=head.activation, dtype="float32", name=branch.name + AUX
+    )(inner.outputs[0])
+    model = keras.Model(inner.inputs, out, name=branch.name)
+    model.trainable = True
+    return model
+
+
+def compile_base(model, branch, head):
+    """Compile `model` with the branch's settings; returns the remaining fit settings."""
+    settings = {**DEFAULTS, **branch.fit_settings}
+    optimizer = new_optimizer(
+        settings.pop("optimizer", "adam"), settings.pop("learning_rate", None)
+    )
+    loss = settings.pop("loss", None) or default_loss(model, head, branch.name)
+    compile_kwargs = {k: settings.pop(k) for k in COMPILE_KEYS[3:] if k in settings}
+    compile_kwargs.setdefault("jit_compile", False)
+    model.compile(optimizer=optimizer, loss=loss, **compile_kwargs)
+    return settings
+
+
+def prepare(model, branch, head, arrays, y, rows, seed, sample_weight=None):
+    """Compile `model` with the branch's settings, seed, and feed it `rows`.
+
+    Returns `(x, y, fit settings, shareable)`: what `fit` takes, and whether a
+    `SharedFit` may train the model (not where its preprocessing was re-adapted: adapted
+    vocabularies are lookup tables, not variables to copy).
+    """
+    settings = compile_base(model, branch, head)
+    keras.utils.set_random_seed(seed)
+    x = feed(model, branch.input_names, arrays, rows)
+    shareable = True
+    if branch.readapt:  # leak-free: preprocessing statistics from these rows only
+        readapt_preprocessing(model, x, where=f"Branch '{branch.name}'")
+        shareable = False
+    if sample_weight is not None:
+        settings["sample_weight"] = sample_weight if rows is None else sample_weight[rows]
+    return x, (y if rows is None else y[rows]), settings, shareable
+
+
+def fit_prepared(model, x, y, settings, seed, shared=None):
+    """Train `model` on what `prepare` returned: one traced call per epoch where the
+    settings allow it (`epoch_loop.supports`), else `Model.fit`; the shuffling order is
+    drawn from `seed` either way. `shared`: a `SharedFit` to train it in, or None."""
+    fit = shared.fit if shared is not None else epoch_loop.fit
+    fit(model, x, y, seed=seed, **settings)
+    return model
+
+
+def feature_tap(branch, model, method):
+    """The layer name to tap for stack_method 'features', or None."""
+    if method != "features":
+        return None
+    if branch.tap is not None:
+        return branch.tap
+    if branch.is_fresh:
+        aux = model.get_layer(branch.name + AUX)
+        return next(layer.name for layer in model.layers if layer.output is aux.input)
+    raise ValueError(
+        f"Branch '{branch.name}': stack_method='features' needs a layer to tap; give the "
+        "branch tap='layer_name' (e.g. the base's last hidden layer)"
+    )
+
+
+def as_branch(branch, model, method, name=None, trainable=False):
+    """A Branch over the trained `model` handing over what `method` asks for."""
+    tap = feature_tap(branch, model, method)
+    output = "raw" if tap is not None else METHOD_OUTPUT[method]
+    return Branch(
+        model,
+        name=name or branch.name,
+        inputs=branch.input_names,
+        trainable=trainable,
+        tap=tap,
+        output=output,
+        select=branch.select if model is branch.base else None,  # fold models: reduced
+    )
+
+
+def feature_model(branch, model, method, input_shapes, name=None):
+    """A model computing the meta-features of `branch` from the trained `model`."""
+    return as_branch(branch, model, method, name=name).build_model(input_shapes)
+
+
+def predict(model, input_names, arrays, rows=None, batch_size=1024):
+    x = feed(model, input_names, arrays, rows)
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+
+
+def score(head, output, y, from_logits=None):
+    """Accuracy for classification heads, mean squared error for regression.
+
+    `from_logits` says whether a sigmoid head's `output` holds logits (threshold 0) or
+    probabilities (threshold 0.5); None guesses from the range.
+    """
+    output = np.asarray(output, "float64")
+    if head.activation is None:
+        return float(np.mean((output.reshape(len(y), -1) - np.asarray(y).reshape(len(y), -1)) ** 2))
+    if head.activation == "softmax":
+        truth = y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y))
+        return float(np.mean(output.argmax(-1) == truth))
+    if from_logits is None:
+        from_logits = not np.all((output >= 0) & (output <= 1))
+    threshold = 0.0 if from_logits else 0.5
+    return float(np.mean((output > threshold) == (np.asarray(y).reshape(output.shape) > 0.5)))

@@ -1,0 +1,375 @@
+"""Do no harm: the Stacker's choice between its learned top and fixed member weights.
+
+A meta-learner trained on out-of-fold (OOF) meta-features can score below its best
+member: with one useful and one useless base it learns noise from the useless one. So
+after the OOF features exist, `Stacker(selection="auto")` (the default) scores three
+candidates on the OOF rows, each by an inner cross-validation over the cached features:
+
+- "meta": the configured fusion, meta-learner and head (`model.top`), from the same
+  initial weights and with the same `meta_fit` settings as the final one, trained on the
+  inner training rows (one traced call per epoch on cached arrays; one compiled copy,
+  reset before each inner fold, serves them all, so its epoch is traced once);
+- "caruana": Caruana ensemble selection (`kfuse.ensemble.caruana`: forward selection
+  with replacement, 25 steps, ties to members already in, best step kept) over the
+  members' OOF class probabilities (log loss) or outputs (MSE, regression);
+- "best": the best single member (Caruana with one pick).
+
+The inner folds are a shuffled (Stratified)KFold over the OOF rows (the Stacker's int
+`cv`, at most 5 folds; 3 otherwise). When the Stacker's `cv` keeps time order (a
+`TimeSeriesSplit`, or a splitter whose class name contains "TimeSeries";
+`kfuse.stacking.folds.time_ordered`) they are a `TimeSeriesSplit(3)` over the OOF rows in
+time order instead (with the outer `gap`): each inner training part precedes its held-out
+part, so no future row informs the choice; the earliest chunk is then never held out, and
+the scores below cover only the rows some inner fold held out.
+
+Each is fitted on the inner training rows and scored on the inner held-out rows, in the
+Stacker's metric (accuracy, or mean squared error for regression heads) and in log loss,
+each row weighted by `sample_weight` and `meta_fit`'s `class_weight` when given
+(Caruana's own steps weigh every row once). Starting from the simplest ("best", then
+"caruana", then "meta"), a candidate replaces the one kept when its metric is better by
+more than one standard error of the paired per-row difference or, within that noise,
+when its log loss is lower (on few rows accuracy moves by whole rows; log loss uses every
+row's probabilities). A
+"caruana" or "best" winner gets its weights from all OOF rows and its graph is the
+members' fixed `WeightedAverage` (`kfuse.ensemble.assemble.fixed_average`), ending in
+`ProbabilityLogits` for classification heads, so the graph still hands out logits.
+
+Fixed weights apply when every branch hands over what the head predicts: class
+probabilities (`stack_method="predict_proba"`, the default for classification) or, for a
+regression head, head-shaped raw outputs. Otherwise "auto" keeps the meta-learner and
+says why in `selection_reason_`; an explicit "caruana" or "best" is refused.
+"""
+
+import difflib
+
+import keras
+import numpy as np
+
+from kfuse.layers.heads import head_config
+from kfuse.stacking import base_training as bt
+from kfuse.stacking.cache import fit_top
+from kfuse.stacking.folds import forward_folds, resolve_cv, time_ordered
+from kfuse.stacking.settings import meta_batch_size
+
+SELECTIONS = ("auto", "meta", "caruana", "best")
+#: a tie goes to the first of these
+SIMPLEST_FIRST = ("best", "caruana", "meta")
+#: Caruana's steps (AutoGluon's default)
+ENSEMBLE_SIZE = 25
+#: inner folds: the Stacker's int cv, at most this many (3 for other cv kinds)
+MAX_INNER_FOLDS = 5
+EPS = 1e-15
+
+
+def check_selection(selection, branches, methods, head):
+    """Raise for an unknown `selection`, or a forced weights path that cannot apply."""
+    if not isinstance(selection, str) or selection not in SELECTIONS:
+        close = difflib.get_close_matches(str(selection), SELECTIONS, n=1)
+        raise ValueError(
+            f"Stacker: selection must be one of {SELECTIONS}; received {selection!r}"
+            + (f". Did you mean {close[0]!r}?" if close else "")
+        )
+    if selection in ("caruana", "best"):
+        reason = weights_refused(branches, methods, head)
+        if reason is not None:
+            raise ValueError(
+                f"Stacker(selection={selection!r}): fixed member weights do not apply: {reason}. "
+                "Use selection='meta' (the learned meta-learner) or 'auto'."
+            )
+
+
+def weights_refused(branches, methods, head, features=None):
+    """Why fixed weights cannot average these branches' meta-features, or None."""
+    want = "predict_proba" if head.activation is not None else "raw"
+    for b in branches:
+        if methods[b.name] != want:
+            kind = "class probabilities (stack_method='predict_proba')" if want == "predict_proba" else "raw outputs"
+            return f"branch '{b.name}' hands over {methods[b.name]!r}, not {kind}"
+        if b.is_fresh and not b.trainable:
+            return f"branch '{b.name}' is a frozen callable: its outputs are hidden units, not predictions"
+        if features is not None:
+            shape = tuple(np.asarray(features[b.name]).shape[1:])
+            if shape != (head.units,):
+                return f"branch '{b.name}' hands over shape {shape}, not the head's ({head.units},)"
+    return None
+
+
+class Choice:
+    """What `choose` found: `selection`, `weights` (branch -> float, or None), `scores`."""
+
+    def __init__(self, selection, weights=None, scores=None, metric=None, reason=None, losses=None):
+        self.selection = selection
+        self.weights = weights
+        self.scores = scores or {}
+        self.losses = losses or {}
+        self.metric = metric
+        self.reason = reason
+
+
+# -- scores ---------------------------------------------------------------------------------
+def metric_name(head):
+    return "mse" if head.activation is None else "accuracy"
+
+
+def row_scores(head, predicted, y):
+    """Per row: 1.0 / 0.0 for a right / wrong class (the mean over units for sigmoid
+    heads), or the squared error (mean over units) for regression."""
+    predicted = np.asarray(predicted, "float64")
+    n = len(predicted)
+    y = np.asarray(y)
+    if head.activation is None:
+        return np.mean((predicted.reshape(n, -1) - y.reshape(n, -1).astype("float64")) ** 2, axis=1)
+    if head.activation == "softmax":
+        truth = y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(n)
+        return (predicted.argmax(-1) == truth).astype("float64")
+    return np.mean((predicted.reshape(n, -1) > 0.5) == (y.reshape(n, -1) > 0.5), axis=1)
+
+
+def score(head, predicted, y, sample_weight=None):
+    """Accuracy of probabilities, or mean squared error of values (weighted by rows)."""
+    return float(np.average(row_scores(head, predicted, y), weights=sample_weight))
+
+
+def loss(head, predicted, y, sample_weight=None):
+    """Log loss of probabilities (softmax: -log p of the true class; sigmoid: binary
+    cross-entropy per unit), or mean squared error of values; weighted by rows."""
+    if head.activation is None:
+        return score(head, predicted, y, sample_weight)
+    predicted = np.clip(np.asarray(predicted, "float64"), EPS, 1.0 - EPS)
+    n = len(predicted)
+    y = np.asarray(y)
+    if head.activation == "softmax":
+        truth = y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(n)
+        per_row = -np.log(predicted[np.arange(n), truth.astype("int64")])
+    else:
+        p, t = predicted.reshape(n, -1), (y.reshape(n, -1) > 0.5)
+        per_row = -np.mean(np.where(t, np.log(p), np.log(1.0 - p)), axis=1)
+    return float(np.average(per_row, weights=sample_weight))
+
+
+def standard_error(diff, w):
+    """Standard error of the weighted mean of the per-row differences `diff` (weights `w`
+    summing to one), from the unbiased variance: the factor
+    ``1 / (1 - sum(w**2))`` is n / (n - 1) for equal weights. Without it a challenger that
+    wins on one row and ties on every other comes out just outside its own noise."""
+    spread = float(np.sum(w**2 * (diff - np.sum(w * diff)) ** 2))
+    effective = 1.0 - float(np.sum(w**2))
+    return float(np.sqrt(spread / effective)) if effective > 0 else float("inf")
+
+
+def beats(head, challenger, incumbent, y, sample_weight=None):
+    """Whether the `challenger` predictions beat the `incumbent`'s on these rows.
+
+    By the metric (accuracy, or MSE) where the two differ by more than one standard error
+    of the paired per-row difference; within that noise, by the smoother log loss
+    (classification; MSE again for regression). A tie keeps the incumbent."""
+    diff = row_scores(head, challenger, y) - row_scores(head, incumbent, y)
+    if head.activation is None:
+        diff = -diff  # lower squared error is better
+    w = np.ones(len(diff)) if sample_weight is None else np.asarray(sample_weight, "float64")
+    w = w / w.sum()
+    mean = float(np.sum(w * diff))
+    noise = standard_error(diff, w)
+    if abs(mean) > noise:
+        return mean > 0
+    return loss(head, challenger, y, sample_weight) < loss(head, incumbent, y, sample_weight) - 1e-12
+
+
+# -- the candidates -------------------------------------------------------------------------
+def member_weights(head, predictions, y, ensemble_size):
+    """Caruana weights (summing to one) over member predictions on the same rows."""
+    from kfuse.ensemble.weights import caruana
+
+    predictions = [np.asarray(p, "float64") for p in predictions]
+    y = np.asarray(y)
+    if head.activation is None:
+        target = y.astype("float64").reshape(len(y), -1)
+        return caruana([p.reshape(len(y), -1) for p in predictions], target, ensemble_size, "mse")[0]
+    if head.activation == "softmax":
+        labels = y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y))
+        return caruana(predictions, labels.astype("int64"), ensemble_size, "log_loss")[0]
+    # sigmoid units (binary, multi-label): each unit as a two-class problem, one log loss
+    labels = (y.reshape(-1) > 0.5).astype("int64")
+    pairs = [np.stack([1.0 - p.reshape(-1), p.reshape(-1)], axis=1) for p in predictions]
+    return caruana(pairs, labels, ensemble_size, "log_loss")[0]
+
+
+def _average(predictions, weights):
+    return sum(w * np.asarray(p, "float64") for w, p in zip(weights, predictions, strict=True))
+
+
+def train_top(stacker, top, features, arrays, y, rows, seed, metrics=True):
+    """Compile `top` with a fresh optimizer and the head's loss; train it on the cached
+    features of `rows` with the Stacker's `meta_fit` settings. Returns the History."""
+    compile_top(stacker, top, metrics)
+    return fit_compiled_top(stacker, top, features, arrays, y, rows, seed)
+
+
+def compile_top(stacker, top, metrics=True):
+    """Compile `top` for `train_top`: a fresh `meta_fit` optimizer, the head's loss."""
+    settings = stacker.meta_fit_
+    with stacker.model_.strategy_scope():
+        optimizer = bt.new_optimizer(settings["optimizer"], settings["learning_rate"])
+        top.compile(
+            optimizer=optimizer, loss=stacker.head_.loss(), metrics=stacker.head_.metrics() if metrics else None,
+            jit_compile=False,
+        )
+
+
+def fit_compiled_top(stacker, top, features, arrays, y, rows, seed):
+    """Train the compiled `top` as `train_top` does, without compiling it again."""
+    settings = {k: v for k, v in stacker.meta_fit_.items() if v is not None}
+    settings["batch_size"] = meta_batch_size(settings["batch_size"], len(rows))
+    for compiled in ("optimizer", "learning_rate"):
+        settings.pop(compiled, None)
+    keras.utils.set_random_seed(seed)
+    data = top_data(top, features, arrays, rows)
+    if stacker.sample_weight_ is not None:
+        settings["sample_weight"] = stacker.sample_weight_[rows]
+    return fit_top(top, data, y[rows], seed=seed, verbose=0, **settings)
+
+
+def top_data(top, features, arrays, rows):
+    names = [t.name for t in top.inputs] if not isinstance(top.input, dict) else list(top.input)
+    return {k: np.asarray(features[k] if k in features else arrays[k])[rows] for k in names}
+
+
+def row_weights(stacker, labels, rows):
+    """The weight of each OOF row in the scores: `sample_weight` times the class weight
+    of `meta_fit={"class_weight": ...}` (None: every row counts once)."""
+    weights = None if stacker.sample_weight_ is None else np.asarray(stacker.sample_weight_, "float64")[rows]
+    by_class = stacker.meta_fit_.get("class_weight")
+    if by_class and stacker.head_.activation == "softmax":
+        ids = labels.argmax(-1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(len(labels))
+        factor = np.array([float(by_class.get(int(i), 1.0)) for i in ids])
+        weights = factor if weights is None else weights * factor
+    if weights is not None and not np.sum(weights) > 0:
+        return None
+    return weights
+
+
+def _inner_folds(stacker, y, rows):
+    """The inner splits of the OOF rows (positions into `rows`), or (None, reason).
+
+    A shuffled (Stratified)KFold over the OOF rows, or, when the Stacker's `cv` keeps time
+    order (`kfuse.stacking.folds.time_ordered`: a `TimeSeriesSplit`), a
+    `TimeSeriesSplit(k)` over the OOF rows in the order of their positions in the training
+    data (with the outer splitter's `gap`): every inner training position precedes every
+    held-out one, so no later row informs the choice for an earlier one. Such splits never
+    hold out the earliest rows; `choose` scores only the rows some split held out."""
+    head = stacker.head_
+    cv = stacker.cv
+    k = min(int(cv), MAX_INNER_FOLDS) if isinstance(cv, int) and not isinstance(cv, bool) else 3
+    labels = y[rows]
+    if time_ordered(cv):
+        return forward_folds(k, rows, getattr(cv, "gap", 0))
+    if head.activation == "softmax":
+        ids = labels.argmax(-1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(len(labels))
+        k = min(k, int(np.unique(ids, return_counts=True)[1].min()))
+    elif head.activation == "sigmoid" and (labels.ndim == 1 or labels.shape[1] == 1):
+        k = min(k, int(np.unique(labels.reshape(len(labels)), return_counts=True)[1].min()))
+    k = min(k, len(rows))
+    if k < 2:
+        return None, f"the {len(rows)} out-of-fold rows allow no inner cross-validation"
+    return resolve_cv(k, labels, head, stacker.seed_ + 11).splits, None
+
+
+def _meta_predictions(stacker, top, features, arrays, y, rows, splits):
+    """Inner out-of-fold predictions of the learned top (probabilities, or values).
+
+    One copy of the top, compiled once, trains every inner fold: before each, its weights
+    go back to the final top's initial ones and its optimizer's variables to their
+    untrained values, so each fold trains as a freshly compiled copy would (tested equal)
+    while the traced epoch and predict functions serve every fold, not one each.
+    """
+    head = stacker.head_
+    with stacker.model_.strategy_scope():
+        inner = keras.models.clone_model(top)
+    compile_top(stacker, inner, metrics=False)
+    with stacker.model_.strategy_scope():
+        inner.optimizer.build(inner.trainable_variables)
+    untrained = [np.array(v.numpy()) for v in inner.optimizer.variables]
+    start = top.get_weights()  # the final top's initial weights (a warm start included)
+    out = None
+    for k, (tr, te) in enumerate(splits):
+        inner.set_weights(start)
+        for variable, value in zip(inner.optimizer.variables, untrained, strict=True):
+            variable.assign(value)
+        fit_compiled_top(stacker, inner, features, arrays, y, rows[tr], seed=stacker.seed_ + 7 + 1000 * (k + 1))
+        raw = np.asarray(inner.predict(top_data(inner, features, arrays, rows[te]), batch_size=1024, verbose=0))
+        pred = head.probabilities(raw) if head.activation is not None else raw
+        if out is None:
+            out = np.zeros((len(rows),) + pred.shape[1:], "float64")
+        out[te] = pred
+    return out
+
+
+def choose(stacker, top, top_features, member_features, arrays, y, rows):
+    """The Stacker's `selection` resolved on the OOF `rows`: a `Choice`."""
+    head = stacker.head_
+    metric = metric_name(head)
+    names = [b.name for b in stacker.branches_]
+    if stacker.selection == "meta":
+        return Choice("meta", metric=metric, reason="selection='meta'")
+    reason = weights_refused(stacker.branches_, stacker.methods_, head, member_features)
+    if reason is not None:
+        if stacker.selection != "auto":
+            raise ValueError(f"Stacker(selection={stacker.selection!r}): fixed member weights do not apply: {reason}")
+        return Choice("meta", metric=metric, reason=reason)
+    predictions = [np.asarray(member_features[n], "float64")[rows] for n in names]
+    labels = y[rows]
+    if stacker.selection != "auto":  # forced: weights from all OOF rows, nothing scored
+        size = 1 if stacker.selection == "best" else ENSEMBLE_SIZE
+        weights = member_weights(head, predictions, labels, size)
+        return Choice(stacker.selection, dict(zip(names, map(float, weights), strict=True)), metric=metric,
+                      reason=f"selection={stacker.selection!r}")
+    splits, reason = _inner_folds(stacker, y, rows)
+    if splits is None:
+        return Choice("meta", metric=metric, reason=reason)
+    candidates = {}
+    for name, size in (("best", 1), ("caruana", ENSEMBLE_SIZE)):
+        out = np.zeros_like(predictions[0])
+        for tr, te in splits:
+            w = member_weights(head, [p[tr] for p in predictions], labels[tr], size)
+            out[te] = _average([p[te] for p in predictions], w)
+        candidates[name] = out
+    candidates["meta"] = _meta_predictions(stacker, top, top_features, arrays, y, rows, splits)
+    # scored: the rows some inner split held out (every row for k-fold; forward-in-time
+    # splits never hold out the earliest chunk, which has no inner prediction)
+    held = np.zeros(len(rows), bool)
+    for _, te in splits:
+        held[te] = True
+    scored = np.flatnonzero(held)
+    truth = labels[scored]
+    weights_of = row_weights(stacker, truth, rows[scored])
+    candidates = {name: p[scored] for name, p in candidates.items()}
+    scores = {name: score(head, candidates[name], truth, weights_of) for name in SIMPLEST_FIRST}
+    losses = {name: loss(head, candidates[name], truth, weights_of) for name in SIMPLEST_FIRST}
+    chosen = SIMPLEST_FIRST[0]
+    for name in SIMPLEST_FIRST[1:]:
+        if beats(head, candidates[name], candidates[chosen], truth, weights_of):
+            chosen = name
+    if chosen == "meta":
+        return Choice("meta", scores=scores, losses=losses, metric=metric)
+    weights = member_weights(head, predictions, labels, 1 if chosen == "best" else ENSEMBLE_SIZE)
+    return Choice(chosen, dict(zip(names, map(float, weights), strict=True)), scores, metric, losses=losses)
+
+
+def weighted_model(stacker, branches, shapes, weights, info):
+    """The final graph of a weights choice: the members' fixed `WeightedAverage`, ending
+    in logits for classification heads; `info` is the Stacker's `kfuse_info["stacker"]`."""
+    from kfuse.ensemble.assemble import fixed_average
+
+    head = stacker.head_
+    model = fixed_average(
+        branches,
+        [weights[b.name] for b in branches],
+        name=stacker.name,
+        logits=head.activation,
+        input_shapes=shapes,
+        strategy=stacker.strategy_,
+    )
+    model.kfuse_info["head"] = head_config(head)  # predict_proba / export apply its activation
+    model.kfuse_info["stacker"] = dict(info)
+    model.compile(optimizer="adam", loss=head.loss(), metrics=head.metrics(), jit_compile=False)
+    return model

@@ -1,0 +1,396 @@
+"""`Stacker`: leak-free stacking of Keras networks into one Keras graph."""
+
+import contextlib
+import random
+import time
+
+import keras
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from kfuse.branches.branch import Branch, shapes_agree
+from kfuse.branches.raw_inputs import tokenized_for_branches
+from kfuse.distribute.strategy import strategy_scope
+from kfuse.inputs import arrays_and_labels, check_integral, is_strings
+from kfuse.layers import FusionLayer
+from kfuse.models.fused import check_finite_weights
+from kfuse.models.graph import check_branches, stack
+from kfuse.stacking import base_training as bt
+from kfuse.stacking import selection as select
+from kfuse.stacking.base_folds import BaseFolds, fold_seed
+from kfuse.stacking.cache import cached_features, through_graph
+from kfuse.stacking.checkpoint import WorkDir
+from kfuse.stacking.estimator import EstimatorOutputs, classes_of, resolve_seed
+from kfuse.stacking.fingerprint import fingerprint
+from kfuse.stacking.folds import resolve_cv
+from kfuse.stacking.levels import LevelTwo
+from kfuse.stacking.settings import check_meta_fit, default_head, resolve_method
+from kfuse.trainers.threads import resolve_n_jobs
+from kfuse.utils.quiet import quiet_tensorflow
+
+
+class Stacker(EstimatorOutputs, BaseEstimator):
+    """Out-of-fold stacking of Keras networks, returning ONE Keras graph.
+
+    For each fold, every trainable base is cloned with fresh weights and trained on the
+    other folds with its own settings (`Branch(..., fit={...})`); its predictions on the
+    held-out fold form the out-of-fold (OOF) meta-features, which train the fusion,
+    meta-learner and head. So the meta-learner never learns from predictions a base made
+    on its own training rows (the stacking leak). Frozen branches are not retrained:
+    their outputs are computed once (the cache) and the head trains on the cached arrays.
+
+    Args:
+        branches (list[Branch]): list of `kfuse.Branch`.
+        meta (tuple[int, ...] | Callable | keras.layers.Layer | None): as for `kfuse.stack`. With
+            `meta=None` and an int `head`, the head gets a small L2 penalty (a logistic regression
+            on the meta-features), which keeps the gain on few rows.
+        head (int | object): int (classes), or a `kfuse.layers.heads.*` object (required).
+        fusion (str | keras.layers.Layer): as for `kfuse.stack`.
+        cv (int | float | str | object): int (StratifiedKFold for classification, KFold otherwise),
+            any scikit-learn splitter, a float (holdout blending: that fraction trains the
+            meta-learner) or "prefit" (bases used as they are; warns about the leak).
+        stack_method (str): "auto", "predict_proba", "logits", "features" (the branch's `tap`
+            layer; frozen branches only, since each fold model's hidden units are its own
+            space) or "raw". "auto": the branch's own
+            `output`/`tap` if set, else probabilities for classification, raw for
+            regression.
+        passthrough (bool): as for `kfuse.stack`.
+        refit (bool): True retrains each base on all rows for the final graph; False keeps the
+            K fold models and averages them inside the graph.
+        cache (bool): train the head on cached frozen-branch outputs (False: through the graph).
+        levels (int): 1, or 2 (level-2 learners trained out-of-fold on the level-1 OOF outputs).
+            With a time-ordered `cv` (`TimeSeriesSplit`) the level-2 folds are forward in
+            time; the earliest chunk of the OOF rows then has no level-2 OOF prediction,
+            and the meta-learner trains (and the selection scores) on `level2_.rows`, the
+            rows that have one. See `kfuse.stacking.levels`.
+        seed (int): every fold and base is seeded from it; results are deterministic.
+        work_dir (str | os.PathLike | None): folder for checkpoints; a second `fit` resumes after a
+            crash.
+        strategy (tf.distribute.Strategy | str | None): a `tf.distribute` strategy or name, as for
+            `kfuse.stack`.
+        verbose (int): 1 shows one progress bar over folds x branches; 0 is silent.
+        meta_fit (dict | None): dict of settings for training the meta-learner and head (epochs,
+            batch_size, optimizer, learning_rate); defaults `META_FIT_DEFAULTS`.
+        selection (str | bool): "auto" (default) scores, by an inner cross-validation over the
+            cached OOF meta-features, the learned top ("meta"), Caruana-selected fixed weights over
+            the members' OOF outputs ("caruana") and the best single member ("best"), and keeps the
+            best (ties to the simpler): so the Stacker does no harm where a meta-learner would learn
+            noise from a useless member. "meta" forces the learned fusion / meta-learner / head (the
+            behaviour before `selection` existed), "caruana" or "best" the fixed weights. Fixed
+            weights need class probabilities (`stack_method="predict_proba"`) or, for a regression
+            head, head-shaped raw outputs (compared by MSE); elsewhere "auto" keeps "meta". With a
+            time-ordered `cv` (`TimeSeriesSplit`) the inner folds are forward in time too. See
+            `kfuse.stacking.selection`.
+        n_jobs (int | None): how many base models train at once, in threads (scikit-learn's name;
+            None: 1, -1: one per core). The fold models (and the refits) are the same
+            whatever the number: everything that draws from a random state runs in the
+            calling thread, in order, and each thread runs one model's seeded epochs
+            (`kfuse.trainers.threads`). Bases whose settings need `Model.fit` (callbacks,
+            `validation_split`, a strategy, ...) or `verbose` train one at a time.
+            With one thread (None, 1), two fold models (or a fold and the refit) of one
+            base train side by side in one traced epoch, each on its own batches
+            (`kfuse.trainers.side_by_side`: the same models, bit for bit, on TensorFlow's
+            inter-op threads; one at a time where TensorFlow has one inter-op thread).
+
+    Fitted attributes: `model_` (a `kfuse.FusedModel`), `oof_predictions_` (branch ->
+    array, NaN on rows no fold held out), `oof_rows_`, `cv_scores_` (branch -> score per
+    fold: accuracy, or mean squared error for regression), `cv_metric_`, `fit_time_`,
+    `base_models_` (refit=True: each base retrained on all rows), `fold_models_`
+    (refit=False: branch -> its K fold models), `features_` (the meta-features used),
+    `selection_` ("meta", "caruana" or "best": what `model_` is), `selection_scores_`
+    (candidate -> inner-CV score on the OOF rows; empty unless selection="auto"),
+    `selection_losses_` (the same in log loss; MSE for regression),
+    `selection_metric_` ("accuracy" or "mse"), `selection_weights_` (branch -> fixed
+    weight, None for "meta"; a weights graph is the members' `WeightedAverage`, read with
+    `model_.fusion_layer.branch_weights()`, ending in logits) and `selection_reason_`
+    (why no comparison ran, or None).
+
+    Example:
+
+    ```python
+    import keras, numpy as np, kfuse
+
+    x = np.random.default_rng(0).normal(size=(60, 40)).astype("float32")
+    y = np.arange(60) % 3
+    trained = keras.Sequential([keras.Input((40,), name="signal"), keras.layers.Dense(3, activation="softmax")])
+    branches = [kfuse.Branch(trained, name="prior", trainable=False),  # used as it is
+                kfuse.Branch(lambda t: keras.layers.Dense(8, activation="relu")(t), name="fresh",
+                             inputs="signal", fit={"epochs": 1})]     # trained out-of-fold
+    stacker = kfuse.Stacker(branches, head=3, cv=2, verbose=0, meta_fit={"epochs": 2})
+    stacker.fit(x, y)
+    stacker.predict(x).shape        # (60,): class labels
+    stacker.predict_proba(x).shape  # (60, 3)
+    ```
+    """
+
+    def __init__(
+        self,
+        branches,
+        meta=None,
+        head=None,
+        fusion="concat",
+        cv=5,
+        stack_method="auto",
+        passthrough=False,
+        refit=True,
+        cache=True,
+        levels=1,
+        seed=0,
+        work_dir=None,
+        strategy=None,
+        verbose=1,
+        meta_fit=None,
+        name="kfuse_stacker",
+        random_state=None,
+        selection="auto",
+        n_jobs=None,
+    ):
+        # scikit-learn's contract: store every argument unchanged; derive in fit
+        self.branches = branches
+        self.meta = meta
+        self.head = head
+        self.fusion = fusion
+        self.cv = cv
+        self.stack_method = stack_method
+        self.passthrough = passthrough
+        self.refit = refit
+        self.cache = cache
+        self.levels = levels
+        self.seed = seed
+        self.work_dir = work_dir
+        self.strategy = strategy
+        self.verbose = verbose
+        self.meta_fit = meta_fit
+        self.name = name
+        self.random_state = random_state
+        self.selection = selection
+        self.n_jobs = n_jobs
+        branches, head, methods, _ = self._resolve()  # errors at construction; nothing is stored
+        select.check_selection(selection, branches, methods, head)
+
+    def _resolve(self):
+        """(branches, head, methods, meta_fit) checked from the arguments."""
+        branches = check_branches(self.branches)
+        if self.head is None:
+            raise ValueError(
+                "Stacker needs head= (an int number of classes or a kfuse.layers.heads.* object)"
+            )
+        head = default_head(self.head, self.meta)
+        if self.levels not in (1, 2):
+            raise ValueError(f"Stacker: levels must be 1 or 2; received {self.levels!r}")
+        meta_fit = check_meta_fit(self.meta_fit)
+        resolve_n_jobs(self.n_jobs)
+        methods = {b.name: resolve_method(self.stack_method, b, head) for b in branches}
+        for b in branches:
+            bt.check_fit_settings(b)
+            if b.trainable and methods[b.name] == "features":
+                raise ValueError(
+                    f"Branch '{b.name}': stack_method='features' on a branch trained per fold "
+                    "is refused: the fold models' hidden units do not share one space (with each "
+                    f"other, nor with the refit model; refit={self.refit}). Use "
+                    "stack_method='predict_proba' / 'logits', or freeze the branch (trainable=False)."
+                )
+        return branches, head, methods, meta_fit
+
+    # -- fitting ------------------------------------------------------------------------
+    @property
+    def input_names(self):
+        names = []
+        for b in check_branches(self.branches):
+            names += [k for k in b.input_names if k not in names]
+        return names
+
+    def _input_shapes(self, arrays):
+        shapes = {k: tuple(v.shape[1:]) for k, v in arrays.items()}
+        for b in self.branches_:
+            for k in b.input_names:
+                declared = b.input_shapes.get(k)
+                if declared is not None and tuple(declared) == (1,) and shapes[k] == () and is_strings(arrays[k]):
+                    shapes[k] = (1,)  # one string per row, as kfuse.inputs hands strings to Keras
+                if declared is not None and not shapes_agree(tuple(declared), shapes[k]):
+                    raise ValueError(
+                        f"Branch '{b.name}': input '{k}' expects shape {tuple(declared)} "
+                        f"(without the batch axis) but the data has {shapes[k]}"
+                    )
+                if declared is not None and None in tuple(declared) and not b.is_fresh:
+                    shapes[k] = tuple(declared)  # a built base keeps its variable length (hub tokens)
+        return shapes
+
+    def fit(self, x, y=None, sample_weight=None, allow_nonfinite=False):
+        """Train bases out-of-fold, then the meta-learner and head; returns self.
+
+        `x`: an array, a dict of input name -> array, or a `tf.data.Dataset` of (x, y)
+        or (x, y, sample_weight); `sample_weight` weighs the rows in every base's and
+        the head's loss. The caller's Python and numpy random states are left as they
+        were (the Stacker seeds its own work from `random_state` / `seed`).
+        """
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        try:
+            # a model per fold: TensorFlow's retracing warnings are noise; the work_dir is
+            # released (`claims`) when the fit ends, finished or not
+            with quiet_tensorflow(), contextlib.ExitStack() as claims:
+                return self._fit(x, y, sample_weight, allow_nonfinite, claims)
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+    def _fit(self, x, y, sample_weight, allow_nonfinite, claims):
+        start = time.perf_counter()
+        self.branches_, self.head_, self.methods_, self.meta_fit_ = self._resolve()
+        select.check_selection(self.selection, self.branches_, self.methods_, self.head_)
+        self.seed_ = resolve_seed(self.random_state, self.seed)
+        shapes = {k: s for b in self.branches_ for k, s in b.input_shapes.items() if s is not None}
+        x = tokenized_for_branches(self.branches_, x, "Stacker.fit")  # hub Tasks' raw strings
+        arrays, y, sample_weight = arrays_and_labels(
+            x, y, self.input_names, "Stacker.fit", allow_nonfinite, sample_weight, shapes=shapes
+        )
+        if y is None:
+            raise ValueError("Stacker.fit needs labels y (or a tf.data.Dataset of (x, y) pairs)")
+        for b in self.branches_:
+            check_integral(arrays, b.input_dtypes, f"Stacker.fit: branch '{b.name}'")
+        try:
+            self.head_.check_labels(y)
+        except ValueError as error:
+            raise ValueError(f"Stacker: labels do not fit the head {self.head_}: {error}") from None
+        self.sample_weight_ = sample_weight
+        _, self.strategy_ = strategy_scope(self.strategy)
+        shapes = self._input_shapes(arrays)
+        plan = resolve_cv(self.cv, y, self.head_, self.seed_)
+        if plan.kind == "prefit":
+            for b in self.branches_:
+                if b.is_fresh:
+                    raise ValueError(
+                        f"Stacker(cv='prefit'): branch '{b.name}' is a callable, not a built "
+                        "and trained keras.Model; prefit uses the bases as they are. Train it "
+                        "first, or use cv=5."
+                    )
+        trained = [b for b in self.branches_ if b.trainable and plan.kind != "prefit"]
+        frozen = [self._frozen(b, shapes) for b in self.branches_ if b not in trained]
+        if not allow_nonfinite:
+            for b in frozen:
+                check_finite_weights(b.base, f"Stacker.fit: frozen branch '{b.name}'")
+        self._trained_names = {b.name for b in trained}
+        print_ = fingerprint(
+            self.branches_,
+            self._trained_names,
+            self.methods_,
+            plan,
+            self.seed_,
+            self.head_,
+            arrays,
+            y,
+            shapes=shapes,
+        )
+        store = claims.enter_context(WorkDir(self.work_dir, print_))
+        steps = len(trained) * (plan.n_splits + (1 if self.refit else 0))
+        self._bar = keras.utils.Progbar(
+            max(steps, 1), verbose=self.verbose, unit_name="fit", stateful_metrics=["fold", "refit"]
+        )
+        folds = BaseFolds(trained, self.methods_, self.head_, shapes, store, self.seed_,
+                          self.strategy_, self.sample_weight_, self._bar, resolve_n_jobs(self.n_jobs))
+        oof, fold_models, scores = folds.run(plan, arrays, y, keep_fold_models=not self.refit,
+                                             refit=self.refit)
+        finals = folds.final_branches(fold_models, arrays, y, self.refit)
+        self.base_models_ = folds.base_models
+        finals.update({b.name: bt.as_branch(b, b.base, self.methods_[b.name]) for b in frozen})
+        features = dict(oof)
+        if self.levels == 2:
+            features.update(cached_features(frozen, self.methods_, arrays, shapes))
+        self.oof_rows_ = plan.held_out_rows(len(y))
+        ordered = [finals[b.name] for b in self.branches_]
+        members = features  # every member's meta-features, for fixed weights (selection)
+        top_rows = self.oof_rows_  # the rows the top trains on and the selection scores
+        if self.levels == 2:
+            self.level2_ = LevelTwo(self, features, y, self.oof_rows_, arrays)
+            self.model_ = self.level2_.build(ordered, shapes)
+            names, top_features = ["level2"], self.level2_.oof
+            top_rows = self.level2_.rows  # with a level-2 OOF prediction (all, for k-fold)
+        else:
+            self.model_ = self._stack(ordered, shapes)
+            frozen_names = [b.name for b in frozen]
+            if self.cache and frozen:  # one batched pass over every frozen branch
+                features.update(self.model_.branch_outputs(arrays, 1024, names=frozen_names,
+                                                           check_finite=not allow_nonfinite))
+            elif frozen and self.selection != "meta":  # cache=False: still cached for the choice
+                members = {**features, **self.model_.branch_outputs(
+                    arrays, 1024, names=frozen_names, check_finite=not allow_nonfinite)}
+            names, top_features = [b.name for b in self.branches_], features
+        choice = select.choose(self, self.model_.top, {**members, **top_features}, members, arrays, y, top_rows)
+        self.selection_, self.selection_scores_ = choice.selection, choice.scores
+        self.selection_losses_ = choice.losses
+        self.selection_metric_, self.selection_reason_ = choice.metric, choice.reason
+        self.selection_weights_ = choice.weights
+        info = {**self.model_.kfuse_info["stacker"], "selection": choice.selection}
+        if choice.weights is None:
+            self.model_.kfuse_info["stacker"] = info
+            self._train_top(names, top_features, arrays, y, top_rows)
+        else:
+            info["weights"] = choice.weights
+            self.model_ = select.weighted_model(self, ordered, shapes, choice.weights, info)
+            self.meta_history_ = {}
+        self.oof_predictions_ = oof
+        self.fold_models_ = fold_models
+        self.features_ = features
+        optimizer = self.model_.optimizer
+        if optimizer is not None and not optimizer.built:
+            with self.model_.strategy_scope():  # a strategy's variables are made in its scope
+                optimizer.build(self.model_.trainable_variables)
+        self.cv_scores_ = scores
+        self.cv_metric_ = "mse" if self.head_.activation is None else "accuracy"
+        self.classes_ = classes_of(self.head_)
+        self.n_features_in_ = len(self.input_names)
+        self.fit_time_ = time.perf_counter() - start
+        return self
+
+    def _frozen(self, branch, shapes):
+        """A frozen branch over a built model (a frozen callable is built once, seeded)."""
+        if not branch.is_fresh:
+            return branch
+        keras.utils.set_random_seed(fold_seed(self.seed_, 999, self.branches_.index(branch)))
+        built = branch.build_model(shapes)
+        return Branch(built, name=branch.name, inputs=branch.input_names, trainable=False)
+
+    def _fusion(self):
+        if isinstance(self.fusion, FusionLayer):
+            return type(self.fusion).from_config(self.fusion.get_config())
+        return self.fusion
+
+    def _stack(self, branches, shapes, fusion="from_self", passthrough=None):
+        keras.utils.set_random_seed(self.seed_ + 5)  # the head's initial weights
+        model = stack(
+            branches,
+            fusion=self._fusion() if fusion == "from_self" else fusion,
+            meta=self.meta,
+            head=self.head_,
+            passthrough=bool(self.passthrough) if passthrough is None else passthrough,
+            name=self.name,
+            input_shapes=shapes,
+            strategy=self.strategy_,
+        )
+        model.kfuse_info["stacker"] = {
+            "cv": repr(self.cv),
+            "stack_method": self.methods_,
+            "refit": bool(self.refit),
+            "trained": sorted(self._trained_names),  # not expected to equal their bases
+            "levels": self.levels,
+            "seed": self.seed_,
+        }
+        return model
+
+    def _train_top(self, names, features, arrays, y, rows):
+        """Train `model_.top` (fusion, meta-learner, head) on the meta-features of `rows`."""
+        model = self.model_
+        through = []
+        if not self.cache and self.levels == 1:
+            through = [n for n in names if n not in self._trained_names]
+        with model.strategy_scope():
+            top = model.top if not through else through_graph(model, through)
+        history = select.train_top(self, top, features, arrays, y, rows, seed=self.seed_ + 7)
+        self.meta_history_ = history.history
+
+    def __repr__(self):
+        names = [b.name for b in check_branches(self.branches)]
+        return (
+            f"Stacker(branches={names}, cv={self.cv!r}, stack_method={self.stack_method!r}, "
+            f"refit={self.refit}, levels={self.levels})"
+        )

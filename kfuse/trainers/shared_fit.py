@@ -1,0 +1,170 @@
+"""`SharedFit`: the fold models of one base trained in turn through ONE traced epoch function.
+
+Out-of-fold stacking trains K + 1 models of one architecture (K folds and the refit).
+Trained through `Model.fit` or `epoch_loop.fit_in_memory`, each pays for tracing its own
+training graph, about a second each for a small CNN or GRU: most of a short fit. Here
+one worker model of the architecture holds the variables the traced function updates:
+for each fold, the fold model's fresh variables (weights, BatchNorm statistics, dropout
+seed state) are copied into the worker, its optimizer is put back to its untrained
+state, the epochs run on the fold's rows, and the trained variables are copied back
+into the fold model. Each fold model thus trains exactly as it would alone through
+`fit_in_memory` (the same initial weights, optimizer state, batches, shuffling and
+dropout stream), and only the first pays for tracing.
+
+It applies where `epoch_loop.supports` does and the branch does not re-adapt its
+preprocessing per fold (adapted vocabularies live in lookup tables, not variables).
+Anything else trains the fold model itself. `FitPool` does the same for members of
+several architectures (a heterogeneous bagging ensemble): one worker per architecture.
+"""
+
+import numpy as np
+
+from kfuse.branches.state import clone_with_state
+from kfuse.trainers import epoch_loop
+from kfuse.trainers.epoch_function import EpochFunction
+
+
+class SharedFit:
+    """Train models of one architecture one after another in one worker's variables.
+
+    Args:
+        make_worker: a callable returning a new compiled model of the architecture; called
+            once, at the first `fit` that can share. None: a copy of the first model
+            trained (its preprocessing state kept, compiled from its compile config).
+
+    Example:
+
+    ```python
+    import keras, numpy as np
+    from kfuse.trainers.shared_fit import SharedFit
+
+    def build():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
+
+    shared = SharedFit(build)
+    x, y = np.ones((40, 4), "float32"), np.zeros(40)
+    folds = [build(), build()]
+    for model in folds:
+        shared.fit(model, x, y, seed=0, epochs=2, batch_size=8)
+    ```
+    """
+
+    def __init__(self, make_worker=None):
+        self.make_worker = make_worker
+        self.worker = None
+        self._initial_optimizer = None
+        self.epoch_function = None
+        self._holding = None
+
+    def holds(self, model):
+        """Whether the worker's variables are `model`'s trained ones (its last shared fit)."""
+        return model is not None and self._holding is model
+
+    def fit(self, model, x, y, seed=None, **fit_kwargs):
+        """Train `model` like `epoch_loop.fit(model, x, y, seed=seed, **fit_kwargs)`."""
+        self._holding = None
+        if not epoch_loop.supports(model, x, y, fit_kwargs) or not self._start(model):
+            return epoch_loop.fit(model, x, y, seed=seed, **fit_kwargs)
+        worker = self.worker
+        for target, source in zip(worker.variables, model.variables, strict=True):
+            target.assign(source)
+        for variable, value in zip(worker.optimizer.variables, self._initial_optimizer, strict=True):
+            variable.assign(value)
+        if seed is None:  # as fit_in_memory draws it
+            seed = np.random.randint(2**31 - 1)
+        batch_size = int(fit_kwargs.get("batch_size") or 32)
+        shuffle = fit_kwargs.get("shuffle", True)
+        validation_batch_size = fit_kwargs.get("validation_batch_size")
+        if self.epoch_function is None or not self.epoch_function.serves(worker, batch_size, shuffle, validation_batch_size):
+            self.epoch_function = EpochFunction(worker, batch_size, shuffle, validation_batch_size)
+        history = epoch_loop.fit_in_memory(worker, x, y, seed=seed, epoch_function=self.epoch_function, **fit_kwargs)
+        for target, source in zip(model.variables, worker.variables, strict=True):
+            target.assign(source)
+        self._holding = model
+        return history
+
+    def ready(self, model):
+        """Make the worker now, in the calling thread; whether `model` can train in it.
+
+        Building the worker draws from the global random state, so a caller that trains
+        in other threads makes it here, in the thread that seeds that state.
+        """
+        return self._start(model)
+
+    def _start(self, model):
+        """Make the worker on first use; whether `model` can train in its variables."""
+        if self.worker is None:
+            worker = self.make_worker() if self.make_worker is not None else copy_compiled(model)
+            if worker is None:
+                return False
+            worker.optimizer.build(worker.trainable_variables)
+            self._initial_optimizer = [np.array(v.numpy()) for v in worker.optimizer.variables]
+            self.worker = worker
+        return _same_architecture(self.worker, model)
+
+
+class FitPool:
+    """`SharedFit`s for models of several architectures: each model trains in the worker
+    of its own architecture (a new one for an architecture not seen before).
+
+    Example:
+
+    ```python
+    import keras, numpy as np
+    from kfuse.trainers.shared_fit import FitPool
+
+    def build(units):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units), keras.layers.Dense(2)])
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
+
+    pool = FitPool()
+    x, y = np.ones((40, 4), "float32"), np.zeros(40)
+    for units in (3, 5, 3):
+        pool.fit(build(units), x, y, seed=0, epochs=1, batch_size=8)
+    len(pool.shared)  # 2: one worker per architecture
+    ```
+    """
+
+    def __init__(self):
+        self.shared = []
+
+    def fit(self, model, x, y, seed=None, **fit_kwargs):
+        for shared in self.shared:
+            if _same_architecture(shared.worker, model):
+                return shared.fit(model, x, y, seed=seed, **fit_kwargs)
+        shared = SharedFit()
+        history = shared.fit(model, x, y, seed=seed, **fit_kwargs)
+        if shared.worker is not None:
+            self.shared.append(shared)
+        return history
+
+
+def copy_compiled(model):
+    """A copy of `model` compiled as it is, or None where its compile settings do not copy."""
+    try:
+        worker = clone_with_state(model, weights=True)
+        worker.compile_from_config(model.get_compile_config())
+    except Exception:  # a custom loss or optimizer without a config: no sharing
+        return None
+    if worker.optimizer is None:
+        return None
+    return worker
+
+
+def _same_architecture(a, b):
+    if len(a.variables) != len(b.variables):
+        return False
+    if any(u.shape != v.shape or u.dtype != v.dtype for u, v in zip(a.variables, b.variables, strict=True)):
+        return False
+    if type(a.optimizer) is not type(b.optimizer) or _config(a.optimizer) != _config(b.optimizer):
+        return False
+    return type(a.loss) is type(b.loss) and _config(a.loss) == _config(b.loss)
+
+
+def _config(obj):
+    config = dict(obj.get_config()) if hasattr(obj, "get_config") else {"value": repr(obj)}
+    config.pop("name", None)
+    return config

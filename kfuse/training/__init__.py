@@ -1,6 +1,0 @@
-"""Training fused models: the leak-free out-of-fold `Stacker`, feature caching,
-per-branch fit settings and resumable checkpoints."""
-
-from kfuse.training.stacker import Stacker
-
-__all__ = ["Stacker"]

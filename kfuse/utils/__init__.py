@@ -1,0 +1,2 @@
+"""Small helpers with no kfuse imports above them: backend checks, the console, JSON-ready
+settings, YAML with line marks, names, fingerprints and the one run store of every `work_dir`."""
