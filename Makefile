@@ -36,6 +36,8 @@ $(EXTRAS_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check regex sentencepiece tokenizers "kagglehub==1.0.2" "kagglesdk==0.1.28"
 	$(PY) -m pip install --quiet --disable-pip-version-check "mergekit==0.1.5"
 	$(PY) -m pip install --quiet --disable-pip-version-check "mkdocs-material>=9.5" "mkdocstrings[python]>=0.25" "mkdocs-jupyter>=0.24"
+	# scale-out engines (kfuse[ray], kfuse[dask]: tested on local clusters) and the suite's two workers
+	$(PY) -m pip install --quiet --disable-pip-version-check "ray[default]==2.60.0" "dask[distributed]==2026.11.0" "pytest-xdist==3.8.0"
 	touch $(EXTRAS_STAMP)
 
 setup: $(STAMP) $(EXTRAS_STAMP)
