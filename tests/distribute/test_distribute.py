@@ -172,7 +172,7 @@ def test_local_dataset_turns_auto_sharding_off():
 def test_mirrored_on_two_logical_cpus_matches_one_device():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     run = subprocess.run([sys.executable, MIRRORED_WORKER], env=env, cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     report = json.loads(run.stdout.split("RESULT ", 1)[1])
     assert report["devices"] == ["/device:CPU:0", "/device:CPU:1"]
