@@ -231,3 +231,51 @@ def score_kind(model, kind):
         layer = producing_layer(model, layer.input)
     activation = final_activation(layer)[0] if layer is not None else None
     return "probabilities" if activation in ("softmax", "sigmoid") else kind
+
+
+def ends_linear(model):
+    """Whether `model`'s final layer has a linear activation (it hands out logits)."""
+    layer = final_layer(model)
+    return layer is not None and final_activation(layer)[0] == "linear"
+
+
+def default_loss(model, activation, one_hot=False, who=None):
+    """The loss that trains `model` for a head with `activation` ("softmax", "sigmoid", or
+    None for regression: mean squared error): cross-entropy from logits when the model
+    ends linear, from probabilities otherwise; categorical for `one_hot` labels.
+
+    `who` (a name for the error, e.g. "Branch 'a'"): refuse a model ending in another
+    activation, whose outputs are neither logits nor probabilities; None takes them as
+    probabilities.
+
+    Example:
+
+    ```python
+    import keras
+    from kfuse.branches.outputs import default_loss
+
+    net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    default_loss(net, "softmax").get_config()["from_logits"]  # True: it ends linear
+    ```
+    """
+    if activation is None:
+        return keras.losses.MeanSquaredError()
+    layer = final_layer(model)
+    act = final_activation(layer)[0] if layer is not None else None
+    if who is not None and act not in ("softmax", "sigmoid", "linear"):
+        raise ValueError(
+            f"{who}: the base ends in activation {act!r}; kfuse cannot tell which loss trains it for "
+            "this head. Give it one: Branch(..., fit={'loss': ...})"
+        )
+    from_logits = act == "linear"
+    if activation == "softmax":
+        if one_hot:
+            return keras.losses.CategoricalCrossentropy(from_logits=from_logits)
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+    return keras.losses.BinaryCrossentropy(from_logits=from_logits)
+
+
+def head_loss(model, head, who):
+    """`default_loss` for a `kfuse.layers.heads` head (its activation and label form); a model
+    ending in another activation than linear, softmax or sigmoid is refused naming `who`."""
+    return default_loss(model, head.activation, getattr(head, "labels", "sparse") == "one_hot", who)

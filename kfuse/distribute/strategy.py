@@ -282,6 +282,28 @@ def sync_from_chief(strategy, variables):
                 start += size
 
 
+def entered_scope(strategy):
+    """The scope of a resolved `strategy`: a null context for None, or when the caller is
+    inside that strategy's scope already.
+
+    Example:
+
+    ```python
+    from kfuse.distribute.strategy import entered_scope
+
+    with entered_scope(None):  # no strategy: nothing to enter
+        pass
+    ```
+    """
+    if strategy is None:
+        return contextlib.nullcontext()
+    import tensorflow as tf
+
+    if tf.distribute.has_strategy() and tf.distribute.get_strategy() is strategy:
+        return contextlib.nullcontext()
+    return strategy.scope()
+
+
 def strategy_scope(strategy):
     """(context manager, strategy) for a strategy name, object or None (no scope).
 

@@ -23,12 +23,14 @@ import random
 import keras
 import numpy as np
 
-from kfuse.branches.outputs import final_activation, final_layer
+from kfuse.branches.outputs import default_loss, ends_linear
 from kfuse.branches.raw_inputs import holds_raw_strings, tokenized
 from kfuse.inputs import SHOW_ROWS, nonfinite_rows
 from kfuse.trainers import epoch_loop
 from kfuse.utils.fingerprints import compiled_hash, data_digest
 from kfuse.utils.jsonable import jsonable as _jsonable
+from kfuse.utils.optimizers import copy_optimizer
+from kfuse.utils.outputs import to_probabilities
 from kfuse.utils.run_store import RunStore
 
 try:
@@ -171,12 +173,6 @@ def spec_name(spec):
     return f"builder:{getattr(spec, '__module__', '')}.{getattr(spec, '__qualname__', repr(spec))}"
 
 
-def ends_linear(model):
-    layer = final_layer(model)
-    act, _ = final_activation(layer) if layer is not None else (None, False)
-    return act == "linear"
-
-
 def new_member(spec, seed, task, who, index, classes=None):
     """A fresh, compiled member network built from `spec` under `seed` (its outputs checked
     against `classes` when given)."""
@@ -192,10 +188,7 @@ def build_member(spec, seed, who, index):
     if isinstance(spec, keras.Model):
         model = keras.models.clone_model(spec)
         if getattr(spec, "optimizer", None) is not None and getattr(spec, "loss", None) is not None:
-            optimizer = keras.optimizers.get(
-                {"class_name": spec.optimizer.__class__.__name__, "config": spec.optimizer.get_config()}
-            )
-            model.compile(optimizer=optimizer, loss=spec.loss, jit_compile=False)
+            model.compile(optimizer=copy_optimizer(spec.optimizer), loss=spec.loss, jit_compile=False)
     else:
         model = spec()
         if not isinstance(model, keras.Model):
@@ -208,14 +201,8 @@ def build_member(spec, seed, who, index):
 def compile_member(model, task):
     """Compile with Adam and the task's loss unless the member brought its own settings."""
     if getattr(model, "optimizer", None) is None or getattr(model, "loss", None) is None:
-        model.compile(optimizer="adam", loss=default_loss(model, task), jit_compile=False)
+        model.compile(optimizer="adam", loss=default_loss(model, None if task == "regression" else "softmax"), jit_compile=False)
     return model
-
-
-def default_loss(model, task):
-    if task == "regression":
-        return "mse"
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=ends_linear(model))
 
 
 def member_fit_settings(fit_params, index, who):
@@ -249,11 +236,7 @@ def probabilities(model, x, batch_size=256, out=None):
         out = model.predict(x, batch_size=batch_size, verbose=0)
     out = np.asarray(out, dtype="float64")
     if ends_linear(model):
-        if out.shape[-1] == 1:
-            return 1.0 / (1.0 + np.exp(-out))
-        out = out - out.max(axis=-1, keepdims=True)
-        e = np.exp(out)
-        return e / e.sum(axis=-1, keepdims=True)
+        return to_probabilities(out, "sigmoid" if out.shape[-1] == 1 else "softmax")
     return out
 
 
@@ -450,10 +433,7 @@ def fit_parallel(members, x, targets, weights, settings, seed=None):
             feeds[f"member_{i}_{name}"] = np.asarray(x[name] if isinstance(x, dict) else x)[order]
         outputs.append(member(next(iter(own.values()))) if len(own) == 1 else member(own))
     joint = keras.Model(inputs, outputs)
-    optimizer = keras.optimizers.get(
-        {"class_name": first.optimizer.__class__.__name__, "config": first.optimizer.get_config()}
-    )
-    joint.compile(optimizer=optimizer, loss=[m.loss for m in members], jit_compile=False)
+    joint.compile(optimizer=copy_optimizer(first.optimizer), loss=[m.loss for m in members], jit_compile=False)
     settings = dict(settings)
     settings.setdefault("verbose", 0)
     validation = settings.pop("validation_data", None)

@@ -4,12 +4,7 @@ import numpy as np
 
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import scaled_sum_graph
-
-
-def softmax(z):
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+from kfuse.utils.outputs import softmax
 
 
 def pseudo_residual(target, running, task, n_classes=None):

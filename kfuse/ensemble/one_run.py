@@ -5,6 +5,7 @@ import math
 import keras
 
 from kfuse.ensemble import base
+from kfuse.utils.optimizers import copy_optimizer
 
 
 def make_optimizer(optimizer, learning_rate, who):
@@ -16,8 +17,7 @@ def make_optimizer(optimizer, learning_rate, who):
     Its own learning rate is replaced by `learning_rate`.
     """
     if isinstance(optimizer, keras.optimizers.Optimizer):
-        config = dict(optimizer.get_config(), learning_rate=learning_rate)
-        return type(optimizer).from_config(config)
+        return copy_optimizer(optimizer, learning_rate=learning_rate)
     if isinstance(optimizer, dict):
         if set(optimizer) - {"class_name", "config", "module", "registered_name"} or "class_name" not in optimizer:
             raise ValueError(f"{who}: optimizer dict {optimizer!r} is not a Keras optimizer config; give "

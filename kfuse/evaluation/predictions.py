@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kfuse.utils.outputs import sigmoid, softmax
+
 TASKS = ("auto", "classification", "regression")
 
 
@@ -242,12 +244,6 @@ def _is_one_hot(y):
     return y.ndim == 2 and y.shape[1] >= 2 and np.isin(y, (0, 1)).all() and np.all(y.sum(1) == 1)
 
 
-def softmax(z):
-    from kfuse.layers.heads import to_probabilities as head_probabilities
-
-    return head_probabilities(np.asarray(z, "float64"), "softmax")
-
-
 def to_probabilities(name, raw, num_classes=None):
     """(probabilities (n, k), notes) from probabilities, logits, one logit, or hard labels.
 
@@ -264,9 +260,7 @@ def to_probabilities(name, raw, num_classes=None):
             return np.eye(k)[raw.astype(int)], notes
         p = raw
         if raw.size and (raw.min() < 0 or raw.max() > 1):
-            from kfuse.layers.heads import to_probabilities as head_probabilities
-
-            p = head_probabilities(raw, "sigmoid")
+            p = sigmoid(raw)
             notes.append(f"'{name}' outputs one logit per row: sigmoid applied")
         return np.stack([1.0 - p, p], axis=1), notes
     if raw.ndim != 2:
@@ -275,7 +269,7 @@ def to_probabilities(name, raw, num_classes=None):
     if raw.min() < -1e-6 or raw.max() > 1 + 1e-6 or not np.allclose(sums, 1.0, atol=1e-3):
         reason = "negative values" if raw.min() < -1e-6 else "rows not summing to 1"
         notes.append(f"'{name}' outputs logits ({reason}): softmax applied")
-        return softmax(raw), notes
+        return softmax(raw), notes  # raw is float64 here
     return raw / sums[:, None], notes
 
 

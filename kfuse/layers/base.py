@@ -93,6 +93,16 @@ class FusionLayer(keras.layers.Layer):
                     f"{self._label(i)} outputs shape {shape}"
                 )
 
+    def _check_weight_count(self, weights, count):
+        """Refuse fixed per-branch `weights` whose number is not the branches' `count`."""
+        if weights is not None and len(weights) != count:
+            raise ValueError(f"{self.__class__.__name__} was given {len(weights)} weights for {count} branches: {weights}")
+
+    def _by_branch(self, values):
+        """Branch name (`branch_<i>` where unnamed) -> float, for per-branch `values`."""
+        names = self.branch_names or [f"branch_{i}" for i in range(len(values))]
+        return {name: float(v) for name, v in zip(names, values, strict=False)}
+
     def build(self, input_shape):
         self._check_shapes(input_shape)
         super().build(input_shape)

@@ -1,76 +1,12 @@
-"""Fixed ensemble layers: `WeightedVote` (AdaBoost SAMME's hard vote), `WeightedMedian`
-(AdaBoost.R2's prediction) and `ProbabilityLogits`."""
+"""Fixed ensemble layers: `WeightedMedian` (AdaBoost.R2's prediction) and
+`ProbabilityLogits`; `WeightedVote` (AdaBoost SAMME's hard vote) is `kfuse.layers.vote`'s."""
 
 import keras
 import numpy as np
 from keras import ops
 
 from kfuse.layers import FusionLayer
-
-
-@keras.saving.register_keras_serializable(package="kfuse_ensemble")
-class WeightedVote(FusionLayer):
-    """sum_m w_m onehot(argmax x_m) / sum_m w_m: each member votes for its top class.
-
-    With SAMME's `alpha_m` as weights, the arg-max of the output is scikit-learn's
-    `AdaBoostClassifier(algorithm="SAMME")` prediction. The output is the weighted vote
-    share per class, `(batch, classes)`, summing to one.
-
-    Args:
-        weights (list[float]): list of M non-negative numbers with a positive sum (fixed, not
-            trained).
-
-    Keyword Args:
-        branch_names (list[str] | None): optional branch names (set by `kfuse.stack`).
-
-    Example:
-
-    ```python
-    import numpy as np
-    from kfuse.layers.ensemble import WeightedVote
-
-    a = np.array([[0.9, 0.1]]); b = np.array([[0.4, 0.6]])
-    WeightedVote([3.0, 1.0])([a, b])  # [[0.75, 0.25]]
-    ```
-    """
-
-    min_branches = 1
-    requires_equal_shapes = True
-
-    def __init__(self, weights, **kwargs):
-        super().__init__(**kwargs)
-        weights = [float(w) for w in weights]
-        if not weights or any(w < 0 for w in weights) or sum(weights) <= 0:
-            raise ValueError(f"WeightedVote: `weights` must be non-negative with a positive sum; received {weights}")
-        self.weights_init = weights
-
-    def build(self, input_shape):
-        shapes = self._check_shapes(input_shape)
-        if len(shapes) != len(self.weights_init):
-            raise ValueError(
-                f"WeightedVote was given {len(self.weights_init)} weights for {len(shapes)} branches"
-            )
-        self.built = True
-
-    def fuse(self, inputs, presence):
-        classes = inputs[0].shape[-1]
-        total = sum(self.weights_init)
-        out = None
-        for w, x in zip(self.weights_init, inputs, strict=True):
-            vote = ops.one_hot(ops.argmax(x, axis=-1), classes, dtype=x.dtype) * (w / total)
-            out = vote if out is None else out + vote
-        return out
-
-    def branch_weights(self):
-        """The normalised member weights as a dict of branch name to float."""
-        values = np.asarray(self.weights_init) / sum(self.weights_init)
-        names = self.branch_names or [f"branch_{i}" for i in range(len(values))]
-        return {name: float(v) for name, v in zip(names, values, strict=False)}
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"weights": self.weights_init})
-        return config
+from kfuse.layers.vote import WeightedVote  # noqa: F401  (saved graphs name it here)
 
 
 @keras.saving.register_keras_serializable(package="kfuse_ensemble")
@@ -114,10 +50,7 @@ class WeightedMedian(FusionLayer):
 
     def build(self, input_shape):
         shapes = self._check_shapes(input_shape)
-        if len(shapes) != len(self.weights_init):
-            raise ValueError(
-                f"WeightedMedian was given {len(self.weights_init)} weights for {len(shapes)} branches"
-            )
+        self._check_weight_count(self.weights_init, len(shapes))
         self._check_flat(shapes)
         self.built = True
 
@@ -134,8 +67,7 @@ class WeightedMedian(FusionLayer):
     def branch_weights(self):
         """The normalised member weights as a dict of branch name to float."""
         total = sum(self.weights_init) or 1.0
-        names = self.branch_names or [f"branch_{i}" for i in range(len(self.weights_init))]
-        return {name: w / total for name, w in zip(names, self.weights_init, strict=False)}
+        return self._by_branch([w / total for w in self.weights_init])
 
     def get_config(self):
         config = super().get_config()

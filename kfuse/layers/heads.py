@@ -8,6 +8,8 @@ model's `predict_proba` and the SavedModel export apply it). Regression outputs 
 import keras
 import numpy as np
 
+from kfuse.utils.outputs import to_probabilities  # noqa: F401  (the one route, re-exported)
+
 
 class Head:
     """Base class: a Dense output layer plus its loss, metrics, label check and probabilities.
@@ -78,19 +80,6 @@ class Head:
 
     def __repr__(self):
         return f"{type(self).__name__}(units={self.units})"
-
-
-def to_probabilities(logits, activation, where="head"):
-    """softmax (over the last axis) or sigmoid of `logits`, stably, in numpy."""
-    if activation not in ("softmax", "sigmoid"):
-        raise ValueError(f"{where} gives no probabilities (activation {activation!r}); use its outputs as they are")
-    logits = np.asarray(logits)
-    logits = logits.astype("float64" if logits.dtype == np.float64 else "float32")
-    if activation == "softmax":
-        shifted = logits - logits.max(axis=-1, keepdims=True)
-        e = np.exp(shifted)
-        return e / e.sum(axis=-1, keepdims=True)
-    return 0.5 * (1.0 + np.tanh(0.5 * logits))  # the sigmoid, without overflow
 
 
 def _refuse_text(y, head):
@@ -190,8 +179,28 @@ class Classification(Head):
         return {**config, "labels": self.labels}
 
 
+class SigmoidHead(Head):
+    """A head with one sigmoid per unit (`Binary`, `MultiLabel`): logits out, binary
+    cross-entropy from logits, accuracy at logit 0, labels 0 or 1."""
+
+    activation = "sigmoid"
+    output_name = "logits"
+
+    def loss(self):
+        return keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def metrics(self):
+        return [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)]
+
+    def _check_zero_one(self, y, what):
+        """Refuse labels other than 0 and 1, naming the head (`what`)."""
+        bad = np.setdiff1d(np.unique(y), [0, 1])
+        if bad.size:
+            raise ValueError(f"The {what} head expects labels 0 or 1; received also {bad[:5]}.")
+
+
 @keras.saving.register_keras_serializable(package="kfuse")
-class Binary(Head):
+class Binary(SigmoidHead):
     """Two-class classification with one logit; sigmoid gives P(class 1).
 
     Example:
@@ -202,25 +211,14 @@ class Binary(Head):
     ```
     """
 
-    activation = "sigmoid"
-    output_name = "logits"
-
     def __init__(self, kernel_regularizer=None, name=None):
         super().__init__(1, kernel_regularizer, name)
-
-    def loss(self):
-        return keras.losses.BinaryCrossentropy(from_logits=True)
-
-    def metrics(self):
-        return [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)]
 
     def check_labels(self, y):
         _refuse_text(np.asarray(y), self)
         if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
             raise ValueError(f"The binary head expects labels of shape (batch,) or (batch, 1); received {_shape_text(y)}.")
-        bad = np.setdiff1d(np.unique(y), [0, 1])
-        if bad.size:
-            raise ValueError(f"The binary head expects labels 0 or 1; received also {bad[:5]}.")
+        self._check_zero_one(y, "binary")
 
     def get_config(self):
         config = super().get_config()
@@ -229,7 +227,7 @@ class Binary(Head):
 
 
 @keras.saving.register_keras_serializable(package="kfuse")
-class MultiLabel(Head):
+class MultiLabel(SigmoidHead):
     """Independent yes/no for each of `num_labels` labels: logits out, sigmoid per label.
 
     Example:
@@ -240,17 +238,8 @@ class MultiLabel(Head):
     ```
     """
 
-    activation = "sigmoid"
-    output_name = "logits"
-
     def __init__(self, num_labels, kernel_regularizer=None, name=None):
         super().__init__(num_labels, kernel_regularizer, name)
-
-    def loss(self):
-        return keras.losses.BinaryCrossentropy(from_logits=True)
-
-    def metrics(self):
-        return [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)]
 
     def check_labels(self, y):
         _refuse_text(np.asarray(y), self)
@@ -259,9 +248,7 @@ class MultiLabel(Head):
                 f"The multi-label head expects 0/1 labels of shape (batch, {self.units}); "
                 f"received {_shape_text(y)}."
             )
-        bad = np.setdiff1d(np.unique(y), [0, 1])
-        if bad.size:
-            raise ValueError(f"The multi-label head expects labels 0 or 1; received also {bad[:5]}.")
+        self._check_zero_one(y, "multi-label")
 
     def get_config(self):
         config = super().get_config()

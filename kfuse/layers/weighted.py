@@ -55,11 +55,7 @@ class WeightedAverage(FusionLayer):
     def build(self, input_shape):
         shapes = self._check_shapes(input_shape)
         count = len(shapes)
-        if self.weights_init is not None and len(self.weights_init) != count:
-            raise ValueError(
-                f"WeightedAverage was given {len(self.weights_init)} weights "
-                f"{self.weights_init} for {count} branches"
-            )
+        self._check_weight_count(self.weights_init, count)
         if self.learnable:
             init = (
                 np.log(np.maximum(np.asarray(self.weights_init) / sum(self.weights_init), 1e-6))
@@ -90,8 +86,7 @@ class WeightedAverage(FusionLayer):
             values = keras.ops.convert_to_numpy(ops.softmax(self.logits))
         else:
             values = np.asarray(self.weights_init) / sum(self.weights_init)
-        names = self.branch_names or [f"branch_{i}" for i in range(len(values))]
-        return {name: float(v) for name, v in zip(names, values, strict=False)}
+        return self._by_branch(values)
 
     def get_config(self):
         config = super().get_config()

@@ -3,10 +3,11 @@ across layer depth), or a list of ``{"filter": substring, "value": v}`` entries 
 against the weight's path (the first match wins; an entry without ``filter`` is the default).
 """
 
-import difflib
 import numbers
 
 import numpy as np
+
+from kfuse.utils.names import did_you_mean
 
 RANGES = {
     "density": ("in (0, 1]", lambda v: 0 < v <= 1),
@@ -89,8 +90,7 @@ def check_names(given, method, where="parameters"):
     valid = method.parameter_names
     for name in given:
         if name not in valid:
-            close = difflib.get_close_matches(name, valid, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, valid)
             raise ValueError(
                 f"{where}: method {method.name!r} has no parameter {name!r}; it takes "
                 f"{valid}.{hint}"

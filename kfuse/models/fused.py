@@ -1,6 +1,5 @@
 """`FusedModel`: the functional `keras.Model` that `kfuse.stack` returns."""
 
-import contextlib
 import os
 import weakref
 
@@ -10,6 +9,7 @@ import numpy as np
 from kfuse import inputs as kinputs
 from kfuse.branches.lora import apply_lora, has_lora, restart_zero_adapters
 from kfuse.branches.raw_inputs import tokenized
+from kfuse.distribute.strategy import entered_scope
 from kfuse.layers.heads import head_from_config
 from kfuse.trainers.epoch_loop import compile_top, fit_top
 from kfuse.trainers.predict_loop import predict_in_memory
@@ -353,14 +353,7 @@ class FusedModel(keras.Model):
     # -- Keras entry points -------------------------------------------------------------
     def strategy_scope(self):
         """The scope of the strategy the model was built under, unless already in it."""
-        strategy = getattr(self, "kfuse_strategy", None)
-        if strategy is None:
-            return contextlib.nullcontext()
-        import tensorflow as tf
-
-        if tf.distribute.has_strategy() and tf.distribute.get_strategy() is strategy:
-            return contextlib.nullcontext()
-        return strategy.scope()
+        return entered_scope(getattr(self, "kfuse_strategy", None))
 
     def call(self, inputs, training=None, mask=None):
         return super().call(self.as_inputs(inputs), training=training, mask=mask)

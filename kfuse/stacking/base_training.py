@@ -6,16 +6,18 @@ compile settings `optimizer`, `learning_rate`, `loss`, `metrics`, `run_eagerly`,
 `jit_compile` and `steps_per_execution`.
 """
 
-import difflib
 import inspect
 
 import keras
 import numpy as np
 
 from kfuse.branches.branch import Branch, readapt_preprocessing
-from kfuse.branches.outputs import final_activation, final_layer
+from kfuse.branches.outputs import head_loss
 from kfuse.inputs import feed
 from kfuse.trainers import epoch_loop
+from kfuse.utils import outputs
+from kfuse.utils.names import did_you_mean
+from kfuse.utils.optimizers import new_optimizer
 
 COMPILE_KEYS = (
     "optimizer",
@@ -47,8 +49,7 @@ def check_fit_settings(branch):
                 "Stacker chooses per fold; pass data to Stacker.fit instead"
             )
         if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=3)
-            hint = f" Did you mean {close}?" if close else ""
+            hint = did_you_mean(key, valid, n=3)
             raise ValueError(
                 f"Branch '{branch.name}': fit setting {key!r} is not an argument of "
                 f"Model.fit or compile.{hint} Valid keys: {valid}"
@@ -58,38 +59,6 @@ def check_fit_settings(branch):
         raise ValueError(
             f"Branch '{branch.name}': fit setting epochs must be a positive int; received {epochs!r}"
         )
-
-
-def new_optimizer(spec, learning_rate=None):
-    """A fresh optimizer (never shared between models) from a name, instance or config."""
-    if isinstance(spec, keras.optimizers.Optimizer):
-        optimizer = type(spec).from_config(spec.get_config())
-    else:
-        optimizer = keras.optimizers.get(spec)
-    if learning_rate is not None:
-        config = optimizer.get_config()
-        config["learning_rate"] = learning_rate
-        optimizer = type(optimizer).from_config(config)
-    return optimizer
-
-
-def default_loss(model, head, branch_name):
-    """The base's training loss from the head and the base's final activation."""
-    if head.activation is None:
-        return keras.losses.MeanSquaredError()
-    layer = final_layer(model)
-    act = final_activation(layer)[0] if layer is not None else None
-    if act not in ("softmax", "sigmoid", "linear"):
-        raise ValueError(
-            f"Branch '{branch_name}': the base ends in activation {act!r}; kfuse cannot tell "
-            "which loss trains it for this head. Give it one: Branch(..., fit={'loss': ...})"
-        )
-    from_logits = act == "linear"
-    if head.activation == "softmax":
-        if getattr(head, "labels", "sparse") == "one_hot":
-            return keras.losses.CategoricalCrossentropy(from_logits=from_logits)
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
-    return keras.losses.BinaryCrossentropy(from_logits=from_logits)
 
 
 def fresh_model(branch, input_shapes, head):
@@ -118,7 +87,7 @@ def compile_base(model, branch, head):
     optimizer = new_optimizer(
         settings.pop("optimizer", "adam"), settings.pop("learning_rate", None)
     )
-    loss = settings.pop("loss", None) or default_loss(model, head, branch.name)
+    loss = settings.pop("loss", None) or head_loss(model, head, f"Branch '{branch.name}'")
     compile_kwargs = {k: settings.pop(k) for k in COMPILE_KEYS[3:] if k in settings}
     compile_kwargs.setdefault("jit_compile", False)
     model.compile(optimizer=optimizer, loss=loss, **compile_kwargs)
@@ -200,12 +169,6 @@ def score(head, output, y, from_logits=None):
     probabilities (threshold 0.5); None guesses from the range.
     """
     output = np.asarray(output, "float64")
-    if head.activation is None:
-        return float(np.mean((output.reshape(len(y), -1) - np.asarray(y).reshape(len(y), -1)) ** 2))
-    if head.activation == "softmax":
-        truth = y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y))
-        return float(np.mean(output.argmax(-1) == truth))
-    if from_logits is None:
+    if head.activation == "sigmoid" and from_logits is None:
         from_logits = not np.all((output >= 0) & (output <= 1))
-    threshold = 0.0 if from_logits else 0.5
-    return float(np.mean((output > threshold) == (np.asarray(y).reshape(output.shape) > 0.5)))
+    return outputs.score(head.activation, output, y, threshold=0.0 if from_logits else 0.5)

@@ -5,6 +5,8 @@ import warnings
 
 import numpy as np
 
+from kfuse.utils.outputs import class_ids
+
 PREFIT_WARNING = (
     "Stacker(cv='prefit'): the bases are used as they are and the meta-learner trains on "
     "their predictions for the rows passed to fit(). If the bases were trained on those "
@@ -87,7 +89,7 @@ def _labels_for_stratification(y, head):
     if head is None or head.activation is None:
         return None
     if head.activation == "softmax":
-        return y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y))
+        return class_ids(y)
     if y.ndim == 1 or y.shape[1] == 1:  # binary
         return y.reshape(len(y))
     return None  # multi-label: no stratification

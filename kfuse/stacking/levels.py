@@ -20,10 +20,11 @@ import keras
 import numpy as np
 
 from kfuse.branches.branch import Branch
-from kfuse.stacking import base_training as bt
+from kfuse.branches.outputs import head_loss
 from kfuse.stacking.cache import fit_top
 from kfuse.stacking.folds import forward_folds, resolve_cv, time_ordered
-from kfuse.stacking.settings import meta_batch_size
+from kfuse.utils.optimizers import new_optimizer
+from kfuse.utils.outputs import score
 
 #: level-2 learners: name -> hidden widths (() is a regularised linear model)
 LEARNERS = {"l2_linear": (), "l2_mlp": (64,)}
@@ -53,23 +54,22 @@ def _flat(a):
 
 
 class LevelTwo:
-    """Trains the level-2 learners of `stacker` on level-1 `features` (rows `rows`)."""
+    """Trains the level-2 learners on level-1 `features` (rows `rows`), with the
+    `TopSettings` of one Stacker fit (`self.settings`)."""
 
-    def __init__(self, stacker, features, y, rows, arrays):
-        self.stacker = stacker
-        head = stacker.head_
-        names = [b.name for b in stacker.branches_]
-        parts = [_flat(features[n]) for n in names]
-        if stacker.passthrough:
-            parts += [_flat(arrays[k]) for k in stacker.input_names]
+    def __init__(self, settings, features, y, rows, arrays):
+        self.settings = settings
+        head = settings.head
+        parts = [_flat(features[n]) for n in settings.branch_names]
+        if settings.passthrough:
+            parts += [_flat(arrays[k]) for k in settings.input_names]
         matrix = np.concatenate(parts, axis=1)[rows]
         labels = y[rows]
         splits = self._splits(labels, rows)
         held = np.zeros(len(rows), bool)
         for _, te in splits:
             held[te] = True
-        settings = {k: v for k, v in stacker.meta_fit_.items() if v is not None}
-        settings["batch_size"] = meta_batch_size(settings["batch_size"], len(rows))
+        settings = settings.fit_settings(len(rows))
         optimizer = settings.pop("optimizer")
         learning_rate = settings.pop("learning_rate")
         blocks, self.learners, self.cv_scores = [], {}, {}
@@ -81,7 +81,7 @@ class LevelTwo:
                     name, widths, matrix, labels, tr, optimizer, learning_rate, settings, k * 31 + j
                 )
                 block[te] = model.predict(matrix[te], batch_size=1024, verbose=0)
-                scores.append(bt.score(head, block[te], labels[te]))
+                scores.append(score(head.activation, block[te], labels[te]))
             self.cv_scores[name] = scores
             self.learners[name] = self._fit(
                 name, widths, matrix, labels, None, optimizer, learning_rate, settings, 997 + j
@@ -97,8 +97,7 @@ class LevelTwo:
 
     def _splits(self, labels, rows):
         """The level-2 folds over the OOF `rows`: (train, held-out) positions into `rows`."""
-        stacker = self.stacker
-        cv = stacker.cv
+        cv = self.settings.cv
         if time_ordered(cv):
             splits, reason = forward_folds(LEVEL2_FOLDS, rows, getattr(cv, "gap", 0))
             if splits is None:
@@ -109,24 +108,24 @@ class LevelTwo:
                 )
             return splits
         k = cv if isinstance(cv, int) and not isinstance(cv, bool) else LEVEL2_FOLDS
-        return resolve_cv(k, labels, stacker.head_, stacker.seed_ + 1).splits
+        return resolve_cv(k, labels, self.settings.head, self.settings.seed + 1).splits
 
     def _fit(self, name, widths, matrix, labels, rows, optimizer, learning_rate, settings, offset):
-        head = self.stacker.head_
-        keras.utils.set_random_seed(self.stacker.seed_ * 7919 + offset)
+        head, seed = self.settings.head, self.settings.seed * 7919 + offset
+        keras.utils.set_random_seed(seed)
         model = _learner(name, widths, matrix.shape[1], head)
         model.compile(
-            optimizer=bt.new_optimizer(optimizer, learning_rate),
-            loss=bt.default_loss(model, head, name),
+            optimizer=new_optimizer(optimizer, learning_rate),
+            loss=head_loss(model, head, f"Branch '{name}'"),
         )
         x, t = (matrix, labels) if rows is None else (matrix[rows], labels[rows])
-        fit_top(model, x, t, seed=self.stacker.seed_ * 7919 + offset, verbose=0, **settings)
+        fit_top(model, x, t, seed=seed, verbose=0, **settings)
         return model
 
-    def build(self, branches, shapes):
-        """The final FusedModel: inputs -> level-1 bases -> level-2 learners -> head."""
-        stacker = self.stacker
-        names = stacker.input_names
+    def branch(self, branches, shapes):
+        """The frozen branch "level2" of the final graph: inputs -> level-1 `branches` ->
+        level-2 learners (the head goes on top of it)."""
+        names = list(self.settings.input_names)
         inputs = {k: keras.Input(shape=shapes[k], name=k) for k in names}
         outs = []
         for b in branches:
@@ -139,7 +138,7 @@ class LevelTwo:
                 args = args[0]
             out = sub(args)
             outs.append(keras.layers.Flatten()(out) if len(out.shape) > 2 else out)
-        if stacker.passthrough:
+        if self.settings.passthrough:
             outs += [
                 keras.layers.Flatten()(inputs[k]) if len(inputs[k].shape) > 2 else inputs[k]
                 for k in names
@@ -148,5 +147,4 @@ class LevelTwo:
         level2 = [self.learners[n](level1) for n in LEARNERS]
         out = keras.layers.Concatenate(name="level2_outputs")(level2)
         base = keras.Model([inputs[k] for k in names], out, name="level2")
-        branch = Branch(base, name="level2", inputs=names, trainable=False, output="raw")
-        return stacker._stack([branch], shapes, fusion=None, passthrough=False)
+        return Branch(base, name="level2", inputs=names, trainable=False, output="raw")

@@ -41,15 +41,17 @@ says why in `selection_reason_`; an explicit "caruana" or "best" is refused.
 """
 
 import difflib
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 
 from kfuse.layers.heads import head_config
-from kfuse.stacking import base_training as bt
 from kfuse.stacking.cache import fit_top
 from kfuse.stacking.folds import forward_folds, resolve_cv, time_ordered
-from kfuse.stacking.settings import meta_batch_size
+from kfuse.utils import outputs
+from kfuse.utils.optimizers import new_optimizer
+from kfuse.utils.outputs import class_ids
 
 SELECTIONS = ("auto", "meta", "caruana", "best")
 #: a tie goes to the first of these
@@ -94,16 +96,18 @@ def weights_refused(branches, methods, head, features=None):
     return None
 
 
+@dataclass
 class Choice:
-    """What `choose` found: `selection`, `weights` (branch -> float, or None), `scores`."""
+    """What `choose` found: `selection` ("meta", "caruana" or "best"), `weights` (branch ->
+    float, or None for "meta"), the candidates' inner-CV `scores` and log `losses`, the
+    `metric` scored, and the `reason` no comparison ran (or None)."""
 
-    def __init__(self, selection, weights=None, scores=None, metric=None, reason=None, losses=None):
-        self.selection = selection
-        self.weights = weights
-        self.scores = scores or {}
-        self.losses = losses or {}
-        self.metric = metric
-        self.reason = reason
+    selection: str
+    weights: dict = None
+    scores: dict = field(default_factory=dict)
+    metric: str = None
+    reason: str = None
+    losses: dict = field(default_factory=dict)
 
 
 # -- scores ---------------------------------------------------------------------------------
@@ -113,21 +117,13 @@ def metric_name(head):
 
 def row_scores(head, predicted, y):
     """Per row: 1.0 / 0.0 for a right / wrong class (the mean over units for sigmoid
-    heads), or the squared error (mean over units) for regression."""
-    predicted = np.asarray(predicted, "float64")
-    n = len(predicted)
-    y = np.asarray(y)
-    if head.activation is None:
-        return np.mean((predicted.reshape(n, -1) - y.reshape(n, -1).astype("float64")) ** 2, axis=1)
-    if head.activation == "softmax":
-        truth = y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(n)
-        return (predicted.argmax(-1) == truth).astype("float64")
-    return np.mean((predicted.reshape(n, -1) > 0.5) == (y.reshape(n, -1) > 0.5), axis=1)
+    heads), or the squared error (mean over units) for regression (`kfuse.utils.outputs`)."""
+    return outputs.row_scores(head.activation, predicted, y)
 
 
 def score(head, predicted, y, sample_weight=None):
     """Accuracy of probabilities, or mean squared error of values (weighted by rows)."""
-    return float(np.average(row_scores(head, predicted, y), weights=sample_weight))
+    return outputs.score(head.activation, predicted, y, sample_weight)
 
 
 def loss(head, predicted, y, sample_weight=None):
@@ -139,8 +135,7 @@ def loss(head, predicted, y, sample_weight=None):
     n = len(predicted)
     y = np.asarray(y)
     if head.activation == "softmax":
-        truth = y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(n)
-        per_row = -np.log(predicted[np.arange(n), truth.astype("int64")])
+        per_row = -np.log(predicted[np.arange(n), class_ids(y).astype("int64")])
     else:
         p, t = predicted.reshape(n, -1), (y.reshape(n, -1) > 0.5)
         per_row = -np.mean(np.where(t, np.log(p), np.log(1.0 - p)), axis=1)
@@ -186,8 +181,7 @@ def member_weights(head, predictions, y, ensemble_size):
         target = y.astype("float64").reshape(len(y), -1)
         return caruana([p.reshape(len(y), -1) for p in predictions], target, ensemble_size, "mse")[0]
     if head.activation == "softmax":
-        labels = y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y))
-        return caruana(predictions, labels.astype("int64"), ensemble_size, "log_loss")[0]
+        return caruana(predictions, class_ids(y).astype("int64"), ensemble_size, "log_loss")[0]
     # sigmoid units (binary, multi-label): each unit as a two-class problem, one log loss
     labels = (y.reshape(-1) > 0.5).astype("int64")
     pairs = [np.stack([1.0 - p.reshape(-1), p.reshape(-1)], axis=1) for p in predictions]
@@ -198,35 +192,33 @@ def _average(predictions, weights):
     return sum(w * np.asarray(p, "float64") for w, p in zip(weights, predictions, strict=True))
 
 
-def train_top(stacker, top, features, arrays, y, rows, seed, metrics=True):
+def train_top(settings, top, features, arrays, y, rows, seed, metrics=True):
     """Compile `top` with a fresh optimizer and the head's loss; train it on the cached
-    features of `rows` with the Stacker's `meta_fit` settings. Returns the History."""
-    compile_top(stacker, top, metrics)
-    return fit_compiled_top(stacker, top, features, arrays, y, rows, seed)
+    features of `rows` with the `meta_fit` settings (a `TopSettings`). Returns the History."""
+    compile_top(settings, top, metrics)
+    return fit_compiled_top(settings, top, features, arrays, y, rows, seed)
 
 
-def compile_top(stacker, top, metrics=True):
+def compile_top(settings, top, metrics=True):
     """Compile `top` for `train_top`: a fresh `meta_fit` optimizer, the head's loss."""
-    settings = stacker.meta_fit_
-    with stacker.model_.strategy_scope():
-        optimizer = bt.new_optimizer(settings["optimizer"], settings["learning_rate"])
+    head = settings.head
+    with settings.scope():
+        optimizer = new_optimizer(settings.meta_fit["optimizer"], settings.meta_fit["learning_rate"])
         top.compile(
-            optimizer=optimizer, loss=stacker.head_.loss(), metrics=stacker.head_.metrics() if metrics else None,
-            jit_compile=False,
+            optimizer=optimizer, loss=head.loss(), metrics=head.metrics() if metrics else None, jit_compile=False
         )
 
 
-def fit_compiled_top(stacker, top, features, arrays, y, rows, seed):
+def fit_compiled_top(settings, top, features, arrays, y, rows, seed):
     """Train the compiled `top` as `train_top` does, without compiling it again."""
-    settings = {k: v for k, v in stacker.meta_fit_.items() if v is not None}
-    settings["batch_size"] = meta_batch_size(settings["batch_size"], len(rows))
+    fit_settings = settings.fit_settings(len(rows))
     for compiled in ("optimizer", "learning_rate"):
-        settings.pop(compiled, None)
+        fit_settings.pop(compiled, None)
     keras.utils.set_random_seed(seed)
     data = top_data(top, features, arrays, rows)
-    if stacker.sample_weight_ is not None:
-        settings["sample_weight"] = stacker.sample_weight_[rows]
-    return fit_top(top, data, y[rows], seed=seed, verbose=0, **settings)
+    if settings.sample_weight is not None:
+        fit_settings["sample_weight"] = settings.sample_weight[rows]
+    return fit_top(top, data, y[rows], seed=seed, verbose=0, **fit_settings)
 
 
 def top_data(top, features, arrays, rows):
@@ -234,13 +226,13 @@ def top_data(top, features, arrays, rows):
     return {k: np.asarray(features[k] if k in features else arrays[k])[rows] for k in names}
 
 
-def row_weights(stacker, labels, rows):
+def row_weights(settings, labels, rows):
     """The weight of each OOF row in the scores: `sample_weight` times the class weight
     of `meta_fit={"class_weight": ...}` (None: every row counts once)."""
-    weights = None if stacker.sample_weight_ is None else np.asarray(stacker.sample_weight_, "float64")[rows]
-    by_class = stacker.meta_fit_.get("class_weight")
-    if by_class and stacker.head_.activation == "softmax":
-        ids = labels.argmax(-1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(len(labels))
+    weights = None if settings.sample_weight is None else np.asarray(settings.sample_weight, "float64")[rows]
+    by_class = settings.meta_fit.get("class_weight")
+    if by_class and settings.head.activation == "softmax":
+        ids = class_ids(labels)
         factor = np.array([float(by_class.get(int(i), 1.0)) for i in ids])
         weights = factor if weights is None else weights * factor
     if weights is not None and not np.sum(weights) > 0:
@@ -248,7 +240,7 @@ def row_weights(stacker, labels, rows):
     return weights
 
 
-def _inner_folds(stacker, y, rows):
+def _inner_folds(settings, y, rows):
     """The inner splits of the OOF rows (positions into `rows`), or (None, reason).
 
     A shuffled (Stratified)KFold over the OOF rows, or, when the Stacker's `cv` keeps time
@@ -257,24 +249,23 @@ def _inner_folds(stacker, y, rows):
     data (with the outer splitter's `gap`): every inner training position precedes every
     held-out one, so no later row informs the choice for an earlier one. Such splits never
     hold out the earliest rows; `choose` scores only the rows some split held out."""
-    head = stacker.head_
-    cv = stacker.cv
+    head = settings.head
+    cv = settings.cv
     k = min(int(cv), MAX_INNER_FOLDS) if isinstance(cv, int) and not isinstance(cv, bool) else 3
     labels = y[rows]
     if time_ordered(cv):
         return forward_folds(k, rows, getattr(cv, "gap", 0))
     if head.activation == "softmax":
-        ids = labels.argmax(-1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(len(labels))
-        k = min(k, int(np.unique(ids, return_counts=True)[1].min()))
+        k = min(k, int(np.unique(class_ids(labels), return_counts=True)[1].min()))
     elif head.activation == "sigmoid" and (labels.ndim == 1 or labels.shape[1] == 1):
         k = min(k, int(np.unique(labels.reshape(len(labels)), return_counts=True)[1].min()))
     k = min(k, len(rows))
     if k < 2:
         return None, f"the {len(rows)} out-of-fold rows allow no inner cross-validation"
-    return resolve_cv(k, labels, head, stacker.seed_ + 11).splits, None
+    return resolve_cv(k, labels, head, settings.seed + 11).splits, None
 
 
-def _meta_predictions(stacker, top, features, arrays, y, rows, splits):
+def _meta_predictions(settings, top, features, arrays, y, rows, splits):
     """Inner out-of-fold predictions of the learned top (probabilities, or values).
 
     One copy of the top, compiled once, trains every inner fold: before each, its weights
@@ -282,11 +273,11 @@ def _meta_predictions(stacker, top, features, arrays, y, rows, splits):
     untrained values, so each fold trains as a freshly compiled copy would (tested equal)
     while the traced epoch and predict functions serve every fold, not one each.
     """
-    head = stacker.head_
-    with stacker.model_.strategy_scope():
+    head = settings.head
+    with settings.scope():
         inner = keras.models.clone_model(top)
-    compile_top(stacker, inner, metrics=False)
-    with stacker.model_.strategy_scope():
+    compile_top(settings, inner, metrics=False)
+    with settings.scope():
         inner.optimizer.build(inner.trainable_variables)
     untrained = [np.array(v.numpy()) for v in inner.optimizer.variables]
     start = top.get_weights()  # the final top's initial weights (a warm start included)
@@ -295,7 +286,7 @@ def _meta_predictions(stacker, top, features, arrays, y, rows, splits):
         inner.set_weights(start)
         for variable, value in zip(inner.optimizer.variables, untrained, strict=True):
             variable.assign(value)
-        fit_compiled_top(stacker, inner, features, arrays, y, rows[tr], seed=stacker.seed_ + 7 + 1000 * (k + 1))
+        fit_compiled_top(settings, inner, features, arrays, y, rows[tr], seed=settings.seed + 7 + 1000 * (k + 1))
         raw = np.asarray(inner.predict(top_data(inner, features, arrays, rows[te]), batch_size=1024, verbose=0))
         pred = head.probabilities(raw) if head.activation is not None else raw
         if out is None:
@@ -304,44 +295,62 @@ def _meta_predictions(stacker, top, features, arrays, y, rows, splits):
     return out
 
 
-def choose(stacker, top, top_features, member_features, arrays, y, rows):
-    """The Stacker's `selection` resolved on the OOF `rows`: a `Choice`."""
-    head = stacker.head_
-    metric = metric_name(head)
-    names = [b.name for b in stacker.branches_]
-    if stacker.selection == "meta":
+def choose(settings, top, top_features, member_features, arrays, y, rows):
+    """The `selection` of `settings` (a `TopSettings`) resolved on the OOF `rows`: a `Choice`.
+
+    `top` is the learned top, `top_features` what it trains on (meta-features, or the
+    level-2 outputs), `member_features` each branch's meta-features (for fixed weights).
+    """
+    metric = metric_name(settings.head)
+    if settings.selection == "meta":
         return Choice("meta", metric=metric, reason="selection='meta'")
-    reason = weights_refused(stacker.branches_, stacker.methods_, head, member_features)
+    reason = weights_refused(settings.branches, settings.methods, settings.head, member_features)
     if reason is not None:
-        if stacker.selection != "auto":
-            raise ValueError(f"Stacker(selection={stacker.selection!r}): fixed member weights do not apply: {reason}")
+        if settings.selection != "auto":
+            raise ValueError(f"Stacker(selection={settings.selection!r}): fixed member weights do not apply: {reason}")
         return Choice("meta", metric=metric, reason=reason)
-    predictions = [np.asarray(member_features[n], "float64")[rows] for n in names]
-    labels = y[rows]
-    if stacker.selection != "auto":  # forced: weights from all OOF rows, nothing scored
-        size = 1 if stacker.selection == "best" else ENSEMBLE_SIZE
-        weights = member_weights(head, predictions, labels, size)
-        return Choice(stacker.selection, dict(zip(names, map(float, weights), strict=True)), metric=metric,
-                      reason=f"selection={stacker.selection!r}")
-    splits, reason = _inner_folds(stacker, y, rows)
+    predictions = [np.asarray(member_features[n], "float64")[rows] for n in settings.branch_names]
+    if settings.selection != "auto":  # forced: weights from all OOF rows, nothing scored
+        size = 1 if settings.selection == "best" else ENSEMBLE_SIZE
+        weights = _named_weights(settings, predictions, y[rows], size)
+        return Choice(settings.selection, weights, metric=metric, reason=f"selection={settings.selection!r}")
+    splits, reason = _inner_folds(settings, y, rows)
     if splits is None:
         return Choice("meta", metric=metric, reason=reason)
-    candidates = {}
-    for name, size in (("best", 1), ("caruana", ENSEMBLE_SIZE)):
-        out = np.zeros_like(predictions[0])
-        for tr, te in splits:
-            w = member_weights(head, [p[tr] for p in predictions], labels[tr], size)
-            out[te] = _average([p[te] for p in predictions], w)
-        candidates[name] = out
-    candidates["meta"] = _meta_predictions(stacker, top, top_features, arrays, y, rows, splits)
-    # scored: the rows some inner split held out (every row for k-fold; forward-in-time
-    # splits never hold out the earliest chunk, which has no inner prediction)
+    candidates = {name: _weights_predictions(settings.head, predictions, y[rows], splits, size)
+                  for name, size in (("best", 1), ("caruana", ENSEMBLE_SIZE))}
+    candidates["meta"] = _meta_predictions(settings, top, top_features, arrays, y, rows, splits)
+    return _compared(settings, candidates, predictions, y, rows, splits)
+
+
+def _named_weights(settings, predictions, labels, size):
+    """Branch name -> Caruana weight (`size` steps) over the members' `predictions`."""
+    weights = member_weights(settings.head, predictions, labels, size)
+    return dict(zip(settings.branch_names, map(float, weights), strict=True))
+
+
+def _weights_predictions(head, predictions, labels, splits, size):
+    """Inner out-of-fold predictions of Caruana weights with `size` steps."""
+    out = np.zeros_like(predictions[0])
+    for tr, te in splits:
+        w = member_weights(head, [p[tr] for p in predictions], labels[tr], size)
+        out[te] = _average([p[te] for p in predictions], w)
+    return out
+
+
+def _compared(settings, candidates, predictions, y, rows, splits):
+    """The `Choice` among the `candidates`' inner predictions, simplest first.
+
+    Scored on the rows some inner split held out (every row for k-fold; forward-in-time
+    splits never hold out the earliest chunk, which has no inner prediction).
+    """
+    head, metric = settings.head, metric_name(settings.head)
     held = np.zeros(len(rows), bool)
     for _, te in splits:
         held[te] = True
     scored = np.flatnonzero(held)
-    truth = labels[scored]
-    weights_of = row_weights(stacker, truth, rows[scored])
+    truth = y[rows][scored]
+    weights_of = row_weights(settings, truth, rows[scored])
     candidates = {name: p[scored] for name, p in candidates.items()}
     scores = {name: score(head, candidates[name], truth, weights_of) for name in SIMPLEST_FIRST}
     losses = {name: loss(head, candidates[name], truth, weights_of) for name in SIMPLEST_FIRST}
@@ -351,23 +360,23 @@ def choose(stacker, top, top_features, member_features, arrays, y, rows):
             chosen = name
     if chosen == "meta":
         return Choice("meta", scores=scores, losses=losses, metric=metric)
-    weights = member_weights(head, predictions, labels, 1 if chosen == "best" else ENSEMBLE_SIZE)
-    return Choice(chosen, dict(zip(names, map(float, weights), strict=True)), scores, metric, losses=losses)
+    weights = _named_weights(settings, predictions, y[rows], 1 if chosen == "best" else ENSEMBLE_SIZE)
+    return Choice(chosen, weights, scores, metric, losses=losses)
 
 
-def weighted_model(stacker, branches, shapes, weights, info):
+def weighted_model(settings, branches, shapes, weights, info):
     """The final graph of a weights choice: the members' fixed `WeightedAverage`, ending
     in logits for classification heads; `info` is the Stacker's `kfuse_info["stacker"]`."""
     from kfuse.ensemble.assemble import fixed_average
 
-    head = stacker.head_
+    head = settings.head
     model = fixed_average(
         branches,
         [weights[b.name] for b in branches],
-        name=stacker.name,
+        name=settings.name,
         logits=head.activation,
         input_shapes=shapes,
-        strategy=stacker.strategy_,
+        strategy=settings.strategy,
     )
     model.kfuse_info["head"] = head_config(head)  # predict_proba / export apply its activation
     model.kfuse_info["stacker"] = dict(info)

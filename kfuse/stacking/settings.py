@@ -1,9 +1,11 @@
 """Stacker defaults and argument checks: the head, stack_method, meta-learner training."""
 
 import difflib
+from dataclasses import dataclass, field
 
 import keras
 
+from kfuse.distribute.strategy import entered_scope
 from kfuse.layers.heads import Classification, get_head
 
 #: how the meta-learner and head train on the (cached) meta-features
@@ -80,3 +82,66 @@ def meta_batch_size(batch_size, rows):
             f"Stacker: meta_fit batch_size must be a positive int or 'auto'; received {batch_size!r}"
         )
     return batch_size
+
+
+@dataclass(frozen=True)
+class TopSettings:
+    """What training and choosing the top needs from one `Stacker.fit`, resolved once.
+
+    The top is the fusion, meta-learner and head above the branches. The selection
+    (`kfuse.stacking.selection`), the level-2 learners (`kfuse.stacking.levels`) and the
+    training of the top read these values; none of them reads the `Stacker` itself.
+
+    Args:
+        head (kfuse.layers.heads.Head): the resolved head.
+        meta_fit (dict): the checked `meta_fit` settings (`check_meta_fit`).
+        seed (int): the Stacker's resolved seed.
+        cv (object): the Stacker's `cv` argument, as given.
+        selection (str): the Stacker's `selection` argument.
+        branches (tuple): the checked branches, in order.
+        methods (dict): branch name -> its stack method.
+        sample_weight (numpy.ndarray | None): the row weights of the fit.
+        strategy (object | None): the resolved `tf.distribute` strategy, or None.
+        name (str): the fused model's name.
+        passthrough (bool): whether the raw inputs reach the top too.
+        input_names (tuple): the model's input names, in order.
+
+    Example:
+
+    ```python
+    import kfuse
+    from kfuse.stacking.settings import TopSettings, check_meta_fit
+
+    settings = TopSettings(kfuse.layers.heads.Classification(3), check_meta_fit(None), seed=0, cv=5)
+    settings.meta_fit["epochs"]  # 100
+    ```
+    """
+
+    head: object
+    meta_fit: dict
+    seed: int
+    cv: object
+    selection: str = "auto"
+    branches: tuple = ()
+    methods: dict = field(default_factory=dict)
+    sample_weight: object = None
+    strategy: object = None
+    name: str = "kfuse_stacker"
+    passthrough: bool = False
+    input_names: tuple = ()
+
+    @property
+    def branch_names(self):
+        """The branch names, in order."""
+        return [b.name for b in self.branches]
+
+    def scope(self):
+        """The scope of the strategy (a null context without one, or inside it already)."""
+        return entered_scope(self.strategy)
+
+    def fit_settings(self, rows):
+        """`meta_fit` as `fit_top` takes it for `rows` training rows: None values dropped,
+        the "auto" batch size resolved; still with its `optimizer` and `learning_rate`."""
+        settings = {k: v for k, v in self.meta_fit.items() if v is not None}
+        settings["batch_size"] = meta_batch_size(settings["batch_size"], rows)
+        return settings

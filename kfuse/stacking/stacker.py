@@ -3,15 +3,14 @@
 import contextlib
 import random
 import time
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from kfuse.branches.branch import Branch, shapes_agree
-from kfuse.branches.raw_inputs import tokenized_for_branches
+from kfuse.branches.branch import Branch
 from kfuse.distribute.strategy import strategy_scope
-from kfuse.inputs import arrays_and_labels, check_integral, is_strings
 from kfuse.layers import FusionLayer
 from kfuse.models.fused import check_finite_weights
 from kfuse.models.graph import check_branches, stack
@@ -20,13 +19,38 @@ from kfuse.stacking import selection as select
 from kfuse.stacking.base_folds import BaseFolds, fold_seed
 from kfuse.stacking.cache import cached_features, through_graph
 from kfuse.stacking.checkpoint import WorkDir
+from kfuse.stacking.data import input_names, read_data
 from kfuse.stacking.estimator import EstimatorOutputs, classes_of, resolve_seed
 from kfuse.stacking.fingerprint import fingerprint
 from kfuse.stacking.folds import resolve_cv
 from kfuse.stacking.levels import LevelTwo
-from kfuse.stacking.settings import check_meta_fit, default_head, resolve_method
+from kfuse.stacking.settings import TopSettings, check_meta_fit, default_head, resolve_method
 from kfuse.trainers.threads import resolve_n_jobs
 from kfuse.utils.quiet import quiet_tensorflow
+
+
+@dataclass
+class BaseResult:
+    """What `Stacker._train_bases` hands on: `oof` (branch name -> out-of-fold
+    meta-features) and `finals` (branch name -> the frozen branch of a trained base in
+    the final graph: its refit, or the average of its fold models)."""
+
+    oof: dict
+    finals: dict
+
+
+@dataclass
+class Graph:
+    """What `Stacker._build` hands on: `ordered` (the final graph's branches, in order),
+    `names` and `features` (what the top trains on: branch name -> meta-features, or the
+    level-2 outputs), `members` (each branch's meta-features, for fixed weights) and `rows`
+    (the rows the top trains on and the selection scores)."""
+
+    ordered: list
+    names: list
+    features: dict
+    members: dict
+    rows: object
 
 
 class Stacker(EstimatorOutputs, BaseEstimator):
@@ -195,26 +219,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
     # -- fitting ------------------------------------------------------------------------
     @property
     def input_names(self):
-        names = []
-        for b in check_branches(self.branches):
-            names += [k for k in b.input_names if k not in names]
-        return names
-
-    def _input_shapes(self, arrays):
-        shapes = {k: tuple(v.shape[1:]) for k, v in arrays.items()}
-        for b in self.branches_:
-            for k in b.input_names:
-                declared = b.input_shapes.get(k)
-                if declared is not None and tuple(declared) == (1,) and shapes[k] == () and is_strings(arrays[k]):
-                    shapes[k] = (1,)  # one string per row, as kfuse.inputs hands strings to Keras
-                if declared is not None and not shapes_agree(tuple(declared), shapes[k]):
-                    raise ValueError(
-                        f"Branch '{b.name}': input '{k}' expects shape {tuple(declared)} "
-                        f"(without the batch axis) but the data has {shapes[k]}"
-                    )
-                if declared is not None and None in tuple(declared) and not b.is_fresh:
-                    shapes[k] = tuple(declared)  # a built base keeps its variable length (hub tokens)
-        return shapes
+        return input_names(check_branches(self.branches))
 
     def fit(self, x, y=None, sample_weight=None, allow_nonfinite=False):
         """Train bases out-of-fold, then the meta-learner and head; returns self.
@@ -223,39 +228,55 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         or (x, y, sample_weight); `sample_weight` weighs the rows in every base's and
         the head's loss. The caller's Python and numpy random states are left as they
         were (the Stacker seeds its own work from `random_state` / `seed`).
+
+        The steps, in order: `_settle` the arguments, `_read` the data once
+        (`kfuse.stacking.data`), `_split` the rows into folds, `_freeze` the branches used
+        as they are, `_train_bases` out-of-fold, `_build` the graph on the meta-features,
+        `_choose` between the learned top and fixed weights, `_finish` that choice.
         """
         python_state, numpy_state = random.getstate(), np.random.get_state()
         try:
             # a model per fold: TensorFlow's retracing warnings are noise; the work_dir is
             # released (`claims`) when the fit ends, finished or not
             with quiet_tensorflow(), contextlib.ExitStack() as claims:
-                return self._fit(x, y, sample_weight, allow_nonfinite, claims)
+                start = time.perf_counter()
+                self._settle()
+                data = self._read(x, y, sample_weight, allow_nonfinite)
+                plan = self._split(data)
+                trained, frozen = self._freeze(plan, data.shapes, allow_nonfinite)
+                bases = self._train_bases(plan, trained, data, claims)
+                graph = self._build(bases, frozen, data, allow_nonfinite)
+                choice = self._choose(graph, data)
+                self._finish(choice, graph, data)
+                self.fit_time_ = time.perf_counter() - start
+                return self
         finally:
             random.setstate(python_state)
             np.random.set_state(numpy_state)
 
-    def _fit(self, x, y, sample_weight, allow_nonfinite, claims):
-        start = time.perf_counter()
+    def _settle(self):
+        """Resolve the arguments for this fit: `branches_`, `head_`, `methods_`,
+        `meta_fit_`, `seed_`, `strategy_`, and the other read-only facts of the fit
+        (`classes_`, `n_features_in_`, `cv_metric_`)."""
         self.branches_, self.head_, self.methods_, self.meta_fit_ = self._resolve()
         select.check_selection(self.selection, self.branches_, self.methods_, self.head_)
         self.seed_ = resolve_seed(self.random_state, self.seed)
-        shapes = {k: s for b in self.branches_ for k, s in b.input_shapes.items() if s is not None}
-        x = tokenized_for_branches(self.branches_, x, "Stacker.fit")  # hub Tasks' raw strings
-        arrays, y, sample_weight = arrays_and_labels(
-            x, y, self.input_names, "Stacker.fit", allow_nonfinite, sample_weight, shapes=shapes
-        )
-        if y is None:
-            raise ValueError("Stacker.fit needs labels y (or a tf.data.Dataset of (x, y) pairs)")
-        for b in self.branches_:
-            check_integral(arrays, b.input_dtypes, f"Stacker.fit: branch '{b.name}'")
-        try:
-            self.head_.check_labels(y)
-        except ValueError as error:
-            raise ValueError(f"Stacker: labels do not fit the head {self.head_}: {error}") from None
-        self.sample_weight_ = sample_weight
+        self.classes_ = classes_of(self.head_)
+        self.n_features_in_ = len(self.input_names)
+        self.cv_metric_ = select.metric_name(self.head_)
+
+    def _read(self, x, y, sample_weight, allow_nonfinite):
+        """The data, read and checked once (`kfuse.stacking.data.read_data`): a `StackData`.
+        Also resolves the strategy (`strategy_`) and sets `sample_weight_`."""
+        data = read_data(self.branches_, self.head_, x, y, sample_weight, allow_nonfinite)
         _, self.strategy_ = strategy_scope(self.strategy)
-        shapes = self._input_shapes(arrays)
-        plan = resolve_cv(self.cv, y, self.head_, self.seed_)
+        self.sample_weight_ = data.sample_weight
+        return data
+
+    def _split(self, data):
+        """The `Plan` of the rows (`cv` resolved); sets `oof_rows_` (the rows some fold
+        holds out). `cv="prefit"` takes built bases only."""
+        plan = resolve_cv(self.cv, data.y, self.head_, self.seed_)
         if plan.kind == "prefit":
             for b in self.branches_:
                 if b.is_fresh:
@@ -264,83 +285,20 @@ class Stacker(EstimatorOutputs, BaseEstimator):
                         "and trained keras.Model; prefit uses the bases as they are. Train it "
                         "first, or use cv=5."
                     )
+        self.oof_rows_ = plan.held_out_rows(data.rows)
+        return plan
+
+    def _freeze(self, plan, shapes, allow_nonfinite):
+        """(trained, frozen) branches: those trained out-of-fold here, and those used as
+        they are (a frozen callable built once, seeded; weights checked finite). Sets
+        `trained_names_`."""
         trained = [b for b in self.branches_ if b.trainable and plan.kind != "prefit"]
         frozen = [self._frozen(b, shapes) for b in self.branches_ if b not in trained]
         if not allow_nonfinite:
             for b in frozen:
                 check_finite_weights(b.base, f"Stacker.fit: frozen branch '{b.name}'")
-        self._trained_names = {b.name for b in trained}
-        print_ = fingerprint(
-            self.branches_,
-            self._trained_names,
-            self.methods_,
-            plan,
-            self.seed_,
-            self.head_,
-            arrays,
-            y,
-            shapes=shapes,
-        )
-        store = claims.enter_context(WorkDir(self.work_dir, print_))
-        steps = len(trained) * (plan.n_splits + (1 if self.refit else 0))
-        self._bar = keras.utils.Progbar(
-            max(steps, 1), verbose=self.verbose, unit_name="fit", stateful_metrics=["fold", "refit"]
-        )
-        folds = BaseFolds(trained, self.methods_, self.head_, shapes, store, self.seed_,
-                          self.strategy_, self.sample_weight_, self._bar, resolve_n_jobs(self.n_jobs))
-        oof, fold_models, scores = folds.run(plan, arrays, y, keep_fold_models=not self.refit,
-                                             refit=self.refit)
-        finals = folds.final_branches(fold_models, arrays, y, self.refit)
-        self.base_models_ = folds.base_models
-        finals.update({b.name: bt.as_branch(b, b.base, self.methods_[b.name]) for b in frozen})
-        features = dict(oof)
-        if self.levels == 2:
-            features.update(cached_features(frozen, self.methods_, arrays, shapes))
-        self.oof_rows_ = plan.held_out_rows(len(y))
-        ordered = [finals[b.name] for b in self.branches_]
-        members = features  # every member's meta-features, for fixed weights (selection)
-        top_rows = self.oof_rows_  # the rows the top trains on and the selection scores
-        if self.levels == 2:
-            self.level2_ = LevelTwo(self, features, y, self.oof_rows_, arrays)
-            self.model_ = self.level2_.build(ordered, shapes)
-            names, top_features = ["level2"], self.level2_.oof
-            top_rows = self.level2_.rows  # with a level-2 OOF prediction (all, for k-fold)
-        else:
-            self.model_ = self._stack(ordered, shapes)
-            frozen_names = [b.name for b in frozen]
-            if self.cache and frozen:  # one batched pass over every frozen branch
-                features.update(self.model_.branch_outputs(arrays, 1024, names=frozen_names,
-                                                           check_finite=not allow_nonfinite))
-            elif frozen and self.selection != "meta":  # cache=False: still cached for the choice
-                members = {**features, **self.model_.branch_outputs(
-                    arrays, 1024, names=frozen_names, check_finite=not allow_nonfinite)}
-            names, top_features = [b.name for b in self.branches_], features
-        choice = select.choose(self, self.model_.top, {**members, **top_features}, members, arrays, y, top_rows)
-        self.selection_, self.selection_scores_ = choice.selection, choice.scores
-        self.selection_losses_ = choice.losses
-        self.selection_metric_, self.selection_reason_ = choice.metric, choice.reason
-        self.selection_weights_ = choice.weights
-        info = {**self.model_.kfuse_info["stacker"], "selection": choice.selection}
-        if choice.weights is None:
-            self.model_.kfuse_info["stacker"] = info
-            self._train_top(names, top_features, arrays, y, top_rows)
-        else:
-            info["weights"] = choice.weights
-            self.model_ = select.weighted_model(self, ordered, shapes, choice.weights, info)
-            self.meta_history_ = {}
-        self.oof_predictions_ = oof
-        self.fold_models_ = fold_models
-        self.features_ = features
-        optimizer = self.model_.optimizer
-        if optimizer is not None and not optimizer.built:
-            with self.model_.strategy_scope():  # a strategy's variables are made in its scope
-                optimizer.build(self.model_.trainable_variables)
-        self.cv_scores_ = scores
-        self.cv_metric_ = "mse" if self.head_.activation is None else "accuracy"
-        self.classes_ = classes_of(self.head_)
-        self.n_features_in_ = len(self.input_names)
-        self.fit_time_ = time.perf_counter() - start
-        return self
+        self.trained_names_ = sorted(b.name for b in trained)
+        return trained, frozen
 
     def _frozen(self, branch, shapes):
         """A frozen branch over a built model (a frozen callable is built once, seeded)."""
@@ -350,12 +308,108 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         built = branch.build_model(shapes)
         return Branch(built, name=branch.name, inputs=branch.input_names, trainable=False)
 
+    def _train_bases(self, plan, trained, data, claims):
+        """Train the `trained` bases out-of-fold (and refit), resuming from `work_dir`:
+        a `BaseResult`. Sets `base_models_` (refit), `fold_models_` (no refit),
+        `oof_predictions_` and `cv_scores_`."""
+        store = claims.enter_context(WorkDir(self.work_dir, self._fingerprint(plan, data)))
+        steps = len(trained) * (plan.n_splits + (1 if self.refit else 0))
+        progress = keras.utils.Progbar(
+            max(steps, 1), verbose=self.verbose, unit_name="fit", stateful_metrics=["fold", "refit"]
+        )
+        folds = BaseFolds(trained, self.methods_, self.head_, data.shapes, store, self.seed_,
+                          self.strategy_, data.sample_weight, progress, resolve_n_jobs(self.n_jobs))
+        oof, fold_models, scores = folds.run(plan, data.arrays, data.y, keep_fold_models=not self.refit,
+                                             refit=self.refit)
+        finals = folds.final_branches(fold_models, data.arrays, data.y, self.refit)
+        self.base_models_, self.fold_models_ = folds.base_models, fold_models
+        self.oof_predictions_, self.cv_scores_ = oof, scores
+        return BaseResult(oof, finals)
+
+    def _fingerprint(self, plan, data):
+        """What the fold models depend on (`kfuse.stacking.fingerprint`), for a `work_dir`
+        (None without one: nothing is compared, so nothing is hashed or built)."""
+        if self.work_dir is None:
+            return None
+        trained = set(self.trained_names_)
+        return fingerprint(self.branches_, trained, self.methods_, plan, self.seed_, self.head_,
+                           data.arrays, data.y, shapes=data.shapes)
+
+    def _build(self, bases, frozen, data, allow_nonfinite):
+        """The graph on the meta-features: sets `model_` (and `level2_` for `levels=2`) and
+        `features_`; returns a `Graph` (what the top trains on, and on which rows)."""
+        ordered = [bases.finals[b.name] if b.name in bases.finals else
+                   bt.as_branch(b, b.base, self.methods_[b.name]) for b in self._in_order(frozen)]
+        features = dict(bases.oof)
+        self.features_ = features
+        if self.levels == 2:
+            features.update(cached_features(frozen, self.methods_, data.arrays, data.shapes))
+            self.level2_ = LevelTwo(self.top_settings_, features, data.y, self.oof_rows_, data.arrays)
+            branch = self.level2_.branch(ordered, data.shapes)
+            self.model_ = self._stack([branch], data.shapes, fusion=None, passthrough=False)
+            return Graph(ordered, ["level2"], self.level2_.oof, features, self.level2_.rows)
+        self.model_ = self._stack(ordered, data.shapes)
+        members = features  # every member's meta-features, for fixed weights (selection)
+        names = [b.name for b in frozen]
+        if self.cache and frozen:  # one batched pass over every frozen branch
+            features.update(self.model_.branch_outputs(data.arrays, 1024, names=names,
+                                                       check_finite=not allow_nonfinite))
+        elif frozen and self.selection != "meta":  # cache=False: still cached for the choice
+            members = {**features, **self.model_.branch_outputs(
+                data.arrays, 1024, names=names, check_finite=not allow_nonfinite)}
+        return Graph(ordered, [b.name for b in self.branches_], features, members, self.oof_rows_)
+
+    def _in_order(self, frozen):
+        """The branches in the user's order, each frozen one as `_freeze` made it."""
+        by_name = {b.name: b for b in frozen}
+        return [by_name.get(b.name, b) for b in self.branches_]
+
+    @property
+    def top_settings_(self):
+        """The `TopSettings` of this fit: what the selection, the level-2 learners and the
+        training of the top read (never the Stacker itself)."""
+        return TopSettings(
+            head=self.head_, meta_fit=self.meta_fit_, seed=self.seed_, cv=self.cv, selection=self.selection,
+            branches=tuple(self.branches_), methods=self.methods_, sample_weight=self.sample_weight_,
+            strategy=self.strategy_, name=self.name, passthrough=bool(self.passthrough),
+            input_names=tuple(self.input_names),
+        )
+
+    def _choose(self, graph, data):
+        """The `selection` resolved on the OOF rows (`kfuse.stacking.selection.choose`);
+        sets `selection_`, `selection_scores_`, `selection_losses_`, `selection_metric_`,
+        `selection_weights_` and `selection_reason_`."""
+        choice = select.choose(self.top_settings_, self.model_.top, {**graph.members, **graph.features},
+                               graph.members, data.arrays, data.y, graph.rows)
+        self.selection_, self.selection_scores_ = choice.selection, choice.scores
+        self.selection_losses_ = choice.losses
+        self.selection_metric_, self.selection_reason_ = choice.metric, choice.reason
+        self.selection_weights_ = choice.weights
+        return choice
+
+    def _finish(self, choice, graph, data):
+        """Train the learned top (`_train_top`) or, for fixed weights, build their graph;
+        sets `model_` (its optimizer built) and `meta_history_`."""
+        info = {**self.model_.kfuse_info["stacker"], "selection": choice.selection}
+        if choice.weights is None:
+            self.model_.kfuse_info["stacker"] = info
+            self._train_top(graph.names, graph.features, data.arrays, data.y, graph.rows)
+        else:
+            info["weights"] = choice.weights
+            self.model_ = select.weighted_model(self.top_settings_, graph.ordered, data.shapes, choice.weights, info)
+            self.meta_history_ = {}
+        optimizer = self.model_.optimizer
+        if optimizer is not None and not optimizer.built:
+            with self.model_.strategy_scope():  # a strategy's variables are made in its scope
+                optimizer.build(self.model_.trainable_variables)
+
     def _fusion(self):
         if isinstance(self.fusion, FusionLayer):
             return type(self.fusion).from_config(self.fusion.get_config())
         return self.fusion
 
     def _stack(self, branches, shapes, fusion="from_self", passthrough=None):
+        """The fused graph of `branches` with this Stacker's meta-learner and head, seeded."""
         keras.utils.set_random_seed(self.seed_ + 5)  # the head's initial weights
         model = stack(
             branches,
@@ -371,7 +425,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             "cv": repr(self.cv),
             "stack_method": self.methods_,
             "refit": bool(self.refit),
-            "trained": sorted(self._trained_names),  # not expected to equal their bases
+            "trained": list(self.trained_names_),  # not expected to equal their bases
             "levels": self.levels,
             "seed": self.seed_,
         }
@@ -382,10 +436,10 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         model = self.model_
         through = []
         if not self.cache and self.levels == 1:
-            through = [n for n in names if n not in self._trained_names]
+            through = [n for n in names if n not in self.trained_names_]
         with model.strategy_scope():
             top = model.top if not through else through_graph(model, through)
-        history = select.train_top(self, top, features, arrays, y, rows, seed=self.seed_ + 7)
+        history = select.train_top(self.top_settings_, top, features, arrays, y, rows, seed=self.seed_ + 7)
         self.meta_history_ = history.history
 
     def __repr__(self):

@@ -47,3 +47,22 @@ def check_name(name, kind="branch"):
         f"signature name (it contains or starts with {what}); use ASCII letters, digits, '_', "
         f"'.', '-', starting with a letter or digit: try {suggest(name)!r}"
     )
+
+
+def did_you_mean(value, valid, n=1, cutoff=0.6):
+    """" Did you mean 'x'?" (or, for `n` > 1, the list of up to `n` close names) for a
+    `value` not in `valid`; "" when nothing is close.
+
+    Example:
+
+    ```python
+    from kfuse.utils.names import did_you_mean
+    did_you_mean("epoch", ["epochs", "batch_size"])  # " Did you mean 'epochs'?"
+    ```
+    """
+    import difflib
+
+    close = difflib.get_close_matches(str(value), list(valid), n=n, cutoff=cutoff)
+    if not close:
+        return ""
+    return f" Did you mean {close[0]!r}?" if n == 1 else f" Did you mean {close}?"

@@ -230,16 +230,16 @@ def test_inner_folds_train_in_one_compiled_top_as_fresh_compiles_would():
     weights = rng.uniform(0.5, 2.0, size=len(y))
     stacker.fit({"x": x}, y, sample_weight=weights)
     rows, arrays, top = stacker.oof_rows_, {"x": x}, stacker.model_.top
-    splits, _ = selection._inner_folds(stacker, y, rows)
+    splits, _ = selection._inner_folds(stacker.top_settings_, y, rows)
     keras.utils.set_random_seed(5)
-    shared = selection._meta_predictions(stacker, top, stacker.features_, arrays, y, rows, splits)
+    shared = selection._meta_predictions(stacker.top_settings_, top, stacker.features_, arrays, y, rows, splits)
 
     keras.utils.set_random_seed(5)  # the code before: a fresh compile (and traces) per fold
     inner, start = keras.models.clone_model(top), top.get_weights()
     fresh = np.zeros_like(shared)
     for k, (tr, te) in enumerate(splits):
         inner.set_weights(start)
-        selection.train_top(stacker, inner, stacker.features_, arrays, y, rows[tr],
+        selection.train_top(stacker.top_settings_, inner, stacker.features_, arrays, y, rows[tr],
                             seed=stacker.seed_ + 7 + 1000 * (k + 1), metrics=False)
         raw = inner.predict(selection.top_data(inner, stacker.features_, arrays, rows[te]), verbose=0)
         fresh[te] = stacker.head_.probabilities(np.asarray(raw))
