@@ -13,7 +13,7 @@ import numpy as np
 
 from kfuse.branches.branch import shapes_agree
 from kfuse.branches.raw_inputs import tokenized_for_branches
-from kfuse.inputs import arrays_and_labels, check_integral, is_strings
+from kfuse.inputs import arrays_and_labels, check_integral
 
 
 @dataclass
@@ -84,7 +84,7 @@ def data_shapes(branches, arrays):
             if declared is None:
                 continue
             declared = tuple(declared)
-            if declared == (1,) and shapes[k] == () and is_strings(arrays[k]):
+            if declared == (1,) and shapes[k] == () and arrays[k].dtype.kind in "USO":  # numpy strings
                 shapes[k] = (1,)  # one string per row, as kfuse.inputs hands strings to Keras
             if not shapes_agree(declared, shapes[k]):
                 raise ValueError(

@@ -49,9 +49,16 @@ import numpy as np
 from kfuse.layers.heads import head_config
 from kfuse.stacking.cache import fit_top
 from kfuse.stacking.folds import forward_folds, resolve_cv, time_ordered
-from kfuse.utils import outputs
 from kfuse.utils.optimizers import new_optimizer
-from kfuse.utils.outputs import class_ids
+from kfuse.utils.outputs import (  # noqa: F401
+    beats,
+    class_ids,
+    loss,
+    metric_name,
+    row_scores,
+    score,
+    standard_error,
+)
 
 SELECTIONS = ("auto", "meta", "caruana", "best")
 #: a tie goes to the first of these
@@ -60,7 +67,6 @@ SIMPLEST_FIRST = ("best", "caruana", "meta")
 ENSEMBLE_SIZE = 25
 #: inner folds: the Stacker's int cv, at most this many (3 for other cv kinds)
 MAX_INNER_FOLDS = 5
-EPS = 1e-15
 
 
 def check_selection(selection, branches, methods, head):
@@ -110,64 +116,7 @@ class Choice:
     losses: dict = field(default_factory=dict)
 
 
-# -- scores ---------------------------------------------------------------------------------
-def metric_name(head):
-    return "mse" if head.activation is None else "accuracy"
-
-
-def row_scores(head, predicted, y):
-    """Per row: 1.0 / 0.0 for a right / wrong class (the mean over units for sigmoid
-    heads), or the squared error (mean over units) for regression (`kfuse.utils.outputs`)."""
-    return outputs.row_scores(head.activation, predicted, y)
-
-
-def score(head, predicted, y, sample_weight=None):
-    """Accuracy of probabilities, or mean squared error of values (weighted by rows)."""
-    return outputs.score(head.activation, predicted, y, sample_weight)
-
-
-def loss(head, predicted, y, sample_weight=None):
-    """Log loss of probabilities (softmax: -log p of the true class; sigmoid: binary
-    cross-entropy per unit), or mean squared error of values; weighted by rows."""
-    if head.activation is None:
-        return score(head, predicted, y, sample_weight)
-    predicted = np.clip(np.asarray(predicted, "float64"), EPS, 1.0 - EPS)
-    n = len(predicted)
-    y = np.asarray(y)
-    if head.activation == "softmax":
-        per_row = -np.log(predicted[np.arange(n), class_ids(y).astype("int64")])
-    else:
-        p, t = predicted.reshape(n, -1), (y.reshape(n, -1) > 0.5)
-        per_row = -np.mean(np.where(t, np.log(p), np.log(1.0 - p)), axis=1)
-    return float(np.average(per_row, weights=sample_weight))
-
-
-def standard_error(diff, w):
-    """Standard error of the weighted mean of the per-row differences `diff` (weights `w`
-    summing to one), from the unbiased variance: the factor
-    ``1 / (1 - sum(w**2))`` is n / (n - 1) for equal weights. Without it a challenger that
-    wins on one row and ties on every other comes out just outside its own noise."""
-    spread = float(np.sum(w**2 * (diff - np.sum(w * diff)) ** 2))
-    effective = 1.0 - float(np.sum(w**2))
-    return float(np.sqrt(spread / effective)) if effective > 0 else float("inf")
-
-
-def beats(head, challenger, incumbent, y, sample_weight=None):
-    """Whether the `challenger` predictions beat the `incumbent`'s on these rows.
-
-    By the metric (accuracy, or MSE) where the two differ by more than one standard error
-    of the paired per-row difference; within that noise, by the smoother log loss
-    (classification; MSE again for regression). A tie keeps the incumbent."""
-    diff = row_scores(head, challenger, y) - row_scores(head, incumbent, y)
-    if head.activation is None:
-        diff = -diff  # lower squared error is better
-    w = np.ones(len(diff)) if sample_weight is None else np.asarray(sample_weight, "float64")
-    w = w / w.sum()
-    mean = float(np.sum(w * diff))
-    noise = standard_error(diff, w)
-    if abs(mean) > noise:
-        return mean > 0
-    return loss(head, challenger, y, sample_weight) < loss(head, incumbent, y, sample_weight) - 1e-12
+# -- scores: `kfuse.utils.outputs` (re-exported here, where the selection reads them) ------
 
 
 # -- the candidates -------------------------------------------------------------------------
