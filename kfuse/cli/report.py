@@ -10,7 +10,6 @@ array per input named after the model's inputs (e.g. `signal`, `image`) otherwis
 """
 
 import os
-import zipfile
 
 
 def add_arguments(parser):
@@ -29,8 +28,6 @@ def add_arguments(parser):
 
 def load_data(spec, input_names=None):
     """(x, y) from 'mnist1d' or an .npz file; see the module docstring."""
-    import numpy as np
-
     if spec == "mnist1d":
         from kfuse.datasets.mnist1d import load_mnist1d
 
@@ -38,14 +35,9 @@ def load_data(spec, input_names=None):
         return x, y
     if not os.path.isfile(spec):
         raise ValueError(f"--data {spec!r}: no such file (expected 'mnist1d' or an .npz file)")
-    try:
-        with np.load(spec) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(
-            f"--data {spec!r} is damaged or not an .npz file ({type(error).__name__}); write it "
-            "again with np.savez(path, x_test=..., y_test=...)"
-        ) from None
+    from kfuse.datasets.dataset import read_npz
+
+    arrays = read_npz(spec, f"--data {spec!r}", "x_test=..., y_test=...")
     y_key = next((k for k in ("y_test", "y") if k in arrays), None)
     if y_key is None:
         raise ValueError(f"--data {spec}: no labels; expected an array named 'y_test' or 'y' (found {sorted(arrays)})")

@@ -80,3 +80,30 @@ def encode_labels(train, test, classes=None):
         raise ValueError(f"labels {unknown} are not among the declared classes {classes}")
     ids = [np.array([lookup[v] for v in part], dtype="int64") for part in (train, test)]
     return ids[0], ids[1], classes
+
+
+def read_npz(path, where, example="x=..., y=..."):
+    """Every array of the `.npz` file at `path`, by name. A damaged or foreign file is
+    refused naming `where` (e.g. "--data 'a.npz'") and how to write it again.
+
+    Example:
+
+    ```python
+    import numpy as np, os, tempfile
+    from kfuse.datasets.dataset import read_npz
+
+    path = os.path.join(tempfile.mkdtemp(), "d.npz")
+    np.savez(path, x=np.zeros((2, 3)), y=np.array([0, 1]))
+    sorted(read_npz(path, f"data {path!r}"))  # ['x', 'y']
+    ```
+    """
+    import zipfile
+
+    try:
+        with np.load(path) as archive:
+            return {k: archive[k] for k in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{where} is damaged or not an .npz file ({type(error).__name__}); write it again with "
+            f"np.savez(path, {example})"
+        ) from None

@@ -6,9 +6,10 @@ the arrays are cached as an `.npz` under `KFUSE_CACHE_DIR` (default `~/.cache/kf
 """
 
 import os
-import zipfile
 
 import numpy as np
+
+from kfuse.datasets.dataset import read_npz
 
 #: accuracies reported in the MNIST-1D paper (test set, default split)
 MNIST1D_PAPER_ACCURACY = {
@@ -78,14 +79,7 @@ def load_data_section(data):
         (x, y), (x_val, y_val) = load_mnist1d()
         validation = None
     else:
-        try:
-            with np.load(data["source"]) as archive:
-                arrays = {k: archive[k] for k in archive.files}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(
-                f"data {data['source']!r} is damaged or not an .npz file ({type(error).__name__}); "
-                "write it again with np.savez(path, x=..., y=...)"
-            ) from None
+        arrays = read_npz(data["source"], f"data {data['source']!r}")
         keys = {k: data.get(k, k) for k in ("x", "y", "x_val", "y_val")}
         for k in ("x", "y"):
             if keys[k] not in arrays:
