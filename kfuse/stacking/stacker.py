@@ -126,8 +126,13 @@ class Stacker(EstimatorOutputs, BaseEstimator):
     `selection_losses_` (the same in log loss; MSE for regression),
     `selection_metric_` ("accuracy" or "mse"), `selection_weights_` (branch -> fixed
     weight, None for "meta"; a weights graph is the members' `WeightedAverage`, read with
-    `model_.fusion_layer.branch_weights()`, ending in logits) and `selection_reason_`
-    (why no comparison ran, or None).
+    `model_.fusion_layer.branch_weights()`, ending in logits), `selection_reason_`
+    (why no comparison ran, or None), `meta_history_` (the top's training history),
+    `level2_` (levels=2: the `LevelTwo` learners), `trained_names_` (the branches trained
+    here, sorted), the resolved arguments `branches_`, `head_`, `methods_`, `meta_fit_`,
+    `seed_`, `strategy_`, `sample_weight_`, and `top_settings_` (the `TopSettings` the
+    selection and the top's training read). `classes_` and `n_features_in_` as in
+    scikit-learn.
 
     Example:
 
@@ -256,8 +261,8 @@ class Stacker(EstimatorOutputs, BaseEstimator):
 
     def _settle(self):
         """Resolve the arguments for this fit: `branches_`, `head_`, `methods_`,
-        `meta_fit_`, `seed_`, `strategy_`, and the other read-only facts of the fit
-        (`classes_`, `n_features_in_`, `cv_metric_`)."""
+        `meta_fit_`, `seed_`, and what follows from them alone (`classes_`,
+        `n_features_in_`, `cv_metric_`)."""
         self.branches_, self.head_, self.methods_, self.meta_fit_ = self._resolve()
         select.check_selection(self.selection, self.branches_, self.methods_, self.head_)
         self.seed_ = resolve_seed(self.random_state, self.seed)
