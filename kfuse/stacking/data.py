@@ -84,7 +84,9 @@ def data_shapes(branches, arrays):
             if declared is None:
                 continue
             declared = tuple(declared)
-            if declared == (1,) and shapes[k] == () and arrays[k].dtype.kind in "USO":  # numpy strings
+            if (
+                declared == (1,) and shapes[k] == () and arrays[k].dtype.kind in "USO"
+            ):  # numpy strings
                 shapes[k] = (1,)  # one string per row, as kfuse.inputs hands strings to Keras
             if not shapes_agree(declared, shapes[k]):
                 raise ValueError(

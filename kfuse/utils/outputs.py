@@ -55,7 +55,9 @@ def to_probabilities(logits, activation, where="head"):
     ```
     """
     if activation not in ("softmax", "sigmoid"):
-        raise ValueError(f"{where} gives no probabilities (activation {activation!r}); use its outputs as they are")
+        raise ValueError(
+            f"{where} gives no probabilities (activation {activation!r}); use its outputs as they are"
+        )
     logits = np.asarray(logits)
     logits = logits.astype("float64" if logits.dtype == np.float64 else "float32")
     return softmax(logits) if activation == "softmax" else sigmoid(logits)
@@ -164,4 +166,6 @@ def beats(head, challenger, incumbent, y, sample_weight=None):
     noise = standard_error(diff, w)
     if abs(mean) > noise:
         return mean > 0
-    return loss(head, challenger, y, sample_weight) < loss(head, incumbent, y, sample_weight) - 1e-12
+    return (
+        loss(head, challenger, y, sample_weight) < loss(head, incumbent, y, sample_weight) - 1e-12
+    )

@@ -15,20 +15,28 @@ def _scores(seed, rows=50, classes=4):
 
 def test_weighted_hard_vote_equals_numpy_written_out():
     members, weights = [_scores(i) for i in range(3)], [0.5, 2.0, 1.0]
-    expected = sum(w * np.eye(4)[m.argmax(1)] for w, m in zip(weights, members, strict=True)) / sum(weights)
+    expected = sum(w * np.eye(4)[m.argmax(1)] for w, m in zip(weights, members, strict=True)) / sum(
+        weights
+    )
     got = keras.ops.convert_to_numpy(kfuse.layers.Vote("hard", weights=weights)(members))
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     same = keras.ops.convert_to_numpy(WeightedVote(weights)(members))
     np.testing.assert_array_equal(same, got)  # one layer, one arithmetic
     soft = keras.ops.convert_to_numpy(kfuse.layers.Vote("soft", weights=weights)(members))
-    np.testing.assert_allclose(soft, sum(w * m for w, m in zip(weights, members, strict=True)) / 3.5, rtol=1e-6)
+    np.testing.assert_allclose(
+        soft, sum(w * m for w, m in zip(weights, members, strict=True)) / 3.5, rtol=1e-6
+    )
 
 
 def test_fixed_weights_with_a_presence_mask_skip_the_absent_branch():
     a, b = _scores(0, rows=2), _scores(1, rows=2)
     presence = np.array([[1.0, 1.0], [0.0, 1.0]], "float32")
-    out = keras.ops.convert_to_numpy(kfuse.layers.Vote("hard", weights=[3.0, 1.0])([a, b], presence=presence))
-    np.testing.assert_allclose(out[0], (3 * np.eye(4)[a[0].argmax()] + np.eye(4)[b[0].argmax()]) / 4, rtol=1e-6)
+    out = keras.ops.convert_to_numpy(
+        kfuse.layers.Vote("hard", weights=[3.0, 1.0])([a, b], presence=presence)
+    )
+    np.testing.assert_allclose(
+        out[0], (3 * np.eye(4)[a[0].argmax()] + np.eye(4)[b[0].argmax()]) / 4, rtol=1e-6
+    )
     np.testing.assert_allclose(out[1], np.eye(4)[b[1].argmax()], rtol=1e-6)  # only b is there
 
 
@@ -37,7 +45,12 @@ def test_weighted_vote_round_trips_and_reads_configs_saved_before(tmp_path):
     assert layer.branch_weights() == pytest.approx({"a": 2 / 3, "b": 1 / 3})
     again = WeightedVote.from_config(layer.get_config())
     assert again.weights_init == [2.0, 1.0] and again.mode == "hard"
-    old = {"name": "weighted_vote", "trainable": True, "branch_names": None, "weights": [2.0, 1.0]}  # 0.2.0
+    old = {
+        "name": "weighted_vote",
+        "trainable": True,
+        "branch_names": None,
+        "weights": [2.0, 1.0],
+    }  # 0.2.0
     assert WeightedVote.from_config(old).weights_init == [2.0, 1.0]
     assert keras.saving.get_registered_name(WeightedVote) == "kfuse_ensemble>WeightedVote"
     assert keras.saving.get_registered_name(kfuse.layers.Vote) == "kfuse>Vote"
@@ -52,7 +65,9 @@ def test_weighted_vote_round_trips_and_reads_configs_saved_before(tmp_path):
 
 
 def test_bad_weights_are_refused_naming_the_layer():
-    with pytest.raises(ValueError, match=r"WeightedVote: `weights` must be non-negative.*\[-1.0, 2.0\]"):
+    with pytest.raises(
+        ValueError, match=r"WeightedVote: `weights` must be non-negative.*\[-1.0, 2.0\]"
+    ):
         WeightedVote([-1, 2])
     with pytest.raises(ValueError, match=r"Vote: `weights` must be non-negative.*\[0.0, 0.0\]"):
         kfuse.layers.Vote("hard", weights=[0, 0])

@@ -14,7 +14,9 @@ def _math_sigmoid(z):
 
 
 def test_sigmoid_equals_the_definition_and_never_overflows():
-    z = np.array([-745.0, -700.0, -40.0, -3.5, -1e-9, 0.0, 1e-9, 2.25, 40.0, 700.0, 1000.0, np.inf, -np.inf])
+    z = np.array(
+        [-745.0, -700.0, -40.0, -3.5, -1e-9, 0.0, 1e-9, 2.25, 40.0, 700.0, 1000.0, np.inf, -np.inf]
+    )
     with np.errstate(over="raise", invalid="raise"):  # no overflow, no invalid value on any of them
         p = sigmoid(z)
     expected = [_math_sigmoid(v) if np.isfinite(v) else float(v > 0) for v in z]
