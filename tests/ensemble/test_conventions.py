@@ -148,7 +148,7 @@ def test_soft_voting_is_the_average_of_the_members_and_beats_the_floor():
     assert vote.model_.branch_names == ["member_0", "member_1", "member_2"]
     mean = np.mean([m.predict(X[TEST], verbose=0) for m in vote.estimators_], axis=0)
     np.testing.assert_allclose(vote.predict_proba(X[TEST]), mean, atol=1e-5)
-    assert vote.score(X[TEST], Y[TEST]) >= 0.85  # measured 0.95 (seed 0)
+    assert vote.score(X[TEST], Y[TEST]) >= 0.85  # measured 0.975 (seed 0; 0.95 on seeds 1 and 2)
     copy = clone(vote)
     assert copy.get_params() == vote.get_params() and not hasattr(copy, "model_")
 
@@ -167,7 +167,7 @@ def test_voting_regressor_is_the_weighted_mean_and_beats_the_floor():
     vote.fit(X[TRAIN], R[TRAIN])
     outs = [m.predict(X[TEST], verbose=0) for m in vote.estimators_]
     np.testing.assert_allclose(vote.predict(X[TEST]), 0.25 * outs[0] + 0.75 * outs[1], atol=1e-5)
-    assert vote.score(X[TEST], R[TEST]) >= 0.8  # R^2, measured 0.97 (seed 0)
+    assert vote.score(X[TEST], R[TEST]) >= 0.9  # R^2, measured 0.998 (seed 0; 0.995-0.998 on seeds 1, 2)
 
 
 def test_get_params_and_set_params_follow_the_constructor():
