@@ -16,6 +16,14 @@ kfuse's fixed cost per fit: a second kfuse fit of 1 epoch per member (FGE: 1 war
 gives, with n(E) the epochs the fit trains in all, fixed = t(1) - n(1) (t(E) - t(1)) /
 (n(E) - n(1)): the time not proportional to the epochs (first seed only).
 
+Measured (2026-12-07, seeds 0-1, KFUSE_BENCH_THREADS=1, 2 shared cores at load 6-10; fit s
+peer / kfuse, ratio): Voting 17.6 / 14.6 0.83x, Bagging 24.4 / 14.9 0.61x, Snapshot 22.7 / 13.2
+0.58x, FGE 6.7 / 7.5 1.11x, GradientBoosting 43.2 / 21.4 0.50x; every accuracy gap within 0.4
+points (96.3-98.3% both). A run before on the same load: 0.70x, 0.80x, 0.47x, 0.98x, 0.31x.
+Where kfuse's fixed cost goes (cProfile, 1-epoch fits): one trace of the epoch function
+(~3 s, once per fit), the graph assembly (~2.5 s: `stack` clones every member again) and,
+for snapshot / FGE, one `clone_model` per snapshot (~0.35 s each).
+
 `make bench` installs torchensemble. KFUSE_QUICK=1: 2 members x 2 epochs, 1 seed, no
 fixed-cost fits (about a minute). Knobs: KFUSE_SEEDS (default 0,1,2,3,4),
 KFUSE_BENCH_EPOCHS (20), KFUSE_BENCH_MEMBERS (5), KFUSE_BENCH_ONLY (comma-separated row
