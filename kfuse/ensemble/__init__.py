@@ -1,6 +1,6 @@
 """Ensembles that end as ONE kfuse graph: bagging, boosting, snapshots, SWA, weights.
 
-Estimators: `BaggingClassifier`, `BaggingRegressor`, `AdaBoostClassifier` (SAMME),
+Estimators: `VotingClassifier`, `VotingRegressor`, `BaggingClassifier`, `BaggingRegressor`, `AdaBoostClassifier` (SAMME),
 `AdaBoostRegressor` (AdaBoost.R2, weighted median), `GradientBoostingClassifier`,
 `GradientBoostingRegressor`, `SnapshotEnsemble`, `FastGeometricEnsemble`, `SWA`, and
 `WeightedEnsemble` (fixed weights over trained members).
@@ -11,6 +11,11 @@ Every estimator follows scikit-learn's conventions (`__init__` stores its argume
 as `.keras` (`import kfuse` registers its layers, so any process that imports kfuse loads it),
 exports a SavedModel with `kfuse.export` and goes through `kfuse.compare`.
 
+One convention (`kfuse.ensemble.conventions`): training settings are constructor
+arguments (`epochs`: one run of one network; `batch_size`; `fit_params`: any other
+`Model.fit` keyword), `get_params` / `set_params` as scikit-learn's, and the optimizer
+the builder compiled is used unless the method must replace it (then a warning says so).
+
 Example:
 
 ```python
@@ -19,7 +24,7 @@ from kfuse.ensemble import BaggingClassifier, WeightedEnsemble
 
 x = np.random.default_rng(0).normal(size=(60, 4)).astype("float32"); y = (x[:, 0] > 0).astype(int)
 build = lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
-bag = BaggingClassifier(build, n_estimators=2, fit_params={"epochs": 1}, random_state=0).fit(x, y)
+bag = BaggingClassifier(build, n_estimators=2, epochs=1, random_state=0).fit(x, y)
 sel = WeightedEnsemble(bag, method="caruana").fit(x[:30], y[:30])
 sel.model_.fusion_layer.branch_weights()
 ```
@@ -28,6 +33,7 @@ sel.model_.fusion_layer.branch_weights()
 from kfuse.ensemble.bagging import BaggingClassifier, BaggingRegressor
 from kfuse.ensemble.boosting import AdaBoostClassifier, samme_step
 from kfuse.ensemble.boosting_r2 import AdaBoostRegressor, r2_step
+from kfuse.ensemble.conventions import OptimizerReplacedWarning
 from kfuse.ensemble.gradient_boosting import (
     GradientBoostingClassifier,
     GradientBoostingRegressor,
@@ -35,6 +41,7 @@ from kfuse.ensemble.gradient_boosting import (
 )
 from kfuse.ensemble.snapshots import FastGeometricEnsemble, SnapshotEnsemble, TriangularCycle
 from kfuse.ensemble.swa import SWA, recompute_batchnorm
+from kfuse.ensemble.voting import VotingClassifier, VotingRegressor
 from kfuse.ensemble.weights import WeightedEnsemble, caruana, ensemble_weights
 from kfuse.layers.ensemble import WeightedMedian, WeightedVote
 
@@ -47,8 +54,11 @@ __all__ = [
     "FastGeometricEnsemble",
     "GradientBoostingClassifier",
     "GradientBoostingRegressor",
+    "OptimizerReplacedWarning",
     "SnapshotEnsemble",
     "TriangularCycle",
+    "VotingClassifier",
+    "VotingRegressor",
     "WeightedEnsemble",
     "WeightedMedian",
     "WeightedVote",

@@ -6,10 +6,11 @@ import numpy as np
 
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import weighted_graph
+from kfuse.ensemble.conventions import Ensemble
 from kfuse.trainers.member_queue import MemberQueue
 
 
-class BaggingClassifier(base.BaseEnsemble):
+class BaggingClassifier(Ensemble):
     """Bagging of Keras networks, as scikit-learn's `BaggingClassifier`, as one graph.
 
     Each member is a fresh network trained on `max_samples` rows drawn with replacement
@@ -26,8 +27,10 @@ class BaggingClassifier(base.BaseEnsemble):
         max_samples (float | int): rows per member: a float in (0, 1] (fraction) or an int count.
         bootstrap (bool): draw rows with replacement.
         oob_score (bool): compute the out-of-bag score (needs `bootstrap=True`).
-        fit_params (dict | list[dict] | None): dict of `model.fit` settings for every member, or a
-            list (one per member).
+        fit_params (dict | list[dict] | None): other keywords of Keras `Model.fit` (`callbacks`,
+            `validation_data`, `shuffle`, `class_weight`...): a dict for every member, or a list
+            (one per member). `epochs` and `batch_size` are arguments of their own
+            (`fit_params={"epochs": ...}`, 0.2's spelling, still works and warns).
         random_state (int | None): int seed of the samples and the members' initialisation.
         verbose (int): 1 shows a progress bar over members; 0 is silent.
         work_dir (str | os.PathLike | None): folder where finished members are kept; `fit` again
@@ -40,6 +43,12 @@ class BaggingClassifier(base.BaseEnsemble):
             side in one traced epoch (`kfuse.trainers.member_queue`; the same members as
             one at a time): measured faster (4 MNIST-1D CNNs x 25 epochs: 9.4 s one by
             one, 18 s in one model through `Model.fit`).
+        epochs (int): epochs each member trains (one run of one network, as everywhere in
+            `kfuse.ensemble`).
+        batch_size (int): rows per training step.
+
+    Each member trains with the optimizer its builder compiled (Adam and the task's loss
+    when it compiled none).
 
     Fitted attributes: `model_` (the graph), `estimators_`, `estimators_samples_`,
     `classes_`, `n_classes_`, `oob_score_`, `oob_decision_function_`.
@@ -52,7 +61,7 @@ class BaggingClassifier(base.BaseEnsemble):
 
     x = np.random.default_rng(0).normal(size=(60, 4)).astype("float32"); y = (x[:, 0] > 0).astype(int)
     build = lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
-    bag = BaggingClassifier(build, n_estimators=2, fit_params={"epochs": 1}, random_state=0).fit(x, y)
+    bag = BaggingClassifier(build, n_estimators=2, epochs=1, random_state=0).fit(x, y)
     bag.model_.predict(x, verbose=0).shape  # (60, 2)
     ```
     """
@@ -60,13 +69,16 @@ class BaggingClassifier(base.BaseEnsemble):
     task = "classification"
 
     def __init__(self, estimator, n_estimators=10, max_samples=1.0, bootstrap=True, oob_score=False,
-                 fit_params=None, random_state=None, verbose=0, work_dir=None, parallel=False):
+                 fit_params=None, random_state=None, verbose=0, work_dir=None, parallel=False, epochs=1,
+                 batch_size=32):
         self.estimator = estimator
         self.parallel = parallel
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.bootstrap = bootstrap
         self.oob_score = oob_score
+        self.epochs = epochs
+        self.batch_size = batch_size
         self.fit_params = fit_params
         self.random_state = random_state
         self.verbose = verbose
@@ -93,34 +105,40 @@ class BaggingClassifier(base.BaseEnsemble):
         """The classes each member's outputs must match (None for regression)."""
         return self.classes_ if self.task == "classification" else None
 
+    def _samples(self, n, n_estimators):
+        """The rows of each member: `max_samples` drawn with or without replacement."""
+        count = self._sample_count(n)
+        if self.oob_score and not self.bootstrap:
+            raise ValueError(f"{self._who()}: oob_score=True needs bootstrap=True (out-of-bag rows exist only when sampling with replacement)")
+        rng = np.random.default_rng(self.random_state)
+        return [rng.choice(n, size=count, replace=bool(self.bootstrap)) for _ in range(n_estimators)]
+
     def _fit(self, x, y, claims):
         who = self._who()
         y = base.check_xy(x, y, who)
         n_estimators = base.check_positive_int(self.n_estimators, "n_estimators", who)
         specs = base.spec_list(self.estimator, who)
         n = base.n_rows(x)
-        count = self._sample_count(n)
-        if self.oob_score and not self.bootstrap:
-            raise ValueError(f"{who}: oob_score=True needs bootstrap=True (out-of-bag rows exist only when sampling with replacement)")
+        samples = self._samples(n, n_estimators)
         target = self._targets(y) if self.task == "classification" else y.astype("float32")
-        rng = np.random.default_rng(self.random_state)
-        samples = [
-            rng.choice(n, size=count, replace=True) if self.bootstrap else rng.choice(n, size=count, replace=False)
-            for _ in range(n_estimators)
-        ]
+        settings = self._fit_settings()
         store = self._open_store(claims, x, y)
         bar = self._progress(n_estimators)
-        members = self._fit_parallel(specs, samples, x, target, n, store, bar)
+        members = self._fit_parallel(specs, samples, x, target, n, store, bar, settings)
         if members is None:
-            members = self._fit_members(specs, samples, x, target, store, bar)
+            members = self._fit_members(specs, samples, x, target, store, bar, settings)
         self.estimators_ = members
+        self._finish(x, target, n, samples)
+        return self
+
+    def _finish(self, x, target, n, samples):
+        """The fitted attributes beyond `estimators_`, and `model_`: the average."""
         self.estimators_samples_ = samples
         if self.oob_score:
             self._set_oob(x, target, n)
-        self.model_ = weighted_graph(members, [1.0] * len(members), self.task, name="bagging")
-        return self
+        self.model_ = weighted_graph(self.estimators_, [1.0] * len(self.estimators_), self.task, name="bagging")
 
-    def _fit_members(self, specs, samples, x, target, store, bar):
+    def _fit_members(self, specs, samples, x, target, store, bar, settings):
         """Each member built from its seed and trained on its rows; two of one spec side by
         side in one traced epoch where they can (`MemberQueue`: the same members)."""
         who, trained = self._who(), {}
@@ -137,22 +155,20 @@ class BaggingClassifier(base.BaseEnsemble):
                 bar.update(len(trained))
                 continue
             model = base.new_member(specs[i % len(specs)], self._seed(i), self.task, who, i, self._classes())
-            settings = base.member_fit_settings(self.fit_params, i, who)
-            queue.add(i, i % len(specs), model, base.take(x, rows), target[rows], settings)
+            queue.add(i, i % len(specs), model, base.take(x, rows), target[rows], settings.member(i))
         queue.finish()
         return [trained[i] for i in range(len(samples))]
 
-    def _fit_parallel(self, specs, samples, x, target, n, store, bar):
+    def _fit_parallel(self, specs, samples, x, target, n, store, bar, settings):
         who = self._who()
-        if not self.parallel or isinstance(self.fit_params, (list, tuple)) or any(store.has(base.member(i)) for i in range(len(samples))):
+        if not self.parallel or len(settings.entries) > 1 or any(store.has(base.member(i)) for i in range(len(samples))):
             return None
         members = [base.new_member(specs[i % len(specs)], self._seed(i), self.task, who, i, self._classes())
                    for i in range(len(samples))]
         if not base.same_optimizers(members):
             return None
         weights = [np.bincount(rows, minlength=n) for rows in samples]
-        base.fit_parallel(members, x, target, weights, base.member_fit_settings(self.fit_params, 0, who),
-                          seed=self.random_state)
+        base.fit_parallel(members, x, target, weights, settings.member(0), seed=self.random_state)
         for i, (model, rows) in enumerate(zip(members, samples, strict=True)):
             store.save(base.member(i), model, rows=rows)
         bar.update(len(members))
@@ -202,7 +218,7 @@ class BaggingRegressor(BaggingClassifier):
 
     x = np.random.default_rng(0).normal(size=(60, 3)).astype("float32"); y = x.sum(1)
     build = lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    bag = BaggingRegressor(build, n_estimators=2, fit_params={"epochs": 1}, random_state=0).fit(x, y)
+    bag = BaggingRegressor(build, n_estimators=2, epochs=1, random_state=0).fit(x, y)
     ```
     """
 

@@ -205,17 +205,6 @@ def compile_member(model, task):
     return model
 
 
-def member_fit_settings(fit_params, index, who):
-    """The fit keyword arguments of member `index` (one dict for all, or one per member)."""
-    if fit_params is None:
-        return {}
-    if isinstance(fit_params, dict):
-        return dict(fit_params)
-    if isinstance(fit_params, (list, tuple)):
-        if not fit_params:
-            raise ValueError(f"{who}: `fit_params` is an empty list")
-        return dict(fit_params[index % len(fit_params)] or {})
-    raise TypeError(f"{who}: `fit_params` must be a dict or a list of dicts; received {type(fit_params).__name__}")
 
 
 def fit_member(model, x, y, settings, sample_weight=None, callbacks=(), pool=None):

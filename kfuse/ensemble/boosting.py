@@ -9,6 +9,7 @@ import numpy as np
 
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import vote_graph
+from kfuse.ensemble.conventions import Ensemble
 
 
 def samme_step(sample_weight, wrong, n_classes, learning_rate=1.0):
@@ -28,7 +29,7 @@ def samme_step(sample_weight, wrong, n_classes, learning_rate=1.0):
     return error, float(alpha), new / new.sum()
 
 
-class AdaBoostClassifier(base.BaseEnsemble):
+class AdaBoostClassifier(Ensemble):
     """AdaBoost SAMME, as scikit-learn's `AdaBoostClassifier(algorithm="SAMME")`.
 
     Member m is trained with Keras `sample_weight` = the boosting weights (scaled to mean
@@ -44,13 +45,18 @@ class AdaBoostClassifier(base.BaseEnsemble):
         estimator (Callable | keras.Model | list): the base network, as for
             `BaggingClassifier` (a builder, a model to clone, or a list of either).
         n_estimators (int): the most members boosted; fewer when boosting stops early.
-        fit_params (dict | list[dict] | None): `model.fit` settings, as for `BaggingClassifier`.
+        fit_params (dict | list[dict] | None): other keywords of Keras `Model.fit`, as for
+            `BaggingClassifier`.
         random_state (int | None): seed of the resamples and of the members' initialisation.
         verbose (int): 1 shows a progress bar over members; 0 is silent.
         work_dir (str | os.PathLike | None): folder where finished members are kept, as for
             `BaggingClassifier`.
         learning_rate (float): shrinks each alpha (> 0).
         resample (bool): train on weighted resamples instead of passing `sample_weight`.
+        epochs (int): epochs each member trains.
+        batch_size (int): rows per training step.
+
+    Each member trains with the optimizer its builder compiled (Adam when it compiled none).
 
     Fitted attributes: `model_`, `estimators_`, `estimator_weights_` (alpha per kept
     member), `estimator_errors_` (err per kept member), `classes_`, `n_classes_`.
@@ -68,7 +74,7 @@ class AdaBoostClassifier(base.BaseEnsemble):
         net.compile(keras.optimizers.Adam(0.1), "sparse_categorical_crossentropy")
         return net
 
-    boost = AdaBoostClassifier(build, n_estimators=2, fit_params={"epochs": 5}, random_state=0).fit(x, y)
+    boost = AdaBoostClassifier(build, n_estimators=2, epochs=5, random_state=0).fit(x, y)
     boost.estimator_weights_
     ```
     """
@@ -76,8 +82,10 @@ class AdaBoostClassifier(base.BaseEnsemble):
     task = "classification"
 
     def __init__(self, estimator, n_estimators=10, learning_rate=1.0, resample=False, fit_params=None,
-                 random_state=None, verbose=0, work_dir=None):
+                 random_state=None, verbose=0, work_dir=None, epochs=1, batch_size=32):
         self.estimator = estimator
+        self.epochs = epochs
+        self.batch_size = batch_size
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.resample = resample
@@ -103,6 +111,7 @@ class AdaBoostClassifier(base.BaseEnsemble):
             raise ValueError(f"{who} needs at least 2 classes in y; received {self.classes_.tolist()}")
         n = len(target)
         w = np.full(n, 1.0 / n)
+        settings = self._fit_settings()
         rng = np.random.default_rng(self.random_state)
         store = self._open_store(claims, x, y)
         bar = self._progress(n_estimators)
@@ -114,7 +123,7 @@ class AdaBoostClassifier(base.BaseEnsemble):
                 model, state = base.load_member(store, i)
                 error, alpha, new_w = float(state["error"]), float(state["alpha"]), state["weights"]
             else:
-                trainer = self._train(trainers, i, x, target, w, draw)
+                trainer = self._train(trainers, i, x, target, w, draw, settings.member(i))
                 wrong = np.argmax(base.probabilities(trainer, x), axis=-1) != target
                 model = base.copy_network(trainer)
                 if model.outputs[0].shape[-1] != k:
@@ -130,7 +139,7 @@ class AdaBoostClassifier(base.BaseEnsemble):
                     raise ValueError(
                         f"{who}: member_0 has weighted error {error:.3f}, at or above chance "
                         f"(1 - 1/K = {1 - 1 / k:.3f}), so SAMME cannot weight it. Train the member "
-                        "longer (fit_params={'epochs': ...}) or use a stronger network."
+                        "longer (epochs=...) or use a stronger network."
                     )
                 break
             members.append(model)
@@ -145,9 +154,8 @@ class AdaBoostClassifier(base.BaseEnsemble):
         self.model_ = vote_graph(members, self.estimator_weights_, name="adaboost")
         return self
 
-    def _train(self, trainers, i, x, target, w, draw):
+    def _train(self, trainers, i, x, target, w, draw, settings):
         model = trainers.fresh(i, self._seed(i))
-        settings = base.member_fit_settings(self.fit_params, i, self._who())
         if draw is not None:
             base.fit_member(model, base.take(x, draw), target[draw], settings)
         else:

@@ -9,6 +9,7 @@ import numpy as np
 from kfuse.branches.outputs import final_activation, final_layer
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import median_graph
+from kfuse.ensemble.conventions import Ensemble
 
 LOSSES = ("linear", "square", "exponential")
 
@@ -62,7 +63,7 @@ def check_loss(loss, who):
     raise ValueError(f"{who}: unknown `loss` {loss!r}; use one of {list(LOSSES)} (did you mean {close[0]!r}?)")
 
 
-class AdaBoostRegressor(base.BaseEnsemble):
+class AdaBoostRegressor(Ensemble):
     """AdaBoost.R2, as scikit-learn's `AdaBoostRegressor`, over Keras networks.
 
     Round m draws a bootstrap of the rows with probabilities w (scikit-learn's own route,
@@ -81,7 +82,8 @@ class AdaBoostRegressor(base.BaseEnsemble):
     Args:
         estimator (Callable | keras.Model | list): as for `BaggingRegressor`.
         n_estimators (int): as for `BaggingRegressor`.
-        fit_params (dict | list[dict] | None): as for `BaggingRegressor`.
+        fit_params (dict | list[dict] | None): other keywords of Keras `Model.fit`, as for
+            `BaggingRegressor`.
         random_state (int | None): as for `BaggingRegressor`.
         verbose (int): as for `BaggingRegressor`.
         work_dir (str | os.PathLike | None): as for `BaggingRegressor`.
@@ -89,6 +91,10 @@ class AdaBoostRegressor(base.BaseEnsemble):
         loss (str): "linear", "square" or "exponential".
         resample (bool): train on weighted bootstraps (default, as scikit-learn) instead of
             passing `sample_weight`.
+        epochs (int): epochs each member trains.
+        batch_size (int): rows per training step.
+
+    Each member trains with the optimizer its builder compiled (Adam when it compiled none).
 
     Fitted attributes: `model_`, `estimators_`, `estimator_weights_`,
     `estimator_errors_` (one per kept member).
@@ -106,7 +112,7 @@ class AdaBoostRegressor(base.BaseEnsemble):
         net.compile(keras.optimizers.Adam(0.05), "mse")
         return net
 
-    boost = AdaBoostRegressor(build, n_estimators=2, fit_params={"epochs": 5}, random_state=0).fit(x, y)
+    boost = AdaBoostRegressor(build, n_estimators=2, epochs=5, random_state=0).fit(x, y)
     boost.predict(x[:2]).shape  # (2, 1)
     ```
     """
@@ -114,8 +120,10 @@ class AdaBoostRegressor(base.BaseEnsemble):
     task = "regression"
 
     def __init__(self, estimator, n_estimators=10, learning_rate=1.0, loss="linear", resample=True,
-                 fit_params=None, random_state=None, verbose=0, work_dir=None):
+                 fit_params=None, random_state=None, verbose=0, work_dir=None, epochs=1, batch_size=32):
         self.estimator = estimator
+        self.epochs = epochs
+        self.batch_size = batch_size
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.loss = loss
@@ -142,6 +150,7 @@ class AdaBoostRegressor(base.BaseEnsemble):
         specs = base.spec_list(self.estimator, who)
         n = len(target)
         w = np.full(n, 1.0 / n)
+        settings = self._fit_settings()
         rng = np.random.RandomState(self.random_state)
         store = self._open_store(claims, x, y)
         bar = self._progress(n_estimators)
@@ -154,7 +163,7 @@ class AdaBoostRegressor(base.BaseEnsemble):
                 model, state = base.load_member(store, i)
                 error, weight, new_w = float(state["error"]), float(state["weight"]), state["weights"]
             else:
-                trainer = self._train(trainers, i, x, target, w, draw)
+                trainer = self._train(trainers, i, x, target, w, draw, settings.member(i))
                 prediction = trainer.predict(x, batch_size=256, verbose=0)
                 model = base.copy_network(trainer)
                 error, weight, new_w = r2_step(w, prediction, target, loss, self.learning_rate, last=last)
@@ -165,7 +174,7 @@ class AdaBoostRegressor(base.BaseEnsemble):
                     warnings.warn(
                         f"{who}: member_0 has weighted loss {error:.3f} >= 0.5, so AdaBoost.R2 stops at "
                         "it; the ensemble is member_0 alone (weight 0, as scikit-learn keeps it). "
-                        "Train the member longer (fit_params={'epochs': ...}) or try loss='linear'.",
+                        "Train the member longer (epochs=...) or try loss='linear'.",
                         stacklevel=2,
                     )
                     members.append(model)
@@ -193,7 +202,7 @@ class AdaBoostRegressor(base.BaseEnsemble):
         self._check_fitted()
         return np.asarray(self.model_.predict(self._tokenized(x), batch_size=batch_size, verbose=0))
 
-    def _train(self, trainers, i, x, target, w, draw):
+    def _train(self, trainers, i, x, target, w, draw, settings):
         who = self._who()
         model = trainers.fresh(i, self._seed(i))
         units = model.outputs[0].shape[-1]
@@ -205,7 +214,6 @@ class AdaBoostRegressor(base.BaseEnsemble):
                 "head; AdaBoost.R2 needs one regression output per row: end each member in "
                 "Dense(1) (linear). For class labels use AdaBoostClassifier."
             )
-        settings = base.member_fit_settings(self.fit_params, i, who)
         if draw is not None:
             base.fit_member(model, base.take(x, draw), target[draw], settings)
         else:

@@ -4,6 +4,7 @@ import numpy as np
 
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import scaled_sum_graph
+from kfuse.ensemble.conventions import Ensemble
 from kfuse.utils.outputs import softmax
 
 
@@ -14,7 +15,7 @@ def pseudo_residual(target, running, task, n_classes=None):
     return target - running
 
 
-class GradientBoostingClassifier(base.BaseEnsemble):
+class GradientBoostingClassifier(Ensemble):
     """Gradient boosting: member m fits, with MSE, the pseudo-residual of the running output.
 
     F_0 = 0 and F_m = F_{m-1} + learning_rate * h_m, so the graph outputs
@@ -30,8 +31,8 @@ class GradientBoostingClassifier(base.BaseEnsemble):
             pseudo-residuals (a builder, a model to clone, or a list of either; see
             `BaggingClassifier`), ending linear.
         n_estimators (int): boosting stages (members); fewer with early stopping.
-        fit_params (dict | list[dict] | None): per-member `model.fit` settings (a dict, or
-            one per member).
+        fit_params (dict | list[dict] | None): other keywords of Keras `Model.fit`, as for
+            `BaggingClassifier` (a dict, or one per member).
         random_state (int | None): seed of the members' initialisation.
         verbose (int): 1 shows a progress bar over stages; 0 is silent.
         work_dir (str | os.PathLike | None): as for `BaggingClassifier`: finished stages are
@@ -39,6 +40,11 @@ class GradientBoostingClassifier(base.BaseEnsemble):
         learning_rate (float): the shrinkage (> 0).
         validation_data (tuple | None): optional (x_val, y_val) for early stopping.
         early_stopping_rounds (int): members without improvement before stopping.
+        epochs (int): epochs each member trains.
+        batch_size (int): rows per training step.
+
+    Each member trains with the optimizer its builder compiled (Adam when it compiled none);
+    the loss is replaced by MSE, the pseudo-residuals' loss.
 
     Fitted attributes: `model_`, `estimators_`, `train_residuals_` (the residual each
     member was fitted to, last member), `validation_scores_`, `classes_`.
@@ -51,7 +57,7 @@ class GradientBoostingClassifier(base.BaseEnsemble):
 
     x = np.random.default_rng(0).normal(size=(60, 4)).astype("float32"); y = (x[:, 0] > 0).astype(int)
     build = lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    gb = GradientBoostingClassifier(build, n_estimators=2, learning_rate=0.5, fit_params={"epochs": 1}).fit(x, y)
+    gb = GradientBoostingClassifier(build, n_estimators=2, learning_rate=0.5, epochs=1).fit(x, y)
     gb.predict_proba(x).shape  # (60, 2)
     ```
     """
@@ -59,8 +65,11 @@ class GradientBoostingClassifier(base.BaseEnsemble):
     task = "classification"
 
     def __init__(self, estimator, n_estimators=10, learning_rate=1.0, validation_data=None,
-                 early_stopping_rounds=2, fit_params=None, random_state=None, verbose=0, work_dir=None):
+                 early_stopping_rounds=2, fit_params=None, random_state=None, verbose=0, work_dir=None,
+                 epochs=1, batch_size=32):
         self.estimator = estimator
+        self.epochs = epochs
+        self.batch_size = batch_size
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.validation_data = validation_data
@@ -101,6 +110,7 @@ class GradientBoostingClassifier(base.BaseEnsemble):
             yv = base.check_xy(xv, yv, who)
             val = (xv, self._encode(yv), np.zeros((len(yv), width)))
         running = np.zeros((len(target), width))
+        settings = self._fit_settings()
         store = self._open_store(claims, x, y, *(self.validation_data or ()))
         bar = self._progress(n_estimators)
         members, scores, best, since = [], [], -np.inf, 0
@@ -111,7 +121,7 @@ class GradientBoostingClassifier(base.BaseEnsemble):
                 model, _ = base.load_member(store, i)
                 net = model
             else:
-                net = self._train(trainers, i, x, residual, width)
+                net = self._train(trainers, i, x, residual, width, settings.member(i))
                 model = base.copy_network(net)
                 store.save(base.member(i), model)
             members.append(model)
@@ -138,7 +148,7 @@ class GradientBoostingClassifier(base.BaseEnsemble):
     def _outputs(model, x):
         return np.asarray(model.predict(x, batch_size=256, verbose=0), dtype="float64").reshape(base.n_rows(x), -1)
 
-    def _train(self, trainers, i, x, residual, width):
+    def _train(self, trainers, i, x, residual, width, settings):
         who = self._who()
         model = trainers.fresh(i, self._seed(i))
         if not base.ends_linear(model) or model.outputs[0].shape[-1] != width:
@@ -147,7 +157,7 @@ class GradientBoostingClassifier(base.BaseEnsemble):
                 f"pseudo-residuals with MSE); its output has shape {tuple(model.outputs[0].shape)} and "
                 "a non-linear final activation or another width. End it in Dense(K) without activation."
             )
-        base.fit_member(model, x, residual.astype("float32"), base.member_fit_settings(self.fit_params, i, who))
+        base.fit_member(model, x, residual.astype("float32"), settings)
         return model
 
     def decision_function(self, x, batch_size=256):
@@ -172,7 +182,7 @@ class GradientBoostingRegressor(GradientBoostingClassifier):
 
     x = np.random.default_rng(0).normal(size=(60, 3)).astype("float32"); y = x.sum(1)
     build = lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    gb = GradientBoostingRegressor(build, n_estimators=2, fit_params={"epochs": 1}).fit(x, y)
+    gb = GradientBoostingRegressor(build, n_estimators=2, epochs=1).fit(x, y)
     ```
     """
 

@@ -5,6 +5,7 @@ import math
 import keras
 
 from kfuse.ensemble import base
+from kfuse.ensemble.conventions import Ensemble, OptimizerReplacedWarning, user_warning
 from kfuse.utils.optimizers import copy_optimizer
 
 
@@ -35,38 +36,83 @@ def make_optimizer(optimizer, learning_rate, who):
         raise ValueError(f"{who}: unknown optimizer {optimizer!r} ({error}); use e.g. 'adam' or 'sgd'") from error
 
 
-class OneRun(base.BaseEnsemble):
-    """Base of the ensembles trained in ONE run of one network (`_setup`, fit settings, steps)."""
+def compiled_rate(optimizer):
+    """The learning rate an optimizer was compiled with, or None for a schedule."""
+    rate = optimizer.get_config().get("learning_rate")
+    return float(rate) if isinstance(rate, (int, float)) else None
+
+
+def describe(optimizer):
+    """`Adam(learning_rate=0.001)`: an optimizer's class and rate, for messages."""
+    rate = compiled_rate(optimizer)
+    return f"{type(optimizer).__name__}(learning_rate={'a schedule' if rate is None else f'{rate:g}'})"
+
+
+class OneRun(Ensemble):
+    """Base of the ensembles trained in ONE run of one network (`_setup`, optimizer, steps).
+
+    The run starts from the optimizer the builder compiled (its class and settings);
+    the method replaces its learning rate where it must (its schedule), and says so once
+    per fit with an `OptimizerReplacedWarning` naming the compiled optimizer. A builder
+    that compiles nothing gets the class's `default_optimizer`.
+    """
 
     #: the learning-rate arguments of each one-run ensemble, checked > 0 at the start of fit
-    rates = ("learning_rate",)
+    rates = ()
+    #: the optimizer of a builder that compiled none, and its learning rate
+    default_optimizer = ("adam", 1e-3)
 
     def _setup(self, x, y):
-        """(the compiled network, its targets): labels decide the task (`base.encode_labels`:
-        strings, integers and whole-number floats that fit the outputs are classes)."""
+        """(the compiled network, its targets, the optimizer the builder compiled or None):
+        labels decide the task (`base.encode_labels`: strings, integers and whole-number
+        floats that fit the outputs are classes)."""
         who = self._who()
         y = base.check_xy(x, y, who)
         for name in self.rates:
-            base.check_positive_number(getattr(self, name), name, who)
+            if getattr(self, name) is not None:
+                base.check_positive_number(getattr(self, name), name, who)
         if isinstance(self.estimator, (list, tuple)):
             raise TypeError(f"{who} trains ONE network; give one builder or keras.Model, not a list")
         spec = base.spec_list(self.estimator, who)[0]
         model = base.build_member(spec, self._seed(0), who, 0)
+        compiled = model.optimizer if getattr(model, "optimizer", None) is not None and getattr(model, "loss", None) is not None else None
         width = base.output_width(model)
         self.task_ = "classification" if base.is_classification_labels(y, width) else "regression"
         if self.task_ == "classification":
             self.classes_, target = base.encode_labels(y, who, width)
         else:
             target = y.astype("float32")
-        return base.compile_member(model, self.task_), target
+        return base.compile_member(model, self.task_), target, compiled
 
-    def _fit_settings(self):
-        settings = base.member_fit_settings(self.fit_params, 0, self._who())
-        for key in ("epochs", "initial_epoch"):
-            if key in settings:
-                raise ValueError(f"{self._who()}: set `{key}` through the ensemble's own arguments, not fit_params")
-        settings.setdefault("batch_size", self.batch_size)
-        return settings
+    def _optimizer(self, compiled):
+        """The optimizer the run copies: the deprecated `optimizer` argument when given, the
+        compiled one, or the class's default name."""
+        if self.optimizer is not None:
+            user_warning(f"{self._who()}: `optimizer` is deprecated and will be removed in the next release; "
+                         "compile the builder's network with it (model.compile(optimizer=...)): the run "
+                         "copies the compiled optimizer's class and settings", DeprecationWarning)
+            return self.optimizer
+        return compiled if compiled is not None else self.default_optimizer[0]
 
-    def _steps(self, x):
-        return math.ceil(base.n_rows(x) / self.batch_size)
+    def _rate(self, name, compiled, default):
+        """Learning-rate argument `name` (or its deprecated spelling); else the compiled
+        optimizer's rate (unless the deprecated `optimizer` replaces it); else `default`."""
+        value = self._setting(name)
+        if value is not None:
+            return float(value)
+        if compiled is None or self.optimizer is not None:
+            return float(default)
+        rate = compiled_rate(compiled)
+        if rate is None:
+            raise ValueError(f"{self._who()}: the builder compiled {describe(compiled)}; the method needs one "
+                             f"number to start from: give `{name}`")
+        return rate
+
+    def _replaced(self, compiled, how):
+        """Warn (once per fit) that the method replaces part of the compiled optimizer."""
+        if compiled is not None and self.optimizer is None:
+            user_warning(f"{self._who()} {how}; the optimizer the builder compiled, {describe(compiled)}, keeps "
+                         "its class and other settings", OptimizerReplacedWarning)
+
+    def _steps(self, x, batch_size):
+        return math.ceil(base.n_rows(x) / batch_size)

@@ -108,16 +108,22 @@ def _finished_cycles(run, model, who, state=None):
 class SnapshotEnsemble(OneRun):
     """Snapshot ensemble: one run of `epochs` with M = `n_estimators` cosine cycles.
 
+    The optimizer is the one the builder compiled (its class and settings), its learning
+    rate REPLACED by the cosine schedule with restarts, peaking at `max_learning_rate`
+    (default: the compiled rate); an `OptimizerReplacedWarning` names the compiled
+    optimizer. A builder that compiles nothing gets SGD, peak 0.1 (Huang et al.).
+
     Args:
-        estimator (Callable | keras.Model): one builder callable or `keras.Model` (its loss is kept;
-            the optimizer is `optimizer` with the cosine schedule).
+        estimator (Callable | keras.Model): one builder callable or `keras.Model` (its loss and
+            optimizer are kept; the learning rate follows the cosine schedule).
         n_estimators (int): cycles = snapshots; must divide `epochs`.
-        epochs (int): epochs of the whole run (all cycles).
+        epochs (int): epochs of the whole run (all cycles): one run of one network, as
+            everywhere in `kfuse.ensemble`.
         batch_size (int): rows per step.
-        learning_rate (float): the cosine schedule's starting learning rate (lr0).
-        optimizer (str | dict | keras.optimizers.Optimizer): a name, a Keras optimizer config dict
-            or a `keras.optimizers.Optimizer` whose settings are copied.
-        fit_params (dict | None): as for `BaggingClassifier`.
+        max_learning_rate (float | None): the cosine schedule's peak, lr0 (None: the compiled
+            optimizer's learning rate; 0.1 without one).
+        optimizer: deprecated; compile the builder's network with it.
+        fit_params (dict | None): other keywords of Keras `Model.fit`, as for `BaggingClassifier`.
         random_state (int | None): as for `BaggingClassifier`.
         verbose (int): as for `BaggingClassifier`.
         work_dir (str | os.PathLike | None): as for `BaggingClassifier`. With `work_dir`, the
@@ -125,6 +131,7 @@ class SnapshotEnsemble(OneRun):
             `fit` continues after the last finished cycle and ends with the snapshots of a run never
             interrupted (each cycle shuffles from its own seed; on the in-memory epoch loop, the
             default for numpy data).
+        learning_rate: deprecated spelling of `max_learning_rate`.
 
     Fitted attributes: `model_` (average of the snapshots' probabilities, or outputs for
     regression), `estimators_` (the snapshots), `learning_rates_` (lr per step), `classes_`.
@@ -142,12 +149,17 @@ class SnapshotEnsemble(OneRun):
     ```
     """
 
-    def __init__(self, estimator, n_estimators=5, epochs=10, batch_size=32, learning_rate=0.1,
-                 optimizer="sgd", fit_params=None, random_state=None, verbose=0, work_dir=None):
+    renamed = {"learning_rate": "max_learning_rate"}
+    rates = ("max_learning_rate", "learning_rate")
+    default_optimizer = ("sgd", 0.1)
+
+    def __init__(self, estimator, n_estimators=5, epochs=10, batch_size=32, max_learning_rate=None,
+                 optimizer=None, fit_params=None, random_state=None, verbose=0, work_dir=None, learning_rate=None):
         self.estimator = estimator
         self.n_estimators = n_estimators
         self.epochs = epochs
         self.batch_size = batch_size
+        self.max_learning_rate = max_learning_rate
         self.learning_rate = learning_rate
         self.optimizer = optimizer
         self.fit_params = fit_params
@@ -163,26 +175,30 @@ class SnapshotEnsemble(OneRun):
             close = [d for d in range(1, epochs + 1) if epochs % d == 0]
             raise ValueError(f"{who}: {m} cycles do not divide epochs={epochs}; give n_estimators in {close} "
                              f"or epochs a multiple of {m} (e.g. {m * max(1, round(epochs / m))})")
-        model, target = self._setup(x, y)
+        model, target, compiled = self._setup(x, y)
+        settings = self._fit_settings(own=("batch_size",))
+        peak = self._rate("max_learning_rate", compiled, self.default_optimizer[1])
+        optimizer = self._optimizer(compiled)
         seeds = _cycle_seeds(m)
         per_cycle = epochs // m
-        cycle_steps = per_cycle * self._steps(x)
+        cycle_steps = per_cycle * self._steps(x, settings.batch_size)
         schedule = keras.optimizers.schedules.CosineDecayRestarts(
-            float(self.learning_rate), first_decay_steps=cycle_steps, t_mul=1.0, m_mul=1.0, alpha=0.0)
+            peak, first_decay_steps=cycle_steps, t_mul=1.0, m_mul=1.0, alpha=0.0)
         # the schedule over every step at once: one step at a time, eagerly, cost about 1 ms
         # each (4.7 s of a 4,000-step run, a third of its fit time)
-        steps = keras.ops.arange(epochs * self._steps(x))
+        steps = keras.ops.arange(epochs * self._steps(x, settings.batch_size))
         self.learning_rates_ = np.asarray(keras.ops.convert_to_numpy(schedule(steps)), "float64")
-        model.compile(optimizer=make_optimizer(self.optimizer, schedule, who), loss=model.loss, jit_compile=False)
+        self._replaced(compiled, f"replaces the learning rate by a cosine schedule with {m} restarts peaking at {peak:g}")
+        model.compile(optimizer=make_optimizer(optimizer, schedule, who), loss=model.loss, jit_compile=False)
         store = self._open_store(claims, x, y)
         run = RunState(store)
         done = _finished_cycles(run, model, who)
-        settings, bar, snaps = self._fit_settings(), self._progress(m), []
+        bar, snaps = self._progress(m), []
         for c in range(m):
             if c < done:
                 snap, _ = base.load_member(store, c)
             else:
-                base.fit_member(model, x, target, dict(settings, epochs=per_cycle, seed=seeds[c]))
+                base.fit_member(model, x, target, dict(settings.member(0), epochs=per_cycle, seed=seeds[c]))
                 snap = base.copy_network(model)
                 store.save(base.member(c), snap)
                 run.save(model, "cycle", c + 1)
@@ -194,26 +210,35 @@ class SnapshotEnsemble(OneRun):
 
 
 class FastGeometricEnsemble(OneRun):
-    """Fast geometric ensembling: `epochs` of warm-up, then triangular cycles, M snapshots.
+    """Fast geometric ensembling: `warmup_epochs`, then triangular cycles, M snapshots.
 
     The cycle lasts `cycle` epochs (even); lr goes lr_1 -> lr_2 -> lr_1 per step; a
-    snapshot is taken at each minimum (mid-cycle), so the cyclic phase is
+    snapshot is taken at each minimum (mid-cycle), so the run is warmup_epochs +
     cycle/2 + (M - 1) * cycle epochs. torchensemble's defaults: lr_1 5e-2, lr_2 1e-4, cycle 4.
+
+    The warm-up trains with the optimizer the builder compiled (at `warmup_learning_rate`
+    when given); the cyclic phase REPLACES its learning rate by the triangular cycles, on a
+    fresh optimizer of the same class and settings (Garipov et al.'s rule), and an
+    `OptimizerReplacedWarning` names the compiled optimizer. A builder that compiles
+    nothing gets Adam at 1e-3.
 
     Args:
         estimator (Callable | keras.Model): one builder or `keras.Model`.
         n_estimators (int): snapshots.
-        epochs (int): warm-up epochs at `learning_rate` with `optimizer`.
+        warmup_epochs (int): epochs of ordinary training before the cycles.
         cycle (int): epochs per cycle of the cyclic phase (even; same optimizer class).
         lr_1 (float): the cyclic phase's highest learning rate.
         lr_2 (float): the cyclic phase's lowest learning rate (reached mid-cycle).
         batch_size (int): as for `SnapshotEnsemble`.
-        learning_rate (float): the warm-up learning rate.
-        optimizer (str | dict | keras.optimizers.Optimizer): as for `SnapshotEnsemble`.
+        warmup_learning_rate (float | None): the warm-up's learning rate (None: the compiled
+            optimizer's).
+        optimizer: deprecated; compile the builder's network with it.
         fit_params (dict | None): as for `SnapshotEnsemble`.
         random_state (int | None): as for `SnapshotEnsemble`.
         verbose (int): as for `SnapshotEnsemble`.
         work_dir (str | os.PathLike | None): as for `SnapshotEnsemble`.
+        epochs: deprecated spelling of `warmup_epochs`.
+        learning_rate: deprecated spelling of `warmup_learning_rate`.
 
     Fitted attributes: `model_`, `estimators_`, `classes_`.
 
@@ -225,22 +250,25 @@ class FastGeometricEnsemble(OneRun):
 
     x = np.random.default_rng(0).normal(size=(40, 4)).astype("float32"); y = (x[:, 0] > 0).astype(int)
     build = lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    fge = FastGeometricEnsemble(build, n_estimators=2, epochs=1, cycle=2, batch_size=20).fit(x, y)
+    fge = FastGeometricEnsemble(build, n_estimators=2, warmup_epochs=1, cycle=2, batch_size=20).fit(x, y)
     ```
     """
 
-    rates = ("learning_rate", "lr_1", "lr_2")
+    renamed = {"epochs": "warmup_epochs", "learning_rate": "warmup_learning_rate"}
+    rates = ("warmup_learning_rate", "learning_rate", "lr_1", "lr_2")
 
-    def __init__(self, estimator, n_estimators=5, epochs=10, cycle=4, lr_1=5e-2, lr_2=1e-4,
-                 batch_size=32, learning_rate=1e-3, optimizer="adam", fit_params=None,
-                 random_state=None, verbose=0, work_dir=None):
+    def __init__(self, estimator, n_estimators=5, warmup_epochs=10, cycle=4, lr_1=5e-2, lr_2=1e-4,
+                 batch_size=32, warmup_learning_rate=None, optimizer=None, fit_params=None,
+                 random_state=None, verbose=0, work_dir=None, epochs=None, learning_rate=None):
         self.estimator = estimator
         self.n_estimators = n_estimators
+        self.warmup_epochs = warmup_epochs
         self.epochs = epochs
         self.cycle = cycle
         self.lr_1 = lr_1
         self.lr_2 = lr_2
         self.batch_size = batch_size
+        self.warmup_learning_rate = warmup_learning_rate
         self.learning_rate = learning_rate
         self.optimizer = optimizer
         self.fit_params = fit_params
@@ -248,21 +276,25 @@ class FastGeometricEnsemble(OneRun):
         self.verbose = verbose
         self.work_dir = work_dir
 
-    def _compile_phases(self, model, steps, who):
+    def _compile_phases(self, model, steps, compiled, who):
         """Compile `model` for the warm-up; returns the call that starts the cyclic phase,
         on an optimizer as fresh as a new one (torchensemble's and Garipov et al.'s rule)."""
         cycle = TriangularCycle(self.lr_1, self.lr_2, self.cycle * steps)
+        warm = self._rate("warmup_learning_rate", compiled, self.default_optimizer[1])
+        optimizer = self._optimizer(compiled)
+        self._replaced(compiled, f"replaces the learning rate by triangular cycles between lr_1={self.lr_1:g} "
+                                 f"and lr_2={self.lr_2:g} after the warm-up (at {warm:g})")
 
         def compile_with(rate):
-            model.compile(optimizer=make_optimizer(self.optimizer, rate, who), loss=model.loss, jit_compile=False)
+            model.compile(optimizer=make_optimizer(optimizer, rate, who), loss=model.loss, jit_compile=False)
 
         if keras.backend.backend() != "tensorflow":
             # no epoch trace to share there (Model.fit). The one-optimizer path below trains
             # otherwise than a second compile on JAX (tests/ensemble/test_fge_phases.py run with
             # KERAS_BACKEND=jax; cause not found), so those backends compile twice, as before
-            compile_with(float(self.learning_rate))
+            compile_with(warm)
             return lambda: compile_with(cycle)
-        schedule = WarmUpThenCycle(self.learning_rate, cycle)
+        schedule = WarmUpThenCycle(warm, cycle)
         compile_with(schedule)
         optimizer = model.optimizer
         optimizer.build(model.trainable_variables)
@@ -281,15 +313,19 @@ class FastGeometricEnsemble(OneRun):
         cycle = base.check_positive_int(self.cycle, "cycle", who)
         if cycle % 2:
             raise ValueError(f"{who}: `cycle`={cycle} epochs must be even (a snapshot at mid-cycle); try {cycle + 1}")
-        model, target = self._setup(x, y)
+        model, target, compiled = self._setup(x, y)
+        warmup = self._setting("warmup_epochs")
+        if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
+            raise ValueError(f"{who}: `warmup_epochs` must be an integer >= 0; received {warmup!r}")
         seeds = _cycle_seeds(m + 1)  # the warm-up's, then each cycle's
-        settings, bar = self._fit_settings(), self._progress(m)
+        settings, bar = self._fit_settings(own=("batch_size",)), self._progress(m)
         store = self._open_store(claims, x, y)
         run = RunState(store)
         state = run.load()
-        start_cycles = self._compile_phases(model, self._steps(x), who)
-        if self.epochs and state is None:
-            base.fit_member(model, x, target, dict(settings, epochs=int(self.epochs), seed=seeds[0]))
+        start_cycles = self._compile_phases(model, self._steps(x, settings.batch_size), compiled, who)
+        settings = settings.member(0)
+        if warmup and state is None:
+            base.fit_member(model, x, target, dict(settings, epochs=int(warmup), seed=seeds[0]))
             run.save(model, "warm-up", 0)
         start_cycles()  # a fresh optimizer, in a resumed run as in the first
         if state is not None and state["phase"] == "warm-up":

@@ -50,9 +50,14 @@ def recompute_batchnorm(model, x, batch_size=256):
 class SWA(OneRun):
     """Stochastic weight averaging: ONE network with the average of the SWA-phase weights.
 
-    Train `epochs` at `learning_rate`, then `swa_epochs` at `swa_learning_rate`; after
-    each SWA epoch w_swa <- (w_swa * n + w) / (n + 1) over the trainable weights. The
-    averaged weights are set, and BatchNorm statistics recomputed on the training data.
+    Train `warmup_epochs` with the optimizer the builder compiled (at
+    `warmup_learning_rate` when given), then `swa_epochs` at the constant
+    `swa_learning_rate`; after each SWA epoch w_swa <- (w_swa * n + w) / (n + 1) over the
+    trainable weights. The averaged weights are set, and BatchNorm statistics recomputed
+    on the training data. The averaging phase REPLACES the compiled optimizer's learning
+    rate (a fresh optimizer of the same class and settings at `swa_learning_rate`), and an
+    `OptimizerReplacedWarning` names the compiled optimizer. A builder that compiles
+    nothing gets Adam at 1e-3.
 
     With `work_dir`, the run's state is saved after every epoch (`RunState`: the
     network's and optimizer's variables, the running average and its count, the phase
@@ -64,16 +69,19 @@ class SWA(OneRun):
 
     Args:
         estimator (Callable | keras.Model): one builder or `keras.Model` with trainable weights.
-        epochs (int): epochs of ordinary training before averaging starts.
+        warmup_epochs (int): epochs of ordinary training before averaging starts.
         swa_epochs (int): epochs of the averaging phase (one average update per epoch).
-        learning_rate (float): the learning rate of the first phase.
+        warmup_learning_rate (float | None): the learning rate of the first phase (None: the
+            compiled optimizer's).
         swa_learning_rate (float): the constant learning rate of the averaging phase.
-        optimizer (str | dict | keras.optimizers.Optimizer): as for `SnapshotEnsemble`.
+        optimizer: deprecated; compile the builder's network with it.
         batch_size (int): rows per step.
         fit_params (dict | None): as for `SnapshotEnsemble`.
         random_state (int | None): as for `SnapshotEnsemble`.
         verbose (int): as for `SnapshotEnsemble`.
         work_dir (str | os.PathLike | None): as for `SnapshotEnsemble`.
+        epochs: deprecated spelling of `warmup_epochs`.
+        learning_rate: deprecated spelling of `warmup_learning_rate`.
 
     Fitted attributes: `model_` (one-branch graph, branch `member_0`), `network_` (the
     averaged Keras network), `n_averaged_`, `classes_`.
@@ -86,18 +94,22 @@ class SWA(OneRun):
 
     x = np.random.default_rng(0).normal(size=(40, 4)).astype("float32"); y = (x[:, 0] > 0).astype(int)
     build = lambda: keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization(), keras.layers.Dense(2)])
-    swa = SWA(build, epochs=1, swa_epochs=2, batch_size=20).fit(x, y)
+    swa = SWA(build, warmup_epochs=1, swa_epochs=2, batch_size=20).fit(x, y)
     swa.n_averaged_  # 2
     ```
     """
 
-    rates = ("learning_rate", "swa_learning_rate")
+    renamed = {"epochs": "warmup_epochs", "learning_rate": "warmup_learning_rate"}
+    rates = ("warmup_learning_rate", "learning_rate", "swa_learning_rate")
 
-    def __init__(self, estimator, epochs=10, swa_epochs=5, learning_rate=1e-3, swa_learning_rate=5e-4,
-                 optimizer="adam", batch_size=32, fit_params=None, random_state=None, verbose=0, work_dir=None):
+    def __init__(self, estimator, warmup_epochs=10, swa_epochs=5, warmup_learning_rate=None, swa_learning_rate=5e-4,
+                 optimizer=None, batch_size=32, fit_params=None, random_state=None, verbose=0, work_dir=None,
+                 epochs=None, learning_rate=None):
         self.estimator = estimator
+        self.warmup_epochs = warmup_epochs
         self.epochs = epochs
         self.swa_epochs = swa_epochs
+        self.warmup_learning_rate = warmup_learning_rate
         self.learning_rate = learning_rate
         self.swa_learning_rate = swa_learning_rate
         self.optimizer = optimizer
@@ -110,10 +122,11 @@ class SWA(OneRun):
     def _fit(self, x, y, claims):
         who = self._who()
         swa_epochs = base.check_positive_int(self.swa_epochs, "swa_epochs", who)
-        epochs = int(self.epochs or 0)
-        if isinstance(self.epochs, bool) or epochs < 0:
-            raise ValueError(f"{who}: `epochs` must be an integer >= 0; received {self.epochs!r}")
-        model, target = self._setup(x, y)
+        given = self._setting("warmup_epochs")
+        epochs = int(given or 0)
+        if isinstance(given, bool) or epochs < 0:
+            raise ValueError(f"{who}: `warmup_epochs` must be an integer >= 0; received {given!r}")
+        model, target, compiled = self._setup(x, y)
         if not model.trainable_weights:
             raise ValueError(f"{who}: the network '{model.name}' has no trainable weights, so there is "
                              "nothing to average; unfreeze it (model.trainable = True)")
@@ -122,13 +135,17 @@ class SWA(OneRun):
         store = self._open_store(claims, x, y)
         run = RunState(store)
         state = run.load()
-        settings, bar = self._fit_settings(), self._progress(swa_epochs)
+        settings, bar = self._fit_settings(own=("batch_size",)), self._progress(swa_epochs)
+        batch_size, settings = settings.batch_size, settings.member(0)
+        warm = self._rate("warmup_learning_rate", compiled, self.default_optimizer[1])
+        optimizer = self._optimizer(compiled)
+        self._replaced(compiled, f"replaces the learning rate by swa_learning_rate={float(self.swa_learning_rate):g} "
+                                 f"for the averaging phase (warm-up at {warm:g})")
         average, n = None, 0
         if state is not None and state["phase"] == "swa":
             average, n = list(state["average"]), int(state["n"])
         if epochs and (state is None or state["phase"] == "pre"):
-            model.compile(optimizer=make_optimizer(self.optimizer, float(self.learning_rate), who), loss=model.loss,
-                          jit_compile=False)
+            model.compile(optimizer=make_optimizer(optimizer, warm, who), loss=model.loss, jit_compile=False)
             done = 0
             if state is not None:
                 run.restore(model, state, who)
@@ -137,7 +154,7 @@ class SWA(OneRun):
             if done < epochs:
                 base.fit_member(model, x, target, dict(settings, epochs=epochs, initial_epoch=done, seed=seeds[0]),
                                 callbacks=[save])
-        model.compile(optimizer=make_optimizer(self.optimizer, float(self.swa_learning_rate), who), loss=model.loss,
+        model.compile(optimizer=make_optimizer(optimizer, float(self.swa_learning_rate), who), loss=model.loss,
                       jit_compile=False)
         if state is not None and state["phase"] == "swa":
             run.restore(model, state, who)
@@ -156,7 +173,7 @@ class SWA(OneRun):
                             callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=average_and_save)])
         for variable, value in zip(model.trainable_weights, average, strict=True):
             variable.assign(value)
-        recompute_batchnorm(model, x, batch_size=self.batch_size)
+        recompute_batchnorm(model, x, batch_size=batch_size)
         self.n_averaged_ = n
         self.network_ = model
         self.estimators_ = [model]

@@ -14,6 +14,7 @@ import numpy as np
 
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import weighted_graph
+from kfuse.ensemble.conventions import Ensemble
 
 METHODS = ("uniform", "metric", "optimize", "caruana")
 EPS = 1e-15
@@ -159,7 +160,7 @@ def ensemble_weights(predictions, y, method="caruana", task="classification", me
     return caruana(predictions, y, ensemble_size=base.check_positive_int(ensemble_size, "ensemble_size", "caruana"), loss=loss)[0]
 
 
-class WeightedEnsemble(base.BaseEnsemble):
+class WeightedEnsemble(Ensemble):
     """Fixed weights over trained members, chosen on held-out data; ONE graph.
 
     Args:

@@ -19,7 +19,8 @@ def _two_compiles(fge):
     """The reference: warm-up under one optimizer, then a fresh optimizer for the cycles."""
     model = base.new_member(net, fge._seed(0), "classification", "test", 0)
     seeds = _cycle_seeds(fge.n_estimators + 1)
-    model.compile(optimizer=make_optimizer(fge.optimizer, fge.learning_rate, "test"), loss=model.loss,
+    # the warm-up rate: `warmup_learning_rate`, else the default 1e-3 (issue 35 renamed `learning_rate`)
+    model.compile(optimizer=make_optimizer(fge.optimizer, fge.warmup_learning_rate or 1e-3, "test"), loss=model.loss,
                   jit_compile=False)
     base.fit_member(model, X, Y, {"epochs": fge.epochs, "batch_size": 16, "seed": seeds[0]})
     cycle = TriangularCycle(fge.lr_1, fge.lr_2, fge.cycle * STEPS)
