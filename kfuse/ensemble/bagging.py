@@ -130,7 +130,7 @@ class BaggingClassifier(base.BaseEnsemble):
             trained[i] = model
             bar.update(len(trained))
 
-        queue = MemberQueue(done, fit_alone=base.fit_member)
+        queue = MemberQueue(done)
         for i, rows in enumerate(samples):
             if store.has(base.member(i)):
                 trained[i], _ = base.load_member(store, i)

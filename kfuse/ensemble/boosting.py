@@ -9,6 +9,7 @@ import numpy as np
 
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import vote_graph
+from kfuse.ensemble.trainer_pool import Trainers
 
 
 def samme_step(sample_weight, wrong, n_classes, learning_rate=1.0):
@@ -107,7 +108,7 @@ class AdaBoostClassifier(base.BaseEnsemble):
         store = self._open_store(claims, x, y)
         bar = self._progress(n_estimators)
         members, alphas, errors = [], [], []
-        trainers = base.Trainers(specs, self.task, who)
+        trainers = Trainers(specs, self.task, who)
         for i in range(n_estimators):
             draw = rng.choice(n, size=n, replace=True, p=w) if self.resample else None
             if store.has(base.member(i)):

@@ -9,6 +9,7 @@ import numpy as np
 from kfuse.branches.outputs import final_activation, final_layer
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import median_graph
+from kfuse.ensemble.trainer_pool import Trainers
 
 LOSSES = ("linear", "square", "exponential")
 
@@ -146,7 +147,7 @@ class AdaBoostRegressor(base.BaseEnsemble):
         store = self._open_store(claims, x, y)
         bar = self._progress(n_estimators)
         members, weights, errors = [], [], []
-        trainers = base.Trainers(specs, self.task, who)
+        trainers = Trainers(specs, self.task, who)
         for i in range(n_estimators):
             draw = rng.choice(np.arange(n), size=n, replace=True, p=w) if self.resample else None
             last = i == n_estimators - 1

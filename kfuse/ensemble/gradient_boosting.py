@@ -4,6 +4,7 @@ import numpy as np
 
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import scaled_sum_graph
+from kfuse.ensemble.trainer_pool import Trainers
 
 
 def softmax(z):
@@ -109,7 +110,7 @@ class GradientBoostingClassifier(base.BaseEnsemble):
         store = self._open_store(claims, x, y, *(self.validation_data or ()))
         bar = self._progress(n_estimators)
         members, scores, best, since = [], [], -np.inf, 0
-        trainers = base.Trainers(specs, "regression", who, loss="mse")
+        trainers = Trainers(specs, "regression", who, loss="mse")
         for i in range(n_estimators):
             residual = pseudo_residual(target, running, self.task, width)
             if store.has(base.member(i)):
