@@ -1,6 +1,6 @@
 """Reference predictions of the training engine, recorded on one commit and checked on another.
 
-`python scripts/check_engine_identity.py record DIR` saves (np.save) the predictions of small,
+`python scripts/check_engine_identity.py record DIR` (from the repository root) saves (np.save) the predictions of small,
 seeded fits that go through every training route: the Stacker's folds side by side (n_jobs=1)
 and in threads (n_jobs=2), bagging's members in pairs (MemberQueue) and alone (class_weight:
 Model.fit), bagging in one joint model (parallel=True), AdaBoost and gradient boosting (one
@@ -15,19 +15,17 @@ import sys
 import keras
 import numpy as np
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this tree's kfuse and tests
+try:  # the side-by-side tests' base network and Stacker (a fresh and a model branch)
+    from tests.trainers.test_side_by_side import _build as _net
+    from tests.trainers.test_side_by_side import _stacker as _side_by_side_stacker
+except ImportError:  # the layout before issue 35, to record the reference there
+    from tests.training.test_side_by_side import _build as _net
+    from tests.training.test_side_by_side import _stacker as _side_by_side_stacker
+
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(96, 6)).astype("float32")
 Y = (X[:, 0] + X[:, 1] > 0).astype("int64") + (X[:, 2] > 0.5)
-
-
-def _net():
-    inp = keras.Input((6,), name="x")
-    h = keras.layers.Dense(12, activation="relu")(inp)
-    h = keras.layers.BatchNormalization()(h)
-    h = keras.layers.Dropout(0.3)(h)
-    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(h))
-    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy", jit_compile=False)
-    return model
 
 
 def _plain():
@@ -40,18 +38,8 @@ def _plain():
 
 
 def _stacker(n_jobs):
-    import kfuse
-
-    def fresh(t):
-        t = keras.layers.Dense(8, activation="relu")(t)
-        return keras.layers.Dropout(0.2)(keras.layers.BatchNormalization()(t))
-
-    keras.utils.set_random_seed(3)
-    branches = [
-        kfuse.Branch(fresh, name="fresh", inputs={"x": (6,)}, fit={"epochs": 3, "batch_size": 16}),
-        kfuse.Branch(_net(), name="model", inputs="x", fit={"epochs": 2, "batch_size": 32}),
-    ]
-    stacker = kfuse.Stacker(branches, head=3, cv=3, seed=4, verbose=0, n_jobs=n_jobs, meta_fit={"epochs": 3})
+    stacker = _side_by_side_stacker()
+    stacker.n_jobs = n_jobs
     stacker.fit({"x": X}, Y)
     out = {f"oof_{k}": v for k, v in stacker.oof_predictions_.items()}
     out["proba"] = stacker.predict_proba({"x": X})

@@ -6,6 +6,7 @@ import numpy as np
 
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import weighted_graph
+from kfuse.trainers import members as members_training
 from kfuse.trainers.member_queue import MemberQueue
 
 
@@ -151,7 +152,7 @@ class BaggingClassifier(base.BaseEnsemble):
         if not base.same_optimizers(members):
             return None
         weights = [np.bincount(rows, minlength=n) for rows in samples]
-        base.fit_parallel(members, x, target, weights, base.member_fit_settings(self.fit_params, 0, who),
+        members_training.fit_parallel(members, x, target, weights, base.member_fit_settings(self.fit_params, 0, who),
                           seed=self.random_state)
         for i, (model, rows) in enumerate(zip(members, samples, strict=True)):
             store.save(base.member(i), model, rows=rows)

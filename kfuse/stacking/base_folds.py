@@ -118,8 +118,11 @@ class BaseFolds:
         scheduler = Scheduler(done, self._fit, n_jobs=self.n_jobs, group=group, failed=_failed,
                               make_worker=lambda fit_job: self._worker_maker(fit_job.tag.branch))
         run_all((self._prepare(job, arrays, y, group) for job in jobs), scheduler)
-        # summed in fold order: the same meta-features whatever order the folds finished in
-        n = len(y)
+        return self._out_of_fold(plan, finished, len(y), keep_fold_models)
+
+    def _out_of_fold(self, plan, finished, n, keep_fold_models):
+        """``(oof, fold_models, scores)`` of ``run`` from each fold's ``(model, feats, score)``,
+        summed in fold order: the same meta-features whatever order the folds finished in."""
         sums, counts = {}, {}
         scores, fold_models = {b.name: [] for b in self.trained}, {}
         for k, (_, test_rows) in enumerate(plan.splits):

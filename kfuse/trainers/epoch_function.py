@@ -1,8 +1,10 @@
-"""`EpochFunction`: one epoch of a Keras model (shuffle, training steps, validation) as ONE
-traced TensorFlow function, and where a model keeps it (`epoch_function_of`).
+"""`EpochFunction`: one epoch of K >= 1 Keras models (shuffle, training steps, validation) as
+ONE traced TensorFlow function (the engine's one epoch kernel), and where a model keeps it
+(`epoch_function_of`).
 
-The loop around it (callbacks, History, which models qualify) is `kfuse.trainers.epoch_loop`; the
-K fold models of one base share one (`kfuse.trainers.shared_fit`).
+The loop around it (callbacks, History, which models qualify) is `kfuse.trainers.epoch_loop`
+(`train_epochs`); the fold models of one base share one (`kfuse.trainers.shared_fit`, K = 1),
+and a few train side by side in one (`kfuse.trainers.side_by_side`, K = 2).
 """
 
 import contextlib

@@ -2,7 +2,9 @@
 
 The K fold models (and the refit) of one base are small, and their training steps are bound
 by TensorFlow's per-op cost: one model's step leaves a second core mostly idle. Here a few
-of them (two by default, `GROUP`) train side by side in one graph. Each copy runs its own
+of them (two by default, `GROUP`) train side by side in one graph: the one epoch kernel,
+`kfuse.trainers.epoch_function.EpochFunction`, with K copies, each in a
+`kfuse.trainers.worker.Worker`. Each copy runs its own
 `train_step` on its own shuffled batches, so the copies share no tensor and TensorFlow's
 inter-op threads run them at once. A copy with fewer rows (the refit beside a fold, or
 folds of unequal size) skips the steps past its last batch.
@@ -15,7 +17,8 @@ faster: tracing grows with the copies (see the README's speed section).
 
 It applies where `SharedFit` does (`epoch_loop.supports`, no re-adapted preprocessing), and
 only for fits without callbacks, progress output or validation data, with the same
-settings for every copy. `groupable` says which; anything else trains one at a time.
+settings for every copy: a fit whose route (`kfuse.trainers.jobs.route`) is "together".
+`kfuse.trainers.schedule.Scheduler` pairs such fits; anything else trains one at a time.
 """
 
 import keras

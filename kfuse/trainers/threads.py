@@ -5,7 +5,8 @@ runs without the GIL, so a few small models training side by side keep the cores
 than one does. Everything that draws from a global random state (building a model, seeding,
 building a `SharedFit` worker) stays in the calling thread, in job order; the threads only
 run the seeded, stateless-shuffled epochs. So the models are the ones a sequential run
-trains, whatever the thread count.
+trains, whatever the thread count. The pool is `kfuse.trainers.schedule.Scheduler`'s; `run`
+is its form for callers that prepare each job with a callback.
 """
 
 import os
