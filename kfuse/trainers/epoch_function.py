@@ -9,6 +9,8 @@ and a few train side by side in one (`kfuse.trainers.side_by_side`, K = 2).
 
 import contextlib
 
+from kfuse.utils.quiet import quiet_tensorflow
+
 
 class EpochFunction:
     """One epoch of K >= 1 models of one architecture (shuffle, every training step, the
@@ -56,7 +58,8 @@ class EpochFunction:
             lambda t: tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype), (tuple(feeds), tuple(validation))
         )
         key = repr(specs)
-        if key not in self._functions:
+        first = key not in self._functions
+        if first:
             # autograph=False: the loops are tf.while_loop already, so tracing need not
             # convert Keras's own train_step code (a good part of a short fit's fixed cost)
             self._functions[key] = tf.function(
@@ -64,9 +67,11 @@ class EpochFunction:
                 input_signature=[tf.TensorSpec((), tf.int64), tf.TensorSpec((len(self.models),), tf.int64), *specs],
                 autograph=False,
             )
-        if self.graph_rewrites:
-            return self._functions[key](epoch, seeds, tuple(feeds), tuple(validation))
-        with _without_graph_rewrites():
+        # every EpochFunction traces the same Python method, which TensorFlow counts as one
+        # function retraced ("triggered tf.function retracing"): each traces once, by design
+        quiet = quiet_tensorflow() if first else contextlib.nullcontext()
+        rewrites = contextlib.nullcontext() if self.graph_rewrites else _without_graph_rewrites()
+        with quiet, rewrites:
             return self._functions[key](epoch, seeds, tuple(feeds), tuple(validation))
 
     def _epoch(self, epoch, seeds, feeds, validation):
