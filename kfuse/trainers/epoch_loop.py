@@ -131,7 +131,8 @@ def _rows(x):
     return len(flatten(x)[0])
 
 
-def _take(x, rows):
+def take_rows(x, rows):
+    """Rows `rows` of `x` (one array, a list / tuple, or a dict of named arrays)."""
     if isinstance(x, dict):
         return {k: v[rows] for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -181,8 +182,8 @@ def fit_in_memory(
         # Keras's rule: the LAST fraction of the rows, taken before any shuffling
         n = _rows(x)
         cut = int(n * (1.0 - validation_split))
-        validation_data = (_take(x, slice(cut, None)), y[cut:])
-        x, y = _take(x, slice(0, cut)), y[:cut]
+        validation_data = (take_rows(x, slice(cut, None)), y[cut:])
+        x, y = take_rows(x, slice(0, cut)), y[:cut]
         if sample_weight is not None:
             sample_weight = sample_weight[:cut]
     batch_size = int(batch_size or 32)
@@ -215,7 +216,8 @@ def train_epochs(epoch_function, data, seeds, epochs, initial_epoch=0, callbacks
 
     models = epoch_function.models
     for model, rows in zip(models, data, strict=True):
-        build_state(model, rows[0], rows[1])
+        if len(rows[1]):  # a copy given no rows (`SideBySide.fit_one`) idles: built before
+            build_state(model, rows[0], rows[1])
     feeds = tuple(tf.nest.map_structure(tf.constant, tuple(rows)) for rows in data)
     validation = tf.nest.map_structure(tf.constant, tuple(validation))
     seeds = tf.constant([int(s) for s in seeds], tf.int64)
@@ -257,7 +259,7 @@ def build_state(model, x, y):
     training that follows is unchanged.
     """
     rows = slice(0, 1)
-    x1, y1 = _take(x, rows), y[rows]
+    x1, y1 = take_rows(x, rows), y[rows]
     y_pred = model(x1, training=False)
     model.compute_loss(x=x1, y=y1, y_pred=y_pred)
     model.compute_metrics(x1, y1, y_pred, sample_weight=None)

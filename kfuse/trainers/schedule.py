@@ -5,9 +5,10 @@ route was decided when they were made (`kfuse.trainers.jobs.route`). The schedul
 them in order, as they are made:
 
 - ``"together"`` jobs wait for `group` jobs of their `key`, then train side by side in one
-  traced epoch (`kfuse.trainers.side_by_side.SideBySide`, its workers made by `make_worker`); a
-  group that cannot share (a last job without a partner, settings that differ) trains
-  one job at a time;
+  traced epoch (`kfuse.trainers.side_by_side.SideBySide`, its workers made by
+  `make_worker`); a last job without a partner trains in that epoch with the other copies
+  idle (`SideBySide.fit_one`: no trace of its own), and a group that cannot share
+  (settings that differ, no group epoch traced yet) one job at a time;
 - ``"thread"`` jobs train in a pool of `n_jobs` threads (a traced epoch runs without the
   GIL), at most `n_jobs` at once;
 - the others train at once in this thread, or, while threads run, after them (`Model.fit`
@@ -17,6 +18,7 @@ Everything that draws from a global random state (building, seeding) stays with 
 caller, in job order, so the models are those one at a time gives, bit for bit.
 """
 
+import contextlib
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from kfuse.trainers import side_by_side
@@ -117,20 +119,41 @@ class Scheduler:
             self.done(self._running.pop(future), future.result())
 
     def _fit_group(self, jobs):
+        if len(jobs) == 1 and self._fit_lone(jobs[0]):
+            return
         together = self._side_by_side(jobs[0]) if len(jobs) > 1 else None
         models, settings = [j.model for j in jobs], [j.settings for j in jobs]
         if together is None or not together.fits(models, settings):
             for job in jobs:
                 self.done(job, self.fit(job))
             return
-        try:
+        with self._naming(jobs):
             together.fit(models, [(j.x, j.y) for j in jobs], [j.seed for j in jobs], settings)
+        for job in jobs:
+            self.done(job, job.model)
+
+    def _fit_lone(self, job):
+        """Train a job without a partner in its key's group epoch traced before (no trace of
+        its own); whether it trained there."""
+        together = self._together.get(job.key)
+        if together is None:
+            return False
+        with self._naming([job]):
+            history = together.fit_one(job.model, (job.x, job.y), job.seed, job.settings)
+        if history is None:
+            return False
+        self.done(job, job.model)
+        return True
+
+    @contextlib.contextmanager
+    def _naming(self, jobs):
+        """An error of a group's fit named by `failed` (the jobs it was training)."""
+        try:
+            yield
         except Exception as error:
             if self.failed is None:
                 raise
             raise self.failed(error, jobs) from error
-        for job in jobs:
-            self.done(job, job.model)
 
     def _side_by_side(self, job):
         """The `SideBySide` of the job's key, or None where it has no worker maker."""

@@ -111,20 +111,44 @@ class SideBySide:
             settings = [settings] * len(models)
         if not self.fits(models, settings):
             raise ValueError("SideBySide.fit: the models differ in architecture or fit settings")
+        return self._train(models, data, seeds, settings)
+
+    def fit_one(self, model, data, seed, settings):
+        """Train one model in a group epoch traced before, the other copies given no rows
+        (they idle: each copy skips the steps past its last batch), so a last model without a
+        partner pays for no trace of its own. Returns its `History`, or None where no group
+        epoch of these settings was traced or the model does not fit the workers."""
+        batch_size, shuffle = int(settings.get("batch_size") or 32), bool(settings.get("shuffle", True))
+        counts = [k[0] for k in self._functions if k[1:] == (batch_size, shuffle)]
+        if not counts or not self._workers_of[0].fits(model):
+            return None
+        x, y = data
+        idle = (epoch_loop.take_rows(x, slice(0, 0)), y[:0])
+        weights = settings.get("sample_weight")
+        idle_settings = dict(settings, sample_weight=None if weights is None else np.zeros(0, "float32"))
+        count = min(counts)
+        histories = self._train([model] + [None] * (count - 1), [data] + [idle] * (count - 1),
+                                [seed] + [0] * (count - 1), [settings] + [idle_settings] * (count - 1))
+        return histories[0]
+
+    def _train(self, models, data, seeds, settings):
+        """Train `models` (None: an idle copy, given no rows) in the group epoch of their count."""
         workers = self._workers_of[: len(models)]
         rows = []
-        for worker, model, (x, y), s in zip(workers, models, data, settings, strict=False):
-            worker.load(model)
+        for worker, model, (x, y), s in zip(workers, models, data, settings, strict=True):
+            if model is not None:
+                worker.load(model)
             rows.append((x, y) if s.get("sample_weight") is None else (x, y, np.asarray(s["sample_weight"], "float32")))
         batch_size = int(settings[0].get("batch_size") or 32)
         key = (len(models), batch_size, bool(settings[0].get("shuffle", True)))
         if key not in self._functions:
             self._functions[key] = EpochFunction([w.model for w in workers], batch_size, key[2])
         histories = epoch_loop.train_epochs(self._functions[key], rows, seeds, int(settings[0].get("epochs", 1)))
-        for worker, model, history in zip(workers, models, histories, strict=False):
-            worker.store(model)
-            history.set_model(model)
-        return histories
+        for worker, model, history in zip(workers, models, histories, strict=True):
+            if model is not None:
+                worker.store(model)
+                history.set_model(model)
+        return [h for h, m in zip(histories, models, strict=True) if m is not None]
 
     def _workers(self, count):
         while len(self._workers_of) < count:

@@ -8,6 +8,7 @@ import pytest
 from kfuse.ensemble.base import new_member
 from kfuse.ensemble.trainer_pool import Trainers
 from kfuse.trainers import jobs
+from kfuse.trainers.epoch_function import EPOCH_FUNCTION_ATTRIBUTE
 from kfuse.trainers.members import fit_member
 from kfuse.trainers.schedule import Scheduler, run_all
 
@@ -53,8 +54,9 @@ def test_a_reused_trainer_trains_a_member_as_it_trains_alone():
 
 
 def test_the_scheduler_pairs_by_key_and_trains_a_lone_job_alone(side_by_side_calls):
-    """Three jobs of key "a" and one of "b", groups of two: one pair, two alone; each model
-    equals the one trained by itself."""
+    """Three jobs of key "a" and one of "b", groups of two: one pair; the last "a" trains in
+    the pair's traced epoch with the other copy idle (no rows), "b" alone (no group epoch of
+    its own yet); each model equals the one trained by itself, bit for bit."""
     finished, made = [], []
     for i, key in enumerate("aab" "a"):
         keras.utils.set_random_seed(i)
@@ -64,6 +66,8 @@ def test_the_scheduler_pairs_by_key_and_trains_a_lone_job_alone(side_by_side_cal
         run_all((jobs.FitJob(m, X, Y, FIT, seed=i, route=jobs.route(m, X, Y, FIT, group=2), key=k, tag=i)
                  for i, (k, m) in enumerate(made)), scheduler)
     assert side_by_side_calls == [2] and sorted(finished) == [0, 1, 2, 3]
+    assert not hasattr(made[3][1], EPOCH_FUNCTION_ATTRIBUTE)  # the pair's epoch trained it: no trace of its own
+    assert hasattr(made[2][1], EPOCH_FUNCTION_ATTRIBUTE)  # "b" trained itself
     for i, (_, model) in enumerate(made):
         keras.utils.set_random_seed(i)
         alone = _dropout_net()
