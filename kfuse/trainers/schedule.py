@@ -48,21 +48,22 @@ class Scheduler:
     from kfuse.trainers.jobs import FitJob, route
     from kfuse.trainers.schedule import Scheduler
 
-    def build():
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        return model
+    x, y, settings = np.ones((40, 4), "float32"), np.zeros((40, 2), "float32"), {"epochs": 2, "batch_size": 8}
 
-    x, y, settings = np.ones((40, 4), "float32"), np.zeros(40, "int64"), {"epochs": 2, "batch_size": 8}
+    def regressor():
+        net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        net.compile("sgd", "mse")
+        return net
+
     finished = []
     with Scheduler(lambda job, result: finished.append(job.tag), group=2,
-                   make_worker=lambda job: build) as scheduler:
+                   make_worker=lambda job: regressor) as scheduler:
         for i in range(3):
-            model = build()
-            scheduler.add(FitJob(model, x, y, settings, seed=i, route=route(model, x, y, settings, group=2),
+            net = regressor()
+            scheduler.add(FitJob(net, x, y, settings, seed=i, route=route(net, x, y, settings, group=2),
                                  key="dense", tag=i))
         scheduler.finish()
-    sorted(finished)  # [0, 1, 2]: 0 and 1 side by side, 2 alone
+    sorted(finished)  # [0, 1, 2]: 0 and 1 side by side, then 2 (the other copy idle)
     ```
     """
 
