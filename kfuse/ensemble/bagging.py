@@ -7,6 +7,7 @@ import numpy as np
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import weighted_graph
 from kfuse.ensemble.conventions import Ensemble
+from kfuse.trainers import members as members_training
 from kfuse.trainers.member_queue import MemberQueue
 
 
@@ -148,7 +149,7 @@ class BaggingClassifier(Ensemble):
             trained[i] = model
             bar.update(len(trained))
 
-        queue = MemberQueue(done, fit_alone=base.fit_member)
+        queue = MemberQueue(done)
         for i, rows in enumerate(samples):
             if store.has(base.member(i)):
                 trained[i], _ = base.load_member(store, i)
@@ -168,7 +169,7 @@ class BaggingClassifier(Ensemble):
         if not base.same_optimizers(members):
             return None
         weights = [np.bincount(rows, minlength=n) for rows in samples]
-        base.fit_parallel(members, x, target, weights, settings.member(0), seed=self.random_state)
+        members_training.fit_parallel(members, x, target, weights, settings.member(0), seed=self.random_state)
         for i, (model, rows) in enumerate(zip(members, samples, strict=True)):
             store.save(base.member(i), model, rows=rows)
         bar.update(len(members))

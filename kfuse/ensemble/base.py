@@ -26,7 +26,6 @@ import numpy as np
 from kfuse.branches.outputs import default_loss, ends_linear
 from kfuse.branches.raw_inputs import holds_raw_strings, tokenized
 from kfuse.inputs import SHOW_ROWS, nonfinite_rows
-from kfuse.trainers import epoch_loop
 from kfuse.utils.fingerprints import compiled_hash, data_digest
 from kfuse.utils.jsonable import jsonable as _jsonable
 from kfuse.utils.optimizers import copy_optimizer
@@ -207,17 +206,6 @@ def compile_member(model, task):
 
 
 
-def fit_member(model, x, y, settings, sample_weight=None, callbacks=(), pool=None):
-    """Train one member: one traced call per epoch where the settings allow it
-    (`epoch_loop.supports`); with `pool` (a `kfuse.trainers.shared_fit.FitPool`), fresh members of
-    one architecture also share that traced function (one trace, not one per member)."""
-    settings = dict(settings)
-    settings.setdefault("verbose", 0)
-    extra = list(settings.pop("callbacks", []) or []) + list(callbacks)
-    fit = pool.fit if pool is not None else epoch_loop.fit
-    return fit(model, x, y, sample_weight=sample_weight, callbacks=extra or None, **settings)
-
-
 def probabilities(model, x, batch_size=256, out=None):
     """Class probabilities of a member (softmax applied when it ends linear); `out`: its
     outputs on `x` when already computed."""
@@ -355,88 +343,6 @@ class BaseEnsemble:
     def get_params(self, deep=False):
         """The constructor arguments, as scikit-learn's `get_params`."""
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
-
-
-# -- fewer traces ---------------------------------------------------------------------------
-def copy_network(model):
-    """An uncompiled copy of a network with its current weights."""
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
-
-
-class Trainers:
-    """One compiled trainer network per spec, re-initialised for every member.
-
-    Keras traces a model's train and predict functions once per model; boosting trains
-    its members one after another, so kfuse trains them all on one network per spec:
-    member i gets the fresh initial weights of `new_member(spec, seed_i)` and a zeroed
-    optimizer state, and is kept as a copy (`copy_network`) after training.
-    """
-
-    def __init__(self, specs, task, who, loss=None):
-        self.specs, self.task, self.who, self.loss = specs, task, who, loss
-        self.cache = {}
-
-    def fresh(self, index, seed):
-        key = index % len(self.specs)
-        model = new_member(self.specs[key], seed, self.task, self.who, index)
-        if self.loss is not None:
-            model.compile(optimizer=model.optimizer, loss=self.loss, jit_compile=False)
-        if key not in self.cache:
-            model.optimizer.build(model.trainable_variables)
-            start = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
-            self.cache[key] = (model, start)
-            return model
-        trainer, start = self.cache[key]
-        trainer.set_weights(model.get_weights())
-        for variable, value in zip(trainer.optimizer.variables, start, strict=True):
-            variable.assign(value)
-        return trainer
-
-
-def fit_parallel(members, x, targets, weights, settings, seed=None):
-    """Train every member in one Keras model (one trace, one pass over the batches).
-
-    The joint model has one input and one output per member and the sum of the members'
-    losses; member i's rows enter with `weights[i]` (bootstrap counts, 0/1 for
-    subsamples). One Adam (or the first member's optimizer) over all weights equals one
-    optimizer per member, since each member's gradients come from its own loss only.
-    With shuffling on (`Model.fit`'s default), member i reads the rows in its own order
-    (a fixed permutation from `seed`, then the epoch's shuffle), so its batches are not
-    the other members' batches: as when each trains alone, the batch order is a source
-    of diversity (sharing one order cost Voting ensembles accuracy). This holds one
-    copy of `x` per member.
-    """
-    first = members[0]
-    n = n_rows(x)
-    shuffled = settings.get("shuffle", True) is not False
-    rng = np.random.default_rng(seed)
-    orders = [rng.permutation(n) if shuffled else np.arange(n) for _ in members]
-    inputs, outputs, feeds = {}, [], {}  # keyed "member_<i>_<input name>"
-    for i, (member, order) in enumerate(zip(members, orders, strict=True)):
-        own = {t.name: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=f"member_{i}_{t.name}")
-               for t in member.inputs}
-        for name, tensor in own.items():
-            inputs[f"member_{i}_{name}"] = tensor
-            feeds[f"member_{i}_{name}"] = np.asarray(x[name] if isinstance(x, dict) else x)[order]
-        outputs.append(member(next(iter(own.values()))) if len(own) == 1 else member(own))
-    joint = keras.Model(inputs, outputs)
-    joint.compile(optimizer=copy_optimizer(first.optimizer), loss=[m.loss for m in members], jit_compile=False)
-    settings = dict(settings)
-    settings.setdefault("verbose", 0)
-    validation = settings.pop("validation_data", None)
-    if validation is not None:
-        xv, yv = validation[0], validation[1]
-        val_feeds = {}
-        for i, member in enumerate(members):
-            for t in member.inputs:
-                val_feeds[f"member_{i}_{t.name}"] = xv[t.name] if isinstance(xv, dict) else xv
-        settings["validation_data"] = (val_feeds, [yv] * len(members))
-    joint.fit(feeds, [np.asarray(targets)[order] for order in orders],
-              sample_weight=[np.asarray(w, "float32")[order] for w, order in zip(weights, orders, strict=True)],
-              **settings)
-    return members
 
 
 def _optimizer_key(optimizer):

@@ -10,6 +10,8 @@ import numpy as np
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import vote_graph
 from kfuse.ensemble.conventions import Ensemble
+from kfuse.ensemble.trainer_pool import Trainers
+from kfuse.trainers.members import copy_network, fit_member
 
 
 def samme_step(sample_weight, wrong, n_classes, learning_rate=1.0):
@@ -116,7 +118,7 @@ class AdaBoostClassifier(Ensemble):
         store = self._open_store(claims, x, y)
         bar = self._progress(n_estimators)
         members, alphas, errors = [], [], []
-        trainers = base.Trainers(specs, self.task, who)
+        trainers = Trainers(specs, self.task, who)
         for i in range(n_estimators):
             draw = rng.choice(n, size=n, replace=True, p=w) if self.resample else None
             if store.has(base.member(i)):
@@ -125,7 +127,7 @@ class AdaBoostClassifier(Ensemble):
             else:
                 trainer = self._train(trainers, i, x, target, w, draw, settings.member(i))
                 wrong = np.argmax(base.probabilities(trainer, x), axis=-1) != target
-                model = base.copy_network(trainer)
+                model = copy_network(trainer)
                 if model.outputs[0].shape[-1] != k:
                     raise ValueError(
                         f"{who}: member_{i} outputs {model.outputs[0].shape[-1]} values per row but y has "
@@ -157,7 +159,7 @@ class AdaBoostClassifier(Ensemble):
     def _train(self, trainers, i, x, target, w, draw, settings):
         model = trainers.fresh(i, self._seed(i))
         if draw is not None:
-            base.fit_member(model, base.take(x, draw), target[draw], settings)
+            fit_member(model, base.take(x, draw), target[draw], settings)
         else:
-            base.fit_member(model, x, target, settings, sample_weight=(w * len(w)).astype("float32"))
+            fit_member(model, x, target, settings, sample_weight=(w * len(w)).astype("float32"))
         return model

@@ -10,6 +10,8 @@ from kfuse.branches.outputs import final_activation, final_layer
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import median_graph
 from kfuse.ensemble.conventions import Ensemble
+from kfuse.ensemble.trainer_pool import Trainers
+from kfuse.trainers.members import copy_network, fit_member
 
 LOSSES = ("linear", "square", "exponential")
 
@@ -155,7 +157,7 @@ class AdaBoostRegressor(Ensemble):
         store = self._open_store(claims, x, y)
         bar = self._progress(n_estimators)
         members, weights, errors = [], [], []
-        trainers = base.Trainers(specs, self.task, who)
+        trainers = Trainers(specs, self.task, who)
         for i in range(n_estimators):
             draw = rng.choice(np.arange(n), size=n, replace=True, p=w) if self.resample else None
             last = i == n_estimators - 1
@@ -165,7 +167,7 @@ class AdaBoostRegressor(Ensemble):
             else:
                 trainer = self._train(trainers, i, x, target, w, draw, settings.member(i))
                 prediction = trainer.predict(x, batch_size=256, verbose=0)
-                model = base.copy_network(trainer)
+                model = copy_network(trainer)
                 error, weight, new_w = r2_step(w, prediction, target, loss, self.learning_rate, last=last)
                 store.save(base.member(i), model, error=error, weight=weight, weights=new_w)
             bar.update(i + 1)
@@ -215,7 +217,7 @@ class AdaBoostRegressor(Ensemble):
                 "Dense(1) (linear). For class labels use AdaBoostClassifier."
             )
         if draw is not None:
-            base.fit_member(model, base.take(x, draw), target[draw], settings)
+            fit_member(model, base.take(x, draw), target[draw], settings)
         else:
-            base.fit_member(model, x, target, settings, sample_weight=(w * len(w)).astype("float32"))
+            fit_member(model, x, target, settings, sample_weight=(w * len(w)).astype("float32"))
         return model

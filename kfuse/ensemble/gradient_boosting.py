@@ -5,6 +5,8 @@ import numpy as np
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import scaled_sum_graph
 from kfuse.ensemble.conventions import Ensemble
+from kfuse.ensemble.trainer_pool import Trainers
+from kfuse.trainers.members import copy_network, fit_member
 from kfuse.utils.outputs import softmax
 
 
@@ -114,7 +116,7 @@ class GradientBoostingClassifier(Ensemble):
         store = self._open_store(claims, x, y, *(self.validation_data or ()))
         bar = self._progress(n_estimators)
         members, scores, best, since = [], [], -np.inf, 0
-        trainers = base.Trainers(specs, "regression", who, loss="mse")
+        trainers = Trainers(specs, "regression", who, loss="mse")
         for i in range(n_estimators):
             residual = pseudo_residual(target, running, self.task, width)
             if store.has(base.member(i)):
@@ -122,7 +124,7 @@ class GradientBoostingClassifier(Ensemble):
                 net = model
             else:
                 net = self._train(trainers, i, x, residual, width, settings.member(i))
-                model = base.copy_network(net)
+                model = copy_network(net)
                 store.save(base.member(i), model)
             members.append(model)
             running = running + lr * self._outputs(net, x)
@@ -157,7 +159,7 @@ class GradientBoostingClassifier(Ensemble):
                 f"pseudo-residuals with MSE); its output has shape {tuple(model.outputs[0].shape)} and "
                 "a non-linear final activation or another width. End it in Dense(K) without activation."
             )
-        base.fit_member(model, x, residual.astype("float32"), settings)
+        fit_member(model, x, residual.astype("float32"), settings)
         return model
 
     def decision_function(self, x, batch_size=256):

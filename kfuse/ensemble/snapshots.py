@@ -14,6 +14,7 @@ from kfuse.ensemble import base
 from kfuse.ensemble.assemble import weighted_graph
 from kfuse.ensemble.one_run import OneRun, make_optimizer
 from kfuse.ensemble.run_state import RunState
+from kfuse.trainers.members import copy_network, fit_member
 
 
 @keras.saving.register_keras_serializable(package="kfuse_ensemble")
@@ -198,8 +199,8 @@ class SnapshotEnsemble(OneRun):
             if c < done:
                 snap, _ = base.load_member(store, c)
             else:
-                base.fit_member(model, x, target, dict(settings.member(0), epochs=per_cycle, seed=seeds[c]))
-                snap = base.copy_network(model)
+                fit_member(model, x, target, dict(settings.member(0), epochs=per_cycle, seed=seeds[c]))
+                snap = copy_network(model)
                 store.save(base.member(c), snap)
                 run.save(model, "cycle", c + 1)
             snaps.append(snap)
@@ -325,7 +326,7 @@ class FastGeometricEnsemble(OneRun):
         start_cycles = self._compile_phases(model, self._steps(x, settings.batch_size), compiled, who)
         settings = settings.member(0)
         if warmup and state is None:
-            base.fit_member(model, x, target, dict(settings, epochs=int(warmup), seed=seeds[0]))
+            fit_member(model, x, target, dict(settings, epochs=int(warmup), seed=seeds[0]))
             run.save(model, "warm-up", 0)
         start_cycles()  # a fresh optimizer, in a resumed run as in the first
         if state is not None and state["phase"] == "warm-up":
@@ -336,8 +337,8 @@ class FastGeometricEnsemble(OneRun):
             if c < done:
                 snap, _ = base.load_member(store, c)
             else:
-                base.fit_member(model, x, target, dict(settings, epochs=cycle // 2 if c == 0 else cycle, seed=seeds[c + 1]))
-                snap = base.copy_network(model)
+                fit_member(model, x, target, dict(settings, epochs=cycle // 2 if c == 0 else cycle, seed=seeds[c + 1]))
+                snap = copy_network(model)
                 store.save(base.member(c), snap)
                 run.save(model, "cycle", c + 1)
             snaps.append(snap)

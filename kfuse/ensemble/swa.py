@@ -11,6 +11,7 @@ from kfuse.ensemble import base
 from kfuse.ensemble.assemble import weighted_graph
 from kfuse.ensemble.one_run import OneRun, make_optimizer
 from kfuse.ensemble.run_state import RunState
+from kfuse.trainers.members import fit_member
 
 
 def batchnorm_layers(model):
@@ -152,7 +153,7 @@ class SWA(OneRun):
                 done = state["epoch"]
             save = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: run.save(model, "pre", epoch + 1))
             if done < epochs:
-                base.fit_member(model, x, target, dict(settings, epochs=epochs, initial_epoch=done, seed=seeds[0]),
+                fit_member(model, x, target, dict(settings, epochs=epochs, initial_epoch=done, seed=seeds[0]),
                                 callbacks=[save])
         model.compile(optimizer=make_optimizer(optimizer, float(self.swa_learning_rate), who), loss=model.loss,
                       jit_compile=False)
@@ -169,7 +170,7 @@ class SWA(OneRun):
             bar.update(n)
 
         if n < swa_epochs:
-            base.fit_member(model, x, target, dict(settings, epochs=swa_epochs, initial_epoch=n, seed=seeds[1]),
+            fit_member(model, x, target, dict(settings, epochs=swa_epochs, initial_epoch=n, seed=seeds[1]),
                             callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=average_and_save)])
         for variable, value in zip(model.trainable_weights, average, strict=True):
             variable.assign(value)

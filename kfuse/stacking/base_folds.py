@@ -8,6 +8,7 @@ the `WorkDir`.
 """
 
 import contextlib
+import dataclasses
 
 import keras
 import numpy as np
@@ -15,20 +16,28 @@ import numpy as np
 from kfuse.branches.branch import Branch
 from kfuse.stacking import base_training as bt
 from kfuse.stacking.averaging import fold_average_model
+from kfuse.trainers import jobs as fit_jobs
 from kfuse.trainers import side_by_side, threads
+from kfuse.trainers.schedule import Scheduler, run_all
 from kfuse.trainers.shared_fit import SharedFit
 
 
+@dataclasses.dataclass(eq=False)
 class _Job:
     """One model to train: ``branch`` on ``rows`` (None: every row, the refit) from ``seed``;
-    a fold's job also names its fold and held-out rows. Hashed by identity."""
+    a fold's job also names its fold and held-out rows. Hashed by identity. Its `FitJob`
+    (``_prepare``) carries it as ``tag``."""
 
-    def __init__(self, branch, seed, rows=None, fold=None, test_rows=None):
-        self.branch, self.seed, self.rows, self.fold, self.test_rows = branch, seed, rows, fold, test_rows
+    branch: object
+    seed: int
+    rows: object = None
+    fold: int | None = None
+    test_rows: object = None
 
 
 def _failed(error, jobs):
-    """``error`` naming the branch and the folds (or refit) its jobs were training."""
+    """``error`` naming the branch and the folds (or refit) its `FitJob`s were training."""
+    jobs = [j.tag for j in jobs]
     what = ", ".join("the refit on every row" if j.fold is None else f"fold {j.fold + 1}"
                      for j in jobs)
     return threads.named_error(error, f"Stacker: training branch '{jobs[0].branch.name}' "
@@ -91,7 +100,8 @@ class BaseFolds:
             jobs += [_Job(b, fold_seed(self.seed, 10_000, i)) for i, b in enumerate(self.trained)
                      if not self.store.has_refit(b.name)]
 
-        def done(job, model):
+        def done(fit_job, model):
+            job = fit_job.tag
             self._give_back(job)
             if job.fold is None:
                 self.store.save_refit(job.branch.name, model)
@@ -102,12 +112,17 @@ class BaseFolds:
             finished[(job.fold, job.branch.name)] = (model if keep_fold_models else None, feats, fold_score)
             self._advance("fold", job.fold + 1)
 
-        if group > 1:
-            self._run_side_by_side(jobs, arrays, y, done, group)
-        else:
-            threads.run(jobs, lambda job: self._prepare(job, arrays, y), self._fit, done, self.n_jobs)
-        # summed in fold order: the same meta-features whatever order the folds finished in
-        n = len(y)
+        if group > 1:  # base after base, as `SideBySide` pairs them (one set of workers at a time)
+            order = {b.name: i for i, b in enumerate(self.trained)}
+            jobs.sort(key=lambda job: order[job.branch.name])
+        scheduler = Scheduler(done, self._fit, n_jobs=self.n_jobs, group=group, failed=_failed,
+                              make_worker=lambda fit_job: self._worker_maker(fit_job.tag.branch))
+        run_all((self._prepare(job, arrays, y, group) for job in jobs), scheduler)
+        return self._out_of_fold(plan, finished, len(y), keep_fold_models)
+
+    def _out_of_fold(self, plan, finished, n, keep_fold_models):
+        """``(oof, fold_models, scores)`` of ``run`` from each fold's ``(model, feats, score)``,
+        summed in fold order: the same meta-features whatever order the folds finished in."""
         sums, counts = {}, {}
         scores, fold_models = {b.name: [] for b in self.trained}, {}
         for k, (_, test_rows) in enumerate(plan.splits):
@@ -154,85 +169,41 @@ class BaseFolds:
 
     def train(self, branch, arrays, y, rows, seed):
         """A fresh model of ``branch`` trained on ``rows`` (``None``: every row)."""
-        job = _Job(branch, seed, rows)
-        state, _ = self._prepare(job, arrays, y, threads_allowed=False)
-        return self._fit(job, state)
-
-    def _run_side_by_side(self, jobs, arrays, y, done, group):
-        """Train the jobs `group` at a time per base, side by side in one traced epoch
-        (`kfuse.trainers.side_by_side`); a job that cannot share trains alone. Every model is the
-        one training alone gives: each job is seeded and built from its own seed."""
-        by_base = {}
-        for job in jobs:
-            by_base.setdefault(job.branch.name, []).append(job)
-        for base_jobs in by_base.values():
-            pending = []
-            for job in base_jobs:
-                state, _ = self._prepare(job, arrays, y, threads_allowed=False)
-                model, x, y_rows, settings, shared, _ = state
-                if shared is None or not side_by_side.groupable(model, x, y_rows, settings):
-                    done(job, self._fit(job, state))
-                    continue
-                pending.append((job, state))
-                if len(pending) == group:
-                    self._fit_together(pending, done)
-                    pending = []
-            self._fit_together(pending, done)
-
-    def _fit_together(self, pending, done):
-        if not pending:
-            return
-        jobs = [job for job, _ in pending]
-        models = [state[0] for _, state in pending]
-        settings = [state[3] for _, state in pending]
-        branch = jobs[0].branch
-        together = self._side_by_side.get(branch.name)
-        if together is None:
-            together = self._side_by_side[branch.name] = side_by_side.SideBySide(self._worker_maker(branch))
-        if len(pending) == 1 or not together.fits(models, settings):
-            for job, state in pending:
-                done(job, self._fit(job, state))
-            return
-        try:
-            with self._scope():
-                together.fit(models, [(state[1], state[2]) for _, state in pending],
-                             [j.seed for j in jobs], settings)
-        except Exception as error:
-            raise _failed(error, jobs) from error
-        for job, model in zip(jobs, models, strict=True):
-            done(job, model)
+        return self._fit(self._prepare(_Job(branch, seed, rows), arrays, y, threads_allowed=False))
 
     def _scope(self):
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
-    def _prepare(self, job, arrays, y, threads_allowed=True):
-        """In the calling thread (it seeds the global random state): a fresh model of the
-        job's branch, compiled and fed its rows; whether it may train in a pool thread."""
+    def _prepare(self, job, arrays, y, group=1, threads_allowed=True):
+        """In the calling thread (it seeds the global random state): the `FitJob` of a
+        fresh model of the job's branch, compiled and fed its rows, its route decided."""
         keras.utils.set_random_seed(job.seed)
         with self._scope():
             model = bt.fresh_model(job.branch, self.shapes, self.head)
             x, y_rows, settings, shareable = bt.prepare(
                 model, job.branch, self.head, arrays, y, job.rows, job.seed, self.sample_weight)
-        in_thread = threads_allowed and self.n_jobs > 1 and threads.threadable(model, x, y_rows, settings)
+        n_jobs = self.n_jobs if threads_allowed else 1
+        route = fit_jobs.route(model, x, y_rows, settings, group, n_jobs, shareable)
         shared = None
-        if shareable and in_thread:
+        if shareable and route == fit_jobs.THREAD:
             idle = self._idle[job.branch.name]
             shared = idle.pop() if idle else SharedFit(self._worker_maker(job.branch))
             self._lent[job] = shared
             shared.ready(model)  # builds the worker here, not in the pool thread
         elif shareable:
             shared = self.shared[job.branch.name]
-        return (model, x, y_rows, settings, shared, in_thread), in_thread
+        return fit_jobs.FitJob(model, x, y_rows, settings, job.seed, route, key=job.branch.name, tag=job,
+                               shared=shared)
 
-    def _fit(self, job, state):
-        model, x, y_rows, settings, shared, in_thread = state
-        if not in_thread:  # `Model.fit` draws from the global state: as `prepare` left it
-            keras.utils.set_random_seed(job.seed)
+    def _fit(self, fit_job):
+        if fit_job.route != fit_jobs.THREAD:  # `Model.fit` draws from the global state: as `prepare` left it
+            keras.utils.set_random_seed(fit_job.seed)
         try:
             with self._scope():
-                return bt.fit_prepared(model, x, y_rows, settings, job.seed, shared)
+                fit_jobs.fit_job(fit_job)
+                return fit_job.model
         except Exception as error:  # in a pool thread its name says nothing: name the job
-            raise _failed(error, [job]) from error
+            raise _failed(error, [fit_job]) from error
 
     def _give_back(self, job):
         shared = self._lent.pop(job, None)

@@ -14,7 +14,6 @@ import numpy as np
 from kfuse.branches.branch import Branch, readapt_preprocessing
 from kfuse.branches.outputs import head_loss
 from kfuse.inputs import feed
-from kfuse.trainers import epoch_loop
 from kfuse.utils import outputs
 from kfuse.utils.names import did_you_mean
 from kfuse.utils.optimizers import new_optimizer
@@ -111,15 +110,6 @@ def prepare(model, branch, head, arrays, y, rows, seed, sample_weight=None):
     if sample_weight is not None:
         settings["sample_weight"] = sample_weight if rows is None else sample_weight[rows]
     return x, (y if rows is None else y[rows]), settings, shareable
-
-
-def fit_prepared(model, x, y, settings, seed, shared=None):
-    """Train `model` on what `prepare` returned: one traced call per epoch where the
-    settings allow it (`epoch_loop.supports`), else `Model.fit`; the shuffling order is
-    drawn from `seed` either way. `shared`: a `SharedFit` to train it in, or None."""
-    fit = shared.fit if shared is not None else epoch_loop.fit
-    fit(model, x, y, seed=seed, **settings)
-    return model
 
 
 def feature_tap(branch, model, method):

@@ -1,24 +1,33 @@
-"""`EpochFunction`: one epoch of a Keras model (shuffle, training steps, validation) as ONE
-traced TensorFlow function, and where a model keeps it (`epoch_function_of`).
+"""`EpochFunction`: one epoch of K >= 1 Keras models (shuffle, training steps, validation) as
+ONE traced TensorFlow function (the engine's one epoch kernel), and where a model keeps it
+(`epoch_function_of`).
 
-The loop around it (callbacks, History, which models qualify) is `kfuse.trainers.epoch_loop`; the
-K fold models of one base share one (`kfuse.trainers.shared_fit`).
+The loop around it (callbacks, History, which models qualify) is `kfuse.trainers.epoch_loop`
+(`train_epochs`); the fold models of one base share one (`kfuse.trainers.shared_fit`, K = 1),
+and a few train side by side in one (`kfuse.trainers.side_by_side`, K = 2).
 """
 
 import contextlib
 
+from kfuse.utils.quiet import quiet_tensorflow
+
 
 class EpochFunction:
-    """One epoch of `model` (shuffle, every training step, the validation pass), traced once.
+    """One epoch of K >= 1 models of one architecture (shuffle, every training step, the
+    validation pass), traced once: THE epoch kernel of kfuse's training loops.
 
-    The rows are arguments, not constants of the graph, with the row count left open,
-    so one trace serves every call on rows of the same feature shapes: the K fold
-    models of one base, trained one after another in one model's variables
-    (`kfuse.trainers.shared_fit`), pay for one trace, not K.
+    `models`: one model, or a list of K copies trained side by side in one graph (each runs
+    its own `train_step` on its own shuffled rows, so TensorFlow's inter-op threads run
+    them at once; a copy with fewer rows skips the steps past its last batch). The rows
+    are arguments, not constants of the graph, with the row count left open, so one trace
+    serves every call on rows of the same feature shapes: the fold models of one base,
+    trained one after another in one worker's variables (`kfuse.trainers.shared_fit`), pay for one
+    trace, not one each. Validation data only with one model.
     """
 
-    def __init__(self, model, batch_size, shuffle=True, validation_batch_size=None, graph_rewrites=True):
-        self.model = model
+    def __init__(self, models, batch_size, shuffle=True, validation_batch_size=None, graph_rewrites=True):
+        self.models = list(models) if isinstance(models, (list, tuple)) else [models]
+        self.model = self.models[0]
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.validation_batch_size = int(validation_batch_size or batch_size)
@@ -33,49 +42,63 @@ class EpochFunction:
     def serves(self, model, batch_size, shuffle=True, validation_batch_size=None, graph_rewrites=True):
         return (
             model is self.model
+            and len(self.models) == 1
             and bool(graph_rewrites) == self.graph_rewrites
             and int(batch_size) == self.batch_size
             and bool(shuffle) == self.shuffle
             and int(validation_batch_size or batch_size) == self.validation_batch_size
         )
 
-    def __call__(self, epoch, seed, data, validation):
+    def __call__(self, epoch, seeds, feeds, validation=()):
+        """One epoch: `seeds` (K int64 shuffling seeds), `feeds` (K row tuples `(x, y[, w])`);
+        returns `(train logs of each model, validation logs of the one model or {})`."""
         import tensorflow as tf
 
         specs = tf.nest.map_structure(
-            lambda t: tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype), (data, validation)
+            lambda t: tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype), (tuple(feeds), tuple(validation))
         )
         key = repr(specs)
-        if key not in self._functions:
+        first = key not in self._functions
+        if first:
             # autograph=False: the loops are tf.while_loop already, so tracing need not
             # convert Keras's own train_step code (a good part of a short fit's fixed cost)
             self._functions[key] = tf.function(
                 self._epoch,
-                input_signature=[tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64), *specs],
+                input_signature=[tf.TensorSpec((), tf.int64), tf.TensorSpec((len(self.models),), tf.int64), *specs],
                 autograph=False,
             )
-        if self.graph_rewrites:
-            return self._functions[key](epoch, seed, data, validation)
-        with _without_graph_rewrites():
-            return self._functions[key](epoch, seed, data, validation)
+        # every EpochFunction traces the same Python method, which TensorFlow counts as one
+        # function retraced ("triggered tf.function retracing"): each traces once, by design
+        quiet = quiet_tensorflow() if first else contextlib.nullcontext()
+        rewrites = contextlib.nullcontext() if self.graph_rewrites else _without_graph_rewrites()
+        with quiet, rewrites:
+            return self._functions[key](epoch, seeds, tuple(feeds), tuple(validation))
 
-    def _epoch(self, epoch, seed, data, validation):
+    def _epoch(self, epoch, seeds, feeds, validation):
         import tensorflow as tf
 
-        model = self.model
-        model.reset_metrics()
-        if self.shuffle:
-            order = tf.random.experimental.stateless_shuffle(
-                tf.range(tf.shape(data[1])[0]), seed=tf.stack([seed, epoch])
-            )
-            data = tf.nest.map_structure(lambda t: tf.gather(t, order), data)
-        _loop(model.train_step, data[0], data[1], self.batch_size, data[2] if len(data) == 3 else None)
-        logs = model.get_metrics_result()
+        for model in self.models:
+            model.reset_metrics()
+        parts, steps = [], []
+        for k, rows in enumerate(feeds):
+            n = tf.shape(rows[1])[0]
+            if self.shuffle:
+                order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seeds[k], epoch]))
+                rows = tf.nest.map_structure(lambda t, order=order: tf.gather(t, order), rows)
+            parts.append(rows)
+            steps.append((n + self.batch_size - 1) // self.batch_size)
+        _loop([m.train_step for m in self.models], parts, steps, self.batch_size)
+        logs = [model.get_metrics_result() for model in self.models]
         if not validation:
             return logs, {}
+        if len(self.models) > 1:
+            raise ValueError("EpochFunction: validation data is for one model, not models side by side")
+        model = self.model
         with tf.control_dependencies(tf.nest.flatten(logs)):
             model.reset_metrics()
-        _loop(model.test_step, validation[0], validation[1], self.validation_batch_size)
+        rows = validation[0], validation[1]
+        _loop([model.test_step], [rows], [(tf.shape(rows[1])[0] + self.validation_batch_size - 1)
+                                          // self.validation_batch_size], self.validation_batch_size)
         return logs, model.get_metrics_result()
 
 
@@ -101,20 +124,26 @@ def _without_graph_rewrites():
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": before})
 
 
-def _loop(step_function, x, y, batch_size, weights=None):
-    """Run `step_function((x_batch, y_batch[, w_batch]))` over consecutive batches (in a graph)."""
+def _loop(step_functions, parts, steps, batch_size):
+    """Run `step_functions[k]` over consecutive batches of `parts[k]` (row tuples) in one
+    graph loop; copy k stops after `steps[k]` batches (one copy: no condition per step)."""
     import tensorflow as tf
 
-    n = tf.shape(y)[0]
-
     def body(i):
-        rows = slice(i * batch_size, (i + 1) * batch_size)
-        batch = (tf.nest.map_structure(lambda t: t[rows], x), y[rows])
-        step_function(batch if weights is None else batch + (weights[rows],))
+        batch = slice(i * batch_size, (i + 1) * batch_size)
+        for step_function, rows, count in zip(step_functions, parts, steps, strict=True):
+            def step(step_function=step_function, rows=rows):
+                step_function(tuple(tf.nest.map_structure(lambda t: t[batch], r) for r in rows))
+                return tf.constant(0)
+
+            if len(parts) == 1:
+                step()
+            else:
+                tf.cond(i < count, step, lambda: tf.constant(0))
         return (i + 1,)
 
-    steps = (n + batch_size - 1) // batch_size
-    tf.while_loop(lambda i: i < steps, body, (tf.constant(0),))
+    last = steps[0] if len(steps) == 1 else tf.reduce_max(tf.stack(steps))
+    tf.while_loop(lambda i: i < last, body, (tf.constant(0),))
 
 
 #: where `fit` keeps a model's traced epoch, as Model.fit keeps its train function: a

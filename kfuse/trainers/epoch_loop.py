@@ -131,7 +131,8 @@ def _rows(x):
     return len(flatten(x)[0])
 
 
-def _take(x, rows):
+def take_rows(x, rows):
+    """Rows `rows` of `x` (one array, a list / tuple, or a dict of named arrays)."""
     if isinstance(x, dict):
         return {k: v[rows] for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -177,58 +178,77 @@ def fit_in_memory(
     len(history.history["loss"])  # 3
     ```
     """
-    import tensorflow as tf
-
     if validation_split and validation_data is None:
         # Keras's rule: the LAST fraction of the rows, taken before any shuffling
         n = _rows(x)
         cut = int(n * (1.0 - validation_split))
-        validation_data = (_take(x, slice(cut, None)), y[cut:])
-        x, y = _take(x, slice(0, cut)), y[:cut]
+        validation_data = (take_rows(x, slice(cut, None)), y[cut:])
+        x, y = take_rows(x, slice(0, cut)), y[:cut]
         if sample_weight is not None:
             sample_weight = sample_weight[:cut]
     batch_size = int(batch_size or 32)
-    n = _rows(x)
-    steps = -(-n // batch_size)
-    data = (x, y) if sample_weight is None else (x, y, np.asarray(sample_weight, "float32"))
+    rows = (x, y) if sample_weight is None else (x, y, np.asarray(sample_weight, "float32"))
     validation = () if validation_data is None else tuple(validation_data)
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     if seed is None:  # from numpy's global state, which keras.utils.set_random_seed seeds
         seed = np.random.randint(2**31 - 1)
-    _build_state(model, x, y)
     if epoch_function is None:
         epoch_function = EpochFunction(model, batch_size, shuffle, validation_batch_size)
     elif not epoch_function.serves(model, batch_size, shuffle, validation_batch_size, epoch_function.graph_rewrites):
         raise ValueError("fit_in_memory: epoch_function was made for another model or batch settings")
-    data = tf.nest.map_structure(tf.constant, data)
-    validation = tf.nest.map_structure(tf.constant, validation)
-    seed = tf.constant(int(seed), tf.int64)
-
-    history = keras.callbacks.History()
-    callback_list = keras.callbacks.CallbackList(
-        list(callbacks or []) + [history],
-        add_progbar=verbose != 0,
-        model=model,
-        verbose=verbose,
-        epochs=epochs,
-        steps=steps,
-    )
-    model.stop_training = False
-    callback_list.on_train_begin()
-    logs = {}
-    for epoch in range(initial_epoch, epochs):
-        callback_list.on_epoch_begin(epoch)
-        train_logs, val_logs = epoch_function(tf.constant(epoch, tf.int64), seed, data, validation)
-        logs = {**_numpy(train_logs), **{"val_" + k: v for k, v in _numpy(val_logs).items()}}
-        callback_list.on_epoch_end(epoch, logs)
-        if model.stop_training:
-            break
-    callback_list.on_train_end(logs)
+    steps = -(-_rows(x) // batch_size)
+    (history,) = train_epochs(epoch_function, [rows], [seed], epochs, initial_epoch, callbacks, verbose,
+                              steps, validation)
     return history
 
 
-def _build_state(model, x, y):
+def train_epochs(epoch_function, data, seeds, epochs, initial_epoch=0, callbacks=None, verbose=0, steps=None,
+                 validation=()):
+    """Run `epoch_function` (K models) for the epochs; returns one `History` per model.
+
+    `data`: K row tuples `(x, y[, sample_weight])` of numpy arrays, `seeds`: K shuffling
+    seeds. The loss's and metrics' variables are built first (`build_state`); epoch-level
+    `callbacks`, the progress bar and `validation` belong to the first model (side by
+    side, K > 1, none is given). Every call of this module's loops goes through here.
+    """
+    import tensorflow as tf
+
+    models = epoch_function.models
+    for model, rows in zip(models, data, strict=True):
+        if len(rows[1]):  # a copy given no rows (`SideBySide.fit_one`) idles: built before
+            build_state(model, rows[0], rows[1])
+    feeds = tuple(tf.nest.map_structure(tf.constant, tuple(rows)) for rows in data)
+    validation = tf.nest.map_structure(tf.constant, tuple(validation))
+    seeds = tf.constant([int(s) for s in seeds], tf.int64)
+    histories, lists = [], []
+    for k, model in enumerate(models):
+        histories.append(keras.callbacks.History())
+        first = k == 0
+        lists.append(keras.callbacks.CallbackList(
+            (list(callbacks or []) if first else []) + [histories[-1]],
+            add_progbar=first and verbose != 0, model=model, verbose=verbose if first else 0, epochs=epochs,
+            steps=steps,
+        ))
+        model.stop_training = False
+        lists[-1].on_train_begin()
+    logs = [{} for _ in models]
+    for epoch in range(initial_epoch, epochs):
+        for callback_list in lists:
+            callback_list.on_epoch_begin(epoch)
+        train_logs, val_logs = epoch_function(tf.constant(epoch, tf.int64), seeds, feeds, validation)
+        logs = [_numpy(t) for t in train_logs]
+        logs[0].update({"val_" + k: v for k, v in _numpy(val_logs).items()})
+        for callback_list, copy_logs in zip(lists, logs, strict=True):
+            callback_list.on_epoch_end(epoch, copy_logs)
+        if any(model.stop_training for model in models):
+            break
+    for callback_list, copy_logs in zip(lists, logs, strict=True):
+        callback_list.on_train_end(copy_logs)
+    return histories
+
+
+def build_state(model, x, y):
     """Create the compiled loss's and metrics' variables now, eagerly, on one row.
 
     Keras builds them on the first train step; inside the traced epoch that means
@@ -239,7 +259,7 @@ def _build_state(model, x, y):
     training that follows is unchanged.
     """
     rows = slice(0, 1)
-    x1, y1 = _take(x, rows), y[rows]
+    x1, y1 = take_rows(x, rows), y[rows]
     y_pred = model(x1, training=False)
     model.compute_loss(x=x1, y=y1, y_pred=y_pred)
     model.compute_metrics(x1, y1, y_pred, sample_weight=None)
@@ -273,9 +293,15 @@ def fit(model, x, y, seed=None, **fit_kwargs):
 
 def _fit(model, x, y, seed, graph_rewrites, fit_kwargs):
     if supports(model, x, y, fit_kwargs):
-        function = epoch_function_of(model, fit_kwargs, graph_rewrites)
-        return fit_in_memory(model, x, y, seed=seed, epoch_function=function, **fit_kwargs)
+        return fit_fast(model, x, y, seed, fit_kwargs, graph_rewrites)
     return model.fit(x, y, **fit_kwargs)
+
+
+def fit_fast(model, x, y, seed, fit_kwargs, graph_rewrites=True):
+    """`fit_in_memory` through the model's cached `EpochFunction`, for a fit already known
+    to qualify (`supports`): the route decided once, by the caller."""
+    function = epoch_function_of(model, fit_kwargs, graph_rewrites)
+    return fit_in_memory(model, x, y, seed=seed, epoch_function=function, **fit_kwargs)
 
 
 def fit_top(top, x, y, seed=None, **fit_kwargs):

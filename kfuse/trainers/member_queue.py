@@ -10,13 +10,18 @@ shuffling seed is drawn right after, from the state that build left, where
 
 A member that cannot share (settings that need `Model.fit`, callbacks, progress output,
 validation data; a model whose compile settings do not copy) trains at once, alone,
-through a `kfuse.trainers.shared_fit.FitPool` (one traced epoch per architecture).
+through a `kfuse.trainers.shared_fit.FitPool` (one traced epoch per architecture). The grouping is
+`kfuse.trainers.schedule.Scheduler`'s, as for the Stacker's folds.
 """
 
 import numpy as np
 
-from kfuse.trainers import epoch_loop, side_by_side
-from kfuse.trainers.shared_fit import FitPool, copy_compiled
+from kfuse.trainers import side_by_side
+from kfuse.trainers.jobs import KERAS
+from kfuse.trainers.members import member_job
+from kfuse.trainers.schedule import Scheduler
+from kfuse.trainers.shared_fit import FitPool
+from kfuse.trainers.worker import copy_compiled
 
 
 class MemberQueue:
@@ -50,61 +55,31 @@ class MemberQueue:
     ```
     """
 
-    def __init__(self, done, group=None, fit_alone=None):
+    def __init__(self, done, group=None):
         self.done = done
-        self.fit_alone = fit_alone
         self.group = side_by_side.group_size() if group is None else int(group)
         self.pool = FitPool()
-        self._pending = {}
-        self._together = {}
+        self._scheduler = Scheduler(lambda job, _: done(job.tag, job.model), group=self.group,
+                                    make_worker=_worker_maker)
 
     def add(self, index, key, model, x, y, settings):
         """Queue member `index`, just built, to train on `(x, y)` with `settings` (its fit
         keyword arguments); `key` names its spec: members of one key may train together."""
-        settings = dict(settings)
-        seed = settings.pop("seed", None)
-        if seed is None and epoch_loop.supports(model, x, y, settings):
-            seed = np.random.randint(2**31 - 1)  # as `fit_in_memory` draws it after the build
-        if self.group < 2 or seed is None or not side_by_side.groupable(model, x, y, settings):
-            self._alone(index, model, x, y, settings, seed)
-            return
-        queue = self._pending.setdefault(key, [])
-        queue.append((index, model, x, y, settings, seed))
-        if len(queue) == self.group:
-            self._fit(key, self._pending.pop(key))
+        job = member_job(model, x, y, settings, pool=self.pool, group=self.group, key=key, tag=index)
+        if job.seed is None and job.route != KERAS:
+            job.seed = np.random.randint(2**31 - 1)  # as `fit_in_memory` draws it after the build
+        self._scheduler.add(job)
 
     def finish(self):
         """Train what is still queued (a spec's last member without a partner)."""
-        for key in list(self._pending):
-            self._fit(key, self._pending.pop(key))
+        self._scheduler.finish()
 
-    def _alone(self, index, model, x, y, settings, seed):
-        if seed is not None:
-            settings = dict(settings, seed=seed)
-        if self.fit_alone is None:
-            self.pool.fit(model, x, y, **{"verbose": 0, **settings})
-        else:
-            self.fit_alone(model, x, y, settings, pool=self.pool)
-        self.done(index, model)
 
-    def _fit(self, key, queue):
-        together = self._side_by_side(key, queue[0][1]) if len(queue) > 1 else None
-        models = [entry[1] for entry in queue]
-        settings = [dict(entry[4], verbose=0) for entry in queue]
-        if together is None or not together.fits(models, settings):
-            for entry in queue:
-                self._alone(*entry)
-            return
-        together.fit(models, [(entry[2], entry[3]) for entry in queue], [entry[5] for entry in queue], settings)
-        for entry in queue:
-            self.done(entry[0], entry[1])
-
-    def _side_by_side(self, key, first):
-        """The `SideBySide` of spec `key` (its workers are compiled copies of `first`), or
-        None where `first`'s compile settings do not copy."""
-        if key not in self._together:
-            worker = copy_compiled(first)
-            made = [] if worker is None else [worker]
-            self._together[key] = None if worker is None else side_by_side.SideBySide(
-                lambda: made.pop() if made else copy_compiled(first))
-        return self._together[key]
+def _worker_maker(job):
+    """The maker of compiled copies of the job's model (the first made now), or None where
+    its compile settings do not copy."""
+    first = copy_compiled(job.model)
+    if first is None:
+        return None
+    made = [first]
+    return lambda: made.pop() if made else copy_compiled(job.model)

@@ -19,9 +19,9 @@ several architectures (a heterogeneous bagging ensemble): one worker per archite
 
 import numpy as np
 
-from kfuse.branches.state import clone_with_state
 from kfuse.trainers import epoch_loop
 from kfuse.trainers.epoch_function import EpochFunction
+from kfuse.trainers.worker import Worker, copy_compiled, same_architecture
 
 
 class SharedFit:
@@ -53,8 +53,8 @@ class SharedFit:
 
     def __init__(self, make_worker=None):
         self.make_worker = make_worker
-        self.worker = None
-        self._initial_optimizer = None
+        self.worker = None  # the compiled model the fits train in (`Worker.model`)
+        self._worker = None
         self.epoch_function = None
         self._holding = None
 
@@ -67,21 +67,25 @@ class SharedFit:
         self._holding = None
         if not epoch_loop.supports(model, x, y, fit_kwargs) or not self._start(model):
             return epoch_loop.fit(model, x, y, seed=seed, **fit_kwargs)
-        worker = self.worker
-        for target, source in zip(worker.variables, model.variables, strict=True):
-            target.assign(source)
-        for variable, value in zip(worker.optimizer.variables, self._initial_optimizer, strict=True):
-            variable.assign(value)
+        return self.train(model, x, y, seed, fit_kwargs)
+
+    def train(self, model, x, y, seed, fit_kwargs):
+        """`fit` for a model known to qualify for the fast loop (`epoch_loop.supports`);
+        one that cannot train in the worker (`ready`) trains itself."""
+        self._holding = None
+        if not self._start(model):
+            return epoch_loop.fit_fast(model, x, y, seed, fit_kwargs)
+        self._worker.load(model)
         if seed is None:  # as fit_in_memory draws it
             seed = np.random.randint(2**31 - 1)
+        worker = self.worker
         batch_size = int(fit_kwargs.get("batch_size") or 32)
         shuffle = fit_kwargs.get("shuffle", True)
         validation_batch_size = fit_kwargs.get("validation_batch_size")
         if self.epoch_function is None or not self.epoch_function.serves(worker, batch_size, shuffle, validation_batch_size):
             self.epoch_function = EpochFunction(worker, batch_size, shuffle, validation_batch_size)
         history = epoch_loop.fit_in_memory(worker, x, y, seed=seed, epoch_function=self.epoch_function, **fit_kwargs)
-        for target, source in zip(model.variables, worker.variables, strict=True):
-            target.assign(source)
+        self._worker.store(model)
         self._holding = model
         return history
 
@@ -95,14 +99,13 @@ class SharedFit:
 
     def _start(self, model):
         """Make the worker on first use; whether `model` can train in its variables."""
-        if self.worker is None:
+        if self._worker is None:
             worker = self.make_worker() if self.make_worker is not None else copy_compiled(model)
             if worker is None:
                 return False
-            worker.optimizer.build(worker.trainable_variables)
-            self._initial_optimizer = [np.array(v.numpy()) for v in worker.optimizer.variables]
+            self._worker = Worker(worker)
             self.worker = worker
-        return _same_architecture(self.worker, model)
+        return self._worker.fits(model)
 
 
 class FitPool:
@@ -132,39 +135,24 @@ class FitPool:
         self.shared = []
 
     def fit(self, model, x, y, seed=None, **fit_kwargs):
+        """Train `model` like `SharedFit.fit`, in the worker of its architecture."""
+        if not epoch_loop.supports(model, x, y, fit_kwargs):
+            return model.fit(x, y, **fit_kwargs)
+        return self.train(model, x, y, seed, fit_kwargs)
+
+    def train(self, model, x, y, seed, fit_kwargs):
+        """`fit` for a model known to qualify for the fast loop (`epoch_loop.supports`)."""
+        shared = self._shared_for(model)
+        if shared is None:  # its compile settings do not copy: it trains itself
+            return epoch_loop.fit_fast(model, x, y, seed, fit_kwargs)
+        return shared.train(model, x, y, seed, fit_kwargs)
+
+    def _shared_for(self, model):
         for shared in self.shared:
-            if _same_architecture(shared.worker, model):
-                return shared.fit(model, x, y, seed=seed, **fit_kwargs)
+            if same_architecture(shared.worker, model):
+                return shared
         shared = SharedFit()
-        history = shared.fit(model, x, y, seed=seed, **fit_kwargs)
-        if shared.worker is not None:
-            self.shared.append(shared)
-        return history
-
-
-def copy_compiled(model):
-    """A copy of `model` compiled as it is, or None where its compile settings do not copy."""
-    try:
-        worker = clone_with_state(model, weights=True)
-        worker.compile_from_config(model.get_compile_config())
-    except Exception:  # a custom loss or optimizer without a config: no sharing
-        return None
-    if worker.optimizer is None:
-        return None
-    return worker
-
-
-def _same_architecture(a, b):
-    if len(a.variables) != len(b.variables):
-        return False
-    if any(u.shape != v.shape or u.dtype != v.dtype for u, v in zip(a.variables, b.variables, strict=True)):
-        return False
-    if type(a.optimizer) is not type(b.optimizer) or _config(a.optimizer) != _config(b.optimizer):
-        return False
-    return type(a.loss) is type(b.loss) and _config(a.loss) == _config(b.loss)
-
-
-def _config(obj):
-    config = dict(obj.get_config()) if hasattr(obj, "get_config") else {"value": repr(obj)}
-    config.pop("name", None)
-    return config
+        if not shared.ready(model):
+            return None
+        self.shared.append(shared)
+        return shared

@@ -2,7 +2,9 @@
 
 The K fold models (and the refit) of one base are small, and their training steps are bound
 by TensorFlow's per-op cost: one model's step leaves a second core mostly idle. Here a few
-of them (two by default, `GROUP`) train side by side in one graph. Each copy runs its own
+of them (two by default, `GROUP`) train side by side in one graph: the one epoch kernel,
+`kfuse.trainers.epoch_function.EpochFunction`, with K copies, each in a
+`kfuse.trainers.worker.Worker`. Each copy runs its own
 `train_step` on its own shuffled batches, so the copies share no tensor and TensorFlow's
 inter-op threads run them at once. A copy with fewer rows (the refit beside a fold, or
 folds of unequal size) skips the steps past its last batch.
@@ -15,13 +17,17 @@ faster: tracing grows with the copies (see the README's speed section).
 
 It applies where `SharedFit` does (`epoch_loop.supports`, no re-adapted preprocessing), and
 only for fits without callbacks, progress output or validation data, with the same
-settings for every copy. `groupable` says which; anything else trains one at a time.
+settings for every copy: a fit whose route (`kfuse.trainers.jobs.route`) is "together".
+`kfuse.trainers.schedule.Scheduler` pairs such fits; anything else trains one at a time.
 """
 
 import keras
 import numpy as np
 
 from kfuse.trainers import epoch_loop
+from kfuse.trainers.epoch_function import EpochFunction
+from kfuse.trainers.jobs import TOGETHER, route
+from kfuse.trainers.worker import Worker
 
 #: copies per traced epoch (2: measured best on 2 cores; more copies trace longer)
 GROUP = 2
@@ -42,15 +48,9 @@ def group_size():
 
 
 def groupable(model, x, y, settings):
-    """Whether a prepared fit can train side by side with others of its architecture."""
-    return (
-        epoch_loop.supports(model, x, y, settings)
-        and not settings.get("callbacks")
-        and not settings.get("verbose")
-        and settings.get("validation_data") is None
-        and not settings.get("validation_split")
-        and not settings.get("initial_epoch")
-    )
+    """Whether a prepared fit can train side by side with others of its architecture (its
+    route, `kfuse.trainers.jobs.route`, is ``"together"`` where pairing is on)."""
+    return route(model, x, y, settings, group=2) == TOGETHER
 
 
 def _same_settings(settings):
@@ -90,18 +90,16 @@ class SideBySide:
 
     def __init__(self, make_worker):
         self.make_worker = make_worker
-        self.workers = []
-        self._untrained = []
+        self.workers = []  # the compiled models the copies train in (`Worker.model`)
+        self._workers_of = []
         self._functions = {}
 
     def fits(self, models, settings):
         """Whether these models can train together here (same architecture, settings)."""
-        from kfuse.trainers.shared_fit import _same_architecture
-
         if len(models) < 2 or not _same_settings(settings):
             return False
         self._workers(len(models))
-        return all(_same_architecture(self.workers[0], m) for m in models)
+        return all(self._workers_of[0].fits(m) for m in models)
 
     def fit(self, models, data, seeds, settings):
         """Train each model on its own `(x, y)` of `data` from its seed, together.
@@ -109,86 +107,50 @@ class SideBySide:
         `settings`: one dict of fit settings (epochs, batch_size, shuffle), or one per
         model (equal apart from `sample_weight`). Returns one `History` per model.
         """
-        import tensorflow as tf
-
         if isinstance(settings, dict):
             settings = [settings] * len(models)
         if not self.fits(models, settings):
             raise ValueError("SideBySide.fit: the models differ in architecture or fit settings")
-        workers = self.workers[: len(models)]
-        epochs = int(settings[0].get("epochs", 1))
+        return self._train(models, data, seeds, settings)
+
+    def fit_one(self, model, data, seed, settings):
+        """Train one model in a group epoch traced before, the other copies given no rows
+        (they idle: each copy skips the steps past its last batch), so a last model without a
+        partner pays for no trace of its own. Returns its `History`, or None where no group
+        epoch of these settings was traced or the model does not fit the workers."""
+        batch_size, shuffle = int(settings.get("batch_size") or 32), bool(settings.get("shuffle", True))
+        counts = [k[0] for k in self._functions if k[1:] == (batch_size, shuffle)]
+        if not counts or not self._workers_of[0].fits(model):
+            return None
+        x, y = data
+        idle = (epoch_loop.take_rows(x, slice(0, 0)), y[:0])
+        weights = settings.get("sample_weight")
+        idle_settings = dict(settings, sample_weight=None if weights is None else np.zeros(0, "float32"))
+        count = min(counts)
+        histories = self._train([model] + [None] * (count - 1), [data] + [idle] * (count - 1),
+                                [seed] + [0] * (count - 1), [settings] + [idle_settings] * (count - 1))
+        return histories[0]
+
+    def _train(self, models, data, seeds, settings):
+        """Train `models` (None: an idle copy, given no rows) in the group epoch of their count."""
+        workers = self._workers_of[: len(models)]
+        rows = []
+        for worker, model, (x, y), s in zip(workers, models, data, settings, strict=True):
+            if model is not None:
+                worker.load(model)
+            rows.append((x, y) if s.get("sample_weight") is None else (x, y, np.asarray(s["sample_weight"], "float32")))
         batch_size = int(settings[0].get("batch_size") or 32)
-        shuffle = bool(settings[0].get("shuffle", True))
-        feeds = []
-        for worker, untrained, model, (x, y), s in zip(workers, self._untrained, models, data, settings, strict=False):
-            for target, source in zip(worker.variables, model.variables, strict=True):
-                target.assign(source)
-            for variable, value in zip(worker.optimizer.variables, untrained, strict=True):
-                variable.assign(value)
-            epoch_loop._build_state(worker, x, y)
-            rows = (x, y) if s.get("sample_weight") is None else (x, y, np.asarray(s["sample_weight"], "float32"))
-            feeds.append(tf.nest.map_structure(tf.constant, rows))
-        function = self._function(len(models), batch_size, shuffle, feeds)
-        seeds = tf.constant([int(s) for s in seeds], tf.int64)
-        histories = []
-        for model in models:
-            history = keras.callbacks.History()
-            history.set_model(model)
-            history.on_train_begin()
-            histories.append(history)
-        for epoch in range(epochs):
-            logs = function(tf.constant(epoch, tf.int64), seeds, tuple(feeds))
-            for history, copy_logs in zip(histories, logs, strict=True):
-                history.on_epoch_end(epoch, {k: float(v) for k, v in copy_logs.items()})
-        for worker, model in zip(workers, models, strict=False):
-            for target, source in zip(model.variables, worker.variables, strict=True):
-                target.assign(source)
-        return histories
+        key = (len(models), batch_size, bool(settings[0].get("shuffle", True)))
+        if key not in self._functions:
+            self._functions[key] = EpochFunction([w.model for w in workers], batch_size, key[2])
+        histories = epoch_loop.train_epochs(self._functions[key], rows, seeds, int(settings[0].get("epochs", 1)))
+        for worker, model, history in zip(workers, models, histories, strict=True):
+            if model is not None:
+                worker.store(model)
+                history.set_model(model)
+        return [h for h, m in zip(histories, models, strict=True) if m is not None]
 
     def _workers(self, count):
-        while len(self.workers) < count:
-            worker = self.make_worker()
-            worker.optimizer.build(worker.trainable_variables)
-            self._untrained.append([np.array(v.numpy()) for v in worker.optimizer.variables])
-            self.workers.append(worker)
-
-    def _function(self, count, batch_size, shuffle, feeds):
-        import tensorflow as tf
-
-        specs = tf.nest.map_structure(lambda t: tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype), tuple(feeds))
-        key = (count, batch_size, shuffle, repr(specs))
-        if key not in self._functions:
-            workers = self.workers[:count]
-
-            def epoch(epoch, seeds, feeds):
-                for worker in workers:
-                    worker.reset_metrics()
-                parts, steps = [], []
-                for k, rows in enumerate(feeds):
-                    n = tf.shape(rows[1])[0]
-                    if shuffle:  # as `EpochFunction` shuffles one model's rows
-                        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seeds[k], epoch]))
-                        rows = tf.nest.map_structure(lambda t, order=order: tf.gather(t, order), rows)
-                    parts.append(rows)
-                    steps.append((n + batch_size - 1) // batch_size)
-
-                def body(i):
-                    batch = slice(i * batch_size, (i + 1) * batch_size)
-                    for k, worker in enumerate(workers):
-                        def step(worker=worker, rows=parts[k]):
-                            worker.train_step(tuple(tf.nest.map_structure(lambda t: t[batch], r) for r in rows))
-                            return tf.constant(0)
-
-                        tf.cond(i < steps[k], step, lambda: tf.constant(0))
-                    return (i + 1,)
-
-                tf.while_loop(lambda i: i < tf.reduce_max(tf.stack(steps)), body, (tf.constant(0),))
-                return [worker.get_metrics_result() for worker in workers]
-
-            # autograph=False: the loops are tf.while_loop already (as in `EpochFunction`)
-            self._functions[key] = tf.function(
-                epoch,
-                input_signature=[tf.TensorSpec((), tf.int64), tf.TensorSpec((count,), tf.int64), specs],
-                autograph=False,
-            )
-        return self._functions[key]
+        while len(self._workers_of) < count:
+            self._workers_of.append(Worker(self.make_worker()))
+            self.workers.append(self._workers_of[-1].model)

@@ -5,13 +5,14 @@ runs without the GIL, so a few small models training side by side keep the cores
 than one does. Everything that draws from a global random state (building a model, seeding,
 building a `SharedFit` worker) stays in the calling thread, in job order; the threads only
 run the seeded, stateless-shuffled epochs. So the models are the ones a sequential run
-trains, whatever the thread count.
+trains, whatever the thread count. The pool is `kfuse.trainers.schedule.Scheduler`'s; `run`
+is its form for callers that prepare each job with a callback.
 """
 
 import os
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from kfuse.trainers import epoch_loop
+from kfuse.trainers.jobs import LOOP, THREAD, FitJob
+from kfuse.trainers.schedule import Scheduler, run_all
 
 
 def resolve_n_jobs(n_jobs, where="Stacker"):
@@ -46,19 +47,8 @@ def named_error(error, where):
     return named.with_traceback(error.__traceback__)
 
 
-def threadable(model, x, y, settings):
-    """Whether a prepared fit may run in a thread beside others: through the epoch loop
-    (`Model.fit` seeds tf.data from the global state), with no callbacks (the branch's
-    callback objects are shared by its fold models) and silent."""
-    return (
-        epoch_loop.supports(model, x, y, settings)
-        and not settings.get("callbacks")
-        and not settings.get("verbose")
-    )
-
-
 def run(jobs, prepare, fit, done, n_jobs):
-    """Train every job, up to `n_jobs` at once.
+    """Train every job, up to `n_jobs` at once (`kfuse.trainers.schedule.Scheduler`).
 
     Args:
         jobs: the jobs, in the order a sequential run takes them.
@@ -68,33 +58,11 @@ def run(jobs, prepare, fit, done, n_jobs):
         done: `done(job, model)`, called in this thread as each job finishes.
         n_jobs: threads (1: everything in this thread, in order).
     """
-    if n_jobs <= 1:
+
+    def planned():
         for job in jobs:
-            state, _ = prepare(job)
-            done(job, fit(job, state))
-        return
-    later = []
-    with ThreadPoolExecutor(n_jobs, thread_name_prefix="kfuse-fit") as pool:
-        running = {}
+            state, in_thread = prepare(job)
+            yield FitJob(None, None, None, route=THREAD if in_thread else LOOP, tag=(job, state))
 
-        def finish(futures):
-            for future in futures:
-                done(running.pop(future), future.result())
-
-        try:
-            for job in jobs:
-                state, in_thread = prepare(job)
-                if not in_thread:
-                    later.append((job, state))
-                    continue
-                while len(running) >= n_jobs:
-                    finish(wait(running, return_when=FIRST_COMPLETED).done)
-                running[pool.submit(fit, job, state)] = job
-            while running:
-                finish(wait(running, return_when=FIRST_COMPLETED).done)
-        except BaseException:
-            for future in running:
-                future.cancel()
-            raise
-    for job, state in later:
-        done(job, fit(job, state))
+    scheduler = Scheduler(lambda job, out: done(job.tag[0], out), fit=lambda job: fit(*job.tag), n_jobs=n_jobs)
+    run_all(planned(), scheduler)

@@ -8,6 +8,7 @@ import pytest
 from kfuse.ensemble import FastGeometricEnsemble, base
 from kfuse.ensemble.one_run import make_optimizer
 from kfuse.ensemble.snapshots import TriangularCycle, WarmUpThenCycle, _cycle_seeds
+from kfuse.trainers.members import fit_member
 from tests.ensemble import resumable_net as net
 
 X = np.random.default_rng(3).normal(size=(80, 6)).astype("float32")
@@ -22,13 +23,13 @@ def _two_compiles(fge):
     # the warm-up rate: `warmup_learning_rate`, else the default 1e-3 (issue 35 renamed `learning_rate`)
     model.compile(optimizer=make_optimizer(fge.optimizer, fge.warmup_learning_rate or 1e-3, "test"), loss=model.loss,
                   jit_compile=False)
-    base.fit_member(model, X, Y, {"epochs": fge.epochs, "batch_size": 16, "seed": seeds[0]})
+    fit_member(model, X, Y, {"epochs": fge.epochs, "batch_size": 16, "seed": seeds[0]})
     cycle = TriangularCycle(fge.lr_1, fge.lr_2, fge.cycle * STEPS)
     model.compile(optimizer=make_optimizer(fge.optimizer, cycle, "test"), loss=model.loss, jit_compile=False)
     snaps = []
     for c in range(fge.n_estimators):
         epochs = fge.cycle // 2 if c == 0 else fge.cycle
-        base.fit_member(model, X, Y, {"epochs": epochs, "batch_size": 16, "seed": seeds[c + 1]})
+        fit_member(model, X, Y, {"epochs": epochs, "batch_size": 16, "seed": seeds[c + 1]})
         snaps.append([np.asarray(w) for w in model.get_weights()])
     return snaps
 
