@@ -99,7 +99,9 @@ def worker_dataset(
     batches = order.batch(batch_size).take(kept)
     options = tf.data.Options()  # each worker reads its own rows: no auto-sharding on top
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return batches.flat_map(own_shares).with_options(options)
+    shares_of_worker = batches.flat_map(own_shares)  # flat_map loses the count: say it again
+    counted = shares_of_worker.apply(tf.data.experimental.assert_cardinality(kept * local_replicas))
+    return counted.with_options(options)
 
 
 def _distributed_dataset(strategy, data, config):
@@ -180,6 +182,12 @@ def fit_on_ray(
             "every worker needs at least one row of each global batch"
         )
     _check_data(x, y)
+    owned = sorted(set(fit_kwargs or {}) & {"x", "y", "epochs", "batch_size", "shuffle", "verbose"})
+    if owned:
+        raise ValueError(
+            f"fit_kwargs={sorted(fit_kwargs)}: pass {owned} to fit_on_ray itself (it builds "
+            "each worker's batches and runs fit quietly)"
+        )
     config = {
         "build_fn": build_fn,
         "epochs": epochs,
@@ -289,7 +297,9 @@ def _train_worker(config):
     keras.utils.set_random_seed(config["seed"])
     model = config["build_fn"](strategy)
     dataset = _distributed_dataset(strategy, data, config)
-    history = model.fit(dataset, epochs=config["epochs"], verbose=0, **config["fit_kwargs"])
+    history = model.fit(
+        dataset, epochs=config["epochs"], verbose=0, shuffle=False, **config["fit_kwargs"]
+    )
     with tempfile.TemporaryDirectory() as folder:
         np.savez(
             os.path.join(folder, f"weights_rank{rank}.npz"),

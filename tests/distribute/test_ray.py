@@ -91,6 +91,8 @@ def test_a_builder_that_cannot_ship_is_refused_with_what_to_pass():
         match=r"build_tuner=.* cannot be shipped.*_thread\.lock.*module-level function build_tuner\(\)",
     ):
         search_on_ray(lambda: lock, np.zeros((4, 8)))
+    with pytest.raises(ValueError, match=r"pass \['epochs'\] to fit_on_ray itself"):
+        fit_on_ray(ray_jobs.build_stack, np.zeros((4, 8)), np.zeros(4), fit_kwargs={"epochs": 3})
     with pytest.raises(ValueError, match="num_workers must be a whole number >= 1; received 0"):
         fit_on_ray(ray_jobs.build_stack, np.zeros((4, 8)), np.zeros(4), num_workers=0)
     assert not ray.is_initialized()
@@ -145,7 +147,9 @@ def test_fit_on_ray_matches_one_process(local_ray):
     keras.utils.set_random_seed(0)  # fit_on_ray's seed: the same initial weights
     reference = ray_jobs.build_stack(None)
     initial = [keras.ops.convert_to_numpy(w) for w in reference.weights]
-    history = reference.fit(worker_dataset({"x": x}, y, batch_size=64), epochs=EPOCHS, verbose=0)
+    history = reference.fit(
+        worker_dataset({"x": x}, y, batch_size=64), epochs=EPOCHS, verbose=0, shuffle=False
+    )
     trained = [keras.ops.convert_to_numpy(w) for w in reference.weights]
     ray_weights = [keras.ops.convert_to_numpy(w) for w in result.model.weights]
     assert len(ray_weights) == len(trained) > 0
