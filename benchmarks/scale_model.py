@@ -9,7 +9,7 @@ its 800 held-out rows):
 - o, fixed cost per job: building the model, the first epoch's tracing, the first
   predict (paid by every job, in-process or not);
 - r, engine round trip per job: a Ray task that returns a job's result (weights and
-  held-out predictions, about 0.4 MB) to the driver, after warm-up;
+  held-out predictions, about 0.1 MB) to the driver, after warm-up;
 - S, worker start: a fresh Python process importing TensorFlow, Keras and kfuse (the
   workers start together, so it is paid once);
 - D, data transfer to one worker: the training arrays pickled through a pipe to a

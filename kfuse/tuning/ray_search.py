@@ -33,6 +33,7 @@ result.best_model, result.best_hyperparameters
 import dataclasses
 import os
 import socket
+import warnings
 
 from kfuse.utils.ray_session import check_shippable, grow_gpu_memory, ray_session, require_ray
 
@@ -146,10 +147,12 @@ def _wait_all(ray, runs, report):
     """Wait for every worker and the chief; the first failure raises at once (a worker
     waiting on a chief that died, or the other way round, would wait forever)."""
     pending = [report, *runs]
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        ray.get(done)  # raises the process's error
-    return ray.get(runs), ray.get(report)
+    with warnings.catch_warnings():  # the best model's optimizer never trained in the chief
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            ray.get(done)  # raises the process's error
+        return ray.get(runs), ray.get(report)
 
 
 def _chief_report(tuner):
