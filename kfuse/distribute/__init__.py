@@ -31,6 +31,7 @@ model = kfuse.distribute.distributed_stack(branches, strategy=strategy, head=10,
 
 import contextlib
 
+from kfuse.distribute.ray_train import RayFitResult, fit_on_ray  # noqa: F401  (imports no Ray)
 from kfuse.distribute.strategy import (  # noqa: F401  (re-exported: kfuse.distribute.get_strategy)
     STRATEGY_NAMES,
     _enable_multi_worker_fix,

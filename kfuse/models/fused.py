@@ -338,6 +338,8 @@ class FusedModel(keras.Model):
         spec = dataset.element_spec
         if self.head is None or not isinstance(spec, tuple) or len(spec) < 2:
             return
+        if not hasattr(dataset, "take"):
+            return  # a tf.distribute.DistributedDataset: its workers' labels are theirs to check
         for element in dataset.take(1):
             labels = element[1]
             if isinstance(labels, dict):

@@ -227,8 +227,23 @@ def stack(
         model = FusedModel(inputs, out, name=name, kfuse_info=info, strategy=resolved_strategy)
         sync_from_chief(resolved_strategy, model.weights)  # the bases' copied weights, too
         if compile and head is not None:
+            optimizer = _optimizer_in_scope(optimizer, resolved_strategy)
             model.compile(optimizer=optimizer, loss=head.loss(), metrics=head.metrics())
     return model
+
+
+def _optimizer_in_scope(optimizer, strategy):
+    """`optimizer` re-made from its config inside `strategy`'s scope when it was made outside.
+
+    A TensorFlow Keras optimizer keeps the strategy current when it was made (its private
+    `_distribution_strategy`); made before the scope, `fit` fails with "Mixing different
+    tf.distribute.Strategy objects". `stack(..., strategy=s, optimizer=Adam(3e-3))` is the
+    natural way to write it, so the same settings are re-made in the scope here.
+    """
+    made_under = getattr(optimizer, "_distribution_strategy", None)  # TF backend only
+    if strategy is None or made_under is None or made_under is strategy:
+        return optimizer
+    return optimizer.__class__.from_config(optimizer.get_config())
 
 
 def _looks_like_class_scores(widths, head):

@@ -15,7 +15,8 @@ tuner = kfuse.tuning.make_tuner(hypermodel, "bayesian", objective="val_accuracy"
 """
 
 from kfuse.tuning.hypermodel import FusionHyperModel
+from kfuse.tuning.ray_search import RaySearchResult, search_on_ray
 from kfuse.tuning.space import Range
 from kfuse.tuning.tuners import TUNERS, make_tuner
 
-__all__ = ["TUNERS", "FusionHyperModel", "Range", "make_tuner"]
+__all__ = ["TUNERS", "FusionHyperModel", "Range", "RaySearchResult", "make_tuner", "search_on_ray"]

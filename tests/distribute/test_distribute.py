@@ -203,3 +203,21 @@ def test_mirrored_on_two_logical_cpus_matches_one_device():
     # a second MirroredStrategy over the same devices: one clear warning, naming the fix
     (warned,) = report["second_strategy_warnings"]
     assert "second tf.distribute.MirroredStrategy" in warned and "strategy='mirrored'" in warned
+
+
+@requires_tensorflow()
+def test_an_optimizer_made_outside_the_strategy_scope_trains():
+    # Adam(...) is made before stack() enters the scope: Keras would then refuse to fit
+    # ("Mixing different tf.distribute.Strategy objects"); stack re-makes it in the scope
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(128, 8)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    base = keras.Sequential([keras.Input((8,), name="x"), keras.layers.Dense(2)])
+    optimizer = keras.optimizers.Adam(0.05, beta_1=0.8)
+    model = kfuse.stack([kfuse.Branch(base, name="a", output="logits")], head=2, strategy="mirrored",
+                        optimizer=optimizer)
+    history = model.fit({"x": x}, y, epochs=3, batch_size=32, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    config = model.optimizer.get_config()
+    assert (type(model.optimizer), config["learning_rate"], config["beta_1"]) == (
+        keras.optimizers.Adam, pytest.approx(0.05), pytest.approx(0.8))
