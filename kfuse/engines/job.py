@@ -1,0 +1,135 @@
+"""What travels to a worker: a `Job` (a self-contained dataclass) and, back, its result or a
+`Failure` naming the job and the worker."""
+
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import keras
+
+
+@dataclass
+class Job:
+    """One independent fit. Subclasses (`kfuse.stacking.remote.FoldJob`,
+    `kfuse.ensemble.remote.MemberJob`) hold what to build, the fit settings, the seed and the
+    rows, and implement `run(data) -> result`, where `data` is the run's shared arrays (a
+    dict of numpy arrays, shipped once per worker).
+
+    Attributes:
+        where: what the job is, for messages ("branch 'cnn' (fold 2)", "member_3").
+        run_id: the id of the run it belongs to (worker caches are per run).
+        gpus: GPUs the job asks the engine for; None: one where the engine's cluster has
+            GPUs, none where it has not.
+    """
+
+    where: str
+    run_id: str
+    gpus: float | None = None
+
+    def run(self, data):  # pragma: no cover - every job kind implements it
+        raise NotImplementedError
+
+
+@dataclass
+class Failure:
+    """A job that raised on a worker: the error (pickled as text too: a user's exception type
+    may not unpickle on the driver) and where it ran."""
+
+    where: str
+    worker: str
+    error: BaseException | None
+    kind: str
+    message: str
+    trace: str
+
+
+@dataclass
+class Done:
+    """A job's result, the worker that computed it and its seconds there."""
+
+    result: object
+    worker: str
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+class JobError(RuntimeError):
+    """A job failed on a worker; the message names the job and the worker."""
+
+
+def worker_name():
+    """host:pid of this process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+_READY = []
+
+
+def prepare_worker():
+    """Once per worker process: TensorFlow allocates GPU memory as it needs it (several jobs
+    may share a GPU) and runs deterministic ops (so a job gives what it gives in the driver)."""
+    if _READY:
+        return
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        for gpu in tf.config.list_physical_devices("GPU"):
+            try:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:  # already initialised by an earlier job of this process
+                pass
+    _READY.append(True)
+
+
+def execute(job, data):
+    """Run `job` in this (worker) process: a `Done`, or a `Failure` (never raised: an engine
+    must not retry a job whose own code failed; it retries jobs whose worker died)."""
+    prepare_worker()
+    start = time.perf_counter()
+    try:
+        result = job.run(data)
+    except Exception as error:  # returned, named, to the driver
+        kind, message, trace = type(error).__name__, str(error), traceback.format_exc()
+        try:
+            import cloudpickle
+
+            cloudpickle.loads(cloudpickle.dumps(error))
+        except Exception:  # a user's exception type that does not travel: its text does
+            error = None
+        return Failure(job.where, worker_name(), error, kind, message, trace)
+    return Done(result, worker_name(), time.perf_counter() - start)
+
+
+def shippable(job, what):
+    """Raise a TypeError naming `what` when `job` cannot be pickled for another process."""
+    import cloudpickle
+
+    try:
+        return len(cloudpickle.dumps(job))
+    except Exception as error:
+        raise TypeError(
+            f"{what} cannot be shipped to a worker process ({type(error).__name__}: {error}). Pass a "
+            "top-level function that builds the network (it is pickled by name), a keras.Model, or a "
+            "'.keras' path; not a function holding locks, open files, sessions or live TensorFlow objects"
+        ) from error
+
+
+def on_worker(job, failure):
+    """The error of a `Failure`, naming the job and the worker: of the job's own error type
+    where that type takes one message (so `except ValueError` still catches a ValueError),
+    else a `JobError`."""
+    text = failure.message
+    if text.startswith(failure.where) and " failed: " in text:  # the job named itself
+        text = text.replace(" failed: ", f" failed on worker {failure.worker}: ", 1)
+    else:
+        text = f"{failure.where} failed on worker {failure.worker}: {failure.kind}: {text}"
+    error = failure.error
+    try:
+        named = type(error)(text) if error is not None else None
+    except Exception:  # an exception type with other constructor arguments
+        named = None
+    if named is None or str(named) != text:
+        named = JobError(text)
+    return named
