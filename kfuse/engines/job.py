@@ -2,7 +2,9 @@
 `Failure` naming the job and the worker."""
 
 import os
+import random
 import socket
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -65,13 +67,45 @@ def worker_name():
 
 
 _READY = []
+_JOBS = threading.local()  # `rng`: the Python random generator of a thread that runs jobs
+RANDOM_FUNCTIONS = ("seed", "getstate", "setstate", "random", "uniform", "randint", "randrange", "choice",
+                    "choices", "shuffle", "sample", "getrandbits", "randbytes", "gauss", "normalvariate",
+                    "triangular", "expovariate", "betavariate", "gammavariate", "lognormvariate",
+                    "vonmisesvariate", "paretovariate", "weibullvariate")
+
+
+def own_python_random():
+    """Give each thread that runs jobs a Python `random` generator of its own.
+
+    Keras draws every initializer's and seed generator's seed from Python's global `random`
+    (`keras.utils.set_random_seed` seeds it), and an engine's worker runs other threads that
+    draw from it too (Dask's event loop: retry and heartbeat jitter), so a model built in a
+    worker could get other initial weights than the same build in the driver. The module's
+    functions are replaced, in worker processes only, by ones that draw from the job
+    thread's generator in a job thread and from the shared one elsewhere.
+    """
+    shared = {name: getattr(random, name) for name in RANDOM_FUNCTIONS if hasattr(random, name)}
+
+    def dispatch(name):
+        def draw(*args, **kwargs):
+            rng = getattr(_JOBS, "rng", None)
+            return getattr(rng, name)(*args, **kwargs) if rng is not None else shared[name](*args, **kwargs)
+
+        draw.__name__ = draw.__qualname__ = name
+        return draw
+
+    for name in shared:
+        setattr(random, name, dispatch(name))
 
 
 def prepare_worker():
     """Once per worker process: TensorFlow allocates GPU memory as it needs it (several jobs
     may share a GPU) and runs deterministic ops (so a job gives what it gives in the driver)."""
+    if getattr(_JOBS, "rng", None) is None:
+        _JOBS.rng = random.Random()
     if _READY:
         return
+    own_python_random()
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
