@@ -136,10 +136,34 @@ def execute(job, data):
     return Done(result, worker_name(), time.perf_counter() - start)
 
 
-def shippable(job, what):
-    """Raise a TypeError naming `what` when `job` cannot be pickled for another process."""
+def live_layers(builder):
+    """Names of the live Keras layers or models a builder function refers to (closure cells
+    and module globals it names): in a worker each job would get its own copy of them."""
+    if not callable(builder) or isinstance(builder, keras.layers.Layer) or not hasattr(builder, "__code__"):
+        return []
+    code, found = builder.__code__, []
+    cells = zip(code.co_freevars, [c.cell_contents for c in builder.__closure__ or ()], strict=False)
+    named = [(n, builder.__globals__[n]) for n in code.co_names if n in getattr(builder, "__globals__", {})]
+    for name, value in [*cells, *named]:
+        if isinstance(value, keras.layers.Layer):
+            found.append(name)
+    return found
+
+
+def shippable(job, what, builder=None):
+    """Raise a TypeError naming `what` when `job` cannot be pickled for another process, or
+    when its `builder` uses a live Keras model (the same object in every fit here, a copy per
+    job on a worker: the results would differ)."""
     import cloudpickle
 
+    live = live_layers(builder)
+    if live:
+        raise TypeError(
+            f"{what}: the builder uses the live Keras model or layer {live} built outside it. In this "
+            "process every fit calls that one object (its weights shared and trained by each fit); on "
+            "a worker each job would get a copy. Pass the model itself (a fresh copy per fit), or a "
+            "top-level function that builds new layers inside it"
+        )
     try:
         return len(cloudpickle.dumps(job))
     except Exception as error:

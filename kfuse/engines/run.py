@@ -33,7 +33,7 @@ def run_jobs(jobs, data, done, engine, failed=None, stats=None):
     if not jobs:
         return
     for job in jobs:
-        shippable(job, job.where)
+        shippable(job, job.where, getattr(job, "builder", None))
     failed = failed or on_worker
     start = time.perf_counter()
     backend = BACKENDS[engine.kind](engine, data)

@@ -12,6 +12,7 @@ from kfuse import engines
 from kfuse.engines.job import Job
 from kfuse.ensemble import base
 from kfuse.trainers.member_queue import MemberQueue
+from kfuse.utils.quiet import quiet_tensorflow
 
 X, Y = "__kfuse_x", "__kfuse_y"  # a bare x and the targets in the shipped data
 
@@ -31,7 +32,16 @@ class MemberJob(Job):
     rows: np.ndarray | None = None
     who: str = "kfuse"
 
+    @property
+    def builder(self):
+        """The member's builder function (None for a keras.Model spec)."""
+        return None if isinstance(self.spec, keras.Model) else self.spec
+
     def run(self, data):
+        with quiet_tensorflow():
+            return self._run(data)
+
+    def _run(self, data):
         x = data[X] if X in data else {k: v for k, v in data.items() if k != Y}
         trained = {}
         queue = _worker_queue(self.run_id, trained)

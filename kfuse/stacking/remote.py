@@ -12,6 +12,7 @@ from kfuse import engines
 from kfuse.engines.job import Job
 from kfuse.stacking import base_training as bt
 from kfuse.stacking import base_folds
+from kfuse.utils.quiet import quiet_tensorflow
 
 Y, SAMPLE_WEIGHT = "__kfuse_y", "__kfuse_sample_weight"  # beside the inputs in the shipped data
 
@@ -47,7 +48,16 @@ class FoldJob(Job):
     fold: int | None = None
     test_rows: np.ndarray | None = None
 
+    @property
+    def builder(self):
+        """The branch's builder function (None for a keras.Model base)."""
+        return None if isinstance(self.branch.base, keras.Model) else self.branch.base
+
     def run(self, data):
+        with quiet_tensorflow():
+            return self._run(data)
+
+    def _run(self, data):
         arrays = {k: v for k, v in data.items() if k not in (Y, SAMPLE_WEIGHT)}
         y = np.asarray(data[Y])
         folds = _worker_folds(self, data.get(SAMPLE_WEIGHT))
