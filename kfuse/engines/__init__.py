@@ -18,8 +18,8 @@ predictions, the same, bit for bit, as a run in this process. Ray and Dask are o
 extras (`pip install "kfuse[ray]"`, `"kfuse[dask]"`), imported only when chosen.
 """
 
-from kfuse.engines.choice import Engine, active_engine
+from kfuse.engines.choice import Engine, active_engine, use
 from kfuse.engines.job import Job, JobError, shippable
 from kfuse.engines.run import run_jobs
 
-__all__ = ["Engine", "Job", "JobError", "active_engine", "run_jobs", "shippable"]
+__all__ = ["Engine", "Job", "JobError", "active_engine", "run_jobs", "shippable", "use"]
