@@ -127,7 +127,7 @@ def main():
     base = results[0][2]
     print(f"\nMNIST-1D, {len(Y)} rows, epochs {EPOCHS}, batch {BATCH}, Stacker(cv={FOLDS}, refit=True): "
           f"{3 * (FOLDS + 1)} fits; {os.cpu_count()} cores")
-    print(f"| engine | start s | fit s | vs n_jobs=1 | test acc | same predictions | jobs | s per job (in worker) | engine wall s | shipping + pool s |")
+    print("| engine | start s | fit s | vs n_jobs=1 | test acc | same predictions | jobs | s per job (in worker) | engine wall s | shipping + pool s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, started, seconds, accuracy, same, stats in results:
         per_job = f"{stats['jobs'] / stats['count']:.2f}" if stats else "-"

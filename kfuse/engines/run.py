@@ -7,7 +7,6 @@ import uuid
 from kfuse.engines.backends import BACKENDS
 from kfuse.engines.job import Done, Failure, JobError, on_worker, shippable
 
-
 #: the seconds of the last `run_jobs` in this process (`jobs`, `wall`, `start`, `count`): the
 #: per-job cost and the engine's overhead, for benchmarks and the scaling model
 LAST_RUN = {}

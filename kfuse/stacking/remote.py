@@ -10,8 +10,8 @@ import numpy as np
 
 from kfuse import engines
 from kfuse.engines.job import Job
-from kfuse.stacking import base_training as bt
 from kfuse.stacking import base_folds
+from kfuse.stacking import base_training as bt
 from kfuse.utils.quiet import quiet_tensorflow
 
 Y, SAMPLE_WEIGHT = "__kfuse_y", "__kfuse_sample_weight"  # beside the inputs in the shipped data

@@ -125,3 +125,23 @@ def failing_stacker():
 
 FAILED = (r"Stacker: training branch 'fragile' \(fold [12]\) failed on worker [^:]+:\d+: "
           r"(?s:.*)this layer cannot train")
+
+
+def fit_with_a_worker_killed(tmp_path, engine):
+    """(result on `engine` with the first worker killed mid-fold, the same fit in this
+    process, the killed pid, every pid that ran a job on the engine)."""
+    import threading
+
+    x, y = data()
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "alone" / "go").touch()
+    expected = paused_stacker(tmp_path / "alone").fit({"x": x}, y).predict_proba({"x": x})
+    folder = tmp_path / "engine"
+    folder.mkdir()
+    killed = []
+    killer = threading.Thread(target=lambda: killed.append(kill_first_worker(str(folder))))
+    killer.start()
+    with engine():
+        got = paused_stacker(folder).fit({"x": x}, y).predict_proba({"x": x})
+    killer.join()
+    return got, expected, killed[0] if killed else None, {int(f.name[:-4]) for f in folder.glob("*.pid")}

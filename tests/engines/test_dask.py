@@ -2,7 +2,6 @@
 sequential results bit for bit, a killed worker's job rescheduled, failures named with the
 others cancelled, GPUs declared as a worker resource, an unreachable cluster named."""
 
-import threading
 import time
 
 import joblib
@@ -40,22 +39,11 @@ def test_stacker_bagging_and_voting_on_dask_are_the_sequential_ones(client):
 
 
 def test_a_worker_killed_mid_fold_is_rescheduled_with_the_same_result(client, tmp_path):
-    x, y = helpers.data()
-    (tmp_path / "alone").mkdir()
-    (tmp_path / "alone" / "go").touch()
-    expected = helpers.paused_stacker(tmp_path / "alone").fit({"x": x}, y).predict_proba({"x": x})
-    folder = tmp_path / "dask"
-    folder.mkdir()
-    killed = []
-    killer = threading.Thread(target=lambda: killed.append(helpers.kill_first_worker(str(folder))))
-    killer.start()
-    with on_dask(client):
-        got = helpers.paused_stacker(folder).fit({"x": x}, y).predict_proba({"x": x})
-    killer.join()
-    pids = {int(f.name[:-4]) for f in folder.glob("*.pid")}
-    assert killed and killed[0] in pids and len(pids) >= 2  # the killed job ran again elsewhere
+    got, expected, killed, pids = helpers.fit_with_a_worker_killed(tmp_path, lambda: on_dask(client))
+    assert killed in pids and len(pids) >= 2  # the killed job ran again in another process
     assert np.array_equal(got, expected)
     client.wait_for_workers(2, timeout=120)  # the nanny restarted the killed worker
+
 
 
 def test_a_failing_job_names_branch_fold_and_worker_and_the_rest_are_cancelled(client):

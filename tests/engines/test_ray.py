@@ -2,7 +2,7 @@
 killed worker's job retried, failures named with the others cancelled, GPUs declared."""
 
 import os
-import threading
+import time
 
 import joblib
 import numpy as np
@@ -41,21 +41,10 @@ def test_stacker_bagging_and_voting_on_ray_are_the_sequential_ones(cluster):
 
 
 def test_a_worker_killed_mid_fold_is_retried_with_the_same_result(cluster, tmp_path):
-    x, y = helpers.data()
-    (tmp_path / "alone").mkdir()
-    (tmp_path / "alone" / "go").touch()
-    expected = helpers.paused_stacker(tmp_path / "alone").fit({"x": x}, y).predict_proba({"x": x})
-    folder = tmp_path / "ray"
-    folder.mkdir()
-    killer = threading.Thread(target=lambda: killed.append(helpers.kill_first_worker(str(folder))))
-    killed = []
-    killer.start()
-    with on_ray():
-        got = helpers.paused_stacker(folder).fit({"x": x}, y).predict_proba({"x": x})
-    killer.join()
-    pids = {int(f.name[:-4]) for f in folder.glob("*.pid")}
-    assert killed and killed[0] in pids and len(pids) >= 2  # the killed job ran again elsewhere
+    got, expected, killed, pids = helpers.fit_with_a_worker_killed(tmp_path, on_ray)
+    assert killed in pids and len(pids) >= 2  # the killed job ran again in another process
     assert np.array_equal(got, expected)
+
 
 
 def test_a_failing_job_names_branch_fold_and_worker_and_the_rest_are_cancelled(cluster):
@@ -66,7 +55,7 @@ def test_a_failing_job_names_branch_fold_and_worker_and_the_rest_are_cancelled(c
     for _ in range(200):
         if ray.available_resources().get("CPU", 0) == 2:
             break
-        threading.Event().wait(0.1)
+        time.sleep(0.1)
     assert ray.available_resources().get("CPU", 0) == 2
 
 
