@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import keras
 
@@ -54,7 +54,6 @@ class Done:
     result: object
     worker: str
     seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 class JobError(RuntimeError):
@@ -99,8 +98,9 @@ def own_python_random():
 
 
 def prepare_worker():
-    """Once per worker process: TensorFlow allocates GPU memory as it needs it (several jobs
-    may share a GPU) and runs deterministic ops (so a job gives what it gives in the driver)."""
+    """In a worker, before a job: the job thread draws Python random numbers from a generator
+    of its own (`own_python_random`), and, once per process, TensorFlow allocates GPU memory
+    as it needs it (several jobs of a worker, or workers, may share a GPU)."""
     if getattr(_JOBS, "rng", None) is None:
         _JOBS.rng = random.Random()
     if _READY:
