@@ -21,6 +21,7 @@ FLOORS = {
     "kfuse.distribute.strategy": 2,
     "kfuse.distribute.mwms_compat": 2,
     "kfuse.trainers": 3,
+    "kfuse.engines": 3,  # independent fits on processes, Ray, Dask (issue 36)
     "kfuse.models": 4,
     "kfuse.ensemble": 5,
     "kfuse.stacking": 5,

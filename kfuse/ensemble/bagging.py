@@ -4,7 +4,8 @@ import warnings
 
 import numpy as np
 
-from kfuse.ensemble import base
+from kfuse import engines
+from kfuse.ensemble import base, remote
 from kfuse.ensemble.assemble import weighted_graph
 from kfuse.ensemble.conventions import Ensemble
 from kfuse.trainers import members as members_training
@@ -149,6 +150,14 @@ class BaggingClassifier(Ensemble):
             trained[i] = model
             bar.update(len(trained))
 
+        engine = engines.active_engine(who)  # processes, Ray, Dask: joblib.parallel_config
+        if engine is not None:
+            for i in range(len(samples)):
+                if store.has(base.member(i)):
+                    trained[i], _ = base.load_member(store, i)
+                    bar.update(len(trained))
+            remote.fit_members(self, specs, samples, x, target, store, done, engine, settings)
+            return [trained[i] for i in range(len(samples))]
         queue = MemberQueue(done)
         for i, rows in enumerate(samples):
             if store.has(base.member(i)):

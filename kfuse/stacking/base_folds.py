@@ -13,6 +13,7 @@ import dataclasses
 import keras
 import numpy as np
 
+from kfuse import engines
 from kfuse.branches.branch import Branch
 from kfuse.stacking import base_training as bt
 from kfuse.stacking.averaging import fold_average_model
@@ -95,27 +96,34 @@ class BaseFolds:
                     self._advance("fold", k + 1)
                 else:
                     jobs.append(_Job(b, fold_seed(self.seed, k, i), train_rows, k, test_rows))
-        group = side_by_side.group_size() if self.n_jobs == 1 and self.strategy is None else 1
-        if refit and (self.n_jobs > 1 or group > 1):
+        # an engine picked with joblib.parallel_config (processes, Ray, Dask): `kfuse.engines`
+        engine = engines.active_engine("Stacker") if self.strategy is None else None
+        group = side_by_side.group_size() if self.n_jobs == 1 and self.strategy is None and engine is None else 1
+        if refit and (self.n_jobs > 1 or group > 1 or engine is not None):
             jobs += [_Job(b, fold_seed(self.seed, 10_000, i)) for i, b in enumerate(self.trained)
                      if not self.store.has_refit(b.name)]
 
-        def done(fit_job, model):
-            job = fit_job.tag
+        def finish(job, model, held=None):  # held: (meta-features, score) computed by an engine's worker
             self._give_back(job)
             if job.fold is None:
                 self.store.save_refit(job.branch.name, model)
                 self._refits[job.branch.name] = model
                 return
-            feats, fold_score = self._held_out(job.branch, model, arrays, y, job.test_rows)
+            feats, fold_score = held or self._held_out(job.branch, model, arrays, y, job.test_rows)
             self.store.save_fold(job.fold, job.branch.name, model, feats, fold_score)
             finished[(job.fold, job.branch.name)] = (model if keep_fold_models else None, feats, fold_score)
             self._advance("fold", job.fold + 1)
 
+        if engine is not None:
+            from kfuse.stacking import remote
+
+            remote.run_on_engine(self, jobs, arrays, y, finish, engine, keep_fold_models)
+            return self._out_of_fold(plan, finished, len(y), keep_fold_models)
         if group > 1:  # base after base, as `SideBySide` pairs them (one set of workers at a time)
             order = {b.name: i for i, b in enumerate(self.trained)}
             jobs.sort(key=lambda job: order[job.branch.name])
-        scheduler = Scheduler(done, self._fit, n_jobs=self.n_jobs, group=group, failed=_failed,
+        scheduler = Scheduler(lambda fit_job, model: finish(fit_job.tag, model), self._fit, n_jobs=self.n_jobs,
+                              group=group, failed=_failed,
                               make_worker=lambda fit_job: self._worker_maker(fit_job.tag.branch))
         run_all((self._prepare(job, arrays, y, group) for job in jobs), scheduler)
         return self._out_of_fold(plan, finished, len(y), keep_fold_models)
