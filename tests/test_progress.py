@@ -47,8 +47,13 @@ def test_the_helper_is_a_keras_progbar_silent_at_zero(capfd):
 
 @pytest.mark.parametrize("verbose", [1, 0])
 def test_stacker(verbose, capfd):
-    stacker = kfuse.Stacker([kfuse.Branch(net(), name="a", fit={"epochs": 1})], head=2, cv=2,
-                            verbose=verbose, meta_fit={"epochs": 1})
+    stacker = kfuse.Stacker(
+        [kfuse.Branch(net(), name="a", fit={"epochs": 1})],
+        head=2,
+        cv=2,
+        verbose=verbose,
+        meta_fit={"epochs": 1},
+    )
     stacker.fit({"x": X}, Y)
     out = capfd.readouterr().out
     assert shown(out, 3, "fit") if verbose else out == ""  # 2 folds + the refit
@@ -56,8 +61,9 @@ def test_stacker(verbose, capfd):
 
 @pytest.mark.parametrize("verbose", [1, 0])
 def test_ensemble(verbose, capfd):
-    BaggingClassifier(net, n_estimators=2, fit_params={"epochs": 1}, random_state=0,
-                      verbose=verbose).fit(X, Y)
+    BaggingClassifier(
+        net, n_estimators=2, fit_params={"epochs": 1}, random_state=0, verbose=verbose
+    ).fit(X, Y)
     out = capfd.readouterr().out
     assert shown(out, 2, "member") if verbose else out == ""
 
@@ -77,17 +83,23 @@ def test_merge_to_file(saved, tmp_path, verbose, capfd):
     assert shown(out, 4, "tensor") if verbose else out == ""  # two kernels, two biases
     merged = keras.saving.load_model(out_path)
     a, b = (keras.saving.load_model(p) for p in saved)
-    np.testing.assert_allclose(merged.get_weights()[0], (a.get_weights()[0] + b.get_weights()[0]) / 2, atol=1e-6)
+    np.testing.assert_allclose(
+        merged.get_weights()[0], (a.get_weights()[0] + b.get_weights()[0]) / 2, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("quiet", [False, True])
 def test_kfuse_merge_command(saved, tmp_path, quiet, capfd):
     config = tmp_path / "merge.yaml"
-    config.write_text(f"merge_method: linear\nmodels: [{saved[0]}, {saved[1]}]\noutput: out.keras\n")
+    config.write_text(
+        f"merge_method: linear\nmodels: [{saved[0]}, {saved[1]}]\noutput: out.keras\n"
+    )
     assert main(["merge", str(config)] + (["--quiet"] if quiet else [])) == 0
     out = capfd.readouterr().out
     assert "kfuse merge: wrote" in out
-    assert (not shown(out, 4, "tensor") and out.count("\n") == 1) if quiet else shown(out, 4, "tensor")
+    assert (
+        (not shown(out, 4, "tensor") and out.count("\n") == 1) if quiet else shown(out, 4, "tensor")
+    )
     assert os.path.exists(tmp_path / "out.keras")
 
 
@@ -95,8 +107,14 @@ def test_kfuse_merge_command(saved, tmp_path, quiet, capfd):
 def test_tuner(verbose, tmp_path, capfd):
     branches = [kfuse.Branch(net(i), name=n, output="probabilities") for i, n in enumerate("ab")]
     hypermodel = FusionHyperModel(branches, head=2, fusions=["average"])
-    tuner = make_tuner(hypermodel, "random", max_trials=2, verbose=verbose,
-                       directory=str(tmp_path), project_name="p")
+    tuner = make_tuner(
+        hypermodel,
+        "random",
+        max_trials=2,
+        verbose=verbose,
+        directory=str(tmp_path),
+        project_name="p",
+    )
     tuner.search({"x": X}, Y, epochs=1, validation_split=0.25, verbose=0)
     out = capfd.readouterr().out
     assert shown(out, 2, "trial") if verbose else out == ""

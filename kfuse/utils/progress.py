@@ -21,5 +21,6 @@ import keras
 def progress_bar(total, verbose, unit_name="step", stateful_metrics=None):
     """A `keras.utils.Progbar` over `total` steps (None: an unknown total), shown when `verbose`."""
     total = None if total is None else max(int(total), 1)
-    return keras.utils.Progbar(total, verbose=int(verbose or 0), unit_name=unit_name,
-                               stateful_metrics=stateful_metrics)
+    return keras.utils.Progbar(
+        total, verbose=int(verbose or 0), unit_name=unit_name, stateful_metrics=stateful_metrics
+    )
