@@ -70,3 +70,28 @@ def test_home_and_api_pages_render_in_chromium(site, tmp_path):
         pixels = matplotlib.image.imread(png)
         assert pixels.std() > 0.01, f"{label}: blank screenshot {png}"
         print(f"{label} screenshot: {png}")
+
+
+def test_the_api_reference_has_one_page_per_package():
+    """Every package under kfuse/ (and each loose public module) has its reference page, in the
+    nav, and every `::: name` on the reference pages imports (a stale path after a move fails here
+    before the slow site build)."""
+    import importlib
+    import re
+
+    import yaml
+
+    packages = sorted(name for name in os.listdir(os.path.join(ROOT, "kfuse"))
+                      if os.path.exists(os.path.join(ROOT, "kfuse", name, "__init__.py")))
+    reference = os.path.join(ROOT, "docs", "reference")
+    with open(os.path.join(ROOT, "mkdocs.yml"), encoding="utf-8") as handle:
+        nav = yaml.load(handle, Loader=yaml.BaseLoader)["nav"]
+    api = next(item["API reference"] for item in nav if "API reference" in item)
+    pages = {page for entry in api for page in entry.values()}
+    for name in packages + ["inputs"]:
+        assert f"reference/{name}.md" in pages, f"kfuse.{name} has no page in the nav's API reference"
+        text = _read(os.path.join(reference, f"{name}.md"))
+        assert f"::: kfuse.{name}\n" in text, f"docs/reference/{name}.md does not document kfuse.{name}"
+    for page in os.listdir(reference):
+        for target in re.findall(r"^::: ([\w.]+)", _read(os.path.join(reference, page)), re.M):
+            importlib.import_module(target)  # ModuleNotFoundError names the stale path

@@ -13,7 +13,7 @@ import os
 
 def add_arguments(parser):
     parser.add_argument("config", help="YAML file (see examples/tune_mnist1d.yaml)")
-    parser.add_argument("--quiet", action="store_true", help="print only the final summary")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar over the trials; print only the final summary")
 
 
 def run(args):
@@ -49,7 +49,7 @@ def tune(config, verbose=1):
     hypermodel = FusionHyperModel(branches, head=head, **config["space"])
     tuner_config = dict(config["tuner"])
     kind = tuner_config.pop("type")
-    tuner = make_tuner(hypermodel, kind, **tuner_config)
+    tuner = make_tuner(hypermodel, kind, verbose=verbose, **tuner_config)
     fit = dict(config["fit"])
     if validation is not None:
         fit.pop("validation_split", None)

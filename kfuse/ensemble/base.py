@@ -30,6 +30,7 @@ from kfuse.utils.fingerprints import compiled_hash, data_digest
 from kfuse.utils.jsonable import jsonable as _jsonable
 from kfuse.utils.optimizers import copy_optimizer
 from kfuse.utils.outputs import to_probabilities
+from kfuse.utils.progress import progress_bar
 from kfuse.utils.run_store import RunStore
 
 try:
@@ -309,7 +310,7 @@ class BaseEnsemble:
         return claims.enter_context(RunStore(self.work_dir, fingerprint, self._who()))
 
     def _progress(self, total):
-        return keras.utils.Progbar(max(int(total), 1), verbose=1 if self.verbose else 0, unit_name="member")
+        return progress_bar(total, 1 if self.verbose else 0, unit_name="member")
 
     def _seed(self, index):
         base = 0 if self.random_state is None else int(self.random_state)

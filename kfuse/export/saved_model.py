@@ -146,7 +146,7 @@ def export_saved_model(
         merge_lora (bool): serve a copy of the model whose LoRA branches (`Branch(lora_rank=)`)
             have each adapter's update folded into its base kernel: the same outputs, no
             LoRA variables, no extra matmuls (`kfuse.branches.lora.merged_copy`).
-        raw_images: a branch over a KerasHub image Task whose preprocessor has an image
+        raw_images (bool): a branch over a KerasHub image Task whose preprocessor has an image
             converter is served on raw images: its input is replaced by `<branch>_images`
             (uint8, any height and width), resized and rescaled inside the SavedModel by
             the Task's preprocessor. False keeps the preprocessed image input.

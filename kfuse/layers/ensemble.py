@@ -85,8 +85,8 @@ class ProbabilityLogits(keras.layers.Layer):
     graph hands out logits, as a classification head does.
 
     Args:
-        activation: "softmax" or "sigmoid" (the head's).
-        epsilon: the clip, default 1e-7.
+        activation (str): "softmax" or "sigmoid" (the head's).
+        epsilon (float): the clip, default 1e-7.
 
     Example:
 

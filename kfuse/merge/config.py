@@ -151,10 +151,11 @@ def _place(message, places):
     return places["merge_method"]
 
 
-def run_config(path, output=None, overwrite=False):
+def run_config(path, output=None, overwrite=False, verbose=0):
     """Merge as ``path`` says into the ``.keras`` file (``merge_to_file``: one tensor per input
     in memory; the file is complete or absent); returns the output path. An existing output
     is replaced only with ``overwrite=True``; an output that is one of the inputs never.
+    ``verbose=1`` shows a progress bar over the merged tensors (weight-only methods).
 
     Example:
 
@@ -187,7 +188,7 @@ def run_config(path, output=None, overwrite=False):
             return merge_data_to_file(config, output, overwrite=overwrite)
         merge_to_file(config["models"], config["method"], output, base=config["base"],
                       model_parameters=config["model_parameters"], dtype=config["dtype"],
-                      overwrite=overwrite, **config["parameters"])
+                      overwrite=overwrite, verbose=verbose, **config["parameters"])
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
         message = str(e).replace("overwrite=True (kfuse merge: --force)", "--force")
         raise ConfigError(f"{_place(message, config['places'])}: {message}") from None

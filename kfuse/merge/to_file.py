@@ -18,6 +18,8 @@ import h5py
 import keras
 import numpy as np
 
+from kfuse.utils.progress import progress_bar
+
 from .api import first_model, merged_tensor, open_sources, prepare, warn_unrepaired
 from .atomic import atomic_output, check_output
 from .checks import weight_specs
@@ -71,7 +73,7 @@ def _write_weights(reference, target, merged_of):
 
 def merge_to_file(models, method, output, base=None, *, model_parameters=None,
                   dtype="float32", repair_data=None, batch_size=256, overwrite=False,
-                  **parameters):
+                  verbose=0, **parameters):
     """Merge ``.keras`` files into the ``.keras`` file ``output``; returns its path.
 
     Arguments as ``merge``, but every input (and ``base``) is a ``.keras`` path, and the
@@ -81,7 +83,8 @@ def merge_to_file(models, method, output, base=None, *, model_parameters=None,
     be one of the inputs, and an existing ``output`` is replaced only with
     ``overwrite=True``. Equal to ``merge(...).save(output)``, in the memory
     of one tensor per input. With ``repair_data`` the merged file is loaded once to
-    recompute its BatchNorm statistics (that step holds one model).
+    recompute its BatchNorm statistics (that step holds one model). ``verbose=1`` shows a
+    progress bar over the merged tensors (``kfuse.utils.progress``); 0 (the default) is silent.
 
     Example:
 
@@ -114,9 +117,15 @@ def merge_to_file(models, method, output, base=None, *, model_parameters=None,
     spec_of = {dataset: spec for spec, dataset in zip(specs, layout, strict=True) if dataset}
     with atomic_output(output) as tmp:
         with open_sources(models, base, specs, layout, first_name) as (sources, base_source):
-            _write_archive(str(first), tmp, spec_of, lambda spec: merged_tensor(
-                spec, method, sources, base_source, model_parameters, parameters,
-                np.dtype(dtype)))
+            bar = progress_bar(len(spec_of), verbose, unit_name="tensor")
+
+            def merge_one(spec):
+                merged = merged_tensor(spec, method, sources, base_source, model_parameters,
+                                       parameters, np.dtype(dtype))
+                bar.add(1)
+                return merged
+
+            _write_archive(str(first), tmp, spec_of, merge_one)
         if any(s.kind == "bn_stat" for s in specs):
             if repair_data is not None:
                 from .batchnorm import repair_batchnorm

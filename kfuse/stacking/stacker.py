@@ -26,6 +26,7 @@ from kfuse.stacking.folds import resolve_cv
 from kfuse.stacking.levels import LevelTwo
 from kfuse.stacking.settings import TopSettings, check_meta_fit, default_head, resolve_method
 from kfuse.trainers.threads import resolve_n_jobs
+from kfuse.utils.progress import progress_bar
 from kfuse.utils.quiet import quiet_tensorflow
 
 
@@ -319,9 +320,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         `oof_predictions_` and `cv_scores_`."""
         store = claims.enter_context(WorkDir(self.work_dir, self._fingerprint(plan, data)))
         steps = len(trained) * (plan.n_splits + (1 if self.refit else 0))
-        progress = keras.utils.Progbar(
-            max(steps, 1), verbose=self.verbose, unit_name="fit", stateful_metrics=["fold", "refit"]
-        )
+        progress = progress_bar(steps, self.verbose, unit_name="fit", stateful_metrics=["fold", "refit"])
         folds = BaseFolds(trained, self.methods_, self.head_, data.shapes, store, self.seed_,
                           self.strategy_, data.sample_weight, progress, resolve_n_jobs(self.n_jobs))
         oof, fold_models, scores = folds.run(plan, data.arrays, data.y, keep_fold_models=not self.refit,

@@ -1,9 +1,11 @@
 """`make_tuner`: a KerasTuner tuner over a `FusionHyperModel`, its objective checked first,
-its first trial the space's defaults."""
+its first trial the space's defaults, a progress bar over its trials."""
 
 import gc
 
 import keras_tuner
+
+from kfuse.utils.progress import progress_bar
 
 
 class _FrozenHeap:
@@ -48,22 +50,44 @@ class _DefaultsFirst:
         super().on_trial_begin(trial)
 
 
-class RandomSearch(_FrozenHeap, _DefaultsFirst, keras_tuner.RandomSearch):
+class _TrialBar:
+    """A progress bar over the search's trials (`kfuse.utils.progress`), shown when the tuner
+    was made with `make_tuner(..., verbose=1)`; independent of `search(verbose=...)`, which
+    drives KerasTuner's own per-trial display and the fits' output. Its total is the oracle's
+    `max_trials` (unknown for Hyperband)."""
+
+    progress_verbose = 0
+
+    def search(self, *args, **kwargs):
+        total = getattr(self.oracle, "max_trials", None)
+        self._trial_bar = progress_bar(total, self.progress_verbose, unit_name="trial")
+        done = len(self.oracle.trials)  # a resumed search (overwrite=False) counts its trials
+        if done:
+            self._trial_bar.update(done)
+        return super().search(*args, **kwargs)
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        self._trial_bar.add(1)
+
+
+class RandomSearch(_TrialBar, _FrozenHeap, _DefaultsFirst, keras_tuner.RandomSearch):
     """`keras_tuner.RandomSearch`: the first trial runs the defaults; garbage collections skip the old heap."""
 
 
-class BayesianOptimization(_FrozenHeap, _DefaultsFirst, keras_tuner.BayesianOptimization):
+class BayesianOptimization(_TrialBar, _FrozenHeap, _DefaultsFirst, keras_tuner.BayesianOptimization):
     """`keras_tuner.BayesianOptimization`: the first trial runs the defaults; collections skip the old heap."""
 
 
-class Hyperband(_FrozenHeap, _DefaultsFirst, keras_tuner.Hyperband):
+class Hyperband(_TrialBar, _FrozenHeap, _DefaultsFirst, keras_tuner.Hyperband):
     """`keras_tuner.Hyperband`: the first trial runs the defaults; collections skip the old heap."""
 
 
 TUNERS = {"random": RandomSearch, "bayesian": BayesianOptimization, "hyperband": Hyperband}
 
 
-def make_tuner(hypermodel, kind="random", objective="val_accuracy", max_trials=10, max_epochs=3, **kwargs):
+def make_tuner(hypermodel, kind="random", objective="val_accuracy", max_trials=10, max_epochs=3, verbose=0,
+               **kwargs):
     """A RandomSearch, BayesianOptimization or Hyperband tuner over `hypermodel`.
 
     Its first trial runs the space's default values (`FusionHyperModel`'s warm-startable
@@ -76,6 +100,8 @@ def make_tuner(hypermodel, kind="random", objective="val_accuracy", max_trials=1
         objective (str): a compiled metric name (checked now, not after the first trial).
         max_trials (int): the trial budget (random, bayesian).
         max_epochs (int): the most epochs one model trains (hyperband).
+        verbose (int): 1 shows a progress bar over the trials; 0 (the default) is silent.
+            `tuner.search(..., verbose=...)` still sets KerasTuner's display and the fits' output.
         **kwargs (Any): passed to the tuner (directory, project_name, seed, overwrite, ...).
 
     Example:
@@ -96,5 +122,8 @@ def make_tuner(hypermodel, kind="random", objective="val_accuracy", max_trials=1
         raise ValueError(f"Unknown tuner {kind!r}; choose one of {sorted(TUNERS)}")
     hypermodel.check_objective(objective)
     if kind == "hyperband":
-        return TUNERS[kind](hypermodel, objective=objective, max_epochs=max_epochs, **kwargs)
-    return TUNERS[kind](hypermodel, objective=objective, max_trials=max_trials, **kwargs)
+        tuner = TUNERS[kind](hypermodel, objective=objective, max_epochs=max_epochs, **kwargs)
+    else:
+        tuner = TUNERS[kind](hypermodel, objective=objective, max_trials=max_trials, **kwargs)
+    tuner.progress_verbose = int(verbose or 0)
+    return tuner

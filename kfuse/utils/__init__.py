@@ -1,2 +1,3 @@
 """Small helpers with no kfuse imports above them: backend checks, the console, JSON-ready
-settings, YAML with line marks, names, fingerprints and the one run store of every `work_dir`."""
+settings, YAML with line marks, names, fingerprints, the one run store of every `work_dir`
+and the one progress bar of long jobs."""

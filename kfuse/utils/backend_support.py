@@ -34,10 +34,10 @@ def require(capability, backends, instead, needs_tensorflow=False):
     """Raise `BackendError` unless `capability` runs on this process's Keras backend.
 
     Args:
-        capability: what the user called, e.g. "kfuse.export.export_saved_model".
-        backends: the Keras backends it runs on.
-        instead: one sentence: what to use on the other backends.
-        needs_tensorflow: it also needs the `tensorflow` package importable.
+        capability (str): what the user called, e.g. "kfuse.export.export_saved_model".
+        backends (tuple[str, ...]): the Keras backends it runs on.
+        instead (str): one sentence: what to use on the other backends.
+        needs_tensorflow (bool): it also needs the `tensorflow` package importable.
     """
     backend = keras.backend.backend()
     if backend not in backends:
