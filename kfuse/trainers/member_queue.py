@@ -59,7 +59,8 @@ class MemberQueue:
         self.done = done
         self.group = side_by_side.group_size() if group is None else int(group)
         self.pool = FitPool()
-        self._scheduler = Scheduler(lambda job, _: done(job.tag, job.model), group=self.group,
+        # `self.done` read when a job finishes: an engine's worker re-points it per job
+        self._scheduler = Scheduler(lambda job, _: self.done(job.tag, job.model), group=self.group,
                                     make_worker=_worker_maker)
 
     def add(self, index, key, model, x, y, settings):

@@ -61,7 +61,9 @@ class _TrialBar:
     def search(self, *args, **kwargs):
         total = getattr(self.oracle, "max_trials", None)
         self._trial_bar = progress_bar(total, self.progress_verbose, unit_name="trial")
-        done = len(self.oracle.trials)  # a resumed search (overwrite=False) counts its trials
+        # a resumed search (overwrite=False) counts its trials; a distributed worker's oracle is
+        # KerasTuner's OracleClient, which holds no trials (AttributeError: counted as none)
+        done = len(getattr(self.oracle, "trials", None) or {})
         if done:
             self._trial_bar.update(done)
         return super().search(*args, **kwargs)
