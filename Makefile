@@ -45,8 +45,12 @@ setup: $(STAMP) $(EXTRAS_STAMP)
 demo: setup
 	$(VENV)/bin/kfuse demo
 
+# two pytest workers (pytest-xdist, a test file per worker) for everything but the tests that
+# start local Ray / Dask clusters, which then run on their own with the scale-out notebook
 test: setup
-	KFUSE_QUICK=1 $(PY) -m pytest -q --durations=15 tests --nbmake notebooks
+	KFUSE_QUICK=1 $(PY) -m pytest -q -n 2 --dist loadfile --durations=15 -m "not clusters" tests --nbmake notebooks --ignore=notebooks/14_scale_out.ipynb
+	KFUSE_QUICK=1 $(PY) -m pytest -q --durations=5 -m clusters tests
+	KFUSE_QUICK=1 $(PY) -m pytest -q --nbmake notebooks/14_scale_out.ipynb
 	KERAS_BACKEND=jax $(PY) -m pytest -q tests/layers
 	KFUSE_QUICK=1 KERAS_BACKEND=jax $(PY) -m pytest -q tests/backends
 	KFUSE_QUICK=1 KERAS_BACKEND=torch $(PY) -m pytest -q tests/backends

@@ -47,3 +47,15 @@ def side_by_side_calls(monkeypatch):
 
     monkeypatch.setattr(side_by_side.SideBySide, "fit", counted)
     return calls
+
+
+# Tests that start a local Ray or Dask cluster (or the engines' worker processes) run in the
+# suite's serial pass: two clusters started at once by the parallel pass's workers would share
+# the 2 cores and Ray's session directory (`make test` runs `-m clusters` on its own).
+CLUSTER_TESTS = ("tests/engines/", "tests/distribute/test_ray.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(part in item.nodeid for part in CLUSTER_TESTS):
+            item.add_marker(pytest.mark.clusters)
