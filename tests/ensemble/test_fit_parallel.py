@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from kfuse.ensemble.base import fit_parallel
+from kfuse.trainers.members import fit_parallel
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(64, 5)).astype("float32")
