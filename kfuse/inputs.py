@@ -38,6 +38,8 @@ except ValueError as error:
 
 import numpy as np
 
+from kfuse.utils.tf_data import read_dataset  # also kfuse.inputs.read_dataset, as before
+
 #: how many bad row indices an error lists
 SHOW_ROWS = 5
 
@@ -324,40 +326,6 @@ def check_dataset_finite(dataset, names, where="kfuse", allow_nonfinite=False):
             labels = element[1]
             labels = {k: as_numpy(v) for k, v in labels.items()} if isinstance(labels, dict) else as_numpy(labels)
             check_finite_labels(labels, f"{where} (first batch of the tf.data.Dataset)")
-
-
-def read_dataset(dataset, where="kfuse", need_labels=True):
-    """A `tf.data.Dataset` of x, (x, y) or (x, y, sample_weight), batched or not, as numpy.
-
-    Returns (x, y, sample_weight); y and sample_weight are None where the dataset has none.
-    """
-    spec = dataset.element_spec
-    pairs = isinstance(spec, tuple) and len(spec) >= 2
-    if need_labels and not pairs:
-        raise ValueError(f"{where}: a tf.data.Dataset must yield (x, y) pairs; received elements {spec}")
-    first = spec[0] if pairs else spec
-    probe = next(iter(first.values())) if isinstance(first, dict) else (first[0] if isinstance(first, (list, tuple)) else first)
-    batched = len(probe.shape) > 0 and probe.shape[0] is None
-    parts = []
-    for element in dataset.as_numpy_iterator():
-        parts.append(element if pairs else (element,))
-    if not parts:
-        raise ValueError(f"{where}: the tf.data.Dataset is empty (no elements)")
-    join = np.concatenate if batched else np.stack
-
-    def gather(index):
-        values = [p[index] for p in parts]
-        if isinstance(values[0], dict):
-            return {k: join([v[k] for v in values]) for k in values[0]}
-        if isinstance(values[0], (list, tuple)):
-            return tuple(join([v[i] for v in values]) for i in range(len(values[0])))
-        return join(values)
-
-    width = len(parts[0])
-    x = gather(0)
-    y = gather(1) if width > 1 else None
-    weights = gather(2) if width > 2 else None
-    return x, y, weights
 
 
 def arrays_and_labels(
