@@ -14,7 +14,8 @@
 import numpy as np
 from sklearn.metrics import accuracy_score, mean_absolute_error
 
-from kfuse.evaluation.predictions import fused_model, raw_tokenized, to_probabilities
+from kfuse.evaluation.predictions import to_probabilities
+from kfuse.evaluation.running import fused_model, raw_tokenized
 
 
 class Contributions:

@@ -7,7 +7,8 @@ from kfuse.evaluation import plots
 from kfuse.evaluation.contributions import contributions as branch_contributions
 from kfuse.evaluation.diversity import diversity as member_diversity
 from kfuse.evaluation.metrics import LOWER_IS_BETTER, per_class_scores, resolve_metrics, score_table
-from kfuse.evaluation.predictions import collect, fused_model
+from kfuse.evaluation.predictions import collect
+from kfuse.evaluation.running import fused_model
 from kfuse.evaluation.self_check import branch_drift, drift_notes
 from kfuse.evaluation.significance import significance as significance_table
 from kfuse.utils.quiet import quiet_tensorflow

@@ -10,7 +10,7 @@ says so instead of scoring a silently different model.
 import keras
 
 from kfuse.branches.branch import branch_base_differences
-from kfuse.evaluation.predictions import fused_model
+from kfuse.evaluation.running import fused_model
 from kfuse.inputs import is_dataset
 
 #: the largest branch-vs-base gap read as float noise
