@@ -1,8 +1,5 @@
 """`FusedModel`: the functional `keras.Model` that `kfuse.stack` returns."""
 
-import os
-import weakref
-
 import keras
 import numpy as np
 
@@ -11,17 +8,18 @@ from kfuse.branches.lora import apply_lora, has_lora, restart_zero_adapters
 from kfuse.branches.raw_inputs import tokenized
 from kfuse.distribute.strategy import entered_scope
 from kfuse.layers.heads import head_from_config
-from kfuse.trainers.epoch_loop import compile_top, fit_top
+from kfuse.models import branch_values
+from kfuse.models.branch_values import _PROBES  # noqa: F401 (the probes, read here as before)
+from kfuse.models.top_weights import (
+    TOP_WEIGHTS_MARK,  # noqa: F401 (importable here, as before)
+    is_top_weights,
+    save_top_weights,
+)
 from kfuse.trainers.predict_loop import predict_in_memory
 from kfuse.trainers.predict_loop import supports as predicts_in_memory
 
 #: the first kfuse version whose models hold `model.top`
 TOP_VERSION = "0.2.0"
-#: the attribute that marks a weights file of `save_top_weights` (the top alone)
-TOP_WEIGHTS_MARK = "kfuse_top_weights"
-#: model -> {branch names: the probe model of `branch_outputs`}, so its traced forward
-#: pass (`kfuse.trainers.predict_loop`) is reused by every later call (a hub backbone traces ~1 s)
-_PROBES = weakref.WeakKeyDictionary()
 
 
 def check_finite_weights(model, where):
@@ -175,22 +173,7 @@ class FusedModel(keras.Model):
         """Every branch's output on `x`, as a dict of branch name -> array (one pass); a
         branch with a NaN / inf output is refused by name and rows (`check_finite=False`:
         returned as they are)."""
-        names = self.branch_names if names is None else list(names)
-        probes = _PROBES.setdefault(self, {})
-        probe = probes.get(tuple(names))
-        if probe is None:
-            probe = keras.Model(self.input, [self.branch_tensor(n) for n in names])
-            probes[tuple(names)] = probe
-        x = self.as_inputs(x)
-        if getattr(self, "kfuse_strategy", None) is None and predicts_in_memory(probe, x, {}):
-            values = predict_in_memory(probe, x, batch_size=batch_size, verbose=verbose)
-        else:
-            values = probe.predict(x, batch_size=batch_size, verbose=verbose)
-        values = [values] if len(names) == 1 else values
-        values = {n: np.asarray(v) for n, v in zip(names, values, strict=True)}
-        if check_finite:
-            self._check_branch_values(values, f"Model '{self.name}'")
-        return values
+        return branch_values.branch_outputs(self, x, batch_size, verbose, names, check_finite)
 
     def top_data(self, branch_values, x=None, rows=None):
         """The dict `model.top` reads: branch outputs plus its raw inputs (from `x`)."""
@@ -215,45 +198,8 @@ class FusedModel(keras.Model):
         branches. `x` is what `fit` takes (arrays, a dict, or a `tf.data.Dataset` of
         (x, y) pairs); so is `validation_data`. Also takes `seed` (the shuffling order).
         """
-        trainable = [n for n in self.branch_names if self.branch(n).trainable]
-        if trainable:
-            raise ValueError(
-                f"fit_head trains on cached branch outputs, so every branch must be frozen; "
-                f"branches {trainable} are trainable. Use fit(), or Branch(..., trainable=False)."
-            )
-        if self.optimizer is None or not self.compiled:
-            raise ValueError(f"Model '{self.name}' is not compiled; compile it (or stack(compile=True)) first")
-        def features(data, labels, where):
-            weights, data = None, tokenized(self, data, where)  # hub Tasks' raw strings
-            if kinputs.is_dataset(data):
-                if labels is not None:
-                    raise ValueError(f"{where}: pass y inside the tf.data.Dataset, not as y=")
-                data, labels, weights = kinputs.read_dataset(data, where)
-            if self.kfuse_info.get("presence_input"):
-                data = self._with_presence(data, self.input_names)
-            arrays, labels, weights = kinputs.arrays_and_labels(
-                data, labels, self.input_names, where, allow_nonfinite, weights, self.name
-            )
-            kinputs.check_integral(arrays, self.input_dtypes, where)
-            self._check_labels(labels)
-            values = self.branch_outputs(arrays, batch_size=cache_batch_size,
-                                         check_finite=not allow_nonfinite)
-            return self.top_data(values, arrays), labels, weights
-
-        data, y, weights = features(x, y, f"Model '{self.name}'.fit_head")
-        if weights is not None:
-            kwargs["sample_weight"] = weights
-        if validation_data is not None:
-            if kinputs.is_dataset(validation_data):
-                vx, vy = validation_data, None
-            else:
-                vx, vy = validation_data[0], validation_data[1]
-            vdata, vy, _ = features(vx, vy, f"Model '{self.name}'.fit_head validation_data")
-            validation_data = (vdata, vy)
-        with self.strategy_scope():
-            top = compile_top(self.top, self, metrics=self.head.metrics() if self.head else None)
-        return fit_top(
-            top, data, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data, **kwargs
+        return branch_values.fit_head(
+            self, x, y, epochs, batch_size, validation_data, cache_batch_size, allow_nonfinite, **kwargs
         )
 
     # -- inputs and labels ------------------------------------------------------------
@@ -296,18 +242,6 @@ class FusedModel(keras.Model):
         for name in self.branch_names:
             if not self.branch(name).trainable:
                 check_finite_weights(self.branch(name), f"{where}: frozen branch '{name}'")
-
-    def _check_branch_values(self, values, where):
-        """Raise a ValueError naming the branch and rows whose outputs are NaN / inf."""
-        for name, value in values.items():
-            bad = kinputs.nonfinite_rows(value)
-            if bad.size:
-                shown = bad[: kinputs.SHOW_ROWS].tolist()
-                raise ValueError(
-                    f"{where}: branch '{name}' outputs NaN or infinite values on rows {shown}"
-                    f" ({bad.size} of {len(value)}) of finite inputs; the fused outputs would "
-                    "be NaN. Check that branch's weights and what it computes on those rows."
-                )
 
     def _with_presence(self, x, names):
         """Fill the "presence" input with ones (every branch present) when it is not given."""
@@ -381,19 +315,11 @@ class FusedModel(keras.Model):
         (into its top; its branches keep the weights they have). No optimizer state is
         written, as in a full checkpoint of a stack whose top trained on cached outputs.
         """
-        import h5py
-
-        path = str(filepath)
-        if not path.endswith(".weights.h5"):
-            raise ValueError(f"save_top_weights writes a '.weights.h5' file; received {path!r}")
-        plain = keras.Model(self.top.inputs, self.top.outputs, name=self.top.name)  # the layers, no optimizer
-        plain.save_weights(path, overwrite=overwrite)
-        with h5py.File(path, "a") as f:
-            f.attrs[TOP_WEIGHTS_MARK] = self.top.name
+        save_top_weights(self.top, filepath, overwrite)
 
     def load_weights(self, filepath, skip_mismatch=False, **kwargs):
         """`keras.Model.load_weights`; a file of `save_top_weights` goes into `model.top`."""
-        if _is_top_weights(filepath):
+        if is_top_weights(filepath):
             return self.top.load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
         return super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
 
@@ -417,17 +343,8 @@ class FusedModel(keras.Model):
         with self.strategy_scope():
             history = super().fit(x, y, *args, **kwargs)
         if not allow_nonfinite and isinstance(x, dict):
-            self._diagnose_nonfinite_loss(history, x, where)
+            branch_values.diagnose_nonfinite_loss(self, history, x, where)
         return history
-
-    def _diagnose_nonfinite_loss(self, history, x, where):
-        """After a fit whose loss went NaN / inf: name a frozen branch whose outputs are
-        NaN on the training rows (a trainable branch that diverged is the optimizer's)."""
-        losses = (getattr(history, "history", None) or {}).get("loss", [])
-        frozen = [n for n in self.branch_names if not self.branch(n).trainable]
-        if frozen and any(not np.isfinite(v) for v in losses):
-            values = self.branch_outputs(x, names=frozen, check_finite=False)
-            self._check_branch_values(values, f"{where} (the loss went NaN)")
 
     def evaluate(self, x=None, y=None, *args, allow_nonfinite=False, **kwargs):
         self._check_labels(y)
@@ -476,14 +393,3 @@ class FusedModel(keras.Model):
             if info.get("lora_rank"):
                 apply_lora(model.get_layer(info["name"]), info["lora_rank"], info["name"])
         return model
-
-
-def _is_top_weights(filepath):
-    """Whether `filepath` is a `.weights.h5` file that `FusedModel.save_top_weights` wrote."""
-    path = str(filepath)
-    if not path.endswith(".weights.h5") or not os.path.isfile(path):
-        return False
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        return TOP_WEIGHTS_MARK in f.attrs
