@@ -36,6 +36,16 @@ class _Job:
     test_rows: object = None
 
 
+@dataclasses.dataclass
+class BaseResult:
+    """What `Stacker._train_bases` hands on: `oof` (branch name -> out-of-fold
+    meta-features) and `finals` (branch name -> the frozen branch of a trained base in
+    the final graph: its refit, or the average of its fold models)."""
+
+    oof: dict
+    finals: dict
+
+
 def _failed(error, jobs):
     """``error`` naming the branch and the folds (or refit) its `FitJob`s were training."""
     jobs = [j.tag for j in jobs]

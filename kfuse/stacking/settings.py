@@ -7,6 +7,9 @@ import keras
 
 from kfuse.distribute.strategy import entered_scope
 from kfuse.layers.heads import Classification, get_head
+from kfuse.models.graph import check_branches
+from kfuse.stacking.base_training import check_fit_settings
+from kfuse.trainers.threads import resolve_n_jobs
 
 #: how the meta-learner and head train on the (cached) meta-features
 #: ("auto" batch size: rows // 16, between 16 and 256, so few rows still get many steps)
@@ -21,6 +24,43 @@ META_FIT_DEFAULTS = {
 #: L2 penalty of the default head when meta=None: a logistic regression on the features
 DEFAULT_L2 = 1e-4
 STACK_METHODS = ("auto", "predict_proba", "logits", "features", "raw")
+
+
+def resolve_arguments(branches, head, meta, levels, meta_fit, n_jobs, stack_method, refit):
+    """(branches, head, methods, meta_fit) checked from the `Stacker`'s arguments: a
+    clear error at construction for each bad one; nothing is stored."""
+    branches = check_branches(branches)
+    if head is None:
+        raise ValueError(
+            "Stacker needs head= (an int number of classes or a kfuse.layers.heads.* object)"
+        )
+    head = default_head(head, meta)
+    if levels not in (1, 2):
+        raise ValueError(f"Stacker: levels must be 1 or 2; received {levels!r}")
+    meta_fit = check_meta_fit(meta_fit)
+    resolve_n_jobs(n_jobs)
+    methods = {b.name: resolve_method(stack_method, b, head) for b in branches}
+    for b in branches:
+        check_fit_settings(b)
+        if b.trainable and methods[b.name] == "features":
+            raise ValueError(
+                f"Branch '{b.name}': stack_method='features' on a branch trained per fold "
+                "is refused: the fold models' hidden units do not share one space (with each "
+                f"other, nor with the refit model; refit={refit}). Use "
+                "stack_method='predict_proba' / 'logits', or freeze the branch (trainable=False)."
+            )
+    return branches, head, methods, meta_fit
+
+
+def check_prefit(branches):
+    """`cv="prefit"` uses the bases as they are: a branch that is a callable is refused."""
+    for b in branches:
+        if b.is_fresh:
+            raise ValueError(
+                f"Stacker(cv='prefit'): branch '{b.name}' is a callable, not a built "
+                "and trained keras.Model; prefit uses the bases as they are. Train it "
+                "first, or use cv=5."
+            )
 
 
 def default_head(head, meta):

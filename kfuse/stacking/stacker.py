@@ -3,7 +3,6 @@
 import contextlib
 import random
 import time
-from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -11,47 +10,23 @@ from sklearn.base import BaseEstimator
 
 from kfuse.branches.branch import Branch
 from kfuse.distribute.strategy import strategy_scope
-from kfuse.layers import FusionLayer
 from kfuse.models.fused import check_finite_weights
-from kfuse.models.graph import check_branches, stack
+from kfuse.models.graph import check_branches
 from kfuse.stacking import base_training as bt
 from kfuse.stacking import selection as select
-from kfuse.stacking.base_folds import BaseFolds, fold_seed
+from kfuse.stacking.base_folds import BaseFolds, BaseResult, fold_seed
 from kfuse.stacking.cache import cached_features, through_graph
 from kfuse.stacking.checkpoint import WorkDir
 from kfuse.stacking.data import input_names, read_data
 from kfuse.stacking.estimator import EstimatorOutputs, classes_of, resolve_seed
+from kfuse.stacking.final_graph import Graph, stack_final
 from kfuse.stacking.fingerprint import fingerprint
 from kfuse.stacking.folds import resolve_cv
 from kfuse.stacking.levels import LevelTwo
-from kfuse.stacking.settings import TopSettings, check_meta_fit, default_head, resolve_method
+from kfuse.stacking.settings import TopSettings, check_prefit, resolve_arguments
 from kfuse.trainers.threads import resolve_n_jobs
 from kfuse.utils.progress import progress_bar
 from kfuse.utils.quiet import quiet_tensorflow
-
-
-@dataclass
-class BaseResult:
-    """What `Stacker._train_bases` hands on: `oof` (branch name -> out-of-fold
-    meta-features) and `finals` (branch name -> the frozen branch of a trained base in
-    the final graph: its refit, or the average of its fold models)."""
-
-    oof: dict
-    finals: dict
-
-
-@dataclass
-class Graph:
-    """What `Stacker._build` hands on: `ordered` (the final graph's branches, in order),
-    `names` and `features` (what the top trains on: branch name -> meta-features, or the
-    level-2 outputs), `members` (each branch's meta-features, for fixed weights) and `rows`
-    (the rows the top trains on and the selection scores)."""
-
-    ordered: list
-    names: list
-    features: dict
-    members: dict
-    rows: object
 
 
 class Stacker(EstimatorOutputs, BaseEstimator):
@@ -199,28 +174,10 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         select.check_selection(selection, branches, methods, head)
 
     def _resolve(self):
-        """(branches, head, methods, meta_fit) checked from the arguments."""
-        branches = check_branches(self.branches)
-        if self.head is None:
-            raise ValueError(
-                "Stacker needs head= (an int number of classes or a kfuse.layers.heads.* object)"
-            )
-        head = default_head(self.head, self.meta)
-        if self.levels not in (1, 2):
-            raise ValueError(f"Stacker: levels must be 1 or 2; received {self.levels!r}")
-        meta_fit = check_meta_fit(self.meta_fit)
-        resolve_n_jobs(self.n_jobs)
-        methods = {b.name: resolve_method(self.stack_method, b, head) for b in branches}
-        for b in branches:
-            bt.check_fit_settings(b)
-            if b.trainable and methods[b.name] == "features":
-                raise ValueError(
-                    f"Branch '{b.name}': stack_method='features' on a branch trained per fold "
-                    "is refused: the fold models' hidden units do not share one space (with each "
-                    f"other, nor with the refit model; refit={self.refit}). Use "
-                    "stack_method='predict_proba' / 'logits', or freeze the branch (trainable=False)."
-                )
-        return branches, head, methods, meta_fit
+        """(branches, head, methods, meta_fit) checked from the arguments
+        (`kfuse.stacking.settings.resolve_arguments`)."""
+        return resolve_arguments(self.branches, self.head, self.meta, self.levels, self.meta_fit,
+                                 self.n_jobs, self.stack_method, self.refit)
 
     # -- fitting ------------------------------------------------------------------------
     @property
@@ -284,13 +241,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         holds out). `cv="prefit"` takes built bases only."""
         plan = resolve_cv(self.cv, data.y, self.head_, self.seed_)
         if plan.kind == "prefit":
-            for b in self.branches_:
-                if b.is_fresh:
-                    raise ValueError(
-                        f"Stacker(cv='prefit'): branch '{b.name}' is a callable, not a built "
-                        "and trained keras.Model; prefit uses the bases as they are. Train it "
-                        "first, or use cv=5."
-                    )
+            check_prefit(self.branches_)
         self.oof_rows_ = plan.held_out_rows(data.rows)
         return plan
 
@@ -407,25 +358,10 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             with self.model_.strategy_scope():  # a strategy's variables are made in its scope
                 optimizer.build(self.model_.trainable_variables)
 
-    def _fusion(self):
-        if isinstance(self.fusion, FusionLayer):
-            return type(self.fusion).from_config(self.fusion.get_config())
-        return self.fusion
-
     def _stack(self, branches, shapes, fusion="from_self", passthrough=None):
-        """The fused graph of `branches` with this Stacker's meta-learner and head, seeded."""
-        keras.utils.set_random_seed(self.seed_ + 5)  # the head's initial weights
-        model = stack(
-            branches,
-            fusion=self._fusion() if fusion == "from_self" else fusion,
-            meta=self.meta,
-            head=self.head_,
-            passthrough=bool(self.passthrough) if passthrough is None else passthrough,
-            name=self.name,
-            input_shapes=shapes,
-            strategy=self.strategy_,
-        )
-        model.kfuse_info["stacker"] = {
+        """The fused graph of `branches` with this Stacker's meta-learner and head, seeded
+        (`kfuse.stacking.final_graph.stack_final`)."""
+        record = {
             "cv": repr(self.cv),
             "stack_method": self.methods_,
             "refit": bool(self.refit),
@@ -433,7 +369,8 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             "levels": self.levels,
             "seed": self.seed_,
         }
-        return model
+        fusion = self.fusion if fusion == "from_self" else fusion
+        return stack_final(self.top_settings_, branches, shapes, fusion, self.meta, record, passthrough)
 
     def _train_top(self, names, features, arrays, y, rows):
         """Train `model_.top` (fusion, meta-learner, head) on the meta-features of `rows`."""
