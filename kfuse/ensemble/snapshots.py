@@ -106,7 +106,30 @@ def _finished_cycles(run, model, who, state=None):
     return state["epoch"]
 
 
-class SnapshotEnsemble(OneRun):
+class _Snapshots(OneRun):
+    """What snapshot ensembles and FGE share: the cycles of one run, a snapshot after each."""
+
+    def _snapshots(self, model, x, target, cycles, done, run, name, bar=None):
+        """Train `model` through the `cycles` (each one's member fit settings) not `done` in
+        an earlier run, copy it after each (kept in the run's store), and set `estimators_`
+        and `model_` (the snapshots' average, graph `name`); returns self."""
+        bar, snaps = bar or self._progress(len(cycles)), []
+        for c, settings in enumerate(cycles):
+            if c < done:
+                snap, _ = base.load_member(run.store, c)
+            else:
+                fit_member(model, x, target, settings)
+                snap = copy_network(model)
+                run.store.save(base.member(c), snap)
+                run.save(model, "cycle", c + 1)
+            snaps.append(snap)
+            bar.update(c + 1)
+        self.estimators_ = snaps
+        self.model_ = weighted_graph(snaps, [1.0] * len(snaps), self.task_, name=name)
+        return self
+
+
+class SnapshotEnsemble(_Snapshots):
     """Snapshot ensemble: one run of `epochs` with M = `n_estimators` cosine cycles.
 
     The optimizer is the one the builder compiled (its class and settings), its learning
@@ -194,23 +217,11 @@ class SnapshotEnsemble(OneRun):
         store = self._open_store(claims, x, y)
         run = RunState(store)
         done = _finished_cycles(run, model, who)
-        bar, snaps = self._progress(m), []
-        for c in range(m):
-            if c < done:
-                snap, _ = base.load_member(store, c)
-            else:
-                fit_member(model, x, target, dict(settings.member(0), epochs=per_cycle, seed=seeds[c]))
-                snap = copy_network(model)
-                store.save(base.member(c), snap)
-                run.save(model, "cycle", c + 1)
-            snaps.append(snap)
-            bar.update(c + 1)
-        self.estimators_ = snaps
-        self.model_ = weighted_graph(snaps, [1.0] * m, self.task_, name="snapshot_ensemble")
-        return self
+        cycles = [dict(settings.member(0), epochs=per_cycle, seed=seeds[c]) for c in range(m)]
+        return self._snapshots(model, x, target, cycles, done, run, "snapshot_ensemble")
 
 
-class FastGeometricEnsemble(OneRun):
+class FastGeometricEnsemble(_Snapshots):
     """Fast geometric ensembling: `warmup_epochs`, then triangular cycles, M snapshots.
 
     The cycle lasts `cycle` epochs (even); lr goes lr_1 -> lr_2 -> lr_1 per step; a
@@ -332,17 +343,5 @@ class FastGeometricEnsemble(OneRun):
         if state is not None and state["phase"] == "warm-up":
             run.restore(model, state, who, optimizer=False)
         done = _finished_cycles(run, model, who, state)
-        snaps = []
-        for c in range(m):
-            if c < done:
-                snap, _ = base.load_member(store, c)
-            else:
-                fit_member(model, x, target, dict(settings, epochs=cycle // 2 if c == 0 else cycle, seed=seeds[c + 1]))
-                snap = copy_network(model)
-                store.save(base.member(c), snap)
-                run.save(model, "cycle", c + 1)
-            snaps.append(snap)
-            bar.update(c + 1)
-        self.estimators_ = snaps
-        self.model_ = weighted_graph(snaps, [1.0] * m, self.task_, name="fast_geometric")
-        return self
+        cycles = [dict(settings, epochs=cycle // 2 if c == 0 else cycle, seed=seeds[c + 1]) for c in range(m)]
+        return self._snapshots(model, x, target, cycles, done, run, "fast_geometric", bar)
