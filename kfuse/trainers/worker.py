@@ -39,7 +39,8 @@ class Worker:
     """
 
     def __init__(self, model):
-        model.optimizer.build(model.trainable_variables)
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
         self.model = model
         self._untrained = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
 
@@ -51,6 +52,10 @@ class Worker:
         """The worker set to `model`'s variables, its optimizer to its untrained state."""
         for target, source in zip(self.model.variables, model.variables, strict=True):
             target.assign(source)
+        self.reset_optimizer()
+
+    def reset_optimizer(self):
+        """The optimizer back to its untrained state (step count, moments), as a new one."""
         for variable, value in zip(self.model.optimizer.variables, self._untrained, strict=True):
             variable.assign(value)
 
