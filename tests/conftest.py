@@ -12,7 +12,16 @@ import pytest  # noqa: E402
 def _seed():
     keras.utils.set_random_seed(0)
     yield
+    _clear_kept()  # each test starts with no worker kept by another (tests/trainers/test_kept.py)
     keras.backend.clear_session()
+
+
+def _clear_kept():
+    try:
+        from kfuse.trainers import kept
+    except ImportError:  # a backend without TensorFlow: nothing kept there
+        return
+    kept.clear()
 
 
 @pytest.fixture(scope="session")

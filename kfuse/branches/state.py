@@ -152,7 +152,17 @@ def _clone_layer(layer):
 
 
 def _clone_graph(model):
+    """A graph model copied layer by layer (`_clone_layer`); one of plain layers only is
+    rebuilt from its config, which builds the same layers in the same order in about half
+    the time `clone_model` takes (a Branch copies each of an ensemble's members)."""
+    if all(_plain(layer) for layer in model.layers):
+        return type(model).from_config(model.get_config())
     return keras.models.clone_model(model, clone_function=_clone_layer)
+
+
+def _plain(layer):
+    """A layer `_clone_layer` copies from its config alone (no nested model, no vocabulary)."""
+    return not isinstance(layer, keras.Model) and not _has_vocabulary(layer)
 
 
 def _adapted_by_user_data(layer):

@@ -6,6 +6,8 @@ import keras
 
 from kfuse.ensemble import base
 from kfuse.ensemble.conventions import Ensemble, OptimizerReplacedWarning, user_warning
+from kfuse.trainers import kept
+from kfuse.trainers.worker import Worker
 from kfuse.utils.optimizers import copy_optimizer
 
 
@@ -113,6 +115,24 @@ class OneRun(Ensemble):
         if compiled is not None and self.optimizer is None:
             user_warning(f"{self._who()} {how}; the optimizer the builder compiled, {describe(compiled)}, keeps "
                          "its class and other settings", OptimizerReplacedWarning)
+
+    def _network(self, model):
+        """The `Worker` the run trains in (TensorFlow; None elsewhere: the run trains
+        `model`): one a finished run of this architecture and compiled optimizer gave back
+        (`kfuse.trainers.kept`: no copy, no trace of its own), set to `model`'s fresh
+        variables, or `model`'s own. Give it back with `_keep` when the run ends."""
+        if keras.backend.backend() != "tensorflow":
+            return None
+        worker = kept.take("one_run", lambda one: one.fits(model))
+        if worker is None:
+            return Worker(model)
+        worker.load(model)
+        return worker
+
+    def _keep(self, worker):
+        """The run's worker kept for a later run (`kfuse.trainers.kept`)."""
+        if worker is not None:
+            kept.give_back("one_run", worker, worker.model)
 
     def _steps(self, x, batch_size):
         return math.ceil(base.n_rows(x) / batch_size)

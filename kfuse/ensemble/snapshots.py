@@ -87,6 +87,23 @@ class WarmUpThenCycle(keras.optimizers.schedules.LearningRateSchedule):
         return cls(config["lr"], keras.saving.deserialize_keras_object(config["cycle"]), config.get("cyclic", 0.0))
 
 
+#: where FGE keeps the `WarmUpThenCycle` a network was compiled with (Keras has no public
+#: reader of an optimizer's schedule object): a plain attribute, outside Keras's tracking
+PHASE_ATTRIBUTE = "_kfuse_fge_schedule"
+
+
+def _phase(network):
+    """The `WarmUpThenCycle` schedule `network` was compiled with (TensorFlow's FGE run)."""
+    return getattr(network, PHASE_ATTRIBUTE)
+
+
+def _start_cycles(worker, network):
+    """FGE's cyclic phase on TensorFlow: the worker's optimizer back to its untrained state
+    (step count, moments), and its schedule's `cyclic` switch on."""
+    worker.reset_optimizer()
+    _phase(network).cyclic.assign(1.0)
+
+
 def _cycle_seeds(count):
     """One shuffling seed per phase or cycle, drawn from the state `new_member` seeded, so a
     resumed run shuffles every cycle as the uninterrupted run did."""
@@ -106,7 +123,30 @@ def _finished_cycles(run, model, who, state=None):
     return state["epoch"]
 
 
-class SnapshotEnsemble(OneRun):
+class _Snapshots(OneRun):
+    """What snapshot ensembles and FGE share: the cycles of one run, a snapshot after each."""
+
+    def _snapshots(self, model, x, target, cycles, done, run, name, bar=None):
+        """Train `model` through the `cycles` (each one's member fit settings) not `done` in
+        an earlier run, copy it after each (kept in the run's store), and set `estimators_`
+        and `model_` (the snapshots' average, graph `name`); returns self."""
+        bar, snaps = bar or self._progress(len(cycles)), []
+        for c, settings in enumerate(cycles):
+            if c < done:
+                snap, _ = base.load_member(run.store, c)
+            else:
+                fit_member(model, x, target, settings)
+                snap = copy_network(model)
+                run.store.save(base.member(c), snap)
+                run.save(model, "cycle", c + 1)
+            snaps.append(snap)
+            bar.update(c + 1)
+        self.estimators_ = snaps
+        self.model_ = weighted_graph(snaps, [1.0] * len(snaps), self.task_, name=name)
+        return self
+
+
+class SnapshotEnsemble(_Snapshots):
     """Snapshot ensemble: one run of `epochs` with M = `n_estimators` cosine cycles.
 
     The optimizer is the one the builder compiled (its class and settings), its learning
@@ -191,26 +231,18 @@ class SnapshotEnsemble(OneRun):
         self.learning_rates_ = np.asarray(keras.ops.convert_to_numpy(schedule(steps)), "float64")
         self._replaced(compiled, f"replaces the learning rate by a cosine schedule with {m} restarts peaking at {peak:g}")
         model.compile(optimizer=make_optimizer(optimizer, schedule, who), loss=model.loss, jit_compile=False)
+        worker = self._network(model)
+        network = model if worker is None else worker.model
         store = self._open_store(claims, x, y)
         run = RunState(store)
-        done = _finished_cycles(run, model, who)
-        bar, snaps = self._progress(m), []
-        for c in range(m):
-            if c < done:
-                snap, _ = base.load_member(store, c)
-            else:
-                fit_member(model, x, target, dict(settings.member(0), epochs=per_cycle, seed=seeds[c]))
-                snap = copy_network(model)
-                store.save(base.member(c), snap)
-                run.save(model, "cycle", c + 1)
-            snaps.append(snap)
-            bar.update(c + 1)
-        self.estimators_ = snaps
-        self.model_ = weighted_graph(snaps, [1.0] * m, self.task_, name="snapshot_ensemble")
+        done = _finished_cycles(run, network, who)
+        cycles = [dict(settings.member(0), epochs=per_cycle, seed=seeds[c]) for c in range(m)]
+        self._snapshots(network, x, target, cycles, done, run, "snapshot_ensemble")
+        self._keep(worker)
         return self
 
 
-class FastGeometricEnsemble(OneRun):
+class FastGeometricEnsemble(_Snapshots):
     """Fast geometric ensembling: `warmup_epochs`, then triangular cycles, M snapshots.
 
     The cycle lasts `cycle` epochs (even); lr goes lr_1 -> lr_2 -> lr_1 per step; a
@@ -278,8 +310,9 @@ class FastGeometricEnsemble(OneRun):
         self.work_dir = work_dir
 
     def _compile_phases(self, model, steps, compiled, who):
-        """Compile `model` for the warm-up; returns the call that starts the cyclic phase,
-        on an optimizer as fresh as a new one (torchensemble's and Garipov et al.'s rule)."""
+        """Compile `model` for the warm-up; returns the call `(worker, network)` that starts
+        the cyclic phase of the network the run trains, on an optimizer as fresh as a new one
+        (torchensemble's and Garipov et al.'s rule)."""
         cycle = TriangularCycle(self.lr_1, self.lr_2, self.cycle * steps)
         warm = self._rate("warmup_learning_rate", compiled, self.default_optimizer[1])
         optimizer = self._optimizer(compiled)
@@ -294,19 +327,11 @@ class FastGeometricEnsemble(OneRun):
             # otherwise than a second compile on JAX (tests/ensemble/test_fge_phases.py run with
             # KERAS_BACKEND=jax; cause not found), so those backends compile twice, as before
             compile_with(warm)
-            return lambda: compile_with(cycle)
+            return lambda worker, network: compile_with(cycle)
         schedule = WarmUpThenCycle(warm, cycle)
         compile_with(schedule)
-        optimizer = model.optimizer
-        optimizer.build(model.trainable_variables)
-        fresh = [keras.ops.convert_to_numpy(v) for v in optimizer.variables]
-
-        def start_cycles():
-            for variable, value in zip(optimizer.variables, fresh, strict=True):
-                variable.assign(value)
-            schedule.cyclic.assign(1.0)
-
-        return start_cycles
+        object.__setattr__(model, PHASE_ATTRIBUTE, schedule)
+        return _start_cycles
 
     def _fit(self, x, y, claims):
         who = self._who()
@@ -324,25 +349,19 @@ class FastGeometricEnsemble(OneRun):
         run = RunState(store)
         state = run.load()
         start_cycles = self._compile_phases(model, self._steps(x, settings.batch_size), compiled, who)
+        worker = self._network(model)
+        network = model if worker is None else worker.model
         settings = settings.member(0)
         if warmup and state is None:
-            fit_member(model, x, target, dict(settings, epochs=int(warmup), seed=seeds[0]))
-            run.save(model, "warm-up", 0)
-        start_cycles()  # a fresh optimizer, in a resumed run as in the first
+            fit_member(network, x, target, dict(settings, epochs=int(warmup), seed=seeds[0]))
+            run.save(network, "warm-up", 0)
+        start_cycles(worker, network)  # a fresh optimizer, in a resumed run as in the first
         if state is not None and state["phase"] == "warm-up":
-            run.restore(model, state, who, optimizer=False)
-        done = _finished_cycles(run, model, who, state)
-        snaps = []
-        for c in range(m):
-            if c < done:
-                snap, _ = base.load_member(store, c)
-            else:
-                fit_member(model, x, target, dict(settings, epochs=cycle // 2 if c == 0 else cycle, seed=seeds[c + 1]))
-                snap = copy_network(model)
-                store.save(base.member(c), snap)
-                run.save(model, "cycle", c + 1)
-            snaps.append(snap)
-            bar.update(c + 1)
-        self.estimators_ = snaps
-        self.model_ = weighted_graph(snaps, [1.0] * m, self.task_, name="fast_geometric")
+            run.restore(network, state, who, optimizer=False)
+        done = _finished_cycles(run, network, who, state)
+        cycles = [dict(settings, epochs=cycle // 2 if c == 0 else cycle, seed=seeds[c + 1]) for c in range(m)]
+        self._snapshots(network, x, target, cycles, done, run, "fast_geometric", bar)
+        if worker is not None:
+            _phase(network).cyclic.assign(0.0)  # back to the warm-up: as the next run compiles it
+            self._keep(worker)
         return self

@@ -72,8 +72,10 @@ class MemberQueue:
         self._scheduler.add(job)
 
     def finish(self):
-        """Train what is still queued (a spec's last member without a partner)."""
+        """Train what is still queued (a spec's last member without a partner); the
+        workers go to `kfuse.trainers.kept` for the next fit."""
         self._scheduler.finish()
+        self.pool.release()
 
 
 def _worker_maker(job):

@@ -21,7 +21,7 @@ caller, in job order, so the models are those one at a time gives, bit for bit.
 import contextlib
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from kfuse.trainers import side_by_side
+from kfuse.trainers import kept, side_by_side
 from kfuse.trainers.jobs import THREAD, TOGETHER, fit_job
 
 
@@ -99,7 +99,8 @@ class Scheduler:
             self.done(job, self.fit(job))
 
     def finish(self):
-        """Train what waits (groups without a partner, then the pool's jobs, then the rest)."""
+        """Train what waits (groups without a partner, then the pool's jobs, then the rest);
+        the side-by-side workers go to `kfuse.trainers.kept` for a later fit."""
         for key in list(self._pending):
             self._fit_group(self._pending.pop(key))
         while self._running:
@@ -107,6 +108,10 @@ class Scheduler:
         later, self._later = self._later, []
         for job in later:
             self.done(job, self.fit(job))
+        together, self._together = self._together, {}
+        for pair in together.values():
+            if pair is not None and pair.workers:
+                kept.give_back("side_by_side", pair, pair.workers[0])
 
     def _submit(self, job):
         if self._pool is None:
@@ -159,8 +164,11 @@ class Scheduler:
     def _side_by_side(self, job):
         """The `SideBySide` of the job's key, or None where it has no worker maker."""
         if job.key not in self._together:
-            maker = self.make_worker(job) if self.make_worker is not None else None
-            self._together[job.key] = None if maker is None else side_by_side.SideBySide(maker)
+            pair = kept.take("side_by_side", lambda one: one.trains(job.model))
+            if pair is None:  # none kept from an earlier fit: a new one
+                maker = self.make_worker(job) if self.make_worker is not None else None
+                pair = None if maker is None else side_by_side.SideBySide(maker)
+            self._together[job.key] = pair
         return self._together[job.key]
 
 

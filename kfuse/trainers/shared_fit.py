@@ -19,7 +19,7 @@ several architectures (a heterogeneous bagging ensemble): one worker per archite
 
 import numpy as np
 
-from kfuse.trainers import epoch_loop
+from kfuse.trainers import epoch_loop, kept
 from kfuse.trainers.epoch_function import EpochFunction
 from kfuse.trainers.worker import Worker, copy_compiled, same_architecture
 
@@ -57,6 +57,10 @@ class SharedFit:
         self._worker = None
         self.epoch_function = None
         self._holding = None
+
+    def fits(self, model):
+        """Whether `model` can train in this one's worker (made already)."""
+        return self._worker is not None and self._worker.fits(model)
 
     def holds(self, model):
         """Whether the worker's variables are `model`'s trained ones (its last shared fit)."""
@@ -134,6 +138,21 @@ class FitPool:
     def __init__(self):
         self.shared = []
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.release()
+        return False
+
+    def release(self):
+        """Hand the workers to `kfuse.trainers.kept`: a later fit of these architectures
+        in this process trains in them without a copy or a trace of its own."""
+        shared, self.shared = self.shared, []
+        for one in shared:
+            one._holding = None  # its model is no longer this pool's to hand back
+            kept.give_back("shared_fit", one, one.worker)
+
     def fit(self, model, x, y, seed=None, **fit_kwargs):
         """Train `model` like `SharedFit.fit`, in the worker of its architecture."""
         if not epoch_loop.supports(model, x, y, fit_kwargs):
@@ -148,10 +167,12 @@ class FitPool:
         return shared.train(model, x, y, seed, fit_kwargs)
 
     def _shared_for(self, model):
+        """The worker of `model`'s architecture: this pool's, one a finished fit kept
+        (`kfuse.trainers.kept`), or a new one (None where its compile settings do not copy)."""
         for shared in self.shared:
             if same_architecture(shared.worker, model):
                 return shared
-        shared = SharedFit()
+        shared = kept.take("shared_fit", lambda one: one.fits(model)) or SharedFit()
         if not shared.ready(model):
             return None
         self.shared.append(shared)

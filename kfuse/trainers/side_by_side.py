@@ -94,6 +94,10 @@ class SideBySide:
         self._workers_of = []
         self._functions = {}
 
+    def trains(self, model):
+        """Whether `model` is of the architecture of the workers made already."""
+        return bool(self._workers_of) and self._workers_of[0].fits(model)
+
     def fits(self, models, settings):
         """Whether these models can train together here (same architecture, settings)."""
         if len(models) < 2 or not _same_settings(settings):

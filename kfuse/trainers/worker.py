@@ -10,6 +10,8 @@ model thus trains exactly as it would alone. The one way kfuse resets a compiled
 `kfuse.trainers.shared_fit`, `kfuse.trainers.side_by_side` and the ensembles' reused trainers use it.
 """
 
+import json
+
 import keras
 
 from kfuse.branches.state import clone_with_state
@@ -37,7 +39,8 @@ class Worker:
     """
 
     def __init__(self, model):
-        model.optimizer.build(model.trainable_variables)
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
         self.model = model
         self._untrained = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
 
@@ -49,6 +52,10 @@ class Worker:
         """The worker set to `model`'s variables, its optimizer to its untrained state."""
         for target, source in zip(self.model.variables, model.variables, strict=True):
             target.assign(source)
+        self.reset_optimizer()
+
+    def reset_optimizer(self):
+        """The optimizer back to its untrained state (step count, moments), as a new one."""
         for variable, value in zip(self.model.optimizer.variables, self._untrained, strict=True):
             variable.assign(value)
 
@@ -71,14 +78,69 @@ def copy_compiled(model):
 
 
 def same_architecture(a, b):
-    """Whether models `a` and `b` have variables of one shape and dtype, one optimizer and one loss."""
+    """Whether models `a` and `b` are one architecture (`architecture`), with variables of
+    one shape and dtype, one optimizer and one loss: whether one can train in the other's
+    variables. Variables alone do not tell: a ReLU and a tanh network, or two Dropout
+    rates, have the same ones."""
     if len(a.variables) != len(b.variables):
         return False
     if any(u.shape != v.shape or u.dtype != v.dtype for u, v in zip(a.variables, b.variables, strict=True)):
         return False
     if type(a.optimizer) is not type(b.optimizer) or _config(a.optimizer) != _config(b.optimizer):
         return False
-    return type(a.loss) is type(b.loss) and _config(a.loss) == _config(b.loss)
+    if type(a.loss) is not type(b.loss) or _config(a.loss) != _config(b.loss):
+        return False
+    return architecture(a) == architecture(b)
+
+
+def architecture(model):
+    """`model`'s config as one string, its layers' own names aside.
+
+    Two builds of one builder differ only in the names Keras numbers (`dense_3`,
+    `dense_7`): every name a layer config declares is replaced, wherever it appears (the
+    graph's links name layers), by its place in the config. A model whose config cannot
+    be read is its own architecture (nothing else matches it).
+
+    Example:
+
+    ```python
+    import keras
+    from kfuse.trainers.worker import architecture
+
+    def build(activation):
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation=activation)])
+
+    assert architecture(build("relu")) == architecture(build("relu"))
+    assert architecture(build("relu")) != architecture(build("tanh"))
+    ```
+    """
+    try:
+        config = model.get_config()
+    except Exception:  # a subclassed model without get_config
+        return f"unreadable:{id(model)}"
+    names = {}
+
+    def collect(value):
+        if isinstance(value, dict):
+            inner = value.get("config")
+            if "class_name" in value and isinstance(inner, dict) and isinstance(inner.get("name"), str):
+                names.setdefault(inner["name"], f"#{len(names)}")
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                collect(item)
+
+    def canonical(value):
+        if isinstance(value, dict):
+            return {key: canonical(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [canonical(item) for item in value]
+        return names.get(value, value) if isinstance(value, str) else value
+
+    collect(config)
+    names.setdefault(config.get("name"), "#model") if isinstance(config.get("name"), str) else None
+    return json.dumps(canonical(config), sort_keys=True, default=repr)
 
 
 def _config(obj):

@@ -98,3 +98,31 @@ def test_fit_pool_keeps_one_worker_per_architecture():
         for a, b in zip(model.get_weights(), reference.get_weights(), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     assert len(pool.shared) == 2 and all(s.epoch_function.traces == 1 for s in pool.shared)
+
+
+def test_fit_pool_tells_architectures_with_the_same_variables_apart():
+    """A ReLU and a tanh network (or two Dropout rates, or a frozen layer) have the same
+    variables: each must still train in a worker of its own architecture, as it would alone
+    (the pool once trained the tanh network in the ReLU worker)."""
+    from kfuse.trainers.shared_fit import FitPool
+    from kfuse.trainers.worker import architecture
+
+    x, y = blobs(60, seed=4)
+
+    def net(seed, activation="relu", rate=0.0, frozen=False):
+        keras.utils.set_random_seed(seed)
+        hidden = keras.layers.Dense(6, activation=activation, trainable=not frozen)
+        model = keras.Sequential([keras.Input((8,)), hidden, keras.layers.Dropout(rate), keras.layers.Dense(3)])
+        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
+
+    kinds = [{}, {"activation": "tanh"}, {"rate": 0.5}, {"frozen": True}, {}]
+    assert len({architecture(net(0, **kind)) for kind in kinds}) == 4  # two builds of one kind agree
+    pool = FitPool()
+    for k, kind in enumerate(kinds):
+        reference, model = net(k, **kind), net(k, **kind)
+        fit_in_memory(reference, x, y, epochs=2, batch_size=16, seed=k)
+        pool.fit(model, x, y, seed=k, epochs=2, batch_size=16)
+        for a, b in zip(model.get_weights(), reference.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert len(pool.shared) == 4

@@ -1,0 +1,75 @@
+"""Trained-in copies kept between fits: the fixed cost paid once per architecture.
+
+A fit's fixed cost is mostly its compiled worker (`kfuse.trainers.worker`): the copy of the
+architecture and the trace of its epoch (`kfuse.trainers.epoch_function`), about a second
+for a small CNN, most of a fit on small data. A worker fits any model of its architecture
+(`same_architecture`) and `Worker.load` resets it completely, so a worker a finished fit
+gives back trains the next fit's models exactly as a new one would. Here the process keeps
+a few: `take` hands one out (to one fit at a time), `give_back` keeps it for the next fit.
+
+Only small architectures are kept (`MAX_PARAMETERS`: a large one's trace is a small part
+of its fit, and its copy holds memory), at most `MAX_KEPT`, the oldest dropped first.
+`clear()` drops them all. Thread-safe: a kept object is out of the shelf while a fit holds it.
+
+Example:
+
+```python
+import keras, numpy as np
+from kfuse.trainers import kept
+from kfuse.trainers.shared_fit import FitPool
+
+def build():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+x, y = np.ones((40, 4), "float32"), np.zeros(40)
+with FitPool() as pool:  # its worker goes back to the shelf at the end
+    pool.fit(build(), x, y, seed=0, epochs=1, batch_size=8)
+with FitPool() as pool:  # the next fit takes it: no copy, no trace
+    pool.fit(build(), x, y, seed=0, epochs=1, batch_size=8)
+kept.clear()
+```
+"""
+
+import threading
+
+#: the most objects kept; the oldest goes first
+MAX_KEPT = 4
+#: the largest architecture kept, in parameters
+MAX_PARAMETERS = 2_000_000
+
+_SHELF = []  # [(kind, object)], oldest first
+_LOCK = threading.Lock()
+
+
+def take(kind, fits):
+    """A kept object of `kind` for which `fits(object)` holds, off the shelf; else None."""
+    with _LOCK:
+        for i, (k, kept_object) in enumerate(_SHELF):
+            if k == kind and fits(kept_object):
+                del _SHELF[i]
+                return kept_object
+    return None
+
+
+def give_back(kind, kept_object, model):
+    """Keep `kept_object` (of `kind`, trained in for `model`'s architecture) for a later
+    fit, when `model` is small enough (`MAX_PARAMETERS`)."""
+    if model.count_params() > MAX_PARAMETERS:
+        return
+    with _LOCK:
+        _SHELF.append((kind, kept_object))
+        del _SHELF[:-MAX_KEPT]
+
+
+def clear():
+    """Drop every kept object (their models and traces are freed with them)."""
+    with _LOCK:
+        _SHELF.clear()
+
+
+def shelf():
+    """The kept objects, oldest first, as `(kind, object)` pairs (a copy of the list)."""
+    with _LOCK:
+        return list(_SHELF)
