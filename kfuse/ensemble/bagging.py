@@ -73,8 +73,7 @@ class BaggingClassifier(Ensemble):
     def __init__(self, estimator, n_estimators=10, max_samples=1.0, bootstrap=True, oob_score=False,
                  fit_params=None, random_state=None, verbose=0, work_dir=None, parallel=False, epochs=1,
                  batch_size=32):
-        super().__init__(estimator, epochs=epochs, batch_size=batch_size, fit_params=fit_params,
-                         random_state=random_state, verbose=verbose, work_dir=work_dir)
+        super().__init__(estimator, epochs, batch_size, fit_params, random_state, verbose, work_dir)
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.bootstrap = bootstrap

@@ -114,7 +114,7 @@ class Ensemble(base.BaseEnsemble):
     #: 0.2 constructor spellings kept one release: old name -> new name
     renamed = {}
 
-    def __init__(self, estimator, *, epochs, batch_size, fit_params, random_state, verbose, work_dir):
+    def __init__(self, estimator, epochs, batch_size, fit_params, random_state, verbose, work_dir):
         """Keep the arguments every ensemble of member networks takes, each unchanged.
 
         Each subclass's own `__init__` names all its arguments (scikit-learn's `get_params`

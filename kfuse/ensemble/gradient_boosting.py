@@ -69,8 +69,7 @@ class GradientBoostingClassifier(Ensemble):
     def __init__(self, estimator, n_estimators=10, learning_rate=1.0, validation_data=None,
                  early_stopping_rounds=2, fit_params=None, random_state=None, verbose=0, work_dir=None,
                  epochs=1, batch_size=32):
-        super().__init__(estimator, epochs=epochs, batch_size=batch_size, fit_params=fit_params,
-                         random_state=random_state, verbose=verbose, work_dir=work_dir)
+        super().__init__(estimator, epochs, batch_size, fit_params, random_state, verbose, work_dir)
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.validation_data = validation_data

@@ -156,8 +156,7 @@ class SnapshotEnsemble(OneRun):
 
     def __init__(self, estimator, n_estimators=5, epochs=10, batch_size=32, max_learning_rate=None,
                  optimizer=None, fit_params=None, random_state=None, verbose=0, work_dir=None, learning_rate=None):
-        super().__init__(estimator, epochs=epochs, batch_size=batch_size, fit_params=fit_params,
-                         random_state=random_state, verbose=verbose, work_dir=work_dir)
+        super().__init__(estimator, epochs, batch_size, fit_params, random_state, verbose, work_dir)
         self.n_estimators = n_estimators
         self.max_learning_rate = max_learning_rate
         self.learning_rate = learning_rate
@@ -256,8 +255,7 @@ class FastGeometricEnsemble(OneRun):
     def __init__(self, estimator, n_estimators=5, warmup_epochs=10, cycle=4, lr_1=5e-2, lr_2=1e-4,
                  batch_size=32, warmup_learning_rate=None, optimizer=None, fit_params=None,
                  random_state=None, verbose=0, work_dir=None, epochs=None, learning_rate=None):
-        super().__init__(estimator, epochs=epochs, batch_size=batch_size, fit_params=fit_params,
-                         random_state=random_state, verbose=verbose, work_dir=work_dir)
+        super().__init__(estimator, epochs, batch_size, fit_params, random_state, verbose, work_dir)
         self.n_estimators = n_estimators
         self.warmup_epochs = warmup_epochs
         self.cycle = cycle

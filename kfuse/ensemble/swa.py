@@ -106,8 +106,7 @@ class SWA(OneRun):
     def __init__(self, estimator, warmup_epochs=10, swa_epochs=5, warmup_learning_rate=None, swa_learning_rate=5e-4,
                  optimizer=None, batch_size=32, fit_params=None, random_state=None, verbose=0, work_dir=None,
                  epochs=None, learning_rate=None):
-        super().__init__(estimator, epochs=epochs, batch_size=batch_size, fit_params=fit_params,
-                         random_state=random_state, verbose=verbose, work_dir=work_dir)
+        super().__init__(estimator, epochs, batch_size, fit_params, random_state, verbose, work_dir)
         self.warmup_epochs = warmup_epochs
         self.swa_epochs = swa_epochs
         self.warmup_learning_rate = warmup_learning_rate
