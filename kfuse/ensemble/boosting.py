@@ -34,7 +34,21 @@ def samme_step(sample_weight, wrong, n_classes, learning_rate=1.0):
 def fit_round(model, x, target, w, draw, settings):
     """Train the member of one boosting round: on the rows `draw` (a resample drawn with the
     boosting weights) when given, else on every row with Keras `sample_weight` = the
-    boosting weights `w` scaled to mean one."""
+    boosting weights `w` scaled to mean one.
+
+    Example:
+
+    ```python
+    import keras, numpy as np
+    from kfuse.ensemble.boosting import fit_round
+
+    x = np.random.default_rng(0).normal(size=(20, 3)).astype("float32"); y = (x[:, 0] > 0).astype(int)
+    net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    net.compile("adam", "sparse_categorical_crossentropy")
+    w = np.full(20, 1 / 20)
+    fit_round(net, x, y, w, None, {"epochs": 1, "batch_size": 10})  # sample_weight: w * 20, all ones
+    ```
+    """
     if draw is not None:
         fit_member(model, base.take(x, draw), target[draw], settings)
     else:
@@ -51,6 +65,7 @@ class AdaBoostBase(Ensemble):
     weight_key = "alpha"
 
     def _fit(self, x, y, claims):
+        """Boost from uniform weights until `n_estimators` rounds or a stop; returns self."""
         who = self._who()
         y = base.check_xy(x, y, who)
         n_estimators = base.check_positive_int(self.n_estimators, "n_estimators", who)
@@ -187,6 +202,7 @@ class AdaBoostClassifier(AdaBoostBase):
         return True, error <= 0
 
     def _graph(self, members, weights):
+        """The members' hard vote weighted by alpha, as one graph."""
         return vote_graph(members, weights, name="adaboost")
 
     def _round(self, i, trainers, x, target, w, draw, settings, last):

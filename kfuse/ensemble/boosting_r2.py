@@ -166,6 +166,7 @@ class AdaBoostRegressor(AdaBoostBase):
         return True, error <= 0 or not np.isfinite(total) or total <= 0
 
     def _graph(self, members, weights):
+        """The members' weighted median, as one graph."""
         return median_graph(members, weights, name="adaboost_r2")
 
     def predict_proba(self, x, batch_size=256):
