@@ -117,12 +117,12 @@ def clone_with_state(model, weights=True):
     import keras, numpy as np
     from kfuse.branches.state import clone_with_state
 
-    x = np.random.default_rng(0).normal(5, 3, size=(20, 4)).astype("float32")
-    norm = keras.layers.Normalization()
-    norm.adapt(x)
-    base = keras.Sequential([keras.Input((4,)), norm, keras.layers.Dense(2)])
-    copy = clone_with_state(base)
-    assert np.allclose(copy.predict(x, verbose=0), base.predict(x, verbose=0))
+    lookup = keras.layers.StringLookup()
+    lookup.adapt(np.array(["cat", "dog", "bird", "dog"]))
+    base = keras.Sequential([keras.Input((1,), dtype="string"), lookup, keras.layers.Embedding(5, 2)])
+    fresh = clone_with_state(base, weights=False)  # what a Stacker fold trains
+    assert fresh.layers[0].get_vocabulary() == lookup.get_vocabulary()  # the vocabulary kept
+    assert not np.allclose(fresh.layers[1].get_weights()[0], base.layers[1].get_weights()[0])  # new weights
     ```
     """
     if rebuilt_by_class(model) and is_graph_model(model):  # a KerasHub Backbone / Task

@@ -73,18 +73,12 @@ class BaggingClassifier(Ensemble):
     def __init__(self, estimator, n_estimators=10, max_samples=1.0, bootstrap=True, oob_score=False,
                  fit_params=None, random_state=None, verbose=0, work_dir=None, parallel=False, epochs=1,
                  batch_size=32):
-        self.estimator = estimator
-        self.parallel = parallel
+        super().__init__(estimator, epochs, batch_size, fit_params, random_state, verbose, work_dir)
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.bootstrap = bootstrap
         self.oob_score = oob_score
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.fit_params = fit_params
-        self.random_state = random_state
-        self.verbose = verbose
-        self.work_dir = work_dir
+        self.parallel = parallel
 
     def _sample_count(self, n):
         who, m = self._who(), self.max_samples

@@ -9,9 +9,8 @@ import numpy as np
 from kfuse.branches.outputs import final_activation, final_layer
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import median_graph
-from kfuse.ensemble.conventions import Ensemble
-from kfuse.ensemble.trainer_pool import Trainers
-from kfuse.trainers.members import copy_network, fit_member
+from kfuse.ensemble.boosting import AdaBoostBase, fit_round
+from kfuse.trainers.members import copy_network
 
 LOSSES = ("linear", "square", "exponential")
 
@@ -65,7 +64,7 @@ def check_loss(loss, who):
     raise ValueError(f"{who}: unknown `loss` {loss!r}; use one of {list(LOSSES)} (did you mean {close[0]!r}?)")
 
 
-class AdaBoostRegressor(Ensemble):
+class AdaBoostRegressor(AdaBoostBase):
     """AdaBoost.R2, as scikit-learn's `AdaBoostRegressor`, over Keras networks.
 
     Round m draws a bootstrap of the rows with probabilities w (scikit-learn's own route,
@@ -123,24 +122,17 @@ class AdaBoostRegressor(Ensemble):
 
     def __init__(self, estimator, n_estimators=10, learning_rate=1.0, loss="linear", resample=True,
                  fit_params=None, random_state=None, verbose=0, work_dir=None, epochs=1, batch_size=32):
-        self.estimator = estimator
-        self.epochs = epochs
-        self.batch_size = batch_size
+        super().__init__(estimator, epochs, batch_size, fit_params, random_state, verbose, work_dir)
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.loss = loss
         self.resample = resample
-        self.fit_params = fit_params
-        self.random_state = random_state
-        self.verbose = verbose
-        self.work_dir = work_dir
 
-    def _fit(self, x, y, claims):
-        who = self._who()
-        y = base.check_xy(x, y, who)
-        n_estimators = base.check_positive_int(self.n_estimators, "n_estimators", who)
-        base.check_positive_number(self.learning_rate, "learning_rate", who)
-        loss = check_loss(self.loss, who)
+    weight_key = "weight"
+
+    def _checked_target(self, y, who):
+        """(float32 targets of one column, member specs); `loss` checked first."""
+        check_loss(self.loss, who)
         if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
             raise ValueError(
                 f"{who} takes one target column, y of shape (n,) or (n, 1); received shape {y.shape}. "
@@ -149,52 +141,33 @@ class AdaBoostRegressor(Ensemble):
         if not np.issubdtype(y.dtype, np.number):
             raise ValueError(f"{who} needs numeric targets; received y of dtype {y.dtype}")
         target = y.reshape(-1).astype("float32")
-        specs = base.spec_list(self.estimator, who)
-        n = len(target)
-        w = np.full(n, 1.0 / n)
-        settings = self._fit_settings()
+        return target, base.spec_list(self.estimator, who)
+
+    def _resampler(self, n):
+        """Draws n rows with the boosting weights as probabilities, on scikit-learn's route
+        (a `numpy.random.RandomState(random_state)`)."""
         rng = np.random.RandomState(self.random_state)
-        store = self._open_store(claims, x, y)
-        bar = self._progress(n_estimators)
-        members, weights, errors = [], [], []
-        trainers = Trainers(specs, self.task, who)
-        for i in range(n_estimators):
-            draw = rng.choice(np.arange(n), size=n, replace=True, p=w) if self.resample else None
-            last = i == n_estimators - 1
-            if store.has(base.member(i)):
-                model, state = base.load_member(store, i)
-                error, weight, new_w = float(state["error"]), float(state["weight"]), state["weights"]
-            else:
-                trainer = self._train(trainers, i, x, target, w, draw, settings.member(i))
-                prediction = trainer.predict(x, batch_size=256, verbose=0)
-                model = copy_network(trainer)
-                error, weight, new_w = r2_step(w, prediction, target, loss, self.learning_rate, last=last)
-                store.save(base.member(i), model, error=error, weight=weight, weights=new_w)
-            bar.update(i + 1)
-            if error >= 0.5:
-                if not members:
-                    warnings.warn(
-                        f"{who}: member_0 has weighted loss {error:.3f} >= 0.5, so AdaBoost.R2 stops at "
-                        "it; the ensemble is member_0 alone (weight 0, as scikit-learn keeps it). "
-                        "Train the member longer (epochs=...) or try loss='linear'.",
-                        stacklevel=2,
-                    )
-                    members.append(model)
-                    weights.append(weight)
-                    errors.append(error)
-                break
-            members.append(model)
-            weights.append(weight)
-            errors.append(error)
-            total = float(np.sum(new_w))
-            if error <= 0 or not np.isfinite(total) or total <= 0:
-                break
-            w = new_w
-        self.estimators_ = members
-        self.estimator_weights_ = np.asarray(weights)
-        self.estimator_errors_ = np.asarray(errors)
-        self.model_ = median_graph(members, self.estimator_weights_, name="adaboost_r2")
-        return self
+        return lambda w: rng.choice(np.arange(n), size=n, replace=True, p=w)
+
+    def _verdict(self, error, new_w, first):
+        """(keep, stop): a member of loss >= 0.5 stops boosting, dropped (kept alone, with
+        weight 0 and a warning, when it is the first); a perfect one, or weights that no
+        longer sum to a positive number, stop it after keeping the member."""
+        if error >= 0.5:
+            if first:
+                warnings.warn(
+                    f"{self._who()}: member_0 has weighted loss {error:.3f} >= 0.5, so AdaBoost.R2 stops at "
+                    "it; the ensemble is member_0 alone (weight 0, as scikit-learn keeps it). "
+                    "Train the member longer (epochs=...) or try loss='linear'.",
+                    stacklevel=3,
+                )
+            return first, True
+        total = float(np.sum(new_w))
+        return True, error <= 0 or not np.isfinite(total) or total <= 0
+
+    def _graph(self, members, weights):
+        """The members' weighted median, as one graph."""
+        return median_graph(members, weights, name="adaboost_r2")
 
     def predict_proba(self, x, batch_size=256):
         raise AttributeError(f"{self._who()} is a regressor and has no predict_proba; use predict")
@@ -204,7 +177,8 @@ class AdaBoostRegressor(Ensemble):
         self._check_fitted()
         return np.asarray(self.model_.predict(self._tokenized(x), batch_size=batch_size, verbose=0))
 
-    def _train(self, trainers, i, x, target, w, draw, settings):
+    def _round(self, i, trainers, x, target, w, draw, settings, last):
+        """(member, error, weight, new sample weights) of AdaBoost.R2 round `i`, trained here."""
         who = self._who()
         model = trainers.fresh(i, self._seed(i))
         units = model.outputs[0].shape[-1]
@@ -216,8 +190,6 @@ class AdaBoostRegressor(Ensemble):
                 "head; AdaBoost.R2 needs one regression output per row: end each member in "
                 "Dense(1) (linear). For class labels use AdaBoostClassifier."
             )
-        if draw is not None:
-            fit_member(model, base.take(x, draw), target[draw], settings)
-        else:
-            fit_member(model, x, target, settings, sample_weight=(w * len(w)).astype("float32"))
-        return model
+        fit_round(model, x, target, w, draw, settings)
+        prediction = model.predict(x, batch_size=256, verbose=0)
+        return (copy_network(model), *r2_step(w, prediction, target, self.loss, self.learning_rate, last=last))

@@ -114,6 +114,20 @@ class Ensemble(base.BaseEnsemble):
     #: 0.2 constructor spellings kept one release: old name -> new name
     renamed = {}
 
+    def __init__(self, estimator, epochs, batch_size, fit_params, random_state, verbose, work_dir):
+        """Keep the arguments every ensemble of member networks takes, each unchanged.
+
+        Each subclass's own `__init__` names all its arguments (scikit-learn's `get_params`
+        and `clone` read its signature), passes these here and keeps the rest itself.
+        """
+        self.estimator = estimator
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.fit_params = fit_params
+        self.random_state = random_state
+        self.verbose = verbose
+        self.work_dir = work_dir
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")

@@ -69,17 +69,11 @@ class GradientBoostingClassifier(Ensemble):
     def __init__(self, estimator, n_estimators=10, learning_rate=1.0, validation_data=None,
                  early_stopping_rounds=2, fit_params=None, random_state=None, verbose=0, work_dir=None,
                  epochs=1, batch_size=32):
-        self.estimator = estimator
-        self.epochs = epochs
-        self.batch_size = batch_size
+        super().__init__(estimator, epochs, batch_size, fit_params, random_state, verbose, work_dir)
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.validation_data = validation_data
         self.early_stopping_rounds = early_stopping_rounds
-        self.fit_params = fit_params
-        self.random_state = random_state
-        self.verbose = verbose
-        self.work_dir = work_dir
 
     def _encode(self, y):
         if self.task == "classification":

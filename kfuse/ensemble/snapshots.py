@@ -196,17 +196,11 @@ class SnapshotEnsemble(_Snapshots):
 
     def __init__(self, estimator, n_estimators=5, epochs=10, batch_size=32, max_learning_rate=None,
                  optimizer=None, fit_params=None, random_state=None, verbose=0, work_dir=None, learning_rate=None):
-        self.estimator = estimator
+        super().__init__(estimator, epochs, batch_size, fit_params, random_state, verbose, work_dir)
         self.n_estimators = n_estimators
-        self.epochs = epochs
-        self.batch_size = batch_size
         self.max_learning_rate = max_learning_rate
         self.learning_rate = learning_rate
         self.optimizer = optimizer
-        self.fit_params = fit_params
-        self.random_state = random_state
-        self.verbose = verbose
-        self.work_dir = work_dir
 
     def _fit(self, x, y, claims):
         who = self._who()
@@ -293,21 +287,15 @@ class FastGeometricEnsemble(_Snapshots):
     def __init__(self, estimator, n_estimators=5, warmup_epochs=10, cycle=4, lr_1=5e-2, lr_2=1e-4,
                  batch_size=32, warmup_learning_rate=None, optimizer=None, fit_params=None,
                  random_state=None, verbose=0, work_dir=None, epochs=None, learning_rate=None):
-        self.estimator = estimator
+        super().__init__(estimator, epochs, batch_size, fit_params, random_state, verbose, work_dir)
         self.n_estimators = n_estimators
         self.warmup_epochs = warmup_epochs
-        self.epochs = epochs
         self.cycle = cycle
         self.lr_1 = lr_1
         self.lr_2 = lr_2
-        self.batch_size = batch_size
         self.warmup_learning_rate = warmup_learning_rate
         self.learning_rate = learning_rate
         self.optimizer = optimizer
-        self.fit_params = fit_params
-        self.random_state = random_state
-        self.verbose = verbose
-        self.work_dir = work_dir
 
     def _compile_phases(self, model, steps, compiled, who):
         """Compile `model` for the warm-up; returns the call `(worker, network)` that starts

@@ -106,19 +106,13 @@ class SWA(OneRun):
     def __init__(self, estimator, warmup_epochs=10, swa_epochs=5, warmup_learning_rate=None, swa_learning_rate=5e-4,
                  optimizer=None, batch_size=32, fit_params=None, random_state=None, verbose=0, work_dir=None,
                  epochs=None, learning_rate=None):
-        self.estimator = estimator
+        super().__init__(estimator, epochs, batch_size, fit_params, random_state, verbose, work_dir)
         self.warmup_epochs = warmup_epochs
-        self.epochs = epochs
         self.swa_epochs = swa_epochs
         self.warmup_learning_rate = warmup_learning_rate
         self.learning_rate = learning_rate
         self.swa_learning_rate = swa_learning_rate
         self.optimizer = optimizer
-        self.batch_size = batch_size
-        self.fit_params = fit_params
-        self.random_state = random_state
-        self.verbose = verbose
-        self.work_dir = work_dir
 
     def _fit(self, x, y, claims):
         who = self._who()

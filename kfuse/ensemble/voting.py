@@ -57,17 +57,12 @@ class VotingClassifier(BaggingClassifier):
 
     def __init__(self, estimator, n_estimators=10, voting="soft", weights=None, epochs=1, batch_size=32,
                  fit_params=None, random_state=None, verbose=0, work_dir=None, parallel=False):
-        self.estimator = estimator
-        self.n_estimators = n_estimators
+        # bagging's sampling arguments stay at every row, no draw (`_samples` gives each member every row)
+        super().__init__(estimator, n_estimators, max_samples=1.0, bootstrap=False, epochs=epochs,
+                         batch_size=batch_size, fit_params=fit_params, random_state=random_state,
+                         verbose=verbose, work_dir=work_dir, parallel=parallel)
         self.voting = voting
         self.weights = weights
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.fit_params = fit_params
-        self.random_state = random_state
-        self.verbose = verbose
-        self.work_dir = work_dir
-        self.parallel = parallel
 
     def _samples(self, n, n_estimators):
         """Every member trains on every row; `weights` and `voting` checked first."""
@@ -123,15 +118,7 @@ class VotingRegressor(VotingClassifier):
 
     def __init__(self, estimator, n_estimators=10, weights=None, epochs=1, batch_size=32, fit_params=None,
                  random_state=None, verbose=0, work_dir=None, parallel=False):
-        self.estimator = estimator
-        self.n_estimators = n_estimators
-        self.weights = weights
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.fit_params = fit_params
-        self.random_state = random_state
-        self.verbose = verbose
-        self.work_dir = work_dir
-        self.parallel = parallel
-
-    voting = "soft"  # the average; regression has no majority
+        # voting "soft": the average; regression has no majority
+        super().__init__(estimator, n_estimators, "soft", weights, epochs=epochs, batch_size=batch_size,
+                         fit_params=fit_params, random_state=random_state, verbose=verbose,
+                         work_dir=work_dir, parallel=parallel)

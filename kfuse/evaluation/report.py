@@ -13,6 +13,20 @@ from kfuse.evaluation.self_check import branch_drift, drift_notes
 from kfuse.evaluation.significance import significance as significance_table
 from kfuse.utils.quiet import quiet_tensorflow
 
+#: the figures of each task over y and the predictions: name -> (what an error calls them,
+#: the `plots` function drawing them, their caption in `figures()`)
+TASK_FIGURES = {
+    "classification": {
+        "roc": ("ROC curves", plots.roc_curves, "ROC curves of every model"),
+        "confusion": ("Confusion matrices", plots.confusion_matrices, "Confusion matrices"),
+        "reliability": ("Reliability diagrams", plots.reliability_diagrams, "Reliability diagrams (calibration)"),
+    },
+    "regression": {
+        "predicted_vs_true": ("Predicted-vs-true plots", plots.predicted_vs_true, "Predicted vs true values"),
+        "residuals": ("Residual plots", plots.residuals, "Residuals"),
+    },
+}
+
 
 def compare(
     models,
@@ -220,17 +234,21 @@ class Report:
         if self.task != task:
             raise ValueError(f"{what} need a {task} task; this report is {self.task}")
 
+    def _task_figure(self, task, name):
+        """Figure `name` of `TASK_FIGURES[task]`, drawn over y and the predictions; a report
+        of the other task is refused."""
+        what, draw, _ = TASK_FIGURES[task][name]
+        self._need(task, what)
+        return draw(self.y, self.predictions)
+
     def plot_roc(self):
-        self._need("classification", "ROC curves")
-        return plots.roc_curves(self.y, self.predictions)
+        return self._task_figure("classification", "roc")
 
     def plot_confusion(self):
-        self._need("classification", "Confusion matrices")
-        return plots.confusion_matrices(self.y, self.predictions)
+        return self._task_figure("classification", "confusion")
 
     def plot_reliability(self):
-        self._need("classification", "Reliability diagrams")
-        return plots.reliability_diagrams(self.y, self.predictions)
+        return self._task_figure("classification", "reliability")
 
     def plot_diversity(self):
         if not self.diversity.applicable:
@@ -246,23 +264,16 @@ class Report:
         return plots.contribution_bars(self.contributions[name])
 
     def plot_predicted_vs_true(self):
-        self._need("regression", "Predicted-vs-true plots")
-        return plots.predicted_vs_true(self.y, self.predictions)
+        return self._task_figure("regression", "predicted_vs_true")
 
     def plot_residuals(self):
-        self._need("regression", "Residual plots")
-        return plots.residuals(self.y, self.predictions)
+        return self._task_figure("regression", "residuals")
 
     def figures(self):
         """Dict name -> (Figure, caption) of every figure that applies to this report."""
-        out = {}
-        if self.task == "classification":
-            out["roc"] = (self.plot_roc(), "ROC curves of every model")
-            out["confusion"] = (self.plot_confusion(), "Confusion matrices")
-            out["reliability"] = (self.plot_reliability(), "Reliability diagrams (calibration)")
-        else:
-            out["predicted_vs_true"] = (self.plot_predicted_vs_true(), "Predicted vs true values")
-            out["residuals"] = (self.plot_residuals(), "Residuals")
+        task = "classification" if self.task == "classification" else "regression"
+        out = {name: (self._task_figure(task, name), caption)
+               for name, (_, _, caption) in TASK_FIGURES[task].items()}
         if self.diversity.applicable:
             out["diversity"] = (self.plot_diversity(), "Pairwise diversity between members")
         for name in self.contributions:

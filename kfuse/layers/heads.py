@@ -185,6 +185,8 @@ class SigmoidHead(Head):
 
     activation = "sigmoid"
     output_name = "logits"
+    #: the head's name in messages
+    what = "sigmoid"
 
     def loss(self):
         return keras.losses.BinaryCrossentropy(from_logits=True)
@@ -192,11 +194,21 @@ class SigmoidHead(Head):
     def metrics(self):
         return [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)]
 
-    def _check_zero_one(self, y, what):
-        """Refuse labels other than 0 and 1, naming the head (`what`)."""
+    def check_labels(self, y):
+        """Numeric labels of the head's shape (`_expected_shape`), each 0 or 1."""
+        _refuse_text(np.asarray(y), self)
+        expected = self._expected_shape(y)
+        if expected:
+            raise ValueError(f"The {self.what} head expects {expected}; received {_shape_text(y)}.")
         bad = np.setdiff1d(np.unique(y), [0, 1])
         if bad.size:
-            raise ValueError(f"The {what} head expects labels 0 or 1; received also {bad[:5]}.")
+            raise ValueError(f"The {self.what} head expects labels 0 or 1; received also {bad[:5]}.")
+
+    def _expected_shape(self, y):
+        """What the labels should be when `y` is not (batch, units); None when it is."""
+        if y.ndim != 2 or y.shape[1] != self.units:
+            return f"0/1 labels of shape (batch, {self.units})"
+        return None
 
 
 @keras.saving.register_keras_serializable(package="kfuse")
@@ -206,19 +218,22 @@ class Binary(SigmoidHead):
     Example:
 
     ```python
-    import kfuse
-    head = kfuse.layers.heads.Binary()
+    import kfuse, numpy as np
+    head = kfuse.layers.heads.Binary()  # one logit
+    head.probabilities(np.array([[0.0], [2.0]]))  # P(class 1): [[0.5], [0.881]]
     ```
     """
+
+    what = "binary"
 
     def __init__(self, kernel_regularizer=None, name=None):
         super().__init__(1, kernel_regularizer, name)
 
-    def check_labels(self, y):
-        _refuse_text(np.asarray(y), self)
+    def _expected_shape(self, y):
+        """What the labels should be when `y`'s shape is not (batch,) or (batch, 1)."""
         if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
-            raise ValueError(f"The binary head expects labels of shape (batch,) or (batch, 1); received {_shape_text(y)}.")
-        self._check_zero_one(y, "binary")
+            return "labels of shape (batch,) or (batch, 1)"
+        return None
 
     def get_config(self):
         config = super().get_config()
@@ -233,22 +248,16 @@ class MultiLabel(SigmoidHead):
     Example:
 
     ```python
-    import kfuse
-    head = kfuse.layers.heads.MultiLabel(5)
+    import kfuse, numpy as np
+    head = kfuse.layers.heads.MultiLabel(3)
+    head.check_labels(np.array([[1, 0, 1], [0, 0, 0]]))  # any number of labels per row: fine
     ```
     """
 
+    what = "multi-label"
+
     def __init__(self, num_labels, kernel_regularizer=None, name=None):
         super().__init__(num_labels, kernel_regularizer, name)
-
-    def check_labels(self, y):
-        _refuse_text(np.asarray(y), self)
-        if y.ndim != 2 or y.shape[1] != self.units:
-            raise ValueError(
-                f"The multi-label head expects 0/1 labels of shape (batch, {self.units}); "
-                f"received {_shape_text(y)}."
-            )
-        self._check_zero_one(y, "multi-label")
 
     def get_config(self):
         config = super().get_config()
@@ -264,7 +273,8 @@ class Regression(Head):
 
     ```python
     import kfuse
-    head = kfuse.layers.heads.Regression(1)
+    head = kfuse.layers.heads.Regression(2)  # two targets per row
+    head.loss(), head.metrics()  # (MeanSquaredError, [MeanAbsoluteError(name="mae")])
     ```
     """
 

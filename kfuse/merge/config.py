@@ -57,16 +57,17 @@ def load_config(path):
     Example:
 
     ```python
-    import os, tempfile, keras
+    import os, tempfile
     from kfuse.merge.config import load_config
     folder = tempfile.mkdtemp()
-    for name in ("a", "b"):
-        keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(
-            os.path.join(folder, name + ".keras"))
+    for name in ("a", "b"):  # the files must exist; merging reads them, not load_config
+        open(os.path.join(folder, name + ".keras"), "w").close()
     path = os.path.join(folder, "merge.yaml")
     with open(path, "w") as f:
-        f.write("merge_method: linear\\nmodels: [{model: a.keras}, {model: b.keras}]\\n")
-    print(load_config(path)["method"])  # linear
+        f.write("merge_method: linear\\nmodels: [{model: a.keras, parameters: {weight: 3}}, b.keras]\\n")
+    config = load_config(path)
+    print(config["model_parameters"])  # [{'weight': 3}, {}]
+    print(config["models"][0] == os.path.join(folder, "a.keras"))  # True: beside the YAML file
     ```
     """
     if not os.path.exists(path):

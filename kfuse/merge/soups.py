@@ -95,10 +95,9 @@ def greedy_soup(models, validation_data=None, metric="accuracy", repair_data=Non
     from kfuse.merge import greedy_soup
     x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
     y = (x[:, 0] > 0).astype("int64")
-    def net():
-        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    result = greedy_soup([net(), net()], validation_data=(x, y))
-    print(result.ingredients, result.score >= max(result.scores.values()))
+    candidates = [keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]) for _ in range(3)]
+    result = greedy_soup(candidates, validation_data=(x, y))  # the best first, then what helps
+    print(result.ingredients, result.score >= max(result.scores.values()))  # [...] True
     ```
     """
     if validation_data is None:

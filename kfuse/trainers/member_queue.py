@@ -39,18 +39,16 @@ class MemberQueue:
     import keras, numpy as np
     from kfuse.trainers.member_queue import MemberQueue
 
-    def build():
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        return model
-
+    specs = {"small": 4, "wide": 16}  # two architectures: members pair up within one spec
     x, y = np.ones((40, 4), "float32"), np.zeros(40, "int64")
     finished = {}
     queue = MemberQueue(lambda i, model: finished.update({i: model}))
-    for i in range(3):
+    for i, spec in enumerate(["small", "wide", "small"]):
         keras.utils.set_random_seed(i)
-        queue.add(i, "spec_0", build(), x, y, {"epochs": 2, "batch_size": 8})
-    queue.finish()
+        member = keras.Sequential([keras.Input((4,)), keras.layers.Dense(specs[spec]), keras.layers.Dense(2)])
+        member.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        queue.add(i, spec, member, x, y, {"epochs": 2, "batch_size": 8})
+    queue.finish()  # trains what is still queued (a spec's lone member)
     sorted(finished)  # [0, 1, 2]
     ```
     """
