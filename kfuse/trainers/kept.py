@@ -15,19 +15,14 @@ Example:
 
 ```python
 import keras, numpy as np
+from kfuse.ensemble import VotingClassifier
 from kfuse.trainers import kept
-from kfuse.trainers.shared_fit import FitPool
 
-def build():
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
-
-x, y = np.ones((40, 4), "float32"), np.zeros(40)
-with FitPool() as pool:  # its worker goes back to the shelf at the end
-    pool.fit(build(), x, y, seed=0, epochs=1, batch_size=8)
-with FitPool() as pool:  # the next fit takes it: no copy, no trace
-    pool.fit(build(), x, y, seed=0, epochs=1, batch_size=8)
+x = np.random.default_rng(0).normal(size=(40, 4)).astype("float32"); y = (x[:, 0] > 0).astype(int)
+net = lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+VotingClassifier(net, n_estimators=2, epochs=1, batch_size=8).fit(x, y)
+[kind for kind, _ in kept.shelf()]  # one worker kept ('side_by_side' or 'shared_fit')
+VotingClassifier(net, n_estimators=2, epochs=1, batch_size=8).fit(x, y)  # trains in it: no trace
 kept.clear()
 ```
 """
