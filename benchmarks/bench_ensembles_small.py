@@ -16,18 +16,23 @@ kfuse's fixed cost per fit: a second kfuse fit of 1 epoch per member (FGE: 1 war
 gives, with n(E) the epochs the fit trains in all, fixed = t(1) - n(1) (t(E) - t(1)) /
 (n(E) - n(1)): the time not proportional to the epochs (first seed only).
 
-Measured (2026-12-07, seeds 0-1, KFUSE_BENCH_THREADS=1, 2 shared cores at load 6-10; fit s
-peer / kfuse, ratio): Voting 17.6 / 14.6 0.83x, Bagging 24.4 / 14.9 0.61x, Snapshot 22.7 / 13.2
-0.58x, FGE 6.7 / 7.5 1.11x, GradientBoosting 43.2 / 21.4 0.50x; every accuracy gap within 0.4
-points (96.3-98.3% both). A run before on the same load: 0.70x, 0.80x, 0.47x, 0.98x, 0.31x.
-Where kfuse's fixed cost goes (cProfile, 1-epoch fits): one trace of the epoch function
-(~3 s, once per fit), the graph assembly (~2.5 s: `stack` clones every member again) and,
-for snapshot / FGE, one `clone_model` per snapshot (~0.35 s each).
+Measured side by side (2026-12-08, `python benchmarks/side_by_side.py BEFORE
+bench_ensembles_small` with KFUSE_SEEDS=0,1 KFUSE_BENCH_THREADS=1 KFUSE_BENCH_FIXED=0, 2 cores,
+one run: the commit before kept workers, dcd97a8, then 9268cf4); time ratio kfuse / peer,
+before -> after: Voting 0.75 -> 0.69, Bagging 0.72 -> 0.64, Snapshot 0.51 -> 0.53, FGE
+0.97 -> 1.04 (peer 1.9 s: NOT met), GradientBoosting 0.41 -> 0.43; accuracies equal (every
+gap within 0.4 points, 96.3-98.3%). A fit after the first of an architecture in the process
+takes the kept workers (`kfuse.trainers.kept`: no copy, no trace); the warm-up fit leaves one
+for the first timed fit. What is left of FGE's fixed cost (cProfile of a fit with a kept
+worker): a copy per snapshot and a copy per member of the graph, about 45 ms each on this net.
 
 `make bench` installs torchensemble. KFUSE_QUICK=1: 2 members x 2 epochs, 1 seed, no
 fixed-cost fits (about a minute). Knobs: KFUSE_SEEDS (default 0,1,2,3,4),
 KFUSE_BENCH_EPOCHS (20), KFUSE_BENCH_MEMBERS (5), KFUSE_BENCH_ONLY (comma-separated row
-names), KFUSE_BENCH_FIXED=0 skips the fixed-cost fits, KFUSE_BENCH_THREADS=N gives both
+names), KFUSE_BENCH_FIXED=0 skips the fixed-cost fits, KFUSE_BENCH_KEPT=0 clears the workers
+a fit keeps for the next (`kfuse.trainers.kept`) before every kfuse fit, so each pays its own
+copy and trace as a process's first fit of an architecture does (default: kept, as in any
+loop of fits; the warm-up fit leaves one for the first timed fit), KFUSE_BENCH_THREADS=N gives both
 libraries N CPU threads (default: each library's own). On a loaded machine set it: with
 more runnable threads than cores, PyTorch's OpenMP threads spin and one epoch of this net
 took 3-4 s at 2 threads against 0.1-0.3 s at 1 (2 cores, load 8), which measures the load,
@@ -59,6 +64,7 @@ MEMBERS = 2 if QUICK else int(os.environ.get("KFUSE_BENCH_MEMBERS", "5"))
 FIXED = not QUICK and os.environ.get("KFUSE_BENCH_FIXED", "1") != "0"
 THREADS = int(os.environ.get("KFUSE_BENCH_THREADS", "0"))
 ONLY = {name for name in os.environ.get("KFUSE_BENCH_ONLY", "").split(",") if name}
+KEPT = os.environ.get("KFUSE_BENCH_KEPT", "1") != "0"
 BATCH, LR = 100, 1e-3
 SNAP_LR, FGE_LR, FGE_CYCLE = 5 * LR, (5 * LR, 1e-4), 2  # one setting for both libraries
 ROWS = ("Voting", "Bagging", "Snapshot", "FGE", "GradientBoosting")
@@ -139,6 +145,10 @@ def kfuse_estimator(name, seed, epochs):
 
 def kfuse_fit(name, seed, epochs, x, y):
     est = kfuse_estimator(name, seed, epochs)
+    if not KEPT:  # every fit as a process's first of its architecture: its own copy and trace
+        from kfuse.trainers import kept
+
+        kept.clear()
     start = time.perf_counter()
     with warnings.catch_warnings():  # the one-run methods say they replace the compiled rate
         warnings.simplefilter("ignore", ensemble.OptimizerReplacedWarning)
