@@ -112,3 +112,14 @@ def assert_round_trip(model, x, tmp_path, atol=1e-6):
     after = loaded.predict(x, verbose=0)
     np.testing.assert_allclose(before, after, atol=atol)
     return loaded
+
+
+def dropout_net(width, hidden=8, rate=0.4, classes=3):
+    """A small compiled classifier with BatchNormalization and Dropout (seed state the
+    engine's workers must carry): Dense(relu) - BatchNorm - Dropout - Dense logits, Adam 1e-2."""
+    inp = keras.Input((width,))
+    h = keras.layers.Dropout(rate)(keras.layers.BatchNormalization()(keras.layers.Dense(hidden, activation="relu")(inp)))
+    model = keras.Model(inp, keras.layers.Dense(classes)(h))
+    model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=False)
+    return model

@@ -11,6 +11,7 @@ from kfuse.trainers import jobs
 from kfuse.trainers.epoch_function import EPOCH_FUNCTION_ATTRIBUTE
 from kfuse.trainers.members import fit_member
 from kfuse.trainers.schedule import Scheduler, run_all
+from tests.helpers import dropout_net
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(48, 5)).astype("float32")
@@ -19,12 +20,7 @@ FIT = {"epochs": 2, "batch_size": 16}
 
 
 def _dropout_net():
-    inp = keras.Input((5,))
-    h = keras.layers.Dropout(0.4)(keras.layers.BatchNormalization()(keras.layers.Dense(8, activation="relu")(inp)))
-    model = keras.Model(inp, keras.layers.Dense(3)(h))
-    model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=False)
-    return model
+    return dropout_net(5)
 
 
 def test_the_route_is_decided_once_from_the_settings():

@@ -10,6 +10,7 @@ import kfuse
 from kfuse.ensemble import FastGeometricEnsemble, SnapshotEnsemble, VotingClassifier
 from kfuse.trainers import kept, side_by_side
 from kfuse.trainers.epoch_function import EPOCH_FUNCTION_ATTRIBUTE
+from tests.helpers import dropout_net
 
 pytestmark = pytest.mark.filterwarnings("ignore::kfuse.ensemble.OptimizerReplacedWarning")
 RNG = np.random.default_rng(0)
@@ -18,12 +19,7 @@ Y = (X[:, 0] + X[:, 1] > 0).astype("int64") + (X[:, 2] > 0.5)
 
 
 def _net():
-    inp = keras.Input((6,))
-    h = keras.layers.Dropout(0.2)(keras.layers.BatchNormalization()(keras.layers.Dense(12, activation="relu")(inp)))
-    model = keras.Model(inp, keras.layers.Dense(3)(h))
-    model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=False)
-    return model
+    return dropout_net(6, hidden=12, rate=0.2)
 
 
 ENSEMBLES = {
