@@ -7,13 +7,14 @@ import socket
 import threading
 import time
 import traceback
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import keras
 
 
 @dataclass
-class Job:
+class Job(ABC):
     """One independent fit. Subclasses (`kfuse.stacking.remote.FoldJob`,
     `kfuse.ensemble.remote.MemberJob`) hold what to build, the fit settings, the seed and the
     rows, and implement `run(data) -> result`, where `data` is the run's shared arrays (a
@@ -30,8 +31,9 @@ class Job:
     run_id: str
     gpus: float | None = None
 
-    def run(self, data):  # pragma: no cover - every job kind implements it
-        raise NotImplementedError
+    @abstractmethod
+    def run(self, data):
+        """Build, train and return this job's result from the run's shared `data`."""
 
 
 @dataclass
