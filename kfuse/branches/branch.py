@@ -101,6 +101,11 @@ class Branch:
             adapted state, whose statistics saw every row the base was adapted on.
         fit (dict | None): optional dict of per-branch training settings (optimizer, epochs,
             batch_size, callbacks...) used by `kfuse.Stacker` when it trains this base.
+        copy (bool): True (the default) builds the branch on a copy of `base`, so your model
+            is never altered. False builds it on `base`'s own layers: no copy (faster, half the
+            memory of a large base), but `trainable=False` then freezes `base`'s layers, and
+            every graph built from the branch shares them. kfuse's ensembles use it for the
+            members they made themselves.
 
     Example:
 
@@ -122,7 +127,7 @@ class Branch:
 
     def __init__(
         self, base, name, inputs=None, trainable=True, tap=None, output="raw", fit=None,
-        select=None, readapt=False, pool=None, lora_rank=None,
+        select=None, readapt=False, pool=None, lora_rank=None, copy=True,
     ):  # fmt: skip
         if not isinstance(name, str) or not name or "/" in name:
             raise ValueError(
@@ -146,6 +151,7 @@ class Branch:
         self.readapt = bool(readapt)
         self.pool = pool
         self.fit_settings = dict(fit or {})
+        self.copy = bool(copy)
         self.source = None
         self._shared_model = None
         if isinstance(base, (str, os.PathLike)):
@@ -171,6 +177,12 @@ class Branch:
             raise TypeError(
                 f"Branch '{name}': `base` must be a keras.Model, a path to a .keras file or a "
                 f"callable; received {type(base).__name__}"
+            )
+        if not self.copy and (self.is_fresh or lora_rank is not None):
+            raise ValueError(
+                f"Branch '{name}': copy=False builds on a base model's own layers; "
+                + ("a callable branch builds a new network" if self.is_fresh
+                   else "lora_rank= adds adapters to a copy") + ": leave copy=True"
             )
         self.lora_rank = check_lora(lora_rank, None if self.is_fresh else base, name, trainable)
         names, declared = _normalise_inputs(inputs, name)
@@ -284,7 +296,7 @@ class Branch:
             ) from error
 
     def _build_from_base(self):
-        clone = self._clone_base()
+        clone = self._clone_base() if self.copy else self.base
         if self.tap is None and rebuilt_by_class(clone):
             clone = nested(clone)  # a hub backbone / task stays one layer, rebuilt by its class
         out, _ = convert_output(clone, self.output, self.name, tap=self.tap, select=self.select)

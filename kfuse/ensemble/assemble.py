@@ -8,14 +8,16 @@ from kfuse.layers.ensemble import ProbabilityLogits, WeightedMedian, WeightedVot
 from kfuse.models.graph import stack
 
 
-def member_branches(members, output, input_name="x"):
-    """Frozen `kfuse.Branch` objects named member_0..., all reading one input."""
+def member_branches(members, output, input_name="x", copy=True):
+    """Frozen `kfuse.Branch` objects named member_0..., all reading one input; `copy=False`
+    builds them on the members' own layers (members the ensemble made and hands out as
+    copies of its own, see `kfuse.trainers.members.NetworkCopy`)."""
     branches = []
     for i, model in enumerate(members):
         single = len(model.inputs) == 1
         branches.append(
             Branch(model, name=f"member_{i}", inputs=input_name if single else None,
-                         trainable=False, output=output)
+                   trainable=False, output=output, copy=copy)
         )
     return branches
 
@@ -32,10 +34,11 @@ def fixed_average(branches, weights, name, logits=None, **stack_kwargs):
     return stack(branches, fusion=fusion, meta=meta, head=None, compile=False, name=name, **stack_kwargs)
 
 
-def weighted_graph(members, weights, task, name, input_name="x"):
-    """Weighted average of member probabilities (classification) or outputs (regression)."""
+def weighted_graph(members, weights, task, name, input_name="x", copy=True):
+    """Weighted average of member probabilities (classification) or outputs (regression);
+    `copy` as for `member_branches`."""
     output = "probabilities" if task == "classification" else "raw"
-    return fixed_average(member_branches(members, output, input_name), weights, name)
+    return fixed_average(member_branches(members, output, input_name, copy), weights, name)
 
 
 def vote_graph(members, weights, name, input_name="x"):

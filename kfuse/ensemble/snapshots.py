@@ -14,7 +14,7 @@ from kfuse.ensemble import base
 from kfuse.ensemble.assemble import weighted_graph
 from kfuse.ensemble.one_run import OneRun, make_optimizer
 from kfuse.ensemble.run_state import RunState
-from kfuse.trainers.members import copy_network, fit_member
+from kfuse.trainers.members import NetworkCopy, copy_network, fit_member
 
 
 @keras.saving.register_keras_serializable(package="kfuse_ensemble")
@@ -141,9 +141,29 @@ class _Snapshots(OneRun):
                 run.save(model, "cycle", c + 1)
             snaps.append(snap)
             bar.update(c + 1)
-        self.estimators_ = snaps
-        self.model_ = weighted_graph(snaps, [1.0] * len(snaps), self.task_, name=name)
+        self._set_members(snaps, name)
         return self
+
+    def _set_members(self, snaps, name):
+        """`model_` on the snapshots' own layers, frozen there (they are copies this fit
+        made), and `estimators_` copied out of them on first access, trainable as
+        trained: one copy per snapshot instead of two, a third of a small fit's time. A
+        snapshot that is not a functional or Sequential model is copied into the graph."""
+        later = [NetworkCopy.of(snap) for snap in snaps]
+        adopt = all(c is not None for c in later)
+        self._estimators, self._estimator_copies = (None, later) if adopt else (snaps, None)
+        self.model_ = weighted_graph(snaps, [1.0] * len(snaps), self.task_, name=name, copy=not adopt)
+
+    @property
+    def estimators_(self):
+        """The snapshots, standalone and trainable (made on first access; see `_set_members`)."""
+        made = vars(self).get("_estimators")
+        if made is None:
+            later = vars(self).get("_estimator_copies")
+            if later is None:
+                raise AttributeError(f"{self._who()} has no estimators_ before it is fitted")
+            made = self._estimators = [c.make() for c in later]
+        return made
 
 
 class SnapshotEnsemble(_Snapshots):

@@ -5,6 +5,8 @@ A member's fit is a `kfuse.trainers.jobs.FitJob` like a Stacker fold's (`member_
 its route (fast loop or `Model.fit`) is decided once and `fit_job` trains it.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 
@@ -47,16 +49,52 @@ def fit_member(model, x, y, settings, sample_weight=None, callbacks=(), pool=Non
     return fit_job(member_job(model, x, y, settings, sample_weight, callbacks, pool))
 
 
-def copy_network(model):
-    """An uncompiled copy of a network with its current weights.
+@dataclasses.dataclass(frozen=True)
+class NetworkCopy:
+    """A copy of a functional or Sequential `network` to make later: its class and config,
+    read now (each layer's own `trainable` flag as it is now), and the network, whose weights
+    the copy takes when it is made. A snapshot ensemble's graph is built on its snapshots'
+    own layers and freezes them; `estimators_` are made from these, trainable as trained.
 
-    A functional or Sequential network is rebuilt from its config (about half the time of
-    `keras.models.clone_model`, which re-runs the graph layer by layer: snapshot ensembles
-    copy their network once per snapshot); any other through `clone_model`."""
-    if is_graph_model(model):
-        clone = type(model).from_config(model.get_config())
-    else:
-        clone = keras.models.clone_model(model)
+    Example:
+
+    ```python
+    import keras
+    from kfuse.trainers.members import NetworkCopy
+
+    net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    later = NetworkCopy.of(net)
+    net.trainable = False
+    copy = later.make()
+    assert copy.trainable_weights and copy is not net  # trainable as it was read
+    ```
+    """
+
+    network: keras.Model
+    cls: type
+    config: dict
+
+    @classmethod
+    def of(cls, network):
+        """The copy to make of `network`; None for a model that is not functional or
+        Sequential (`keras.models.clone_model` copies those, from the network as it is)."""
+        return cls(network, type(network), network.get_config()) if is_graph_model(network) else None
+
+    def make(self):
+        """The copy: rebuilt from the config (about half the time of `clone_model`, which
+        re-runs the graph layer by layer), with the network's current weights; uncompiled."""
+        clone = self.cls.from_config(self.config)
+        clone.set_weights(self.network.get_weights())
+        return clone
+
+
+def copy_network(model):
+    """An uncompiled copy of a network with its current weights (`NetworkCopy`; any model
+    that is not functional or Sequential through `keras.models.clone_model`)."""
+    later = NetworkCopy.of(model)
+    if later is not None:
+        return later.make()
+    clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
     return clone
 
