@@ -29,8 +29,11 @@ def run(tree, name):
     if not script.exists():
         sys.exit(f"side_by_side: {script} does not exist; give a checkout that has benchmarks/{name}.py")
     print(f"\n## {name}: {tree} ({commit(tree)})", flush=True)
+    # the tree first on the path: a script of an older checkout may not put it there itself,
+    # and an installed (editable) kfuse would otherwise answer for every tree
+    path = os.pathsep.join(p for p in (str(tree), os.environ.get("PYTHONPATH")) if p)
     done = subprocess.run([sys.executable, str(script)], cwd=tree, capture_output=True, text=True,
-                          env=dict(os.environ), check=False)
+                          env=dict(os.environ, PYTHONPATH=path), check=False)
     print(done.stdout, flush=True)
     if done.returncode:
         print(f"(exit {done.returncode}) {done.stderr[-2000:]}", flush=True)
