@@ -8,7 +8,6 @@ import keras
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from kfuse.branches.branch import Branch
 from kfuse.distribute.strategy import strategy_scope
 from kfuse.models.fused import check_finite_weights
 from kfuse.models.graph import check_branches
@@ -262,8 +261,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         if not branch.is_fresh:
             return branch
         keras.utils.set_random_seed(fold_seed(self.seed_, 999, self.branches_.index(branch)))
-        built = branch.build_model(shapes)
-        return Branch(built, name=branch.name, inputs=branch.input_names, trainable=False)
+        return branch.built_frozen(shapes)
 
     def _train_bases(self, plan, trained, data, claims):
         """Train the `trained` bases out-of-fold (and refit), resuming from `work_dir`:
