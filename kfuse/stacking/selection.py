@@ -48,7 +48,7 @@ import numpy as np
 
 from kfuse.layers.heads import head_config
 from kfuse.stacking.cache import fit_top
-from kfuse.stacking.folds import forward_folds, resolve_cv, time_ordered
+from kfuse.stacking.folds import forward_folds, kfold, time_ordered
 from kfuse.utils.optimizers import new_optimizer
 from kfuse.utils.outputs import (  # noqa: F401
     beats,
@@ -198,20 +198,17 @@ def _inner_folds(settings, y, rows):
     data (with the outer splitter's `gap`): every inner training position precedes every
     held-out one, so no later row informs the choice for an earlier one. Such splits never
     hold out the earliest rows; `choose` scores only the rows some split held out."""
-    head = settings.head
     cv = settings.cv
     k = min(int(cv), MAX_INNER_FOLDS) if isinstance(cv, int) and not isinstance(cv, bool) else 3
-    labels = y[rows]
     if time_ordered(cv):
         return forward_folds(k, rows, getattr(cv, "gap", 0))
-    if head.activation == "softmax":
-        k = min(k, int(np.unique(class_ids(labels), return_counts=True)[1].min()))
-    elif head.activation == "sigmoid" and (labels.ndim == 1 or labels.shape[1] == 1):
-        k = min(k, int(np.unique(labels.reshape(len(labels)), return_counts=True)[1].min()))
+    strata = None if settings.strata is None else settings.strata[rows]
+    if strata is not None:  # every inner fold holds out a row of each class
+        k = min(k, int(np.unique(strata, return_counts=True)[1].min()))
     k = min(k, len(rows))
     if k < 2:
         return None, f"the {len(rows)} out-of-fold rows allow no inner cross-validation"
-    return resolve_cv(k, labels, head, settings.seed + 11).splits, None
+    return kfold(k, strata, len(rows), settings.seed + 11), None
 
 
 def _meta_predictions(settings, top, features, arrays, y, rows, splits):

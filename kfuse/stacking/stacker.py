@@ -237,11 +237,14 @@ class Stacker(EstimatorOutputs, BaseEstimator):
 
     def _split(self, data):
         """The `Plan` of the rows (`cv` resolved); sets `oof_rows_` (the rows some fold
-        holds out). `cv="prefit"` takes built bases only."""
+        holds out) and `top_settings_` (with the plan's `strata`, which the inner folds
+        of the selection and the level-2 folds draw on). `cv="prefit"` takes built bases
+        only."""
         plan = resolve_cv(self.cv, data.y, self.head_, self.seed_)
         if plan.kind == "prefit":
             check_prefit(self.branches_)
         self.oof_rows_ = plan.held_out_rows(data.rows)
+        self.top_settings_ = self._top_settings(plan.strata)
         return plan
 
     def _freeze(self, plan, shapes, allow_nonfinite):
@@ -317,15 +320,14 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         by_name = {b.name: b for b in frozen}
         return [by_name.get(b.name, b) for b in self.branches_]
 
-    @property
-    def top_settings_(self):
+    def _top_settings(self, strata):
         """The `TopSettings` of this fit: what the selection, the level-2 learners and the
         training of the top read (never the Stacker itself)."""
         return TopSettings(
             head=self.head_, meta_fit=self.meta_fit_, seed=self.seed_, cv=self.cv, selection=self.selection,
             branches=tuple(self.branches_), methods=self.methods_, sample_weight=self.sample_weight_,
             strategy=self.strategy_, name=self.name, passthrough=bool(self.passthrough),
-            input_names=tuple(self.input_names),
+            input_names=tuple(self.input_names), strata=strata,
         )
 
     def _choose(self, graph, data):
