@@ -273,11 +273,10 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         store = claims.enter_context(WorkDir(self.work_dir, self._fingerprint(plan, data)))
         steps = len(trained) * (plan.n_splits + (1 if self.refit else 0))
         progress = progress_bar(steps, self.verbose, unit_name="fit", stateful_metrics=["fold", "refit"])
-        folds = BaseFolds(trained, self.methods_, self.head_, data.shapes, store, self.seed_,
-                          self.strategy_, data.sample_weight, progress, resolve_n_jobs(self.n_jobs))
-        oof, fold_models, scores = folds.run(plan, data.arrays, data.y, keep_fold_models=not self.refit,
-                                             refit=self.refit)
-        finals = folds.final_branches(fold_models, data.arrays, data.y, self.refit)
+        folds = BaseFolds(trained, self.methods_, self.head_, data, store, self.seed_, self.strategy_,
+                          progress, resolve_n_jobs(self.n_jobs))
+        oof, fold_models, scores = folds.run(plan, keep_fold_models=not self.refit, refit=self.refit)
+        finals = folds.final_branches(fold_models, self.refit)
         self.base_models_, self.fold_models_ = folds.base_models, fold_models
         self.oof_predictions_, self.cv_scores_ = oof, scores
         return BaseResult(oof, finals)
