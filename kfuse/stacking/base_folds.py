@@ -55,6 +55,11 @@ def _failed(error, jobs):
                                       f"({what}) failed")
 
 
+def _layout(weights):
+    """Each weight's own name (its path without the layers above it) and shape, in order."""
+    return [(v.path.rsplit("/", 1)[-1], tuple(v.shape)) for v in weights]
+
+
 def fold_seed(seed, fold, index):
     """The seed of base ``index`` in fold ``fold`` (refit: fold 10,000; frozen builds: 999)."""
     return seed * 100_003 + fold * 101 + index
@@ -255,12 +260,13 @@ class BaseFolds:
         """The meta-feature model of a trained fold model.
 
         Built once per base (a copy of the first fold model) and given each later fold
-        model's weights, so its predict function is traced once, not once per fold.
+        model's weights, so its predict function is traced once, not once per fold. The
+        weights correspond when they have the same names and shapes in the same order:
+        the layer part of their paths is left out, since Keras numbers the layers of each
+        build of a callable anew (`dense`, `dense_1`, ...) and `build_model` adds a scope.
         """
         cached = self._feature_models.get(branch.name)
-        paths = [v.path for v in model.weights]
-        scoped = [f"{branch.name}/{p}" for p in paths]  # build_model's name scope
-        if cached is not None and [v.path for v in cached.weights] in (paths, scoped):
+        if cached is not None and _layout(cached.weights) == _layout(model.weights):
             cached.set_weights(model.get_weights())
             return cached
         features = bt.feature_model(branch, model, self.methods[branch.name], self.shapes)
