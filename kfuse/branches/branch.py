@@ -257,6 +257,11 @@ class Branch:
         if not self.is_fresh:
             raise ValueError(f"Branch '{self.name}': built_frozen builds a callable branch; this one is a model")
         model = self.build_model(input_shapes)
+        if [t.name for t in model.inputs] != self.input_names:
+            # a model's inputs are matched to the branch's input names in order, and Keras
+            # lists a dict of inputs sorted by name: list them in the branch's order
+            model = keras.Model([model.input[k] for k in self.input_names], model.output, name=self.name)
+            model.trainable = False
         frozen = copy.copy(self)
         frozen.base, frozen.is_fresh, frozen.trainable = model, False, False
         frozen.fit_settings, frozen.readapt, frozen._shared_model = {}, False, None

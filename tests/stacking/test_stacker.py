@@ -136,3 +136,23 @@ def test_holdout_blending_with_logits(data):
     assert not np.allclose(oof[stacker.oof_rows_].sum(-1), 1.0)  # logits, not probabilities
     assert stacker.cv_scores_["mlp"][0] > 0.8
     assert accuracy(stacker.predict(x_test), y_test) > 0.85
+
+
+def test_a_frozen_callable_reads_each_input_by_its_name(data):
+    """A frozen two-input callable whose input names are not in sorted order: each input
+    reaches the layer it was built for (its cached meta-features are the callable's
+    outputs on the right columns)."""
+    x, y, _, _ = data
+
+    def two(t):  # "wide" and "narrow" go to layers of their own widths
+        return keras.layers.Dense(3, activation="softmax")(
+            keras.layers.Concatenate()([keras.layers.Dense(2)(t["wide"]), t["narrow"]]))
+
+    inputs = {"wide": x[:, :6], "narrow": x[:, 6:]}
+    branch = kfuse.Branch(two, name="two", inputs=["wide", "narrow"], trainable=False)
+    stacker = kfuse.Stacker([branch], head=3, cv=2, verbose=0, selection="meta", meta_fit={"epochs": 1})
+    stacker.fit(inputs, y)
+    built = stacker.model_.branch("two")
+    own = built.predict([inputs["wide"], inputs["narrow"]], verbose=0)
+    np.testing.assert_allclose(stacker.features_["two"], own, rtol=1e-5, atol=1e-6)
+    assert stacker.predict_proba(inputs).shape == (len(y), 3)
