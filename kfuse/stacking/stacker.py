@@ -305,13 +305,12 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             return Graph(ordered, ["level2"], self.level2_.oof, features, self.level2_.rows)
         self.model_ = self._stack(ordered, data.shapes)
         members = features  # every member's meta-features, for fixed weights (selection)
-        names = [b.name for b in frozen]
-        if self.cache and frozen:  # one batched pass over every frozen branch
-            features.update(self.model_.branch_outputs(data.arrays, 1024, names=names,
-                                                       check_finite=not allow_nonfinite))
-        elif frozen and self.selection != "meta":  # cache=False: still cached for the choice
-            members = {**features, **self.model_.branch_outputs(
-                data.arrays, 1024, names=names, check_finite=not allow_nonfinite)}
+        if frozen and (self.cache or self.selection != "meta"):  # one batched pass over every frozen branch
+            cached = self.model_.branch_outputs(data.arrays, 1024, names=[b.name for b in frozen],
+                                                check_finite=not allow_nonfinite)
+            if self.cache:  # the top trains on them (cache=False: only the choice reads them)
+                features.update(cached)
+            members = {**features, **cached}
         return Graph(ordered, [b.name for b in self.branches_], features, members, self.oof_rows_)
 
     def _in_order(self, frozen):
