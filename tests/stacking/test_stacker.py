@@ -156,3 +156,18 @@ def test_a_frozen_callable_reads_each_input_by_its_name(data):
     own = built.predict([inputs["wide"], inputs["narrow"]], verbose=0)
     np.testing.assert_allclose(stacker.features_["two"], own, rtol=1e-5, atol=1e-6)
     assert stacker.predict_proba(inputs).shape == (len(y), 3)
+
+
+def test_a_frozen_branch_keeps_its_pool():
+    """`Branch(..., pool="mean", trainable=False)` in a Stacker: the graph and the cached
+    meta-features pool the base's sequence output, as `kfuse.stack` does."""
+    inp = keras.Input((4, 3), name="seq")
+    base = keras.Model(inp, keras.layers.Dense(5)(inp))
+    x = np.random.default_rng(0).normal(size=(40, 4, 3)).astype("float32")
+    y = np.arange(40) % 2
+    branch = kfuse.Branch(base, name="pooled", pool="mean", trainable=False)
+    stacker = kfuse.Stacker([branch], head=2, cv=2, verbose=0, selection="meta", meta_fit={"epochs": 1})
+    stacker.fit(x, y)
+    own = base.predict(x, verbose=0).mean(axis=1)
+    np.testing.assert_allclose(stacker.features_["pooled"], own, rtol=1e-5, atol=1e-6)
+    assert stacker.predict_proba(x).shape == (40, 2)
