@@ -166,7 +166,8 @@ def test_a_frozen_branch_keeps_its_pool():
     x = np.random.default_rng(0).normal(size=(40, 4, 3)).astype("float32")
     y = np.arange(40) % 2
     branch = kfuse.Branch(base, name="pooled", pool="mean", trainable=False)
-    stacker = kfuse.Stacker([branch], head=2, cv=2, verbose=0, selection="meta", meta_fit={"epochs": 1})
+    stacker = kfuse.Stacker([branch], head=2, cv=2, verbose=0, stack_method="raw", selection="meta",
+                            meta_fit={"epochs": 1})
     stacker.fit(x, y)
     own = base.predict(x, verbose=0).mean(axis=1)
     np.testing.assert_allclose(stacker.features_["pooled"], own, rtol=1e-5, atol=1e-6)
