@@ -287,8 +287,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         if self.work_dir is None:
             return None
         trained = set(self.trained_names_)
-        return fingerprint(self.branches_, trained, self.methods_, plan, self.seed_, self.head_,
-                           data.arrays, data.y, shapes=data.shapes)
+        return fingerprint(self.branches_, trained, self.methods_, plan, self.seed_, self.head_, data)
 
     def _build(self, bases, frozen, data, allow_nonfinite):
         """The graph on the meta-features: sets `model_` (and `level2_` for `levels=2`) and
