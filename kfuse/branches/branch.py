@@ -253,6 +253,16 @@ class Branch:
         callable has no tap, selection, pool or LoRA, and hands over what it returns), so
         they are not run again: only what the build settled changes, the base and the
         shapes and dtypes of its `keras.Input`s.
+
+        Example:
+
+        ```python
+        import keras, kfuse
+
+        branch = kfuse.Branch(lambda t: keras.layers.Dense(2)(t), name="c", inputs="x", trainable=False)
+        frozen = branch.built_frozen({"x": (4,)})
+        frozen.is_fresh, frozen.input_shapes  # (False, {'x': (4,)})
+        ```
         """
         if not self.is_fresh:
             raise ValueError(f"Branch '{self.name}': built_frozen builds a callable branch; this one is a model")

@@ -91,7 +91,18 @@ def describe_cv(cv):
 
 def strata(y, head):
     """What stratified folds keep in proportion, one per row: the class ids (softmax
-    head), the 0/1 label (one sigmoid unit), or None (regression, multi-label)."""
+    head), the 0/1 label (one sigmoid unit), or None (regression, multi-label).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.layers.heads import Classification
+    from kfuse.stacking.folds import strata
+
+    strata(np.eye(3)[[2, 0, 1]], Classification(3))  # [2, 0, 1]: one-hot rows as class ids
+    ```
+    """
     if head is None or head.activation is None:
         return None
     if head.activation == "softmax":
@@ -115,7 +126,18 @@ def _check_class_counts(labels, k):
 
 def kfold(k, strata, n, seed):
     """The splits of a shuffled k-fold over `n` rows: stratified on `strata` (one per row,
-    see `strata`) when given, else plain; (train rows, held-out rows) pairs."""
+    see `strata`) when given, else plain; (train rows, held-out rows) pairs.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.stacking.folds import kfold
+
+    splits = kfold(2, np.array([0, 0, 1, 1]), 4, seed=0)  # each half holds one row per class
+    [sorted(held) for _, held in splits]
+    ```
+    """
     from sklearn import model_selection
 
     if k < 2:
