@@ -1,5 +1,6 @@
 """`Branch`: one base network as a named, optionally frozen, part of a fused graph."""
 
+import copy
 import difflib
 import os
 
@@ -255,6 +256,42 @@ class Branch:
         if self.lora_rank is not None:
             apply_lora(model, self.lora_rank, self.name)  # after: trainable=True unfreezes all
         return model
+
+    def built_frozen(self, input_shapes):
+        """A callable branch built once (`build_model`) and frozen: a copy of this branch
+        over the built model, used as it is (trainable=False, no fit settings).
+
+        The constructor's checks ran on this branch already and hold for the copy (a
+        callable has no tap, selection, pool or LoRA, and hands over what it returns), so
+        they are not run again: only what the build settled changes, the base and the
+        shapes and dtypes of its `keras.Input`s.
+
+        Example:
+
+        ```python
+        import keras, kfuse
+
+        branch = kfuse.Branch(lambda t: keras.layers.Dense(2)(t), name="c", inputs="x", trainable=False)
+        frozen = branch.built_frozen({"x": (4,)})
+        frozen.is_fresh, frozen.input_shapes  # (False, {'x': (4,)})
+        ```
+        """
+        if not self.is_fresh:
+            raise ValueError(f"Branch '{self.name}': built_frozen builds a callable branch; this one is a model")
+        model = self.build_model(input_shapes)
+        if [t.name for t in model.inputs] != self.input_names:
+            # a model's inputs are matched to the branch's input names in order, and Keras
+            # lists a dict of inputs sorted by name: list them in the branch's order
+            model = keras.Model([model.input[k] for k in self.input_names], model.output, name=self.name)
+            model.trainable = False
+        frozen = copy.copy(self)
+        frozen.base, frozen.is_fresh, frozen.trainable = model, False, False
+        frozen.fit_settings, frozen.readapt, frozen._shared_model = {}, False, None
+        tensors = {t.name: t for t in model.inputs}
+        frozen.input_names = list(self.input_names)
+        frozen.input_shapes = {k: tuple(tensors[k].shape[1:]) for k in self.input_names}
+        frozen.input_dtypes = {k: tensors[k].dtype for k in self.input_names}
+        return frozen
 
     def _share_frozen_model(self, input_shapes):
         """Build the sub-model once; every later stack of this branch reuses it.

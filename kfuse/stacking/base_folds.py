@@ -55,6 +55,11 @@ def _failed(error, jobs):
                                       f"({what}) failed")
 
 
+def _layout(weights):
+    """Each weight's own name (its path without the layers above it) and shape, in order."""
+    return [(v.path.rsplit("/", 1)[-1], tuple(v.shape)) for v in weights]
+
+
 def fold_seed(seed, fold, index):
     """The seed of base ``index`` in fold ``fold`` (refit: fold 10,000; frozen builds: 999)."""
     return seed * 100_003 + fold * 101 + index
@@ -67,19 +72,19 @@ class BaseFolds:
         trained: the branches trained here (fresh callables or models to re-initialise).
         methods: branch name -> stack method (``predict_proba``, ``logits``, ``features``...).
         head: the `kfuse.layers.heads` head every base is trained under.
-        shapes: input name -> shape.
+        data: the fit's `kfuse.stacking.data.StackData` (arrays, labels, row weights and
+            input shapes), read once by the Stacker: every fold and refit takes its rows.
         store: the `WorkDir` holding finished folds and refits.
-        seed: the Stacker's resolved seed; ``strategy``, ``sample_weight``: as the Stacker's.
+        seed: the Stacker's resolved seed; ``strategy``: as the Stacker's.
         progress: a `keras.utils.Progbar` advanced once per trained model.
         n_jobs: models trained at once, in threads (`kfuse.trainers.threads`); 1 under a
             strategy.
     """
 
-    def __init__(self, trained, methods, head, shapes, store, seed, strategy=None,
-                 sample_weight=None, progress=None, n_jobs=1):
-        self.trained, self.methods, self.head, self.shapes = trained, methods, head, shapes
-        self.store, self.seed, self.strategy = store, seed, strategy
-        self.sample_weight, self.progress = sample_weight, progress
+    def __init__(self, trained, methods, head, data, store, seed, strategy=None, progress=None, n_jobs=1):
+        self.trained, self.methods, self.head, self.data = trained, methods, head, data
+        self.shapes = data.shapes
+        self.store, self.seed, self.strategy, self.progress = store, seed, strategy, progress
         self.n_jobs = n_jobs if strategy is None else 1  # a strategy trains through Model.fit
         # one traced training function per base, shared by its fold models and refit
         self.shared = {b.name: SharedFit(self._worker_maker(b)) for b in trained}
@@ -92,7 +97,7 @@ class BaseFolds:
         self._refits = {}
         self.base_models = {}
 
-    def run(self, plan, arrays, y, keep_fold_models, refit=False):
+    def run(self, plan, keep_fold_models, refit=False):
         """``(oof, fold_models, scores)``: out-of-fold meta-features per base (mean over the
         folds that hold a row out), the fold models (when ``keep_fold_models``), and each
         fold's score. With ``refit``, the refits train here too, in the same queue as the
@@ -119,7 +124,7 @@ class BaseFolds:
                 self.store.save_refit(job.branch.name, model)
                 self._refits[job.branch.name] = model
                 return
-            feats, fold_score = held or self._held_out(job.branch, model, arrays, y, job.test_rows)
+            feats, fold_score = held or self._held_out(job.branch, model, job.test_rows)
             self.store.save_fold(job.fold, job.branch.name, model, feats, fold_score)
             finished[(job.fold, job.branch.name)] = (model if keep_fold_models else None, feats, fold_score)
             self._advance("fold", job.fold + 1)
@@ -127,20 +132,21 @@ class BaseFolds:
         if engine is not None:
             from kfuse.stacking import remote
 
-            remote.run_on_engine(self, jobs, arrays, y, finish, engine, keep_fold_models)
-            return self._out_of_fold(plan, finished, len(y), keep_fold_models)
+            remote.run_on_engine(self, jobs, finish, engine, keep_fold_models)
+            return self._out_of_fold(plan, finished, keep_fold_models)
         if group > 1:  # base after base, as `SideBySide` pairs them (one set of workers at a time)
             order = {b.name: i for i, b in enumerate(self.trained)}
             jobs.sort(key=lambda job: order[job.branch.name])
         scheduler = Scheduler(lambda fit_job, model: finish(fit_job.tag, model), self._fit, n_jobs=self.n_jobs,
                               group=group, failed=_failed,
                               make_worker=lambda fit_job: self._worker_maker(fit_job.tag.branch))
-        run_all((self._prepare(job, arrays, y, group) for job in jobs), scheduler)
-        return self._out_of_fold(plan, finished, len(y), keep_fold_models)
+        run_all((self._prepare(job, group) for job in jobs), scheduler)
+        return self._out_of_fold(plan, finished, keep_fold_models)
 
-    def _out_of_fold(self, plan, finished, n, keep_fold_models):
+    def _out_of_fold(self, plan, finished, keep_fold_models):
         """``(oof, fold_models, scores)`` of ``run`` from each fold's ``(model, feats, score)``,
         summed in fold order: the same meta-features whatever order the folds finished in."""
+        n = self.data.rows
         sums, counts = {}, {}
         scores, fold_models = {b.name: [] for b in self.trained}, {}
         for k, (_, test_rows) in enumerate(plan.splits):
@@ -161,7 +167,7 @@ class BaseFolds:
                 oof[name] = (total / counts[name].reshape(shape)).astype("float32")
         return oof, fold_models, scores
 
-    def final_branches(self, fold_models, arrays, y, refit):
+    def final_branches(self, fold_models, refit):
         """Branch name -> the frozen branch the stacked graph holds: the refit model
         (``refit=True``; also in ``base_models``) or the average of the fold models."""
         finals = {}
@@ -173,7 +179,7 @@ class BaseFolds:
                 elif self.store.has_refit(b.name):
                     model = self.store.load_refit(b.name)
                 else:
-                    model = self.train(b, arrays, y, None, fold_seed(self.seed, 10_000, i))
+                    model = self.train(b, None, fold_seed(self.seed, 10_000, i))
                     self.store.save_refit(b.name, model)
                 self._advance("refit", i + 1)
                 self.base_models[b.name] = model
@@ -185,21 +191,22 @@ class BaseFolds:
                 )
         return finals
 
-    def train(self, branch, arrays, y, rows, seed):
+    def train(self, branch, rows, seed):
         """A fresh model of ``branch`` trained on ``rows`` (``None``: every row)."""
-        return self._fit(self._prepare(_Job(branch, seed, rows), arrays, y, threads_allowed=False))
+        return self._fit(self._prepare(_Job(branch, seed, rows), threads_allowed=False))
 
     def _scope(self):
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
-    def _prepare(self, job, arrays, y, group=1, threads_allowed=True):
+    def _prepare(self, job, group=1, threads_allowed=True):
         """In the calling thread (it seeds the global random state): the `FitJob` of a
         fresh model of the job's branch, compiled and fed its rows, its route decided."""
         keras.utils.set_random_seed(job.seed)
         with self._scope():
             model = bt.fresh_model(job.branch, self.shapes, self.head)
             x, y_rows, settings, shareable = bt.prepare(
-                model, job.branch, self.head, arrays, y, job.rows, job.seed, self.sample_weight)
+                model, job.branch, self.head, self.data.arrays, self.data.y, job.rows, job.seed,
+                self.data.sample_weight)
         n_jobs = self.n_jobs if threads_allowed else 1
         route = fit_jobs.route(model, x, y_rows, settings, group, n_jobs, shareable)
         shared = None
@@ -228,7 +235,9 @@ class BaseFolds:
         if shared is not None:
             self._idle[job.branch.name].append(shared)
 
-    def _held_out(self, branch, model, arrays, y, rows):
+    def _held_out(self, branch, model, rows):
+        """(meta-features, score) of a fold model on its held-out ``rows``."""
+        arrays = self.data.arrays
         feats = bt.predict(self._features_of(branch, model), branch.input_names, arrays, rows)
         # probabilities, logits and raw outputs rank the classes as the base's own output
         # does, so they score the fold without a second predict
@@ -237,7 +246,7 @@ class BaseFolds:
             raw, logits = bt.predict(model, branch.input_names, arrays, rows), None
         else:
             raw, logits = feats, {"logits": True, "predict_proba": False}.get(method)
-        return feats, bt.score(self.head, raw, y[rows], from_logits=logits)
+        return feats, bt.score(self.head, raw, self.data.y[rows], from_logits=logits)
 
     def _worker_maker(self, branch):
         def make():
@@ -251,12 +260,13 @@ class BaseFolds:
         """The meta-feature model of a trained fold model.
 
         Built once per base (a copy of the first fold model) and given each later fold
-        model's weights, so its predict function is traced once, not once per fold.
+        model's weights, so its predict function is traced once, not once per fold. The
+        weights correspond when they have the same names and shapes in the same order:
+        the layer part of their paths is left out, since Keras numbers the layers of each
+        build of a callable anew (`dense`, `dense_1`, ...) and `build_model` adds a scope.
         """
         cached = self._feature_models.get(branch.name)
-        paths = [v.path for v in model.weights]
-        scoped = [f"{branch.name}/{p}" for p in paths]  # build_model's name scope
-        if cached is not None and [v.path for v in cached.weights] in (paths, scoped):
+        if cached is not None and _layout(cached.weights) == _layout(model.weights):
             cached.set_weights(model.get_weights())
             return cached
         features = bt.feature_model(branch, model, self.methods[branch.name], self.shapes)

@@ -139,6 +139,7 @@ def as_branch(branch, model, method, name=None, trainable=False):
         tap=tap,
         output=output,
         select=branch.select if model is branch.base else None,  # fold models: reduced
+        pool=branch.pool if model is branch.base else None,  # a frozen base pools as it did
     )
 
 

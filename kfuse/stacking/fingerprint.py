@@ -33,7 +33,9 @@ def base_identity(branch, shapes=None):
     return "model:" + structure_hash(branch.base)
 
 
-def fingerprint(branches, trained, methods, plan, seed, head, arrays, y, shapes=None):
+def fingerprint(branches, trained, methods, plan, seed, head, data):
+    """The fingerprint (a JSON-able dict) of a fit of `branches` (those named in `trained`
+    trained out-of-fold) on `data` (a `kfuse.stacking.data.StackData`) split by `plan`."""
     splits = hashlib.sha1()
     for _, test in plan.splits:
         splits.update(np.asarray(test, "int64").tobytes())
@@ -42,7 +44,7 @@ def fingerprint(branches, trained, methods, plan, seed, head, arrays, y, shapes=
         "branches": [
             {
                 "name": b.name,
-                "base": base_identity(b, shapes),
+                "base": base_identity(b, data.shapes),
                 "inputs": list(b.input_names),
                 "trained": b.name in trained,
                 "stack_method": methods[b.name],
@@ -57,5 +59,5 @@ def fingerprint(branches, trained, methods, plan, seed, head, arrays, y, shapes=
         "splits": splits.hexdigest()[:16],
         "seed": int(seed),
         "head": _jsonable(head.get_config()),
-        "data": data_digest(arrays, y),
+        "data": data_digest(data.arrays, data.y),
     }

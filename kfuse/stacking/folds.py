@@ -18,13 +18,17 @@ PREFIT_WARNING = (
 class Plan:
     """How the rows are split: `kind` is 'kfold', 'holdout' or 'prefit'.
 
-    `splits` is a list of (train rows, held-out rows); empty for 'prefit'.
+    `splits` is a list of (train rows, held-out rows); empty for 'prefit'. `strata` is
+    what the folds stratify on, one per row (`strata`), or None: folds drawn later over
+    some of these rows (the selection's inner folds, the level-2 folds) take
+    `strata[rows]` rather than reading the labels again.
     """
 
-    def __init__(self, kind, splits, description):
+    def __init__(self, kind, splits, description, strata=None):
         self.kind = kind
         self.splits = splits
         self.description = description
+        self.strata = strata
 
     @property
     def n_splits(self):
@@ -85,7 +89,20 @@ def describe_cv(cv):
     return repr(cv)
 
 
-def _labels_for_stratification(y, head):
+def strata(y, head):
+    """What stratified folds keep in proportion, one per row: the class ids (softmax
+    head), the 0/1 label (one sigmoid unit), or None (regression, multi-label).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.layers.heads import Classification
+    from kfuse.stacking.folds import strata
+
+    strata(np.eye(3)[[2, 0, 1]], Classification(3))  # [2, 0, 1]: one-hot rows as class ids
+    ```
+    """
     if head is None or head.activation is None:
         return None
     if head.activation == "softmax":
@@ -107,36 +124,54 @@ def _check_class_counts(labels, k):
         )
 
 
+def kfold(k, strata, n, seed):
+    """The splits of a shuffled k-fold over `n` rows: stratified on `strata` (one per row,
+    see `strata`) when given, else plain; (train rows, held-out rows) pairs.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.stacking.folds import kfold
+
+    splits = kfold(2, np.array([0, 0, 1, 1]), 4, seed=0)  # each half holds one row per class
+    [sorted(held) for _, held in splits]
+    ```
+    """
+    from sklearn import model_selection
+
+    if k < 2:
+        raise ValueError(f"Stacker: cv={k} folds; out-of-fold stacking needs cv >= 2")
+    if k > n:
+        raise ValueError(f"Stacker: cv={k} folds but only {n} rows")
+    if strata is not None:
+        _check_class_counts(strata, k)
+        splitter = model_selection.StratifiedKFold(k, shuffle=True, random_state=seed)
+    else:
+        splitter = model_selection.KFold(k, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(n), strata))
+
+
 def resolve_cv(cv, y, head, seed=0):
     """Turn `cv` into a `Plan` for `len(y)` rows."""
     from sklearn import model_selection
 
     n = len(y)
-    labels = _labels_for_stratification(y, head)
+    labels = strata(y, head)
     if isinstance(cv, str):
         if cv != "prefit":
             raise ValueError(
                 f"Stacker: cv must be an int, a float, a splitter or 'prefit'; received {cv!r}"
             )
         warnings.warn(PREFIT_WARNING, UserWarning, stacklevel=3)
-        return Plan("prefit", [], "prefit")
+        return Plan("prefit", [], "prefit", labels)
     if isinstance(cv, bool):
         raise TypeError(
             f"Stacker: cv must be an int, a float, a splitter or 'prefit'; received {cv!r}"
         )
     if isinstance(cv, numbers.Integral):
-        k = int(cv)
-        if k < 2:
-            raise ValueError(f"Stacker: cv={k} folds; out-of-fold stacking needs cv >= 2")
-        if k > n:
-            raise ValueError(f"Stacker: cv={k} folds but only {n} rows")
-        if labels is not None:
-            _check_class_counts(labels, k)
-            splitter = model_selection.StratifiedKFold(k, shuffle=True, random_state=seed)
-        else:
-            splitter = model_selection.KFold(k, shuffle=True, random_state=seed)
-        splits = list(splitter.split(np.zeros(n), labels if labels is not None else None))
-        return Plan("kfold", splits, f"{type(splitter).__name__}({k})")
+        kind = "StratifiedKFold" if labels is not None else "KFold"
+        return Plan("kfold", kfold(int(cv), labels, n, seed), f"{kind}({int(cv)})", labels)
     if isinstance(cv, numbers.Real):
         fraction = float(cv)
         if not 0.0 < fraction < 1.0:
@@ -144,13 +179,12 @@ def resolve_cv(cv, y, head, seed=0):
                 f"Stacker: a float cv is the holdout fraction for blending and must lie in (0, 1); "
                 f"received {cv!r}"
             )
-        stratify = labels
         if labels is not None:
             _check_class_counts(labels, 2)
         fit_rows, held = model_selection.train_test_split(
-            np.arange(n), test_size=fraction, random_state=seed, stratify=stratify
+            np.arange(n), test_size=fraction, random_state=seed, stratify=labels
         )
-        return Plan("holdout", [(np.sort(fit_rows), np.sort(held))], f"holdout({fraction})")
+        return Plan("holdout", [(np.sort(fit_rows), np.sort(held))], f"holdout({fraction})", labels)
     if hasattr(cv, "split") and hasattr(cv, "get_n_splits"):
         splits = [
             (np.asarray(tr), np.asarray(te))
@@ -161,7 +195,7 @@ def resolve_cv(cv, y, head, seed=0):
         for i, (tr, te) in enumerate(splits):
             if len(tr) == 0 or len(te) == 0:
                 raise ValueError(f"Stacker: split {i} of {cv!r} has an empty train or test part")
-        return Plan("kfold", splits, repr(cv))
+        return Plan("kfold", splits, repr(cv), labels)
     raise TypeError(
         "Stacker: cv must be an int (folds), a float (holdout fraction), a scikit-learn "
         f"splitter (with split/get_n_splits) or 'prefit'; received {type(cv).__name__}"

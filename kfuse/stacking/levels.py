@@ -22,7 +22,7 @@ import numpy as np
 from kfuse.branches.branch import Branch
 from kfuse.branches.outputs import head_loss
 from kfuse.stacking.cache import fit_top
-from kfuse.stacking.folds import forward_folds, resolve_cv, time_ordered
+from kfuse.stacking.folds import forward_folds, kfold, time_ordered
 from kfuse.utils.optimizers import new_optimizer
 from kfuse.utils.outputs import score
 
@@ -65,7 +65,7 @@ class LevelTwo:
             parts += [_flat(arrays[k]) for k in settings.input_names]
         matrix = np.concatenate(parts, axis=1)[rows]
         labels = y[rows]
-        splits = self._splits(labels, rows)
+        splits = self._splits(rows)
         held = np.zeros(len(rows), bool)
         for _, te in splits:
             held[te] = True
@@ -95,7 +95,7 @@ class LevelTwo:
         self.oof = {"level2": full}
         self.width = matrix.shape[1]
 
-    def _splits(self, labels, rows):
+    def _splits(self, rows):
         """The level-2 folds over the OOF `rows`: (train, held-out) positions into `rows`."""
         cv = self.settings.cv
         if time_ordered(cv):
@@ -108,7 +108,8 @@ class LevelTwo:
                 )
             return splits
         k = cv if isinstance(cv, int) and not isinstance(cv, bool) else LEVEL2_FOLDS
-        return resolve_cv(k, labels, self.settings.head, self.settings.seed + 1).splits
+        strata = None if self.settings.strata is None else self.settings.strata[rows]
+        return kfold(k, strata, len(rows), self.settings.seed + 1)
 
     def _fit(self, name, widths, matrix, labels, rows, optimizer, learning_rate, settings, offset):
         head, seed = self.settings.head, self.settings.seed * 7919 + offset

@@ -12,6 +12,7 @@ from kfuse import engines
 from kfuse.engines.job import Job
 from kfuse.stacking import base_folds
 from kfuse.stacking import base_training as bt
+from kfuse.stacking.data import StackData
 from kfuse.utils.quiet import quiet_tensorflow
 
 Y, SAMPLE_WEIGHT = "__kfuse_y", "__kfuse_sample_weight"  # beside the inputs in the shipped data
@@ -58,29 +59,30 @@ class FoldJob(Job):
             return self._run(data)
 
     def _run(self, data):
-        arrays = {k: v for k, v in data.items() if k not in (Y, SAMPLE_WEIGHT)}
-        y = np.asarray(data[Y])
-        folds = _worker_folds(self, data.get(SAMPLE_WEIGHT))
+        folds = _worker_folds(self, data)
         job = base_folds._Job(folds.trained[0], self.seed, self.rows, self.fold, self.test_rows)
-        model = folds._fit(folds._prepare(job, arrays, y, group=1, threads_allowed=False))
+        model = folds._fit(folds._prepare(job, group=1, threads_allowed=False))
         result = FoldResult([np.array(keras.ops.convert_to_numpy(v)) for v in model.variables])
         if self.fold is not None:
-            result.features, result.score = folds._held_out(job.branch, model, arrays, y, self.test_rows)
+            result.features, result.score = folds._held_out(job.branch, model, self.test_rows)
         return result
 
 
 _FOLDS = {}  # in a worker: (run id, branch name) -> the `BaseFolds` training that base here
 
 
-def _worker_folds(job, sample_weight):
-    """This worker's `BaseFolds` for the job's base (its traced epoch and meta-feature model
-    kept for the run's next jobs of that base)."""
+def _worker_folds(job, data):
+    """This worker's `BaseFolds` for the job's base, over the run's shipped `data` (one
+    data set per run: its traced epoch and meta-feature model are kept for the run's next
+    jobs of that base)."""
     key = (job.run_id, job.branch.name)
     if key not in _FOLDS:
         if not any(k[0] == job.run_id for k in _FOLDS):
             _FOLDS.clear()  # a new run: the last run's models go
-        _FOLDS[key] = base_folds.BaseFolds([job.branch], {job.branch.name: job.method}, job.head, job.shapes,
-                                           store=None, seed=0, sample_weight=sample_weight)
+        arrays = {k: v for k, v in data.items() if k not in (Y, SAMPLE_WEIGHT)}
+        read = StackData(arrays, np.asarray(data[Y]), data.get(SAMPLE_WEIGHT), job.shapes)
+        _FOLDS[key] = base_folds.BaseFolds([job.branch], {job.branch.name: job.method}, job.head, read,
+                                           store=None, seed=0)
     return _FOLDS[key]
 
 
@@ -95,13 +97,13 @@ def model_of(folds, job, result):
     return model
 
 
-def run_on_engine(folds, jobs, arrays, y, done, engine, keep_models):
+def run_on_engine(folds, jobs, done, engine, keep_models):
     """Train `jobs` (`base_folds._Job`s) on `engine`; `done(job, model, held)` as each comes
     back (`model` None where nothing keeps it: no work_dir and fold models not kept)."""
     run_id = engines.run.new_run_id()
-    data = {**arrays, Y: y}
-    if folds.sample_weight is not None:
-        data[SAMPLE_WEIGHT] = folds.sample_weight
+    data = {**folds.data.arrays, Y: folds.data.y}
+    if folds.data.sample_weight is not None:
+        data[SAMPLE_WEIGHT] = folds.data.sample_weight
     sent = {}
     for job in jobs:
         what = "the refit on every row" if job.fold is None else f"fold {job.fold + 1}"

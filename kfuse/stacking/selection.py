@@ -48,7 +48,7 @@ import numpy as np
 
 from kfuse.layers.heads import head_config
 from kfuse.stacking.cache import fit_top
-from kfuse.stacking.folds import forward_folds, resolve_cv, time_ordered
+from kfuse.stacking.folds import forward_folds, kfold, time_ordered
 from kfuse.utils.optimizers import new_optimizer
 from kfuse.utils.outputs import (  # noqa: F401
     beats,
@@ -120,21 +120,36 @@ class Choice:
 
 
 # -- the candidates -------------------------------------------------------------------------
+def _target(head, y):
+    """The labels `y` as Caruana's steps and the scores read them, one entry per row:
+    values `(n, k)` in float64 (regression), class ids (softmax) or 0/1 per unit `(n, k)`
+    (sigmoid units). Read once per selection; a subset of rows is `target[rows]`."""
+    y = np.asarray(y)
+    if head.activation is None:
+        return y.astype("float64").reshape(len(y), -1)
+    if head.activation == "softmax":
+        return class_ids(y).astype("int64")
+    return (y.reshape(len(y), -1) > 0.5).astype("int64")
+
+
 def member_weights(head, predictions, y, ensemble_size):
     """Caruana weights (summing to one) over member predictions on the same rows."""
+    return _weights_on(head, predictions, _target(head, y), ensemble_size)
+
+
+def _weights_on(head, predictions, target, ensemble_size):
+    """`member_weights` with the labels read already (`_target`)."""
     from kfuse.ensemble.weights import caruana
 
     predictions = [np.asarray(p, "float64") for p in predictions]
-    y = np.asarray(y)
+    n = len(target)
     if head.activation is None:
-        target = y.astype("float64").reshape(len(y), -1)
-        return caruana([p.reshape(len(y), -1) for p in predictions], target, ensemble_size, "mse")[0]
+        return caruana([p.reshape(n, -1) for p in predictions], target, ensemble_size, "mse")[0]
     if head.activation == "softmax":
-        return caruana(predictions, class_ids(y).astype("int64"), ensemble_size, "log_loss")[0]
+        return caruana(predictions, target, ensemble_size, "log_loss")[0]
     # sigmoid units (binary, multi-label): each unit as a two-class problem, one log loss
-    labels = (y.reshape(-1) > 0.5).astype("int64")
     pairs = [np.stack([1.0 - p.reshape(-1), p.reshape(-1)], axis=1) for p in predictions]
-    return caruana(pairs, labels, ensemble_size, "log_loss")[0]
+    return caruana(pairs, target.reshape(-1), ensemble_size, "log_loss")[0]
 
 
 def _average(predictions, weights):
@@ -175,14 +190,14 @@ def top_data(top, features, arrays, rows):
     return {k: np.asarray(features[k] if k in features else arrays[k])[rows] for k in names}
 
 
-def row_weights(settings, labels, rows):
+def row_weights(settings, target, rows):
     """The weight of each OOF row in the scores: `sample_weight` times the class weight
-    of `meta_fit={"class_weight": ...}` (None: every row counts once)."""
+    of `meta_fit={"class_weight": ...}` (None: every row counts once); `target` is
+    `_target` of the rows (class ids, for a softmax head)."""
     weights = None if settings.sample_weight is None else np.asarray(settings.sample_weight, "float64")[rows]
     by_class = settings.meta_fit.get("class_weight")
     if by_class and settings.head.activation == "softmax":
-        ids = class_ids(labels)
-        factor = np.array([float(by_class.get(int(i), 1.0)) for i in ids])
+        factor = np.array([float(by_class.get(int(i), 1.0)) for i in target])
         weights = factor if weights is None else weights * factor
     if weights is not None and not np.sum(weights) > 0:
         return None
@@ -198,20 +213,17 @@ def _inner_folds(settings, y, rows):
     data (with the outer splitter's `gap`): every inner training position precedes every
     held-out one, so no later row informs the choice for an earlier one. Such splits never
     hold out the earliest rows; `choose` scores only the rows some split held out."""
-    head = settings.head
     cv = settings.cv
     k = min(int(cv), MAX_INNER_FOLDS) if isinstance(cv, int) and not isinstance(cv, bool) else 3
-    labels = y[rows]
     if time_ordered(cv):
         return forward_folds(k, rows, getattr(cv, "gap", 0))
-    if head.activation == "softmax":
-        k = min(k, int(np.unique(class_ids(labels), return_counts=True)[1].min()))
-    elif head.activation == "sigmoid" and (labels.ndim == 1 or labels.shape[1] == 1):
-        k = min(k, int(np.unique(labels.reshape(len(labels)), return_counts=True)[1].min()))
+    strata = None if settings.strata is None else settings.strata[rows]
+    if strata is not None:  # every inner fold holds out a row of each class
+        k = min(k, int(np.unique(strata, return_counts=True)[1].min()))
     k = min(k, len(rows))
     if k < 2:
         return None, f"the {len(rows)} out-of-fold rows allow no inner cross-validation"
-    return resolve_cv(k, labels, head, settings.seed + 11).splits, None
+    return kfold(k, strata, len(rows), settings.seed + 11), None
 
 
 def _meta_predictions(settings, top, features, arrays, y, rows, splits):
@@ -259,46 +271,48 @@ def choose(settings, top, top_features, member_features, arrays, y, rows):
             raise ValueError(f"Stacker(selection={settings.selection!r}): fixed member weights do not apply: {reason}")
         return Choice("meta", metric=metric, reason=reason)
     predictions = [np.asarray(member_features[n], "float64")[rows] for n in settings.branch_names]
+    target = _target(settings.head, y[rows])
     if settings.selection != "auto":  # forced: weights from all OOF rows, nothing scored
         size = 1 if settings.selection == "best" else ENSEMBLE_SIZE
-        weights = _named_weights(settings, predictions, y[rows], size)
+        weights = _named_weights(settings, predictions, target, size)
         return Choice(settings.selection, weights, metric=metric, reason=f"selection={settings.selection!r}")
     splits, reason = _inner_folds(settings, y, rows)
     if splits is None:
         return Choice("meta", metric=metric, reason=reason)
-    candidates = {name: _weights_predictions(settings.head, predictions, y[rows], splits, size)
+    candidates = {name: _weights_predictions(settings.head, predictions, target, splits, size)
                   for name, size in (("best", 1), ("caruana", ENSEMBLE_SIZE))}
     candidates["meta"] = _meta_predictions(settings, top, top_features, arrays, y, rows, splits)
-    return _compared(settings, candidates, predictions, y, rows, splits)
+    return _compared(settings, candidates, predictions, target, rows, splits)
 
 
-def _named_weights(settings, predictions, labels, size):
+def _named_weights(settings, predictions, target, size):
     """Branch name -> Caruana weight (`size` steps) over the members' `predictions`."""
-    weights = member_weights(settings.head, predictions, labels, size)
+    weights = _weights_on(settings.head, predictions, target, size)
     return dict(zip(settings.branch_names, map(float, weights), strict=True))
 
 
-def _weights_predictions(head, predictions, labels, splits, size):
+def _weights_predictions(head, predictions, target, splits, size):
     """Inner out-of-fold predictions of Caruana weights with `size` steps."""
     out = np.zeros_like(predictions[0])
     for tr, te in splits:
-        w = member_weights(head, [p[tr] for p in predictions], labels[tr], size)
+        w = _weights_on(head, [p[tr] for p in predictions], target[tr], size)
         out[te] = _average([p[te] for p in predictions], w)
     return out
 
 
-def _compared(settings, candidates, predictions, y, rows, splits):
+def _compared(settings, candidates, predictions, target, rows, splits):
     """The `Choice` among the `candidates`' inner predictions, simplest first.
 
     Scored on the rows some inner split held out (every row for k-fold; forward-in-time
-    splits never hold out the earliest chunk, which has no inner prediction).
+    splits never hold out the earliest chunk, which has no inner prediction), against
+    `target` (`_target` of the OOF rows `rows`).
     """
     head, metric = settings.head, metric_name(settings.head)
     held = np.zeros(len(rows), bool)
     for _, te in splits:
         held[te] = True
     scored = np.flatnonzero(held)
-    truth = y[rows][scored]
+    truth = target[scored]
     weights_of = row_weights(settings, truth, rows[scored])
     candidates = {name: p[scored] for name, p in candidates.items()}
     scores = {name: score(head, candidates[name], truth, weights_of) for name in SIMPLEST_FIRST}
@@ -309,7 +323,7 @@ def _compared(settings, candidates, predictions, y, rows, splits):
             chosen = name
     if chosen == "meta":
         return Choice("meta", scores=scores, losses=losses, metric=metric)
-    weights = _named_weights(settings, predictions, y[rows], 1 if chosen == "best" else ENSEMBLE_SIZE)
+    weights = _named_weights(settings, predictions, target, 1 if chosen == "best" else ENSEMBLE_SIZE)
     return Choice(chosen, weights, scores, metric, losses=losses)
 
 

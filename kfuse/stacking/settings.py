@@ -145,6 +145,8 @@ class TopSettings:
         name (str): the fused model's name.
         passthrough (bool): whether the raw inputs reach the top too.
         input_names (tuple): the model's input names, in order.
+        strata (numpy.ndarray | None): what the outer folds stratify on, one per training
+            row (`kfuse.stacking.folds.strata`: class ids, a binary label), or None.
 
     Example:
 
@@ -169,6 +171,7 @@ class TopSettings:
     name: str = "kfuse_stacker"
     passthrough: bool = False
     input_names: tuple = ()
+    strata: object = None
 
     @property
     def branch_names(self):

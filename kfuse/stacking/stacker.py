@@ -8,7 +8,6 @@ import keras
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from kfuse.branches.branch import Branch
 from kfuse.distribute.strategy import strategy_scope
 from kfuse.models.fused import check_finite_weights
 from kfuse.models.graph import check_branches
@@ -238,11 +237,14 @@ class Stacker(EstimatorOutputs, BaseEstimator):
 
     def _split(self, data):
         """The `Plan` of the rows (`cv` resolved); sets `oof_rows_` (the rows some fold
-        holds out). `cv="prefit"` takes built bases only."""
+        holds out) and `top_settings_` (with the plan's `strata`, which the inner folds
+        of the selection and the level-2 folds draw on). `cv="prefit"` takes built bases
+        only."""
         plan = resolve_cv(self.cv, data.y, self.head_, self.seed_)
         if plan.kind == "prefit":
             check_prefit(self.branches_)
         self.oof_rows_ = plan.held_out_rows(data.rows)
+        self.top_settings_ = self._top_settings(plan.strata)
         return plan
 
     def _freeze(self, plan, shapes, allow_nonfinite):
@@ -262,8 +264,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         if not branch.is_fresh:
             return branch
         keras.utils.set_random_seed(fold_seed(self.seed_, 999, self.branches_.index(branch)))
-        built = branch.build_model(shapes)
-        return Branch(built, name=branch.name, inputs=branch.input_names, trainable=False)
+        return branch.built_frozen(shapes)
 
     def _train_bases(self, plan, trained, data, claims):
         """Train the `trained` bases out-of-fold (and refit), resuming from `work_dir`:
@@ -272,11 +273,10 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         store = claims.enter_context(WorkDir(self.work_dir, self._fingerprint(plan, data)))
         steps = len(trained) * (plan.n_splits + (1 if self.refit else 0))
         progress = progress_bar(steps, self.verbose, unit_name="fit", stateful_metrics=["fold", "refit"])
-        folds = BaseFolds(trained, self.methods_, self.head_, data.shapes, store, self.seed_,
-                          self.strategy_, data.sample_weight, progress, resolve_n_jobs(self.n_jobs))
-        oof, fold_models, scores = folds.run(plan, data.arrays, data.y, keep_fold_models=not self.refit,
-                                             refit=self.refit)
-        finals = folds.final_branches(fold_models, data.arrays, data.y, self.refit)
+        folds = BaseFolds(trained, self.methods_, self.head_, data, store, self.seed_, self.strategy_,
+                          progress, resolve_n_jobs(self.n_jobs))
+        oof, fold_models, scores = folds.run(plan, keep_fold_models=not self.refit, refit=self.refit)
+        finals = folds.final_branches(fold_models, self.refit)
         self.base_models_, self.fold_models_ = folds.base_models, fold_models
         self.oof_predictions_, self.cv_scores_ = oof, scores
         return BaseResult(oof, finals)
@@ -287,8 +287,7 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         if self.work_dir is None:
             return None
         trained = set(self.trained_names_)
-        return fingerprint(self.branches_, trained, self.methods_, plan, self.seed_, self.head_,
-                           data.arrays, data.y, shapes=data.shapes)
+        return fingerprint(self.branches_, trained, self.methods_, plan, self.seed_, self.head_, data)
 
     def _build(self, bases, frozen, data, allow_nonfinite):
         """The graph on the meta-features: sets `model_` (and `level2_` for `levels=2`) and
@@ -305,13 +304,12 @@ class Stacker(EstimatorOutputs, BaseEstimator):
             return Graph(ordered, ["level2"], self.level2_.oof, features, self.level2_.rows)
         self.model_ = self._stack(ordered, data.shapes)
         members = features  # every member's meta-features, for fixed weights (selection)
-        names = [b.name for b in frozen]
-        if self.cache and frozen:  # one batched pass over every frozen branch
-            features.update(self.model_.branch_outputs(data.arrays, 1024, names=names,
-                                                       check_finite=not allow_nonfinite))
-        elif frozen and self.selection != "meta":  # cache=False: still cached for the choice
-            members = {**features, **self.model_.branch_outputs(
-                data.arrays, 1024, names=names, check_finite=not allow_nonfinite)}
+        if frozen and (self.cache or self.selection != "meta"):  # one batched pass over every frozen branch
+            cached = self.model_.branch_outputs(data.arrays, 1024, names=[b.name for b in frozen],
+                                                check_finite=not allow_nonfinite)
+            if self.cache:  # the top trains on them (cache=False: only the choice reads them)
+                features.update(cached)
+            members = {**features, **cached}
         return Graph(ordered, [b.name for b in self.branches_], features, members, self.oof_rows_)
 
     def _in_order(self, frozen):
@@ -319,15 +317,14 @@ class Stacker(EstimatorOutputs, BaseEstimator):
         by_name = {b.name: b for b in frozen}
         return [by_name.get(b.name, b) for b in self.branches_]
 
-    @property
-    def top_settings_(self):
+    def _top_settings(self, strata):
         """The `TopSettings` of this fit: what the selection, the level-2 learners and the
         training of the top read (never the Stacker itself)."""
         return TopSettings(
             head=self.head_, meta_fit=self.meta_fit_, seed=self.seed_, cv=self.cv, selection=self.selection,
             branches=tuple(self.branches_), methods=self.methods_, sample_weight=self.sample_weight_,
             strategy=self.strategy_, name=self.name, passthrough=bool(self.passthrough),
-            input_names=tuple(self.input_names),
+            input_names=tuple(self.input_names), strata=strata,
         )
 
     def _choose(self, graph, data):

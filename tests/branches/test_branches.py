@@ -145,3 +145,28 @@ def test_branch_argument_errors():
         kfuse.Branch(base, name="x", inputs={"signal": (7,)})
     with pytest.raises(ValueError, match=r"takes 1 input\(s\)"):
         kfuse.Branch(base, name="x", inputs=["a", "b"])
+
+
+def test_a_frozen_build_of_a_callable_keeps_each_inputs_own_shape():
+    """`Branch.built_frozen`: a copy of the checked branch over its built model. Inputs
+    named out of sorted order keep their own shapes (the built model lists its inputs
+    sorted), and the fused graph computes what the built model does."""
+
+    def two(t):
+        return layers.Dense(3, name="out")(layers.Concatenate()([t["wide"], t["narrow"]]))
+
+    branch = kfuse.Branch(two, name="two", inputs=["wide", "narrow"], trainable=False, fit={"epochs": 2})
+    keras.utils.set_random_seed(0)
+    frozen = branch.built_frozen({"wide": (5,), "narrow": (2,)})
+    assert (frozen.name, frozen.input_names, frozen.trainable, frozen.is_fresh) == ("two", ["wide", "narrow"], False, False)
+    assert frozen.input_shapes == {"wide": (5,), "narrow": (2,)}
+    assert frozen.input_dtypes == {"wide": "float32", "narrow": "float32"}
+    assert frozen.fit_settings == {} and frozen.base is not branch.base
+    assert branch.is_fresh and branch.fit_settings == {"epochs": 2}  # the branch itself is unchanged
+    rng = np.random.default_rng(0)
+    x = {"wide": rng.normal(size=(6, 5)).astype("float32"), "narrow": rng.normal(size=(6, 2)).astype("float32")}
+    model = kfuse.stack([frozen], head=2)
+    own = frozen.base.predict(x, verbose=0)
+    np.testing.assert_allclose(model.branch_outputs(x)["two"], own, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="'two'.*a model"):
+        frozen.built_frozen({"wide": (5,), "narrow": (2,)})

@@ -136,3 +136,39 @@ def test_holdout_blending_with_logits(data):
     assert not np.allclose(oof[stacker.oof_rows_].sum(-1), 1.0)  # logits, not probabilities
     assert stacker.cv_scores_["mlp"][0] > 0.8
     assert accuracy(stacker.predict(x_test), y_test) > 0.85
+
+
+def test_a_frozen_callable_reads_each_input_by_its_name(data):
+    """A frozen two-input callable whose input names are not in sorted order: each input
+    reaches the layer it was built for (its cached meta-features are the callable's
+    outputs on the right columns)."""
+    x, y, _, _ = data
+
+    def two(t):  # "wide" and "narrow" go to layers of their own widths
+        return keras.layers.Dense(3, activation="softmax")(
+            keras.layers.Concatenate()([keras.layers.Dense(2)(t["wide"]), t["narrow"]]))
+
+    inputs = {"wide": x[:, :6], "narrow": x[:, 6:]}
+    branch = kfuse.Branch(two, name="two", inputs=["wide", "narrow"], trainable=False)
+    stacker = kfuse.Stacker([branch], head=3, cv=2, verbose=0, selection="meta", meta_fit={"epochs": 1})
+    stacker.fit(inputs, y)
+    built = stacker.model_.branch("two")
+    own = built.predict([inputs["wide"], inputs["narrow"]], verbose=0)
+    np.testing.assert_allclose(stacker.features_["two"], own, rtol=1e-5, atol=1e-6)
+    assert stacker.predict_proba(inputs).shape == (len(y), 3)
+
+
+def test_a_frozen_branch_keeps_its_pool():
+    """`Branch(..., pool="mean", trainable=False)` in a Stacker: the graph and the cached
+    meta-features pool the base's sequence output, as `kfuse.stack` does."""
+    inp = keras.Input((4, 3), name="seq")
+    base = keras.Model(inp, keras.layers.Dense(5)(inp))
+    x = np.random.default_rng(0).normal(size=(40, 4, 3)).astype("float32")
+    y = np.arange(40) % 2
+    branch = kfuse.Branch(base, name="pooled", pool="mean", trainable=False)
+    stacker = kfuse.Stacker([branch], head=2, cv=2, verbose=0, stack_method="raw", selection="meta",
+                            meta_fit={"epochs": 1})
+    stacker.fit(x, y)
+    own = base.predict(x, verbose=0).mean(axis=1)
+    np.testing.assert_allclose(stacker.features_["pooled"], own, rtol=1e-5, atol=1e-6)
+    assert stacker.predict_proba(x).shape == (40, 2)
