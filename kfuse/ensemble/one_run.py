@@ -38,6 +38,11 @@ def make_optimizer(optimizer, learning_rate, who):
         raise ValueError(f"{who}: unknown optimizer {optimizer!r} ({error}); use e.g. 'adam' or 'sgd'") from error
 
 
+def steps_per_epoch(rows, batch_size):
+    """Training steps of one epoch over `rows` rows: `ceil(rows / batch_size)`."""
+    return math.ceil(rows / batch_size)
+
+
 def compiled_rate(optimizer):
     """The learning rate an optimizer was compiled with, or None for a schedule."""
     rate = optimizer.get_config().get("learning_rate")
@@ -64,12 +69,11 @@ class OneRun(Ensemble):
     #: the optimizer of a builder that compiled none, and its learning rate
     default_optimizer = ("adam", 1e-3)
 
-    def _setup(self, x, y):
+    def _setup(self, y):
         """(the compiled network, its targets, the optimizer the builder compiled or None):
         labels decide the task (`base.encode_labels`: strings, integers and whole-number
         floats that fit the outputs are classes)."""
         who = self._who()
-        y = base.check_xy(x, y, who)
         for name in self.rates:
             if getattr(self, name) is not None:
                 base.check_positive_number(getattr(self, name), name, who)
@@ -133,6 +137,3 @@ class OneRun(Ensemble):
         """The run's worker kept for a later run (`kfuse.trainers.kept`)."""
         if worker is not None:
             kept.give_back("one_run", worker, worker.model)
-
-    def _steps(self, x, batch_size):
-        return math.ceil(base.n_rows(x) / batch_size)

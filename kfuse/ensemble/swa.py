@@ -11,6 +11,7 @@ from kfuse.ensemble import base
 from kfuse.ensemble.assemble import weighted_graph
 from kfuse.ensemble.one_run import OneRun, make_optimizer
 from kfuse.ensemble.run_state import RunState
+from kfuse.inputs.selection import row_count, take
 from kfuse.trainers.members import fit_member
 
 
@@ -38,11 +39,10 @@ def recompute_batchnorm(model, x, batch_size=256):
     for layer in layers:
         layer.moving_mean.assign(np.zeros(layer.moving_mean.shape, "float32"))
         layer.moving_variance.assign(np.ones(layer.moving_variance.shape, "float32"))
-    n = base.n_rows(x)
-    for k, start in enumerate(range(0, n, batch_size), start=1):
+    for k, start in enumerate(range(0, row_count(x), batch_size), start=1):
         for layer in layers:
             layer.momentum = (k - 1) / k
-        model(base.take(x, np.arange(start, min(start + batch_size, n))), training=True)
+        model(take(x, slice(start, start + batch_size)), training=True)
     for layer, momentum in zip(layers, saved, strict=True):
         layer.momentum = momentum
     return len(layers)
@@ -121,7 +121,7 @@ class SWA(OneRun):
         epochs = int(given or 0)
         if isinstance(given, bool) or epochs < 0:
             raise ValueError(f"{who}: `warmup_epochs` must be an integer >= 0; received {given!r}")
-        model, target, compiled = self._setup(x, y)
+        model, target, compiled = self._setup(y)
         if not model.trainable_weights:
             raise ValueError(f"{who}: the network '{model.name}' has no trainable weights, so there is "
                              "nothing to average; unfreeze it (model.trainable = True)")
