@@ -70,7 +70,7 @@ def checked_xy(x, y, where="kfuse"):
         x, y = _dataset_xy(x, y, where)
     if x is None or y is None:
         raise ValueError(f"{where} needs x and y; received x={type(x).__name__}, y={type(y).__name__}")
-    if isinstance(x, tuple) or (isinstance(x, list) and x and is_array_like(x[0])):
+    if isinstance(x, tuple) or (isinstance(x, list) and x and is_array_like(x[0]) and len(x[0].shape)):
         raise ValueError(f"{where}: x is a {type(x).__name__} of {len(x)} arrays; pass one array, or several "
                          "inputs as a dict of input name -> array (the members' input names)")
     x = {k: as_numpy(user_value(v)) for k, v in x.items()} if isinstance(x, dict) else as_numpy(user_value(x))
