@@ -224,7 +224,7 @@ class BaseEnsemble:
     def _who(self):
         return type(self).__name__
 
-    def fit(self, x, y):
+    def fit(self, x, y=None):
         """Train the members and build `model_`; returns self. The work_dir (if any) is
         held for this fit alone and released when it ends, finished or not. Raw strings
         of a member's KerasHub Task branches (`<branch>_text`) are tokenized once, here,
