@@ -3,6 +3,7 @@
 import math
 
 import keras
+import numpy as np
 
 from kfuse.ensemble import base
 from kfuse.ensemble.conventions import Ensemble, OptimizerReplacedWarning, user_warning
@@ -89,6 +90,21 @@ class OneRun(Ensemble):
         else:
             target = y.astype("float32")
         return base.compile_member(model, self.task_), target, compiled
+
+    def _warmup_epochs(self):
+        """`warmup_epochs` (or its deprecated spelling `epochs`): an integer >= 0."""
+        value = self._setting("warmup_epochs")
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{self._who()}: `warmup_epochs` must be an integer >= 0; received {value!r}")
+        return int(value)
+
+    def _warmup(self, compiled, how):
+        """(the warm-up's learning rate, the optimizer the run copies) of a run (FGE, SWA)
+        whose later phase replaces the compiled rate as `how` says, in the one warning."""
+        warm = self._rate("warmup_learning_rate", compiled, self.default_optimizer[1])
+        optimizer = self._optimizer(compiled)
+        self._replaced(compiled, f"{how} (warm-up at {warm:g})")
+        return warm, optimizer
 
     def _optimizer(self, compiled):
         """The optimizer the run copies: the deprecated `optimizer` argument when given, the

@@ -303,10 +303,8 @@ class FastGeometricEnsemble(_Snapshots):
         the cyclic phase of the network the run trains, on an optimizer as fresh as a new one
         (torchensemble's and Garipov et al.'s rule)."""
         cycle = TriangularCycle(self.lr_1, self.lr_2, self.cycle * steps)
-        warm = self._rate("warmup_learning_rate", compiled, self.default_optimizer[1])
-        optimizer = self._optimizer(compiled)
-        self._replaced(compiled, f"replaces the learning rate by triangular cycles between lr_1={self.lr_1:g} "
-                                 f"and lr_2={self.lr_2:g} after the warm-up (at {warm:g})")
+        warm, optimizer = self._warmup(compiled, f"replaces the learning rate by triangular cycles between "
+                                                 f"lr_1={self.lr_1:g} and lr_2={self.lr_2:g} for the cyclic phase")
 
         def compile_with(rate):
             model.compile(optimizer=make_optimizer(optimizer, rate, who), loss=model.loss, jit_compile=False)
@@ -329,9 +327,7 @@ class FastGeometricEnsemble(_Snapshots):
         if cycle % 2:
             raise ValueError(f"{who}: `cycle`={cycle} epochs must be even (a snapshot at mid-cycle); try {cycle + 1}")
         model, target, compiled = self._setup(y)
-        warmup = self._setting("warmup_epochs")
-        if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
-            raise ValueError(f"{who}: `warmup_epochs` must be an integer >= 0; received {warmup!r}")
+        warmup = self._warmup_epochs()
         seeds = _cycle_seeds(m + 1)  # the warm-up's, then each cycle's
         settings, bar = self._fit_settings(own=("batch_size",)), self._progress(m)
         store = self._open_store(claims, x, y)

@@ -117,10 +117,7 @@ class SWA(OneRun):
     def _fit(self, x, y, claims):
         who = self._who()
         swa_epochs = base.check_positive_int(self.swa_epochs, "swa_epochs", who)
-        given = self._setting("warmup_epochs")
-        epochs = int(given or 0)
-        if isinstance(given, bool) or epochs < 0:
-            raise ValueError(f"{who}: `warmup_epochs` must be an integer >= 0; received {given!r}")
+        epochs = self._warmup_epochs()
         model, target, compiled = self._setup(y)
         if not model.trainable_weights:
             raise ValueError(f"{who}: the network '{model.name}' has no trainable weights, so there is "
@@ -132,10 +129,8 @@ class SWA(OneRun):
         state = run.load()
         settings, bar = self._fit_settings(own=("batch_size",)), self._progress(swa_epochs)
         batch_size, settings = settings.batch_size, settings.member(0)
-        warm = self._rate("warmup_learning_rate", compiled, self.default_optimizer[1])
-        optimizer = self._optimizer(compiled)
-        self._replaced(compiled, f"replaces the learning rate by swa_learning_rate={float(self.swa_learning_rate):g} "
-                                 f"for the averaging phase (warm-up at {warm:g})")
+        warm, optimizer = self._warmup(compiled, "replaces the learning rate by swa_learning_rate="
+                                                 f"{float(self.swa_learning_rate):g} for the averaging phase")
         average, n = None, 0
         if state is not None and state["phase"] == "swa":
             average, n = list(state["average"]), int(state["n"])
