@@ -40,7 +40,16 @@ def make_optimizer(optimizer, learning_rate, who):
 
 
 def steps_per_epoch(rows, batch_size):
-    """Training steps of one epoch over `rows` rows: `ceil(rows / batch_size)`."""
+    """Training steps of one epoch over `rows` rows: `ceil(rows / batch_size)`.
+
+    Example:
+
+    ```python
+    from kfuse.ensemble.one_run import steps_per_epoch
+
+    steps_per_epoch(100, 32)  # 4: the last step takes the 4 rows left
+    ```
+    """
     return math.ceil(rows / batch_size)
 
 

@@ -6,13 +6,10 @@ Example:
 
 ```python
 import numpy as np
-from kfuse.inputs.checks import check_finite, check_rows
+from kfuse.inputs.checks import check_rows, nonfinite_rows
 
 check_rows({"a": np.zeros((3, 2)), "b": np.zeros(3)}, np.arange(3))  # 3
-try:
-    check_finite({"signal": np.array([[0.0], [np.nan]])}, where="fit")
-except ValueError as error:
-    print(error)  # fit: input 'signal' has NaN or infinite values in rows [1] ...
+nonfinite_rows(np.array([[0.0, 1.0], [np.inf, 0.0], [2.0, np.nan]])).tolist()  # [1, 2]
 ```
 """
 

@@ -1,17 +1,5 @@
 """Rows and structure for a model: the named arrays in the form a model's `input` takes
 (`feed`), some rows of them (`take`) and their row count (`row_count`).
-
-Example:
-
-```python
-import numpy as np
-from kfuse.inputs.selection import row_count, take
-
-x = {"a": np.arange(6).reshape(3, 2), "b": np.arange(3)}
-take(x, [0, 2])["b"].tolist()   # [0, 2]
-take(np.arange(4), [1]).tolist()  # [1]
-row_count(x)                    # 3
-```
 """
 
 from kfuse.inputs.checks import check_rows
@@ -36,7 +24,18 @@ def feed(model, input_names, arrays, rows=None):
 
 
 def take(x, rows=None):
-    """The rows `rows` (None: all) of an array, or of every array of a dict."""
+    """The rows `rows` (None: all) of an array, or of every array of a dict.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.inputs import take
+
+    take({"a": np.arange(6).reshape(3, 2), "b": np.arange(3)}, [0, 2])["b"].tolist()  # [0, 2]
+    take(np.arange(4), slice(1, 3)).tolist()  # [1, 2]
+    ```
+    """
     if rows is None:
         return x
     if isinstance(x, dict):
@@ -45,5 +44,15 @@ def take(x, rows=None):
 
 
 def row_count(x, where="kfuse"):
-    """The rows of an array or of a dict of arrays (which must agree: `check_rows`)."""
+    """The rows of an array or of a dict of arrays (which must agree: `check_rows`).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.inputs import row_count
+
+    row_count({"a": np.zeros((3, 2)), "b": np.zeros(3)})  # 3
+    ```
+    """
     return check_rows(x if isinstance(x, dict) else {"x": x}, where=where)

@@ -2,20 +2,6 @@
 (`arrays_and_labels`); for an ensemble, whose members' input names it does not read
 (`checked_xy`). Rows must agree, numbers must be finite; a `tf.data.Dataset` is read into
 memory, y from it.
-
-Example:
-
-```python
-import numpy as np
-from kfuse.inputs.xy import checked_xy
-
-x, y = checked_xy({"a": [[0.0], [1.0]], "b": np.ones(2)}, [0, 1], where="BaggingClassifier.fit")
-x["a"].shape, y.tolist()  # (2, 1), [0, 1]
-try:
-    checked_xy(np.zeros((3, 2)), [0, 1], where="BaggingClassifier.fit")
-except ValueError as error:
-    print(error)  # BaggingClassifier.fit: x has 3 rows ('x': 3) but y has 2; they must match
-```
 """
 
 import numpy as np
@@ -65,6 +51,20 @@ def checked_xy(x, y, where="kfuse"):
     tensors), or be a `tf.data.Dataset` of (x, y) elements (then y comes from it). Numbers
     in x and y must be finite: one NaN row makes every member that trains on it NaN. Each
     error begins with `where` (`"BaggingClassifier.fit"`, say).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kfuse.inputs import checked_xy
+
+    x, y = checked_xy({"a": [[0.0], [1.0]], "b": np.ones(2)}, [0, 1], where="BaggingClassifier.fit")
+    x["a"].shape, y.tolist()  # (2, 1), [0, 1]
+    try:
+        checked_xy(np.zeros((3, 2)), [0, 1], where="BaggingClassifier.fit")
+    except ValueError as error:
+        print(error)  # BaggingClassifier.fit: x has 3 rows ('x': 3) but y has 2; they must match
+    ```
     """
     if is_dataset(x):
         x, y = _dataset_xy(x, y, where)
