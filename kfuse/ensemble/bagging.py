@@ -8,6 +8,7 @@ from kfuse import engines
 from kfuse.ensemble import base, remote
 from kfuse.ensemble.assemble import weighted_graph
 from kfuse.ensemble.conventions import Ensemble
+from kfuse.inputs.selection import take
 from kfuse.trainers import members as members_training
 from kfuse.trainers.member_queue import MemberQueue
 
@@ -110,11 +111,9 @@ class BaggingClassifier(Ensemble):
         return [rng.choice(n, size=count, replace=bool(self.bootstrap)) for _ in range(n_estimators)]
 
     def _fit(self, x, y, claims):
-        who = self._who()
-        y = base.check_xy(x, y, who)
+        who, n = self._who(), len(y)
         n_estimators = base.check_positive_int(self.n_estimators, "n_estimators", who)
         specs = base.spec_list(self.estimator, who)
-        n = base.n_rows(x)
         samples = self._samples(n, n_estimators)
         target = self._targets(y) if self.task == "classification" else y.astype("float32")
         settings = self._fit_settings()
@@ -159,7 +158,7 @@ class BaggingClassifier(Ensemble):
                 bar.update(len(trained))
                 continue
             model = base.new_member(specs[i % len(specs)], self._seed(i), self.task, who, i, self._classes())
-            queue.add(i, i % len(specs), model, base.take(x, rows), target[rows], settings.member(i))
+            queue.add(i, i % len(specs), model, take(x, rows), target[rows], settings.member(i))
         queue.finish()
         return [trained[i] for i in range(len(samples))]
 
@@ -181,14 +180,15 @@ class BaggingClassifier(Ensemble):
     def _member_outputs(self, model, x):
         if self.task == "classification":
             return base.probabilities(model, x)
-        return np.asarray(model.predict(x, verbose=0), dtype="float64").reshape(base.n_rows(x), -1)
+        out = np.asarray(model.predict(x, verbose=0), dtype="float64")
+        return out.reshape(len(out), -1)
 
     def _set_oob(self, x, target, n):
         total, hits = None, np.zeros(n)
         for model, rows in zip(self.estimators_, self.estimators_samples_, strict=True):
             out_of_bag = np.ones(n, dtype=bool)
             out_of_bag[rows] = False
-            pred = self._member_outputs(model, base.take(x, np.flatnonzero(out_of_bag)))
+            pred = self._member_outputs(model, take(x, np.flatnonzero(out_of_bag)))
             if total is None:
                 total = np.zeros((n, pred.shape[-1]))
             total[out_of_bag] += pred

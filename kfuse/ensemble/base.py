@@ -25,7 +25,7 @@ import numpy as np
 
 from kfuse.branches.outputs import default_loss, ends_linear
 from kfuse.branches.raw_inputs import holds_raw_strings, tokenized
-from kfuse.inputs import SHOW_ROWS, nonfinite_rows
+from kfuse.inputs.xy import checked_xy
 from kfuse.utils.fingerprints import compiled_hash, data_digest
 from kfuse.utils.jsonable import jsonable as _jsonable
 from kfuse.utils.optimizers import copy_optimizer
@@ -43,54 +43,7 @@ except ImportError:  # pragma: no cover - scikit-learn is a dependency; its clas
 RESULT_FREE = ("verbose", "work_dir")
 
 
-# -- inputs ---------------------------------------------------------------------------------
-def n_rows(x):
-    """Rows of an array or of a dict of arrays (all must agree)."""
-    if isinstance(x, dict):
-        counts = {k: len(v) for k, v in x.items()}
-        if len(set(counts.values())) != 1:
-            raise ValueError(f"Inputs have different row counts {counts}; every input needs one row per sample")
-        return next(iter(counts.values()))
-    return len(x)
-
-
-def take(x, rows):
-    """Rows `rows` of an array or a dict of arrays (in the forms `kfuse.inputs` takes:
-    DataFrames, Series, lists, numpy str arrays)."""
-    from kfuse.inputs import user_value
-
-    if isinstance(x, dict):
-        return {k: np.asarray(user_value(v))[rows] for k, v in x.items()}
-    return np.asarray(user_value(x))[rows]
-
-
-def check_xy(x, y, who):
-    if x is None or y is None:
-        raise ValueError(f"{who}.fit needs x and y; received x={type(x).__name__}, y={type(y).__name__}")
-    y = np.asarray(y)
-    if n_rows(x) != len(y):
-        raise ValueError(f"{who}.fit: x has {n_rows(x)} rows but y has {len(y)}; give one label per row")
-    arrays = {k: np.asarray(v) for k, v in x.items()} if isinstance(x, dict) else {"x": np.asarray(x)}
-    refuse_nonfinite({**arrays, "y": y}, who)
-    return y
-
-
-def refuse_nonfinite(arrays, who):
-    """NaN / inf in features or targets, refused naming the input and its first rows (the
-    rows found by `kfuse.inputs.nonfinite_rows`): one such row makes every member that
-    trains on it NaN, and the average of the members with it."""
-    for key, value in arrays.items():
-        bad = nonfinite_rows(value)
-        if bad.size:
-            more = f" and {bad.size - SHOW_ROWS} more" if bad.size > SHOW_ROWS else ""
-            what = "the targets y" if key == "y" else f"input '{key}'"
-            raise ValueError(
-                f"{who}.fit: {what} has NaN or infinite values in rows {bad[:SHOW_ROWS].tolist()}{more} "
-                f"({bad.size} of {len(value)}); every member trained on them would be NaN. Clean or "
-                "impute them, or drop those rows."
-            )
-
-
+# -- settings -------------------------------------------------------------------------------
 def check_positive_int(value, name, who):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{who}: `{name}` must be an integer >= 1; received {value!r}")
@@ -264,19 +217,22 @@ def load_member(store, index):
 
 
 class BaseEnsemble:
-    """Shared fit machinery; subclasses implement `_fit(x, y, store, bar)` and `_graph()`."""
+    """Shared fit machinery; subclasses implement `_fit(x, y, claims)` (x and y checked)."""
 
     task = "classification"
 
     def _who(self):
         return type(self).__name__
 
-    def fit(self, x, y):
+    def fit(self, x, y=None):
         """Train the members and build `model_`; returns self. The work_dir (if any) is
         held for this fit alone and released when it ends, finished or not. Raw strings
-        of a member's KerasHub Task branches (`<branch>_text`) are tokenized once, here."""
+        of a member's KerasHub Task branches (`<branch>_text`) are tokenized once, here,
+        then x and y are checked once (`kfuse.inputs.checked_xy`): `_fit(x, y, claims)`
+        receives numpy data, one row of y per row of x, every number finite."""
         self.raw_source_ = None  # this fit's member specs, read again
         x = self._tokenized(x)
+        x, y = checked_xy(x, y, f"{self._who()}.fit")
         with contextlib.ExitStack() as claims:
             return self._fit(x, y, claims)
 

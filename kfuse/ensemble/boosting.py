@@ -11,6 +11,7 @@ from kfuse.ensemble import base
 from kfuse.ensemble.assemble import vote_graph
 from kfuse.ensemble.conventions import Ensemble
 from kfuse.ensemble.trainer_pool import Trainers
+from kfuse.inputs.selection import take
 from kfuse.trainers.members import copy_network, fit_member
 
 
@@ -50,7 +51,7 @@ def fit_round(model, x, target, w, draw, settings):
     ```
     """
     if draw is not None:
-        fit_member(model, base.take(x, draw), target[draw], settings)
+        fit_member(model, take(x, draw), target[draw], settings)
     else:
         fit_member(model, x, target, settings, sample_weight=(w * len(w)).astype("float32"))
 
@@ -67,7 +68,6 @@ class AdaBoostBase(Ensemble):
     def _fit(self, x, y, claims):
         """Boost from uniform weights until `n_estimators` rounds or a stop; returns self."""
         who = self._who()
-        y = base.check_xy(x, y, who)
         n_estimators = base.check_positive_int(self.n_estimators, "n_estimators", who)
         base.check_positive_number(self.learning_rate, "learning_rate", who)
         target, specs = self._checked_target(y, who)

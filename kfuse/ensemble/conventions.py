@@ -172,9 +172,10 @@ class Ensemble(base.BaseEnsemble):
             setattr(self, name, value)
         return self
 
-    def fit(self, x, y, **kwargs):
+    def fit(self, x, y=None, **kwargs):
         """Train the members and build `model_`; returns self. Training settings are
-        constructor arguments (`epochs`, `batch_size`, `fit_params`), not `fit`'s."""
+        constructor arguments (`epochs`, `batch_size`, `fit_params`), not `fit`'s; y is
+        inside x when x is a `tf.data.Dataset` of (x, y) elements."""
         for name in kwargs:
             if name in self._param_names():
                 raise TypeError(f"{self._who()}.fit takes x and y only; `{name}` is a constructor argument: "

@@ -6,6 +6,7 @@ from kfuse.ensemble import base
 from kfuse.ensemble.assemble import scaled_sum_graph
 from kfuse.ensemble.conventions import Ensemble
 from kfuse.ensemble.trainer_pool import Trainers
+from kfuse.inputs.xy import checked_xy
 from kfuse.trainers.members import copy_network, fit_member
 from kfuse.utils.outputs import softmax
 
@@ -87,7 +88,6 @@ class GradientBoostingClassifier(Ensemble):
 
     def _fit(self, x, y, claims):
         who = self._who()
-        y = base.check_xy(x, y, who)
         n_estimators = base.check_positive_int(self.n_estimators, "n_estimators", who)
         base.check_positive_int(self.early_stopping_rounds, "early_stopping_rounds", who)
         lr = base.check_positive_number(self.learning_rate, "learning_rate", who)
@@ -102,8 +102,7 @@ class GradientBoostingClassifier(Ensemble):
         width = self.n_classes_ if self.task == "classification" else target.shape[1]
         val = None
         if self.validation_data is not None:
-            xv, yv = self.validation_data
-            yv = base.check_xy(xv, yv, who)
+            xv, yv = checked_xy(*self.validation_data, f"{who}.fit (validation_data)")
             val = (xv, self._encode(yv), np.zeros((len(yv), width)))
         running = np.zeros((len(target), width))
         settings = self._fit_settings()
@@ -142,7 +141,8 @@ class GradientBoostingClassifier(Ensemble):
 
     @staticmethod
     def _outputs(model, x):
-        return np.asarray(model.predict(x, batch_size=256, verbose=0), dtype="float64").reshape(base.n_rows(x), -1)
+        out = np.asarray(model.predict(x, batch_size=256, verbose=0), dtype="float64")
+        return out.reshape(len(out), -1)
 
     def _train(self, trainers, i, x, residual, width, settings):
         who = self._who()

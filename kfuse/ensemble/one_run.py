@@ -3,6 +3,7 @@
 import math
 
 import keras
+import numpy as np
 
 from kfuse.ensemble import base
 from kfuse.ensemble.conventions import Ensemble, OptimizerReplacedWarning, user_warning
@@ -38,6 +39,20 @@ def make_optimizer(optimizer, learning_rate, who):
         raise ValueError(f"{who}: unknown optimizer {optimizer!r} ({error}); use e.g. 'adam' or 'sgd'") from error
 
 
+def steps_per_epoch(rows, batch_size):
+    """Training steps of one epoch over `rows` rows: `ceil(rows / batch_size)`.
+
+    Example:
+
+    ```python
+    from kfuse.ensemble.one_run import steps_per_epoch
+
+    steps_per_epoch(100, 32)  # 4: the last step takes the 4 rows left
+    ```
+    """
+    return math.ceil(rows / batch_size)
+
+
 def compiled_rate(optimizer):
     """The learning rate an optimizer was compiled with, or None for a schedule."""
     rate = optimizer.get_config().get("learning_rate")
@@ -64,12 +79,11 @@ class OneRun(Ensemble):
     #: the optimizer of a builder that compiled none, and its learning rate
     default_optimizer = ("adam", 1e-3)
 
-    def _setup(self, x, y):
+    def _setup(self, y):
         """(the compiled network, its targets, the optimizer the builder compiled or None):
         labels decide the task (`base.encode_labels`: strings, integers and whole-number
         floats that fit the outputs are classes)."""
         who = self._who()
-        y = base.check_xy(x, y, who)
         for name in self.rates:
             if getattr(self, name) is not None:
                 base.check_positive_number(getattr(self, name), name, who)
@@ -85,6 +99,21 @@ class OneRun(Ensemble):
         else:
             target = y.astype("float32")
         return base.compile_member(model, self.task_), target, compiled
+
+    def _warmup_epochs(self):
+        """`warmup_epochs` (or its deprecated spelling `epochs`): an integer >= 0."""
+        value = self._setting("warmup_epochs")
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{self._who()}: `warmup_epochs` must be an integer >= 0; received {value!r}")
+        return int(value)
+
+    def _warmup(self, compiled, how):
+        """(the warm-up's learning rate, the optimizer the run copies) of a run (FGE, SWA)
+        whose later phase replaces the compiled rate as `how` says, in the one warning."""
+        warm = self._rate("warmup_learning_rate", compiled, self.default_optimizer[1])
+        optimizer = self._optimizer(compiled)
+        self._replaced(compiled, f"{how} (warm-up at {warm:g})")
+        return warm, optimizer
 
     def _optimizer(self, compiled):
         """The optimizer the run copies: the deprecated `optimizer` argument when given, the
@@ -133,6 +162,3 @@ class OneRun(Ensemble):
         """The run's worker kept for a later run (`kfuse.trainers.kept`)."""
         if worker is not None:
             kept.give_back("one_run", worker, worker.model)
-
-    def _steps(self, x, batch_size):
-        return math.ceil(base.n_rows(x) / batch_size)

@@ -11,6 +11,7 @@ import numpy as np
 from kfuse import engines
 from kfuse.engines.job import Job
 from kfuse.ensemble import base
+from kfuse.inputs.selection import take
 from kfuse.trainers.member_queue import MemberQueue
 from kfuse.utils.quiet import quiet_tensorflow
 
@@ -46,7 +47,7 @@ class MemberJob(Job):
         trained = {}
         queue = _worker_queue(self.run_id, trained)
         model = base.new_member(self.spec, self.seed, self.task, self.who, self.index, self.classes)
-        queue.add(self.index, self.key, model, base.take(x, self.rows), np.asarray(data[Y])[self.rows],
+        queue.add(self.index, self.key, model, take(x, self.rows), np.asarray(data[Y])[self.rows],
                   self.settings or {})
         queue.finish()
         return [np.array(keras.ops.convert_to_numpy(v)) for v in trained.pop(self.index).variables]
@@ -67,11 +68,8 @@ def _worker_queue(run_id, trained):
 def fit_members(ensemble, specs, samples, x, target, store, done, engine, settings):
     """Train the members not in `store` on `engine`; `done(index, model)` as each comes back;
     `settings`: the ensemble's resolved fit settings (`settings.member(i)`: member i's)."""
-    from kfuse.inputs import user_value
-
     who, run_id = ensemble._who(), engines.run.new_run_id()
-    data = ({k: np.asarray(user_value(v)) for k, v in x.items()} if isinstance(x, dict)
-            else {X: np.asarray(user_value(x))})
+    data = dict(x) if isinstance(x, dict) else {X: x}  # numpy: checked by `BaseEnsemble.fit`
     data[Y] = np.asarray(target)
     jobs = [MemberJob(f"{who}: member_{i}", run_id, spec=specs[i % len(specs)], index=i, key=i % len(specs),
                       seed=ensemble._seed(i), task=ensemble.task, classes=ensemble._classes(),

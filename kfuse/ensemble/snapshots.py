@@ -12,7 +12,7 @@ import numpy as np
 
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import weighted_graph
-from kfuse.ensemble.one_run import OneRun, make_optimizer
+from kfuse.ensemble.one_run import OneRun, make_optimizer, steps_per_epoch
 from kfuse.ensemble.run_state import RunState
 from kfuse.trainers.members import NetworkCopy, copy_network, fit_member
 
@@ -230,19 +230,20 @@ class SnapshotEnsemble(_Snapshots):
             close = [d for d in range(1, epochs + 1) if epochs % d == 0]
             raise ValueError(f"{who}: {m} cycles do not divide epochs={epochs}; give n_estimators in {close} "
                              f"or epochs a multiple of {m} (e.g. {m * max(1, round(epochs / m))})")
-        model, target, compiled = self._setup(x, y)
+        model, target, compiled = self._setup(y)
         settings = self._fit_settings(own=("batch_size",))
+        steps = steps_per_epoch(len(y), settings.batch_size)
         peak = self._rate("max_learning_rate", compiled, self.default_optimizer[1])
         optimizer = self._optimizer(compiled)
         seeds = _cycle_seeds(m)
         per_cycle = epochs // m
-        cycle_steps = per_cycle * self._steps(x, settings.batch_size)
+        cycle_steps = per_cycle * steps
         schedule = keras.optimizers.schedules.CosineDecayRestarts(
             peak, first_decay_steps=cycle_steps, t_mul=1.0, m_mul=1.0, alpha=0.0)
         # the schedule over every step at once: one step at a time, eagerly, cost about 1 ms
         # each (4.7 s of a 4,000-step run, a third of its fit time)
-        steps = keras.ops.arange(epochs * self._steps(x, settings.batch_size))
-        self.learning_rates_ = np.asarray(keras.ops.convert_to_numpy(schedule(steps)), "float64")
+        every_step = keras.ops.arange(epochs * steps)
+        self.learning_rates_ = np.asarray(keras.ops.convert_to_numpy(schedule(every_step)), "float64")
         self._replaced(compiled, f"replaces the learning rate by a cosine schedule with {m} restarts peaking at {peak:g}")
         model.compile(optimizer=make_optimizer(optimizer, schedule, who), loss=model.loss, jit_compile=False)
         worker = self._network(model)
@@ -322,10 +323,8 @@ class FastGeometricEnsemble(_Snapshots):
         the cyclic phase of the network the run trains, on an optimizer as fresh as a new one
         (torchensemble's and Garipov et al.'s rule)."""
         cycle = TriangularCycle(self.lr_1, self.lr_2, self.cycle * steps)
-        warm = self._rate("warmup_learning_rate", compiled, self.default_optimizer[1])
-        optimizer = self._optimizer(compiled)
-        self._replaced(compiled, f"replaces the learning rate by triangular cycles between lr_1={self.lr_1:g} "
-                                 f"and lr_2={self.lr_2:g} after the warm-up (at {warm:g})")
+        warm, optimizer = self._warmup(compiled, f"replaces the learning rate by triangular cycles between "
+                                                 f"lr_1={self.lr_1:g} and lr_2={self.lr_2:g} for the cyclic phase")
 
         def compile_with(rate):
             model.compile(optimizer=make_optimizer(optimizer, rate, who), loss=model.loss, jit_compile=False)
@@ -347,16 +346,14 @@ class FastGeometricEnsemble(_Snapshots):
         cycle = base.check_positive_int(self.cycle, "cycle", who)
         if cycle % 2:
             raise ValueError(f"{who}: `cycle`={cycle} epochs must be even (a snapshot at mid-cycle); try {cycle + 1}")
-        model, target, compiled = self._setup(x, y)
-        warmup = self._setting("warmup_epochs")
-        if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
-            raise ValueError(f"{who}: `warmup_epochs` must be an integer >= 0; received {warmup!r}")
+        model, target, compiled = self._setup(y)
+        warmup = self._warmup_epochs()
         seeds = _cycle_seeds(m + 1)  # the warm-up's, then each cycle's
         settings, bar = self._fit_settings(own=("batch_size",)), self._progress(m)
         store = self._open_store(claims, x, y)
         run = RunState(store)
         state = run.load()
-        start_cycles = self._compile_phases(model, self._steps(x, settings.batch_size), compiled, who)
+        start_cycles = self._compile_phases(model, steps_per_epoch(len(y), settings.batch_size), compiled, who)
         worker = self._network(model)
         network = model if worker is None else worker.model
         settings = settings.member(0)

@@ -11,6 +11,7 @@ from kfuse.ensemble import base
 from kfuse.ensemble.assemble import weighted_graph
 from kfuse.ensemble.one_run import OneRun, make_optimizer
 from kfuse.ensemble.run_state import RunState
+from kfuse.inputs.selection import row_count, take
 from kfuse.trainers.members import fit_member
 
 
@@ -38,11 +39,10 @@ def recompute_batchnorm(model, x, batch_size=256):
     for layer in layers:
         layer.moving_mean.assign(np.zeros(layer.moving_mean.shape, "float32"))
         layer.moving_variance.assign(np.ones(layer.moving_variance.shape, "float32"))
-    n = base.n_rows(x)
-    for k, start in enumerate(range(0, n, batch_size), start=1):
+    for k, start in enumerate(range(0, row_count(x), batch_size), start=1):
         for layer in layers:
             layer.momentum = (k - 1) / k
-        model(base.take(x, np.arange(start, min(start + batch_size, n))), training=True)
+        model(take(x, slice(start, start + batch_size)), training=True)
     for layer, momentum in zip(layers, saved, strict=True):
         layer.momentum = momentum
     return len(layers)
@@ -117,11 +117,8 @@ class SWA(OneRun):
     def _fit(self, x, y, claims):
         who = self._who()
         swa_epochs = base.check_positive_int(self.swa_epochs, "swa_epochs", who)
-        given = self._setting("warmup_epochs")
-        epochs = int(given or 0)
-        if isinstance(given, bool) or epochs < 0:
-            raise ValueError(f"{who}: `warmup_epochs` must be an integer >= 0; received {given!r}")
-        model, target, compiled = self._setup(x, y)
+        epochs = self._warmup_epochs()
+        model, target, compiled = self._setup(y)
         if not model.trainable_weights:
             raise ValueError(f"{who}: the network '{model.name}' has no trainable weights, so there is "
                              "nothing to average; unfreeze it (model.trainable = True)")
@@ -132,10 +129,8 @@ class SWA(OneRun):
         state = run.load()
         settings, bar = self._fit_settings(own=("batch_size",)), self._progress(swa_epochs)
         batch_size, settings = settings.batch_size, settings.member(0)
-        warm = self._rate("warmup_learning_rate", compiled, self.default_optimizer[1])
-        optimizer = self._optimizer(compiled)
-        self._replaced(compiled, f"replaces the learning rate by swa_learning_rate={float(self.swa_learning_rate):g} "
-                                 f"for the averaging phase (warm-up at {warm:g})")
+        warm, optimizer = self._warmup(compiled, "replaces the learning rate by swa_learning_rate="
+                                                 f"{float(self.swa_learning_rate):g} for the averaging phase")
         average, n = None, 0
         if state is not None and state["phase"] == "swa":
             average, n = list(state["average"]), int(state["n"])

@@ -15,6 +15,7 @@ import numpy as np
 from kfuse.ensemble import base
 from kfuse.ensemble.assemble import weighted_graph
 from kfuse.ensemble.conventions import Ensemble
+from kfuse.inputs.xy import checked_xy
 
 METHODS = ("uniform", "metric", "optimize", "caruana")
 EPS = 1e-15
@@ -217,7 +218,7 @@ class WeightedEnsemble(Ensemble):
                 self.classes_ = getattr(self.members, "classes_", np.arange(width))
             self.model_ = weighted_graph(list(members), self.weights_, self.task_, name="weighted_ensemble")
             return self
-        y = base.check_xy(x, y, who)
+        x, y = checked_xy(x, y, f"{who}.fit")
         outputs = [m.predict(x, verbose=0) for m in members]
         width = np.shape(outputs[0])[-1]
         self.task_ = self.task if self.task != "auto" else (

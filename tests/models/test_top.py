@@ -180,7 +180,8 @@ def test_fit_head_takes_a_tf_data_dataset():
 def test_imports_flow_one_way():
     # the core floors import nothing from stacking/ and no demo data (kfuse.datasets.mnist1d);
     # tests/test_floors.py checks every floor, this keeps the demo data out of the library
-    for name in ("models/fused.py", "models/graph.py", "models/top.py", "inputs.py", "distribute/strategy.py",
+    inputs = [f"inputs/{m}.py" for m in ("__init__", "values", "names", "checks", "selection", "xy")]
+    for name in ("models/fused.py", "models/graph.py", "models/top.py", *inputs, "distribute/strategy.py",
                  "trainers/epoch_loop.py", "layers/heads.py", "tuning/config.py"):  # fmt: skip
         with open(os.path.join(ROOT, "kfuse", name)) as f:
             source = f.read()
