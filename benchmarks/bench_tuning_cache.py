@@ -55,6 +55,7 @@ import keras_tuner  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kfuse  # noqa: E402
+
 try:
     from kfuse.datasets.mnist1d import load_mnist1d  # noqa: E402
 except ImportError:  # a baseline tree from before the package layout (KFUSE_BENCH_BASELINE)

@@ -26,8 +26,16 @@ import difflib
 
 import numpy as np
 
-from kfuse import inputs as kinputs
 from kfuse.branches.hub_preprocessors import detached_tasks, text_preprocessors
+from kfuse.inputs.names import input_names
+from kfuse.inputs.values import (
+    as_numpy,
+    is_array_like,
+    is_dataset,
+    is_pandas,
+    is_strings,
+    user_value,
+)
 
 #: rows tokenized at once from in-memory strings (bounds the memory of one call)
 CHUNK = 4096
@@ -44,7 +52,7 @@ def tokenized(model, x, where=None):
     raw, detached = text_preprocessors(model), detached_tasks(model)
     if not raw and not detached:
         return x  # no KerasHub Task branch: nothing to read
-    plan = (raw, detached, kinputs.input_names(model))
+    plan = (raw, detached, input_names(model))
     return _tokenized(plan, model.input_dtypes, x, where)
 
 
@@ -62,7 +70,7 @@ def _tokenized(plan, dtypes, x, where):
     _refuse_detached(detached, names, x, where)
     if not raw:
         return x
-    if kinputs.is_dataset(x):
+    if is_dataset(x):
         return _map_dataset(dtypes, x, raw)
     single = _single_column(names, x, raw)
     if single is not None:
@@ -80,7 +88,7 @@ def _tokenized(plan, dtypes, x, where):
                 f"{where}: the data gives both raw strings {text!r} and the tokens {given} of "
                 f"branch '{text[: -len('_text')]}'; pass one of them."
             )
-        strings = kinputs.as_numpy(kinputs.user_value(out.pop(text), ()))
+        strings = as_numpy(user_value(out.pop(text), ()))
         tokens = _tokenize(preprocessor, strings)
         out.update({n: tokens[key].astype(dtypes.get(n) or tokens[key].dtype) for n, key in mapping.items()})
     return out
@@ -111,9 +119,9 @@ def holds_raw_strings(x):
 def _holds_strings(value):
     if isinstance(value, (list, tuple)):
         return bool(value) and all(isinstance(v, (str, bytes)) for v in value)
-    if kinputs.is_pandas(value) and getattr(value, "ndim", 2) == 1:
+    if is_pandas(value) and getattr(value, "ndim", 2) == 1:
         value = value.to_numpy()
-    return kinputs.is_array_like(value) and kinputs.is_strings(value)
+    return is_array_like(value) and is_strings(value)
 
 
 def _map_dataset(dtypes, dataset, raw):
@@ -160,7 +168,7 @@ def _refuse_detached(detached, names, x, where):
     """Raw strings for a branch over a Task with no preprocessor: a ValueError saying what
     to do (they would reach the graph as strings and fail on a dtype)."""
     needed = {n for n in names if n != "presence"}
-    if detached and kinputs.is_dataset(x):
+    if detached and is_dataset(x):
         spec = x.element_spec[0] if isinstance(x.element_spec, tuple) else x.element_spec
         x = dict.fromkeys(spec) if isinstance(spec, dict) else x  # its keys name the inputs
     for name, task, reads in detached:

@@ -221,15 +221,15 @@ def _check_data(x, y):
     distributed dataset's rows)."""
     import numpy as np
 
-    from kfuse import inputs
+    from kfuse.inputs import checks
 
     arrays = (
         {k: np.asarray(v) for k, v in x.items()} if isinstance(x, dict) else {"x": np.asarray(x)}
     )
     where = FEATURE
-    inputs.check_rows(arrays, None if y is None else np.asarray(y), where)
-    inputs.check_finite(arrays, where)
-    inputs.check_finite_labels(None if y is None else np.asarray(y), where)
+    checks.check_rows(arrays, None if y is None else np.asarray(y), where)
+    checks.check_finite(arrays, where)
+    checks.check_finite_labels(None if y is None else np.asarray(y), where)
 
 
 def _run_trainer(config, num_workers, use_gpu, storage):

@@ -64,10 +64,11 @@ class Prediction:
 def load_data(x, y, allow_nonfinite=False):
     """(x, y) as arrays, through `kfuse.inputs`: a `tf.data.Dataset` is read into memory,
     row counts must agree, numeric inputs must be finite (unless `allow_nonfinite`)."""
-    from kfuse import inputs as kinputs
+    from kfuse.inputs import checks as input_checks
+    from kfuse.inputs import values as input_values
     from kfuse.utils.tf_data import read_dataset
 
-    if kinputs.is_dataset(x):
+    if input_values.is_dataset(x):
         x, labels, _ = read_dataset(x, "compare()", need_labels=False)
         if y is None:
             if labels is None:
@@ -83,13 +84,13 @@ def load_data(x, y, allow_nonfinite=False):
         raise ValueError("compare(): `x` is an empty dict (empty data)")
     if x is not None:
         arrays = x if isinstance(x, dict) else {"x": x}
-        arrays = {k: kinputs.as_numpy(v) for k, v in arrays.items()}
-        n = kinputs.check_rows(arrays, None, "compare()")
+        arrays = {k: input_values.as_numpy(v) for k, v in arrays.items()}
+        n = input_checks.check_rows(arrays, None, "compare()")
         if n != len(y) and len(y) and n:
             raise ValueError(f"compare(): the inputs have {n} rows but `y` has {len(y)} labels")
-        kinputs.check_finite(arrays, "compare()", allow_nonfinite)
+        input_checks.check_finite(arrays, "compare()", allow_nonfinite)
         x = arrays if isinstance(x, dict) else arrays["x"]
-    n = len(y) if x is None else kinputs.rows(next(iter(x.values())) if isinstance(x, dict) else x)
+    n = len(y) if x is None else input_values.rows(next(iter(x.values())) if isinstance(x, dict) else x)
     if len(y) == 0 or n == 0:
         raise ValueError(f"compare(): empty data ({n} input rows, {len(y)} labels); nothing to score")
     return x, y

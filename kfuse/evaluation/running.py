@@ -71,7 +71,7 @@ def _model_inputs(name, model, x):
     """The inputs `model` reads from a dict `x`, matched by the model's input names."""
     import keras
 
-    from kfuse import inputs as kinputs
+    from kfuse.inputs import names as input_naming
     from kfuse.models.fused import FusedModel
 
     if not isinstance(x, dict):
@@ -80,7 +80,7 @@ def _model_inputs(name, model, x):
     if isinstance(model, FusedModel):
         names = [n for n in model.input_names if n != "presence" or "presence" in x]
     elif isinstance(model, keras.Model):
-        names = kinputs.input_names(model)
+        names = input_naming.input_names(model)
     elif isinstance(getattr(model, "input_names", None), list):
         names = model.input_names  # a kfuse Stacker
     else:

@@ -11,7 +11,7 @@ import keras
 
 from kfuse.branches.branch import branch_base_differences
 from kfuse.evaluation.running import fused_model
-from kfuse.inputs import is_dataset
+from kfuse.inputs.values import is_dataset
 
 #: the largest branch-vs-base gap read as float noise
 TOLERANCE = 1e-4

@@ -26,8 +26,10 @@ import weakref
 import keras
 import numpy as np
 
-from kfuse import inputs as kinputs
 from kfuse.branches.raw_inputs import tokenized
+from kfuse.inputs.checks import SHOW_ROWS, check_integral, nonfinite_rows
+from kfuse.inputs.values import is_dataset
+from kfuse.inputs.xy import arrays_and_labels
 from kfuse.trainers.epoch_loop import compile_top, fit_top
 from kfuse.trainers.predict_loop import predict_in_memory
 from kfuse.trainers.predict_loop import supports as predicts_in_memory
@@ -63,9 +65,9 @@ def branch_outputs(model, x, batch_size=256, verbose=0, names=None, check_finite
 def check_branch_values(values, where):
     """Raise a ValueError naming the branch and rows whose outputs are NaN / inf."""
     for name, value in values.items():
-        bad = kinputs.nonfinite_rows(value)
+        bad = nonfinite_rows(value)
         if bad.size:
-            shown = bad[: kinputs.SHOW_ROWS].tolist()
+            shown = bad[: SHOW_ROWS].tolist()
             raise ValueError(
                 f"{where}: branch '{name}' outputs NaN or infinite values on rows {shown}"
                 f" ({bad.size} of {len(value)}) of finite inputs; the fused outputs would "
@@ -102,7 +104,7 @@ def fit_head(
     if weights is not None:
         kwargs["sample_weight"] = weights
     if validation_data is not None:
-        if kinputs.is_dataset(validation_data):
+        if is_dataset(validation_data):
             vx, vy = validation_data, None
         else:
             vx, vy = validation_data[0], validation_data[1]
@@ -119,16 +121,16 @@ def _head_data(model, data, labels, where, allow_nonfinite, cache_batch_size):
     """(what `model.top` reads, labels, sample weights) of one data set of `fit_head`:
     inputs checked, the branches' outputs computed once."""
     weights, data = None, tokenized(model, data, where)  # hub Tasks' raw strings
-    if kinputs.is_dataset(data):
+    if is_dataset(data):
         if labels is not None:
             raise ValueError(f"{where}: pass y inside the tf.data.Dataset, not as y=")
         data, labels, weights = read_dataset(data, where)
     if model.kfuse_info.get("presence_input"):
         data = model._with_presence(data, model.input_names)
-    arrays, labels, weights = kinputs.arrays_and_labels(
+    arrays, labels, weights = arrays_and_labels(
         data, labels, model.input_names, where, allow_nonfinite, weights, model.name
     )
-    kinputs.check_integral(arrays, model.input_dtypes, where)
+    check_integral(arrays, model.input_dtypes, where)
     model._check_labels(labels)
     values = model.branch_outputs(arrays, batch_size=cache_batch_size, check_finite=not allow_nonfinite)
     return model.top_data(values, arrays), labels, weights

@@ -3,10 +3,12 @@
 import keras
 import numpy as np
 
-from kfuse import inputs as kinputs
 from kfuse.branches.lora import apply_lora, has_lora, restart_zero_adapters
 from kfuse.branches.raw_inputs import tokenized
 from kfuse.distribute.strategy import entered_scope
+from kfuse.inputs import checks as input_checks
+from kfuse.inputs import names as input_naming
+from kfuse.inputs import values as input_values
 from kfuse.layers.heads import head_from_config
 from kfuse.models import branch_values
 from kfuse.models.branch_values import _PROBES  # noqa: F401 (the probes, read here as before)
@@ -93,7 +95,7 @@ class FusedModel(keras.Model):
 
     @property
     def input_names(self):
-        return kinputs.input_names(self)
+        return input_naming.input_names(self)
 
     @property
     def input_dtypes(self):
@@ -105,7 +107,7 @@ class FusedModel(keras.Model):
     @property
     def input_shapes(self):
         """{input name: shape without the batch axis}."""
-        return kinputs.input_shapes(self)
+        return input_naming.input_shapes(self)
 
     @property
     def head(self):
@@ -182,7 +184,7 @@ class FusedModel(keras.Model):
         raw = self.top_raw_inputs
         if raw:
             arrays = self.as_inputs(x)
-            data.update({k: pick(kinputs.as_numpy(arrays[k])) for k in raw})
+            data.update({k: pick(input_values.as_numpy(arrays[k])) for k in raw})
         return data
 
     # -- training the top on cached branch outputs -------------------------------------
@@ -209,21 +211,21 @@ class FusedModel(keras.Model):
         x = tokenized(self, x)  # a KerasHub Task branch's raw strings -> its tokens
         if self.kfuse_info.get("presence_input"):
             x = self._with_presence(x, names)
-        if kinputs.is_dataset(x) or not isinstance(x, (dict, list, tuple)) and not kinputs.is_array_like(x):
-            return kinputs.named(x, names, model_name=self.name, shapes=self.input_shapes) if kinputs.is_pandas(x) else x
-        return kinputs.named(x, names, model_name=self.name, shapes=self.input_shapes)
+        if input_values.is_dataset(x) or not isinstance(x, (dict, list, tuple)) and not input_values.is_array_like(x):
+            return input_naming.named(x, names, model_name=self.name, shapes=self.input_shapes) if input_values.is_pandas(x) else x
+        return input_naming.named(x, names, model_name=self.name, shapes=self.input_shapes)
 
     def _checked(self, x, where, allow_nonfinite, y=None):
         """`as_inputs(x)` plus the row-count and NaN / inf checks on numpy data."""
         x = self.as_inputs(x)
-        if kinputs.is_dataset(x):
-            kinputs.check_dataset_finite(x, self.input_names, where, allow_nonfinite)
+        if input_values.is_dataset(x):
+            input_checks.check_dataset_finite(x, self.input_names, where, allow_nonfinite)
             return x
         if isinstance(x, dict):
-            kinputs.check_rows(x, y if kinputs.is_array_like(y) else None, where)
-            kinputs.check_finite(x, where, allow_nonfinite)
-            kinputs.check_integral(x, self.input_dtypes, where)
-        kinputs.check_finite_labels(y, where, allow_nonfinite)
+            input_checks.check_rows(x, y if input_values.is_array_like(y) else None, where)
+            input_checks.check_finite(x, where, allow_nonfinite)
+            input_checks.check_integral(x, self.input_dtypes, where)
+        input_checks.check_finite_labels(y, where, allow_nonfinite)
         return x
 
     def check_frozen_weights(self, where="kfuse"):
@@ -247,7 +249,7 @@ class FusedModel(keras.Model):
         """Fill the "presence" input with ones (every branch present) when it is not given."""
         if not isinstance(x, dict):
             data = [n for n in names if n != "presence"]
-            if len(data) != 1 or not kinputs.is_array_like(x):
+            if len(data) != 1 or not input_values.is_array_like(x):
                 return x
             x = {data[0]: x}
         if "presence" in x or not x:
@@ -259,7 +261,7 @@ class FusedModel(keras.Model):
 
     def _check_labels(self, y):
         head = self.head
-        if head is None or y is None or not kinputs.is_array_like(y):
+        if head is None or y is None or not input_values.is_array_like(y):
             return
         y = np.asarray(y)
         try:
@@ -326,14 +328,14 @@ class FusedModel(keras.Model):
     def fit(self, x=None, y=None, *args, allow_nonfinite=False, **kwargs):
         where = f"Model '{self.name}'.fit"
         self._check_labels(y)
-        if kinputs.is_dataset(x):
+        if input_values.is_dataset(x):
             self._check_dataset_labels(x)
         validation = kwargs.get("validation_data")
         if isinstance(validation, tuple) and len(validation) >= 2:
             self._check_labels(validation[1])
             checked = self._checked(validation[0], where + " validation_data", allow_nonfinite, validation[1])
             kwargs["validation_data"] = (checked,) + tuple(validation[1:])
-        elif kinputs.is_dataset(validation):
+        elif input_values.is_dataset(validation):
             kwargs["validation_data"] = self.as_inputs(validation)  # hub raw strings mapped
         x = self._checked(x, where, allow_nonfinite, y)
         if not allow_nonfinite:

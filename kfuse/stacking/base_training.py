@@ -13,7 +13,7 @@ import numpy as np
 
 from kfuse.branches.branch import Branch, readapt_preprocessing
 from kfuse.branches.outputs import head_loss
-from kfuse.inputs import feed
+from kfuse.inputs.selection import feed
 from kfuse.utils import outputs
 from kfuse.utils.names import did_you_mean
 from kfuse.utils.optimizers import new_optimizer

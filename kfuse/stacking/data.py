@@ -13,7 +13,8 @@ import numpy as np
 
 from kfuse.branches.branch import shapes_agree
 from kfuse.branches.raw_inputs import tokenized_for_branches
-from kfuse.inputs import arrays_and_labels, check_integral
+from kfuse.inputs.checks import check_integral
+from kfuse.inputs.xy import arrays_and_labels
 
 
 @dataclass

@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from kfuse.branches.raw_inputs import tokenized_for_branches
-from kfuse.inputs import arrays_and_labels
+from kfuse.inputs.xy import arrays_and_labels
 from kfuse.layers.heads import Binary, MultiLabel, get_head
 
 

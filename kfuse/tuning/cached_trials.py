@@ -13,7 +13,9 @@ import os
 import keras
 import numpy as np
 
-from kfuse import inputs as kinputs
+from kfuse.inputs.checks import check_finite, check_rows
+from kfuse.inputs.names import named
+from kfuse.inputs.values import is_dataset
 from kfuse.stacking.cache import BranchCache, compile_top, fit_top
 
 __all__ = ["BranchCache", "fit_cached"]
@@ -21,16 +23,16 @@ __all__ = ["BranchCache", "fit_cached"]
 
 def in_memory(x, model):
     """{input name: numpy array} when `x` is numpy data for `model`, else None."""
-    if kinputs.is_dataset(x) or x is None:
+    if is_dataset(x) or x is None:
         return None
     try:
-        arrays = kinputs.named(x, model.input_names, model_name=model.name)
+        arrays = named(x, model.input_names, model_name=model.name)
     except (TypeError, ValueError):
         return None
     if not all(isinstance(v, np.ndarray) for v in arrays.values()):
         return None
-    kinputs.check_rows(arrays, where=f"Model '{model.name}'.fit")
-    kinputs.check_finite(arrays, where=f"Model '{model.name}'.fit")
+    check_rows(arrays, where=f"Model '{model.name}'.fit")
+    check_finite(arrays, where=f"Model '{model.name}'.fit")
     return arrays
 
 

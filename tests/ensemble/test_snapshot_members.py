@@ -53,7 +53,7 @@ def test_estimators_before_fit_is_an_attribute_error():
     snap = SnapshotEnsemble(net)
     assert not hasattr(snap, "estimators_")
     with pytest.raises(AttributeError, match="SnapshotEnsemble has no estimators_ before it is fitted"):
-        snap.estimators_
+        _ = snap.estimators_
 
 
 def test_branch_without_copy_builds_on_the_base_layers():
