@@ -100,3 +100,19 @@ def test_other_architectures_and_large_models_are_not_served_or_kept(monkeypatch
     kept.clear()
     VotingClassifier(_net, n_estimators=2, epochs=1, batch_size=16, random_state=0).fit(X, Y)
     assert kept.shelf() == []
+
+
+def test_the_shelf_is_bounded_by_the_parameters_it_holds(monkeypatch):
+    small = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])  # 10 parameters
+    large = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6)])  # 30 parameters
+    monkeypatch.setattr(kept, "MAX_KEPT_PARAMETERS", 45)
+    kept.clear()
+    for name in ("a", "b", "c"):
+        kept.give_back("worker", name, small)
+    assert [o for _, o in kept.shelf()] == ["a", "b", "c"]  # 30 parameters
+    kept.give_back("worker", "d", large)  # 60 in all: the oldest two go
+    assert [o for _, o in kept.shelf()] == ["c", "d"]
+    monkeypatch.setattr(kept, "MAX_KEPT", 1)
+    kept.give_back("worker", "e", small)
+    assert [o for _, o in kept.shelf()] == ["e"]
+    assert kept.take("worker", lambda o: o == "e") == "e" and kept.shelf() == []
