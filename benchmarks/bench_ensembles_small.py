@@ -17,14 +17,18 @@ gives, with n(E) the epochs the fit trains in all, fixed = t(1) - n(1) (t(E) - t
 (n(E) - n(1)): the time not proportional to the epochs (first seed only).
 
 Measured side by side (2026-12-08, `python benchmarks/side_by_side.py BEFORE
-bench_ensembles_small` with KFUSE_SEEDS=0,1 KFUSE_BENCH_THREADS=1 KFUSE_BENCH_FIXED=0, 2 cores,
-one run: the commit before kept workers, dcd97a8, then 9268cf4); time ratio kfuse / peer,
-before -> after: Voting 0.75 -> 0.69, Bagging 0.72 -> 0.64, Snapshot 0.51 -> 0.53, FGE
-0.97 -> 1.04 (peer 1.9 s: NOT met), GradientBoosting 0.41 -> 0.43; accuracies equal (every
-gap within 0.4 points, 96.3-98.3%). A fit after the first of an architecture in the process
-takes the kept workers (`kfuse.trainers.kept`: no copy, no trace); the warm-up fit leaves one
-for the first timed fit. What is left of FGE's fixed cost (cProfile of a fit with a kept
-worker): a copy per snapshot and a copy per member of the graph, about 45 ms each on this net.
+bench_ensembles_small` with KFUSE_SEEDS=0,1,2,3,4 KFUSE_BENCH_THREADS=1 KFUSE_BENCH_FIXED=0,
+2 cores, quiet machine, one run: 9dc63b9, then 901fd60); time ratio kfuse / peer, before ->
+after: Voting 0.67 -> 0.70, Bagging 0.69 -> 0.69, Snapshot 0.54 -> 0.51, FGE 0.89 -> 0.77
+(peer 1.2-1.3 s), GradientBoosting 0.36 -> 0.38; the same accuracies (every gap within 0.3
+points, 96.3-98.4%). What changed for FGE: the graph is built on the snapshots themselves
+(one copy per snapshot, not two; `estimators_` are copied out when first read), and the kept
+workers are bounded by the parameters they hold, not by a count of 4 that this loop of five
+ensembles overran (a run before that bound gave FGE 0.98 -> 0.90). A fit after the first of
+an architecture in the process takes the kept workers (`kfuse.trainers.kept`: no copy, no
+trace); the warm-up fit leaves one for the first timed fit. What is left of FGE's fixed cost
+(cProfile of a fit with a kept worker): one copy per snapshot, about 37 ms each on this net,
+a sixth of the fit.
 
 `make bench` installs torchensemble. KFUSE_QUICK=1: 2 members x 2 epochs, 1 seed, no
 fixed-cost fits (about a minute). Knobs: KFUSE_SEEDS (default 0,1,2,3,4),
