@@ -9,7 +9,7 @@ says so instead of scoring a silently different model.
 
 import keras
 
-from kfuse.branches.branch import branch_base_differences
+from kfuse.branches.differences import branch_base_differences
 from kfuse.evaluation.running import fused_model
 from kfuse.inputs.values import is_dataset
 
