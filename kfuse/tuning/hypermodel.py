@@ -375,6 +375,7 @@ def _variant(branch, finetune):
         fit=branch.fit_settings,
         select=branch.select,
         readapt=branch.readapt,
+        pool=branch.pool,
         copy=branch.copy,
     )
     copy.source = branch.source

@@ -155,3 +155,15 @@ def test_a_cached_trial_with_the_tuners_callbacks_runs_the_in_memory_epoch_loop(
                    verbose=0, callbacks=[per_batch])
     assert getattr(model.top, EPOCH_FUNCTION_ATTRIBUTE, None) is None
     assert model.top.train_function is not None
+
+
+def test_a_frozen_variant_keeps_the_branch_pool_and_copy():
+    from kfuse.tuning.hypermodel import _variant
+
+    inp = keras.Input((5, 3), name="seq")
+    sequence = keras.Model(inp, keras.layers.Dense(4)(inp))
+    branch = kfuse.Branch(sequence, name="s", pool="mean", copy=False)
+    frozen = _variant(branch, 0)
+    assert (frozen.pool, frozen.copy, frozen.trainable) == ("mean", False, False)
+    model = kfuse.stack([frozen], head=2)
+    assert model.get_layer("s").output.shape == (None, 4)  # pooled, as the branch says
